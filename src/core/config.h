@@ -1,0 +1,63 @@
+/* The ternd/ternctl configuration file: "key = value" lines, '#' comments.
+ * Unknown keys and bad values are refused with file, line and key named.
+ * Durations take a unit (250ms, 5s, 2m, 1h; bare = seconds), sizes a suffix
+ * (100k, 50M, 1G; bare = bytes). */
+#ifndef TERN_CORE_CONFIG_H
+#define TERN_CORE_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/log.h"
+
+struct tern_config {
+	char *node_name;            /* default: "node1" */
+	char *data_dir;             /* default: "./var" */
+	char *directory;            /* SQLite path or postgresql://; default "<data_dir>/directory.db" */
+	char *domains;              /* comma/space separated; empty = any domain */
+	char *lmtp_listen;          /* "host:port", empty = off; default "127.0.0.1:2424" */
+	char *imap_listen;          /* default "127.0.0.1:1143" */
+	char *imaps_listen;         /* default "" */
+	char *pop3_listen;          /* default "127.0.0.1:1110" */
+	char *pop3s_listen;         /* default "" */
+	char *admin_listen;         /* default "" */
+	char *tls_cert;             /* PEM file; default "" */
+	char *tls_key;              /* default "" */
+	bool allow_plaintext_auth;  /* default false (loopback is always allowed) */
+	enum log_level log_level;   /* default info */
+	uint64_t max_message_size;  /* bytes */
+	uint32_t max_line_length;   /* bytes */
+	uint32_t max_literal_size;  /* bytes */
+	uint32_t max_connections;
+	uint32_t max_bad_commands;
+	uint32_t max_recipients;
+	uint32_t worker_threads;    /* event-loop threads; 0 = number of CPUs */
+	uint32_t shutdown_timeout_ms;
+	uint32_t idle_timeout_ms;
+	uint32_t lmtp_timeout_ms;
+	uint32_t watchdog_threshold_ms;
+	uint32_t auth_failure_delay_ms; /* base delay after a failed login; default 2s */
+	uint64_t default_quota;     /* bytes per user, 0 = unlimited */
+};
+
+/* Fills *cfg with the defaults (strings are heap copies). */
+void config_defaults(struct tern_config *cfg);
+/* Reads FILE over the defaults already in *cfg. On error returns -1 and sets
+ * *err_r (heap) to "FILE:LINE: key 'x': reason". */
+int config_load(struct tern_config *cfg, const char *path, char **err_r);
+/* Sets one key from a string, as a config line would (used by config_load
+ * and by tests). Returns -1 with *err_r (heap) on an unknown key or bad value. */
+int config_set(struct tern_config *cfg, const char *key, const char *value, char **err_r);
+void config_free(struct tern_config *cfg);
+
+/* "250ms", "5s", "2m", "1h", "1d", bare = seconds. Returns -1 if malformed. */
+int config_parse_duration_ms(const char *s, uint64_t *ms_r);
+/* "100", "100k", "50M", "1G" (powers of 1024, case-insensitive, optional B). */
+int config_parse_size(const char *s, uint64_t *bytes_r);
+/* "yes/no/true/false/on/off/1/0". */
+int config_parse_bool(const char *s, bool *b_r);
+/* Splits "host:port" or "[v6]:port". Returns -1 if malformed. */
+int config_parse_listen(const char *s, char *host_r, size_t host_size, uint16_t *port_r);
+
+#endif

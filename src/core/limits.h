@@ -1,0 +1,47 @@
+/* Every limit Tern enforces, in one place: a default, a hard ceiling, and why.
+ * The config may tune a limit up to its ceiling but never switch it off;
+ * parsers receive their limits at creation and check before allocating. */
+#ifndef TERN_CORE_LIMITS_H
+#define TERN_CORE_LIMITS_H
+
+/* Longest protocol command line (bytes, CRLF included). RFC 5321 says 512 for
+ * SMTP commands but IMAP command lines with long UID sets need more. */
+#define TERN_LINE_LENGTH_DEFAULT        (64u * 1024)
+#define TERN_LINE_LENGTH_MIN            1024u
+#define TERN_LINE_LENGTH_CEILING        (1024u * 1024)
+
+/* Largest message accepted by LMTP or APPEND. */
+#define TERN_MESSAGE_SIZE_DEFAULT       (50ull * 1024 * 1024)
+#define TERN_MESSAGE_SIZE_CEILING       (1024ull * 1024 * 1024)
+
+/* Largest IMAP literal other than an APPEND message (search strings, names). */
+#define TERN_LITERAL_SIZE_DEFAULT       (64u * 1024)
+#define TERN_LITERAL_SIZE_CEILING       (16u * 1024 * 1024)
+
+/* Open client connections per node, all protocols together. */
+#define TERN_CONNECTIONS_DEFAULT        20000u
+#define TERN_CONNECTIONS_CEILING        1000000u
+
+/* Bad commands in a row before a session is closed (421 / * BYE / -ERR). */
+#define TERN_BAD_COMMANDS_DEFAULT       10u
+#define TERN_BAD_COMMANDS_CEILING       1000u
+
+/* Recipients in one LMTP transaction (RFC 5321 §4.5.3.1.8 asks for >= 100). */
+#define TERN_RECIPIENTS_DEFAULT         1000u
+#define TERN_RECIPIENTS_CEILING         100000u
+
+/* A user name or folder name component, in bytes. */
+#define TERN_USERNAME_MAX               255u
+#define TERN_FOLDER_NAME_MAX            1024u
+
+/* How long SIGTERM waits for in-flight transactions before exiting. */
+#define TERN_SHUTDOWN_TIMEOUT_MS_DEFAULT 10000u
+
+/* Idle client timeout (RFC 3501 §5.4 asks for at least 30 minutes for IMAP). */
+#define TERN_IDLE_TIMEOUT_MS_DEFAULT    (30u * 60 * 1000)
+#define TERN_LMTP_TIMEOUT_MS_DEFAULT    (5u * 60 * 1000)
+
+/* The watchdog reports a lock held or a request in flight past this. */
+#define TERN_WATCHDOG_THRESHOLD_MS_DEFAULT 5000u
+
+#endif

@@ -1,0 +1,70 @@
+/* Backend dispatch and the helpers shared by every directory backend. */
+#include "directory/directory.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "directory/directory-sqlite.h"
+
+static int open_error(char **err_r, const char *msg)
+{
+	if (err_r != NULL)
+		*err_r = strdup(msg);
+	return -1;
+}
+
+int directory_open(const char *spec, struct directory **dir_r, char **err_r)
+{
+	if (spec == NULL || spec[0] == '\0')
+		return open_error(err_r, "directory: empty path");
+	if (strncmp(spec, "postgresql://", 13) == 0 || strncmp(spec, "postgres://", 11) == 0)
+		return open_error(err_r, "PostgreSQL directory is not supported yet");
+	return directory_sqlite_open(spec, dir_r, err_r);
+}
+
+void directory_close(struct directory **dir)
+{
+	if (*dir == NULL)
+		return;
+	(*dir)->ops->close(*dir);
+	*dir = NULL;
+}
+
+void dir_user_clear(struct dir_user *u)
+{
+	free(u->name);
+	free(u->password_hash);
+	free(u->home);
+	free(u->state);
+	memset(u, 0, sizeof(*u));
+}
+
+void dir_users_free(struct dir_user **users, size_t count)
+{
+	if (*users == NULL)
+		return;
+	for (size_t i = 0; i < count; i++)
+		dir_user_clear(&(*users)[i]);
+	free(*users);
+	*users = NULL;
+}
+
+void dir_node_clear(struct dir_node *n)
+{
+	free(n->name);
+	free(n->lmtp_addr);
+	free(n->imap_addr);
+	free(n->pop3_addr);
+	free(n->admin_addr);
+	memset(n, 0, sizeof(*n));
+}
+
+void dir_nodes_free(struct dir_node **nodes, size_t count)
+{
+	if (*nodes == NULL)
+		return;
+	for (size_t i = 0; i < count; i++)
+		dir_node_clear(&(*nodes)[i]);
+	free(*nodes);
+	*nodes = NULL;
+}

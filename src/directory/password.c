@@ -1,0 +1,199 @@
+/* Password hashes (see password.h). Stored forms are recognised by prefix
+ * before any library sees them, so an unknown or mislabelled hash fails
+ * closed instead of being handed to whatever crypt(3) happens to accept
+ * (traditional DES, for instance, is never used). */
+#include "directory/password.h"
+
+#include <argon2.h>
+#include <crypt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+enum hash_kind {
+	HASH_UNKNOWN,
+	HASH_CRYPT,     /* $y$ $6$ $5$ $2a$ $2b$ $2y$, verified by crypt(3) */
+	HASH_ARGON2ID,
+	HASH_ARGON2I,
+	HASH_PLAIN,
+};
+
+/* The bare forms Tern accepts; the Dovecot scheme names that may label them. */
+static const char *const crypt_prefixes[] = { "$y$", "$6$", "$5$", "$2a$", "$2b$", "$2y$" };
+
+struct scheme {
+	const char *name;          /* between the braces, case-insensitive */
+	enum hash_kind kind;
+	const char *const *prefixes; /* the bare forms this label may carry */
+	size_t n_prefixes;
+};
+
+static const char *const sha512_prefixes[] = { "$6$" };
+static const char *const sha256_prefixes[] = { "$5$" };
+static const char *const blf_prefixes[] = { "$2a$", "$2b$", "$2y$" };
+static const char *const argon2id_prefixes[] = { "$argon2id$" };
+static const char *const argon2i_prefixes[] = { "$argon2i$" };
+
+#define PREFIXES(a) a, sizeof(a) / sizeof((a)[0])
+
+static const struct scheme schemes[] = {
+	{ "SHA512-CRYPT", HASH_CRYPT, PREFIXES(sha512_prefixes) },
+	{ "SHA256-CRYPT", HASH_CRYPT, PREFIXES(sha256_prefixes) },
+	{ "BLF-CRYPT", HASH_CRYPT, PREFIXES(blf_prefixes) },
+	{ "CRYPT", HASH_CRYPT, PREFIXES(crypt_prefixes) },
+	{ "ARGON2ID", HASH_ARGON2ID, PREFIXES(argon2id_prefixes) },
+	{ "ARGON2I", HASH_ARGON2I, PREFIXES(argon2i_prefixes) },
+	/* Dovecot sites and benchmark set-ups store these; keep them working. */
+	{ "PLAIN", HASH_PLAIN, NULL, 0 },
+	{ "CLEARTEXT", HASH_PLAIN, NULL, 0 },
+};
+
+static bool has_prefix(const char *s, const char *const *prefixes, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (strncmp(s, prefixes[i], strlen(prefixes[i])) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* Classifies stored; *hash_r points at the part after any {SCHEME}. */
+static enum hash_kind classify(const char *stored, const char **hash_r)
+{
+	if (stored == NULL)
+		return HASH_UNKNOWN;
+	if (stored[0] == '{') {
+		const char *close = strchr(stored, '}');
+		size_t len;
+
+		if (close == NULL)
+			return HASH_UNKNOWN;
+		len = (size_t)(close - stored - 1);
+		for (size_t i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++) {
+			const struct scheme *sc = &schemes[i];
+
+			if (strlen(sc->name) != len || strncasecmp(sc->name, stored + 1, len) != 0)
+				continue;
+			if (sc->kind != HASH_PLAIN &&
+			    !has_prefix(close + 1, sc->prefixes, sc->n_prefixes))
+				return HASH_UNKNOWN;
+			*hash_r = close + 1;
+			return sc->kind;
+		}
+		return HASH_UNKNOWN;
+	}
+	*hash_r = stored;
+	if (has_prefix(stored, PREFIXES(crypt_prefixes)))
+		return HASH_CRYPT;
+	if (has_prefix(stored, PREFIXES(argon2id_prefixes)))
+		return HASH_ARGON2ID;
+	if (has_prefix(stored, PREFIXES(argon2i_prefixes)))
+		return HASH_ARGON2I;
+	return HASH_UNKNOWN;
+}
+
+/* Compares without an early exit, so timing reveals neither where the first
+ * difference is nor (beyond a length mismatch) anything about b. */
+static bool const_time_equal(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	volatile unsigned char diff = (unsigned char)(la != lb);
+
+	for (size_t i = 0; i < la; i++)
+		diff |= (unsigned char)a[i] ^ (unsigned char)(lb == 0 ? 0 : b[i % lb]);
+	return diff == 0;
+}
+
+/* Runs crypt(3) with hash as the setting. Returns a heap copy of the result,
+ * or NULL when libxcrypt refuses the setting. struct crypt_data is ~32 KiB,
+ * too much for the stack of a worker thread. */
+static char *crypt_heap(const char *plain, const char *setting)
+{
+	struct crypt_data *data = calloc(1, sizeof(*data));
+	char *out = NULL;
+	const char *res;
+
+	if (data == NULL)
+		return NULL;
+	res = crypt_rn(plain, setting, data, (int)sizeof(*data));
+	if (res != NULL && res[0] != '*')
+		out = strdup(res);
+	explicit_bzero(data, sizeof(*data));
+	free(data);
+	return out;
+}
+
+int password_hash(const char *plain, char **hash_r)
+{
+	char salt[CRYPT_GENSALT_OUTPUT_SIZE];
+	char *hash;
+
+	if (plain == NULL)
+		return -1;
+	/* NULL random bytes: libxcrypt draws them from the OS itself. */
+	if (crypt_gensalt_rn("$y$", 0, NULL, 0, salt, (int)sizeof(salt)) == NULL)
+		return -1;
+	hash = crypt_heap(plain, salt);
+	if (hash == NULL)
+		return -1;
+	*hash_r = hash;
+	return 0;
+}
+
+bool password_verify(const char *plain, const char *stored)
+{
+	const char *hash = NULL;
+	bool ok = false;
+	char *res;
+
+	/* An empty password is never a credential, whatever is stored. */
+	if (plain == NULL || plain[0] == '\0')
+		return false;
+	switch (classify(stored, &hash)) {
+	case HASH_CRYPT:
+		res = crypt_heap(plain, hash);
+		if (res != NULL) {
+			ok = const_time_equal(res, hash);
+			free(res);
+		}
+		return ok;
+	case HASH_ARGON2ID:
+		return argon2_verify(hash, plain, strlen(plain), Argon2_id) == ARGON2_OK;
+	case HASH_ARGON2I:
+		return argon2_verify(hash, plain, strlen(plain), Argon2_i) == ARGON2_OK;
+	case HASH_PLAIN:
+		return hash[0] != '\0' && const_time_equal(plain, hash);
+	case HASH_UNKNOWN:
+	default:
+		return false;
+	}
+}
+
+bool password_hash_supported(const char *stored)
+{
+	const char *hash = NULL;
+	enum hash_kind kind = classify(stored, &hash);
+	char *res;
+	bool ok;
+	int r;
+
+	switch (kind) {
+	case HASH_CRYPT:
+		/* A truncated or malformed hash makes crypt(3) fail or return a
+		 * string of another length; either way it could never match. */
+		res = crypt_heap("tern-probe", hash);
+		ok = res != NULL && strlen(res) == strlen(hash);
+		free(res);
+		return ok;
+	case HASH_ARGON2ID:
+	case HASH_ARGON2I:
+		r = argon2_verify(hash, "tern-probe", 10,
+				  kind == HASH_ARGON2ID ? Argon2_id : Argon2_i);
+		return r == ARGON2_OK || r == ARGON2_VERIFY_MISMATCH;
+	case HASH_PLAIN:
+		return hash[0] != '\0';
+	case HASH_UNKNOWN:
+	default:
+		return false;
+	}
+}

@@ -1,0 +1,458 @@
+#include "proto/lmtp/session.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+
+#include "core/limits.h"
+#include "core/log.h"
+#include "core/username.h"
+#include "directory/directory.h"
+#include "proto/lmtp/parser.h"
+#include "proto/reply.h"
+#include "server/delivery.h"
+#include "server/loop.h"
+#include "server/server.h"
+
+struct lmtp_rcpt {
+	char *user;
+	char *folder;
+	char *address;    /* as the client gave it, for replies and Delivered-To */
+};
+
+struct lmtp_session {
+	struct conn *conn;
+	struct lmtp_parser *parser;
+	bool greeted_lhlo;
+	char *mail_from;              /* NULL = no transaction */
+	struct lmtp_rcpt *rcpts;
+	size_t rcpt_count, rcpt_cap;
+	unsigned bad_commands;
+	bool bdat_active;             /* a BDAT sequence has begun */
+	bool bdat_discard;            /* the chunk being read is refused */
+	bool bdat_last;
+	uint64_t bdat_chunk;
+	bool delivering;              /* a job is in flight */
+};
+
+static const struct tern_config *session_config(const struct lmtp_session *s)
+{
+	return s->conn->loop->server->config;
+}
+
+static void reply(struct lmtp_session *s, const char *line)
+{
+	conn_printf(s->conn, "%s\r\n", line);
+}
+
+static void transaction_reset(struct lmtp_session *s)
+{
+	free(s->mail_from);
+	s->mail_from = NULL;
+	for (size_t i = 0; i < s->rcpt_count; i++) {
+		free(s->rcpts[i].user);
+		free(s->rcpts[i].folder);
+		free(s->rcpts[i].address);
+	}
+	s->rcpt_count = 0;
+	s->bdat_active = s->bdat_discard = s->bdat_last = false;
+	lmtp_parser_discard_body(s->parser);
+}
+
+/* A stopping server closes a session between transactions. */
+static bool close_if_stopping(struct lmtp_session *s)
+{
+	if (!s->conn->shutting_down || s->mail_from != NULL || s->delivering)
+		return false;
+	reply(s, "421 4.3.2 Server shutting down, try again later");
+	conn_close(s->conn);
+	return true;
+}
+
+static void bad_command(struct lmtp_session *s, const char *line)
+{
+	reply(s, line);
+	if (++s->bad_commands >= session_config(s)->max_bad_commands) {
+		log_info("lmtp: rip=%s: too many bad commands, closing", s->conn->peer_addr);
+		reply(s, "421 4.7.0 Too many errors, closing connection");
+		conn_close(s->conn);
+	}
+}
+
+/* ---- commands ---- */
+
+static void cmd_lhlo(struct lmtp_session *s, const struct lmtp_cmd *cmd)
+{
+	(void)cmd;
+	transaction_reset(s);
+	s->greeted_lhlo = true;
+	const struct tern_config *cfg = session_config(s);
+	conn_printf(s->conn,
+		    "250-%s\r\n250-PIPELINING\r\n250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n"
+		    "250-SIZE %llu\r\n250 CHUNKING\r\n",
+		    cfg->node_name, (unsigned long long)cfg->max_message_size);
+}
+
+static void cmd_helo(struct lmtp_session *s, const struct lmtp_cmd *cmd)
+{
+	(void)cmd;
+	bad_command(s, "500 5.5.1 This is LMTP: use LHLO");
+}
+
+static void cmd_mail(struct lmtp_session *s, const struct lmtp_cmd *cmd)
+{
+	if (s->mail_from != NULL) {
+		bad_command(s, "503 5.5.1 Nested MAIL command");
+		return;
+	}
+	if (cmd->size_param > session_config(s)->max_message_size) {
+		reply(s, "552 5.3.4 Message size exceeds fixed maximum message size");
+		return;
+	}
+	s->mail_from = strdup(cmd->arg);
+	reply(s, "250 2.1.0 Sender OK");
+}
+
+static bool rcpt_resolve(struct lmtp_session *s, const char *address, char *user,
+			 size_t user_size, char *detail, size_t detail_size)
+{
+	const struct tern_config *cfg = session_config(s);
+	if (username_parse(address, cfg->domains, user, user_size, detail, detail_size) < 0) {
+		conn_printf(s->conn, "550 5.1.1 <%s> User unknown\r\n", address);
+		return false;
+	}
+	struct directory *dir = loop_directory(s->conn->loop);
+	struct dir_user u = {0};
+	enum tern_error err = TERN_ERR_NONE;
+	int found = dir != NULL ? directory_user_get(dir, user, &u, &err) : -1;
+	if (found < 0) {
+		log_error("lmtp: rcpt=%s: directory lookup failed: %s", address,
+			  dir != NULL ? tern_error_str(err) : "directory unavailable");
+		conn_printf(s->conn, "451 4.3.0 <%s> Temporary directory failure\r\n", address);
+		return false;
+	}
+	if (found == 0) {
+		conn_printf(s->conn, "550 5.1.1 <%s> User unknown\r\n", address);
+		return false;
+	}
+	bool here = strcmp(u.home, cfg->node_name) == 0;
+	if (!here) {
+		/* Relaying to the home node comes with the proxy; until then the MTA retries. */
+		conn_printf(s->conn, "451 4.4.0 <%s> Mailbox is on node %s, not reachable from here\r\n",
+			    address, u.home);
+	}
+	dir_user_clear(&u);
+	return here;
+}
+
+static void cmd_rcpt(struct lmtp_session *s, const struct lmtp_cmd *cmd)
+{
+	if (s->mail_from == NULL) {
+		bad_command(s, "503 5.5.1 MAIL first");
+		return;
+	}
+	if (s->bdat_active) {
+		bad_command(s, "503 5.5.1 RCPT not allowed during BDAT");
+		return;
+	}
+	if (s->rcpt_count >= session_config(s)->max_recipients) {
+		reply(s, "452 4.5.3 Too many recipients");
+		return;
+	}
+	char user[TERN_USERNAME_MAX + 1], detail[TERN_FOLDER_NAME_MAX + 1];
+	if (!rcpt_resolve(s, cmd->arg, user, sizeof(user), detail, sizeof(detail)))
+		return;
+	if (s->rcpt_count == s->rcpt_cap) {
+		size_t cap = s->rcpt_cap > 0 ? s->rcpt_cap * 2 : 4;
+		struct lmtp_rcpt *r = realloc(s->rcpts, cap * sizeof(*r));
+		if (r == NULL) {
+			reply(s, "452 4.3.0 Out of memory");
+			return;
+		}
+		s->rcpts = r;
+		s->rcpt_cap = cap;
+	}
+	struct lmtp_rcpt *r = &s->rcpts[s->rcpt_count++];
+	r->user = strdup(user);
+	r->folder = strdup(detail[0] != '\0' ? detail : "INBOX");
+	r->address = strdup(cmd->arg);
+	conn_printf(s->conn, "250 2.1.5 <%s> Recipient OK\r\n", cmd->arg);
+}
+
+static void delivery_done(struct delivery_job *job)
+{
+	struct conn *c = job->ctx;
+	struct lmtp_session *s = c->state;
+	if (!c->closing) {
+		for (size_t i = 0; i < job->rcpt_count; i++) {
+			const struct delivery_rcpt *r = &job->rcpts[i];
+			if (r->err == TERN_ERR_NONE)
+				conn_printf(c, "250 2.0.0 <%s> %u Saved\r\n", s->rcpts[i].address, r->uid);
+			else
+				conn_printf(c, "%s <%s>\r\n", tern_reply_for(r->err)->lmtp,
+					    s->rcpts[i].address);
+		}
+	}
+	s->delivering = false;
+	transaction_reset(s);
+	delivery_job_free(&job);
+	if (!close_if_stopping(s))
+		conn_resume(c);
+	conn_unref(&c);
+}
+
+static void deliver_body(struct lmtp_session *s)
+{
+	if (lmtp_parser_body_too_big(s->parser)) {
+		for (size_t i = 0; i < s->rcpt_count; i++)
+			conn_printf(s->conn, "552 5.3.4 <%s> Message too big for system\r\n",
+				    s->rcpts[i].address);
+		transaction_reset(s);
+		return;
+	}
+	struct delivery_job *job = delivery_job_new(s->rcpt_count);
+	if (job == NULL)
+		goto oom;
+	job->data = lmtp_parser_take_body(s->parser, &job->size);
+	job->return_path = strdup(s->mail_from);
+	if (job->data == NULL || job->return_path == NULL)
+		goto oom;
+	for (size_t i = 0; i < s->rcpt_count; i++) {
+		struct delivery_rcpt *r = &job->rcpts[i];
+		r->user = strdup(s->rcpts[i].user);
+		r->folder = strdup(s->rcpts[i].folder);
+		r->delivered_to = strdup(s->rcpts[i].address);
+		r->fallback_inbox = true;
+		if (r->user == NULL || r->folder == NULL || r->delivered_to == NULL)
+			goto oom;
+	}
+	job->done = delivery_done;
+	job->ctx = s->conn;
+	job->loop = s->conn->loop;
+	s->delivering = true;
+	conn_ref(s->conn);
+	conn_pause(s->conn);
+	delivery_submit(s->conn->loop->server->delivery, job);
+	return;
+oom:
+	delivery_job_free(&job);
+	for (size_t i = 0; i < s->rcpt_count; i++)
+		conn_printf(s->conn, "451 4.3.0 <%s> Out of memory\r\n", s->rcpts[i].address);
+	transaction_reset(s);
+}
+
+static void cmd_data(struct lmtp_session *s, const struct lmtp_cmd *cmd)
+{
+	(void)cmd;
+	if (s->bdat_active) {
+		bad_command(s, "503 5.5.1 DATA not allowed after BDAT");
+		return;
+	}
+	if (s->rcpt_count == 0) {
+		bad_command(s, s->mail_from == NULL ? "503 5.5.1 MAIL first"
+						    : "503 5.5.1 No valid recipients");
+		return;
+	}
+	reply(s, "354 Start mail input; end with <CRLF>.<CRLF>");
+	lmtp_parser_begin_data(s->parser);
+}
+
+static void cmd_bdat(struct lmtp_session *s, const struct lmtp_cmd *cmd)
+{
+	/* The chunk is read even when refused, to stay in step (RFC 3030 §2). */
+	s->bdat_discard = s->rcpt_count == 0;
+	s->bdat_active = !s->bdat_discard;
+	s->bdat_last = cmd->bdat_last;
+	s->bdat_chunk = cmd->bdat_size;
+	lmtp_parser_begin_bdat(s->parser, cmd->bdat_size);
+}
+
+static void bdat_chunk_done(struct lmtp_session *s)
+{
+	if (s->bdat_discard) {
+		lmtp_parser_discard_body(s->parser);
+		s->bdat_discard = false;
+		bad_command(s, s->mail_from == NULL ? "503 5.5.1 MAIL first"
+						    : "503 5.5.1 No valid recipients");
+		return;
+	}
+	if (!s->bdat_last) {
+		conn_printf(s->conn, "250 2.0.0 %llu octets received\r\n",
+			    (unsigned long long)s->bdat_chunk);
+		return;
+	}
+	deliver_body(s);
+}
+
+static void cmd_rset(struct lmtp_session *s, const struct lmtp_cmd *cmd)
+{
+	(void)cmd;
+	transaction_reset(s);
+	reply(s, "250 2.0.0 OK");
+}
+
+static void cmd_noop(struct lmtp_session *s, const struct lmtp_cmd *cmd)
+{
+	(void)cmd;
+	reply(s, "250 2.0.0 OK");
+}
+
+static void cmd_quit(struct lmtp_session *s, const struct lmtp_cmd *cmd)
+{
+	(void)cmd;
+	conn_printf(s->conn, "221 2.0.0 %s closing connection\r\n", session_config(s)->node_name);
+	conn_close(s->conn);
+}
+
+static void cmd_vrfy(struct lmtp_session *s, const struct lmtp_cmd *cmd)
+{
+	(void)cmd;
+	reply(s, "252 2.5.2 Cannot VRFY user, but will accept message and attempt delivery");
+}
+
+static void cmd_help(struct lmtp_session *s, const struct lmtp_cmd *cmd)
+{
+	(void)cmd;
+	reply(s, "214 2.0.0 Commands: LHLO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP");
+}
+
+static void cmd_starttls(struct lmtp_session *s, const struct lmtp_cmd *cmd)
+{
+	(void)cmd;
+	bad_command(s, "502 5.5.1 STARTTLS not offered on LMTP");
+}
+
+struct lmtp_command {
+	void (*handler)(struct lmtp_session *s, const struct lmtp_cmd *cmd);
+	bool needs_lhlo;
+};
+
+/* RFC 2033 §4.1: LHLO comes first; HELO/EHLO are not LMTP. */
+static const struct lmtp_command lmtp_commands[] = {
+	[LMTP_CMD_LHLO] = {cmd_lhlo, false},
+	[LMTP_CMD_HELO] = {cmd_helo, false},
+	[LMTP_CMD_EHLO] = {cmd_helo, false},
+	[LMTP_CMD_MAIL] = {cmd_mail, true},
+	[LMTP_CMD_RCPT] = {cmd_rcpt, true},
+	[LMTP_CMD_DATA] = {cmd_data, true},
+	[LMTP_CMD_BDAT] = {cmd_bdat, true},
+	[LMTP_CMD_RSET] = {cmd_rset, false},
+	[LMTP_CMD_NOOP] = {cmd_noop, false},
+	[LMTP_CMD_QUIT] = {cmd_quit, false},
+	[LMTP_CMD_VRFY] = {cmd_vrfy, false},
+	[LMTP_CMD_HELP] = {cmd_help, false},
+	[LMTP_CMD_STARTTLS] = {cmd_starttls, false},
+};
+
+static void dispatch(struct lmtp_session *s, const struct lmtp_cmd *cmd)
+{
+	const struct lmtp_command *c = &lmtp_commands[cmd->type];
+	if (c->needs_lhlo && !s->greeted_lhlo) {
+		if (cmd->type == LMTP_CMD_BDAT) {
+			s->bdat_discard = true;
+			s->bdat_chunk = cmd->bdat_size;
+			lmtp_parser_begin_bdat(s->parser, cmd->bdat_size);
+			return;
+		}
+		bad_command(s, "503 5.5.1 Send LHLO first");
+		return;
+	}
+	c->handler(s, cmd);
+}
+
+/* ---- connection glue ---- */
+
+static void lmtp_input(struct conn *c)
+{
+	struct lmtp_session *s = c->state;
+	struct evbuffer *in = conn_input(c);
+	while (!c->closing && !c->read_paused && evbuffer_get_length(in) > 0) {
+		struct evbuffer_iovec v;
+		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+			break;
+		enum lmtp_parser_mode mode = lmtp_parser_mode(s->parser);
+		size_t consumed = 0;
+		struct lmtp_cmd *cmd = NULL;
+		const char *error = NULL;
+		enum tern_parse r = lmtp_parser_feed(s->parser, v.iov_base, v.iov_len, &consumed,
+						     &cmd, &error);
+		evbuffer_drain(in, consumed);
+		switch (r) {
+		case TERN_PARSE_NEED_MORE:
+			break;
+		case TERN_PARSE_OK:
+			if (mode == LMTP_MODE_COMMAND) {
+				dispatch(s, cmd);
+				lmtp_cmd_free(&cmd);
+			} else if (mode == LMTP_MODE_DATA) {
+				deliver_body(s);
+			} else {
+				bdat_chunk_done(s);
+			}
+			break;
+		case TERN_PARSE_ERROR_RECOVERABLE:
+			bad_command(s, error);
+			break;
+		case TERN_PARSE_ERROR_FATAL:
+			log_info("lmtp: rip=%s: %s", c->peer_addr, error);
+			reply(s, error);
+			conn_close(c);
+			return;
+		}
+	}
+	if (!c->closing && !c->read_paused)
+		(void)close_if_stopping(s);
+}
+
+static int lmtp_open(struct conn *c)
+{
+	const struct tern_config *cfg = c->loop->server->config;
+	struct lmtp_session *s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		return -1;
+	struct lmtp_parser_limits limits = {
+		.max_line_length = cfg->max_line_length,
+		.max_message_size = cfg->max_message_size,
+	};
+	s->conn = c;
+	s->parser = lmtp_parser_new(&limits);
+	c->state = s;
+	if (s->parser == NULL)
+		return -1;
+	conn_printf(c, "220 %s LMTP Tern ready\r\n", cfg->node_name);
+	return 0;
+}
+
+static void lmtp_shutdown(struct conn *c)
+{
+	(void)close_if_stopping(c->state);
+}
+
+static void lmtp_timeout(struct conn *c)
+{
+	conn_printf(c, "421 4.4.2 Idle timeout, closing connection\r\n");
+}
+
+static void lmtp_free(struct conn *c)
+{
+	struct lmtp_session *s = c->state;
+	if (s == NULL)
+		return;
+	transaction_reset(s);
+	free(s->rcpts);
+	lmtp_parser_free(&s->parser);
+	free(s);
+	c->state = NULL;
+}
+
+const struct conn_proto lmtp_proto = {
+	.name = "lmtp",
+	.open = lmtp_open,
+	.input = lmtp_input,
+	.shutdown = lmtp_shutdown,
+	.timeout = lmtp_timeout,
+	.free = lmtp_free,
+	.busy_reply = "421 4.3.2 Too many connections, try again later\r\n",
+};

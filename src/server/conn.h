@@ -1,0 +1,85 @@
+/* A client connection on a loop thread: a bufferevent plus the protocol that
+ * drives it. Connections are never freed inside their own callbacks: closing
+ * flags them and the free happens on a later turn, once no reference (an
+ * in-flight delivery, say) remains. */
+#ifndef TERN_SERVER_CONN_H
+#define TERN_SERVER_CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct bufferevent;
+struct evbuffer;
+struct loop;
+struct conn;
+
+/* What a protocol front end plugs into a connection. */
+struct conn_proto {
+	const char *name;                         /* "lmtp", "imap", "pop3" */
+	/* Called once the connection is set up; sends the greeting. */
+	int (*open)(struct conn *c);
+	/* New input is in conn_input(c). Also called by conn_resume(). */
+	void (*input)(struct conn *c);
+	/* The server is stopping: finish or refuse politely, then conn_close. */
+	void (*shutdown)(struct conn *c);
+	/* Idle timeout expired. */
+	void (*timeout)(struct conn *c);
+	/* Frees the protocol state (c->proto). */
+	void (*free)(struct conn *c);
+	/* Refusal line sent when the connection limit is reached. */
+	const char *busy_reply;
+};
+
+struct conn {
+	struct loop *loop;
+	struct bufferevent *bev;
+	const struct conn_proto *proto;
+	void *state;               /* protocol session */
+	char peer[64];             /* "addr:port" */
+	char peer_addr[48];        /* "addr" only (fail2ban rip=) */
+	bool peer_loopback;
+	bool closing;              /* no more input is processed */
+	bool read_paused;          /* waiting for an async result */
+	bool shutting_down;        /* server stop was signalled to this connection */
+	unsigned refs;             /* the loop's own + in-flight async work */
+	uint64_t started_ms;
+	struct conn *prev, *next;  /* the loop's connection list */
+};
+
+/* Wraps an accepted socket on the current loop and calls proto->open. */
+struct conn *conn_new(struct loop *loop, int fd, const struct conn_proto *proto,
+		      const char *peer, const char *peer_addr, bool loopback,
+		      uint32_t idle_timeout_ms);
+
+struct evbuffer *conn_input(struct conn *c);
+struct evbuffer *conn_output(struct conn *c);
+/* Appends to the output; returns -1 on allocation failure. */
+int conn_write(struct conn *c, const void *data, size_t len);
+int conn_printf(struct conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Stops reading until conn_resume (an async step is in flight). */
+void conn_pause(struct conn *c);
+/* Reads again and processes input already buffered: no new read event
+ * would come for bytes that arrived while paused. */
+void conn_resume(struct conn *c);
+
+/* Flushes pending output, then closes. Safe to call more than once. */
+void conn_close(struct conn *c);
+/* Reference counting for async work that outlives a callback. */
+void conn_ref(struct conn *c);
+void conn_unref(struct conn **c);
+
+/* Number of open client connections in the whole process. */
+unsigned conn_count_total(void);
+/* Replaces the bufferevent (STARTTLS/COMPRESS): callbacks move to the new one. */
+void conn_set_bufferevent(struct conn *c, struct bufferevent *bev);
+void conn_set_idle_timeout(struct conn *c, uint32_t ms);
+
+
+
+/* Frees every connection of the calling loop at once (final shutdown, after
+ * the delivery pipeline has stopped so no async work refers to them). */
+void conn_destroy_all(struct loop *loop);
+
+#endif

@@ -1,0 +1,67 @@
+/* The delivery pipeline: sessions submit complete messages; a committer
+ * thread journals every message that arrived meanwhile, makes the group
+ * durable with one fdatasync, applies it to the per-user stores (no fsync
+ * there), and hands each result back to the submitting loop thread. SQLite and
+ * fsync never run on a loop thread. */
+#ifndef TERN_SERVER_DELIVERY_H
+#define TERN_SERVER_DELIVERY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/error.h"
+
+struct loop;
+struct server;
+struct delivery;
+
+struct delivery_rcpt {
+	char *user;            /* canonical user name */
+	char *folder;          /* target folder; falls back to INBOX if missing
+	                          and fallback_inbox is set */
+	char *delivered_to;    /* Delivered-To header value, NULL = none */
+	bool fallback_inbox;
+	/* results */
+	enum tern_error err;   /* TERN_ERR_NONE = stored durably */
+	uint32_t uid;
+	uint32_t uidvalidity;
+};
+
+struct delivery_job {
+	struct delivery_rcpt *rcpts;
+	size_t rcpt_count;
+	char *data;            /* the message as received (CRLF) */
+	size_t size;
+	char *return_path;     /* NULL = no Return-Path header (IMAP APPEND) */
+	uint32_t flags;        /* store_flag bits */
+	char *keywords;
+	int64_t internal_date; /* 0 = now */
+	int32_t internal_tz;
+	/* Runs on `loop` when every recipient has a result. */
+	void (*done)(struct delivery_job *job);
+	void *ctx;
+	struct loop *loop;
+	/* private */
+	uint64_t submitted_ms;
+	struct delivery_job *next;
+};
+
+/* Replays the journal left by an earlier run into the stores, then starts the
+ * committer. -1 with *err_r (heap) if the journal cannot be replayed. */
+int delivery_start(struct server *srv, struct delivery **d_r, char **err_r);
+/* Queues a job; job->done runs later on job->loop. Callable from any thread. */
+void delivery_submit(struct delivery *d, struct delivery_job *job);
+/* Finishes the queued jobs, checkpoints the stores, empties the journal and
+ * stops the committer. */
+void delivery_stop(struct delivery **d);
+/* Age in ms of the oldest job not yet finished (0 = none), for the watchdog. */
+uint64_t delivery_oldest_ms(struct delivery *d);
+
+struct delivery_job *delivery_job_new(size_t rcpt_count);
+void delivery_job_free(struct delivery_job **job);
+
+/* Called after a user's store changed (for IDLE notification); may be NULL. */
+extern void (*delivery_user_changed_hook)(const char *user);
+
+#endif

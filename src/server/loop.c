@@ -1,0 +1,133 @@
+#include "server/loop.h"
+
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <stdlib.h>
+
+#include "core/log.h"
+#include "directory/directory.h"
+#include "server/server.h"
+
+struct loop_task {
+	loop_task_fn *fn;
+	void *arg;
+	struct loop_task *next;
+};
+
+static _Thread_local struct loop *current_loop;
+
+struct loop *loop_current(void)
+{
+	return current_loop;
+}
+
+static void loop_inbox_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct loop *loop = arg;
+	struct loop_task *head;
+	(void)fd;
+	(void)what;
+	{
+		TERN_LOCK_GUARD(&loop->inbox_mu);
+		head = loop->inbox_head;
+		loop->inbox_head = loop->inbox_tail = NULL;
+	}
+	while (head != NULL) {
+		struct loop_task *next = head->next;
+		head->fn(head->arg);
+		free(head);
+		head = next;
+	}
+}
+
+int loop_init(struct loop *loop, struct server *server, unsigned index)
+{
+	loop->server = server;
+	loop->index = index;
+	loop->base = event_base_new();
+	if (loop->base == NULL)
+		return -1;
+	/* EV_PERSIST keeps the inbox armed; it fires only when activated. */
+	loop->inbox_event = event_new(loop->base, -1, EV_PERSIST, loop_inbox_cb, loop);
+	if (loop->inbox_event == NULL)
+		return -1;
+	tern_mutex_init(&loop->inbox_mu, "loop inbox");
+	return 0;
+}
+
+static void *loop_thread_main(void *arg)
+{
+	struct loop *loop = arg;
+	current_loop = loop;
+	/* A never-firing persistent timer keeps the base running while idle;
+	 * loop_join deletes it and breaks the loop. */
+	event_base_loop(loop->base, EVLOOP_NO_EXIT_ON_EMPTY);
+	if (loop->dir != NULL)
+		directory_close(&loop->dir);
+	current_loop = NULL;
+	return NULL;
+}
+
+int loop_start(struct loop *loop)
+{
+	return pthread_create(&loop->thread, NULL, loop_thread_main, loop) == 0 ? 0 : -1;
+}
+
+static void loop_exit_task(void *arg)
+{
+	struct loop *loop = arg;
+	event_base_loopexit(loop->base, NULL);
+}
+
+void loop_join(struct loop *loop)
+{
+	loop_post(loop, loop_exit_task, loop);
+	pthread_join(loop->thread, NULL);
+}
+
+void loop_deinit(struct loop *loop)
+{
+	/* Tasks posted after the loop stopped still own memory: run them here
+	 * (they only free or drop references once the loop is gone). */
+	loop_inbox_cb(-1, 0, loop);
+	if (loop->inbox_event != NULL)
+		event_free(loop->inbox_event);
+	if (loop->base != NULL)
+		event_base_free(loop->base);
+	tern_mutex_destroy(&loop->inbox_mu);
+	loop->base = NULL;
+	loop->inbox_event = NULL;
+}
+
+void loop_post(struct loop *loop, loop_task_fn *fn, void *arg)
+{
+	struct loop_task *t = malloc(sizeof(*t));
+	if (t == NULL)
+		abort();
+	t->fn = fn;
+	t->arg = arg;
+	t->next = NULL;
+	{
+		TERN_LOCK_GUARD(&loop->inbox_mu);
+		if (loop->inbox_tail != NULL)
+			loop->inbox_tail->next = t;
+		else
+			loop->inbox_head = t;
+		loop->inbox_tail = t;
+	}
+	event_active(loop->inbox_event, EV_READ, 0);
+}
+
+struct directory *loop_directory(struct loop *loop)
+{
+	if (loop->dir == NULL) {
+		char *err = NULL;
+		if (directory_open(loop->server->config->directory, &loop->dir, &err) < 0) {
+			log_error("directory %s: open failed: %s", loop->server->config->directory,
+				  err != NULL ? err : "unknown error");
+			free(err);
+			loop->dir = NULL;
+		}
+	}
+	return loop->dir;
+}

@@ -1,0 +1,52 @@
+/* Event-loop threads. Each loop thread runs its own libevent base and owns the
+ * connections handed to it; other threads talk to it only by posting tasks,
+ * which run on the loop thread in the order posted. */
+#ifndef TERN_SERVER_LOOP_H
+#define TERN_SERVER_LOOP_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "core/lock.h"
+
+struct event_base;
+struct server;
+struct directory;
+struct conn;
+
+typedef void loop_task_fn(void *arg);
+
+struct loop_task;
+
+struct loop {
+	struct server *server;
+	unsigned index;
+	pthread_t thread;
+	struct event_base *base;
+	struct event *inbox_event;
+	struct tern_mutex inbox_mu;      /* guards inbox_head/inbox_tail */
+	struct loop_task *inbox_head, *inbox_tail;
+	struct directory *dir;           /* this thread's directory handle (lazy) */
+	struct conn *conns;              /* live connections of this loop */
+	size_t conn_count;
+};
+
+/* Creates the base and the inbox; does not start the thread. */
+int loop_init(struct loop *loop, struct server *server, unsigned index);
+int loop_start(struct loop *loop);
+/* Asks the loop to exit once it has no more events, then joins it. */
+void loop_join(struct loop *loop);
+void loop_deinit(struct loop *loop);
+
+/* Runs fn(arg) on the loop's thread soon. Callable from any thread. */
+void loop_post(struct loop *loop, loop_task_fn *fn, void *arg);
+
+/* The loop of the calling thread, or NULL if it is not a loop thread. */
+struct loop *loop_current(void);
+
+/* This loop's directory handle, opened on first use. NULL on failure
+ * (logged once per failure with the reason). */
+struct directory *loop_directory(struct loop *loop);
+
+#endif

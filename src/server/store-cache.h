@@ -1,0 +1,27 @@
+/* Open per-user store handles kept by the delivery committer, most recently
+ * used first, so a steady stream of deliveries does not reopen SQLite files.
+ * Handles are opened non-durable: the delivery journal provides durability
+ * until store_cache_checkpoint() has flushed every dirty one. Single-threaded. */
+#ifndef TERN_SERVER_STORE_CACHE_H
+#define TERN_SERVER_STORE_CACHE_H
+
+#include <stddef.h>
+
+#include "core/error.h"
+
+struct store;
+struct store_cache;
+
+struct store_cache *store_cache_new(const char *data_dir, size_t capacity);
+void store_cache_free(struct store_cache **cache);
+/* The user's store, opened (and created) if needed; marks it dirty. The
+ * least recently used handle is checkpointed and closed when full. */
+struct store *store_cache_get(struct store_cache *cache, const char *user,
+			      enum tern_error *err_r);
+/* Drops a handle after an error so the next use reopens the file. */
+void store_cache_drop(struct store_cache *cache, const char *user);
+/* Checkpoints every dirty handle (fsyncing its WAL and database).
+ * Returns -1 if any failed (those stay dirty). */
+int store_cache_checkpoint(struct store_cache *cache, enum tern_error *err_r);
+
+#endif

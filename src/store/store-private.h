@@ -1,0 +1,164 @@
+/* Internals shared by the store's source files: the handle, the cache of
+ * prepared statements, scope-guarded transactions and statement resets, and
+ * the helpers every operation needs (error mapping, folder rows, modseqs). */
+#ifndef TERN_STORE_STORE_PRIVATE_H
+#define TERN_STORE_STORE_PRIVATE_H
+
+#include <sqlite3.h>
+
+#include "core/limits.h"
+#include "store/store.h"
+
+/* Every statement the store runs more than once; prepared lazily, kept for
+ * the life of the handle (see store_sql[] in store.c). */
+enum store_stmt_id {
+	STMT_BEGIN,
+	STMT_BEGIN_READ,
+	STMT_COMMIT,
+	STMT_ROLLBACK,
+	STMT_SAVEPOINT,
+	STMT_RELEASE,
+	STMT_ROLLBACK_TO,
+	STMT_META_GET,
+	STMT_META_SET,
+	STMT_MODSEQ_BUMP,
+	STMT_FOLDER_ROW,
+	STMT_FOLDER_LIST,
+	STMT_FOLDER_GET,
+	STMT_FOLDER_INSERT,
+	STMT_FOLDER_SET_UIDNEXT,
+	STMT_FOLDER_SET_HMS,
+	STMT_FOLDER_CHILDREN,
+	STMT_FOLDER_RENAME,
+	STMT_FOLDER_DEL_EXPUNGED,
+	STMT_FOLDER_DEL_MSGS,
+	STMT_FOLDER_DEL,
+	STMT_FOLDER_LOG_DELETE,
+	STMT_SUB_SET,
+	STMT_SUB_GET,
+	STMT_SUB_LIST,
+	STMT_BLOB_INSERT,
+	STMT_MSG_INSERT,
+	STMT_MSG_BY_DELIVERY,
+	STMT_MSG_LIST,
+	STMT_MSG_GET,
+	STMT_MSG_ROW,
+	STMT_MSG_RAW,
+	STMT_MSG_BLOB_ID,
+	STMT_MSG_CACHE,
+	STMT_MSG_SET_FLAGS,
+	STMT_MSG_DELETE,
+	STMT_MSG_DELETED_UIDS,
+	STMT_MSG_ALL_UIDS,
+	STMT_TOMBSTONE_INSERT,
+	STMT_CHANGES,
+	STMT_VANISHED,
+	STMT_USAGE,
+	STMT_COUNT
+};
+
+struct store {
+	sqlite3 *db;
+	char *path;
+	/* Open transaction levels: an explicit store_begin counts one, each
+	 * operation inside it a savepoint on top. */
+	int depth;
+	bool explicit_tx;
+	/* Set when SQLite rolled back the explicit transaction by itself (disk
+	 * full, I/O error): store_commit must then fail, not commit half. */
+	enum tern_error aborted;
+	sqlite3_stmt *stmts[STMT_COUNT];
+};
+
+/* The write state of a folder that operations update. */
+struct store_frow {
+	int64_t id;
+	uint32_t uidvalidity;
+	uint32_t uidnext;
+	uint64_t highestmodseq;
+};
+
+/* One operation's modseq: taken from the per-user counter on first use, so an
+ * operation that changes nothing bumps nothing, and all its changes share one
+ * value (RFC 7162 allows several messages to share a mod-sequence). */
+struct store_op {
+	struct store *st;
+	uint64_t modseq;
+};
+
+/* Maps a SQLite result code to a tern error. */
+enum tern_error store_sql_error(int rc);
+/* Sets *err_r from rc, notes an automatic rollback, returns -1. */
+int store_fail(struct store *st, int rc, enum tern_error *err_r);
+/* Sets *err_r = err, returns -1. */
+int store_err(enum tern_error err, enum tern_error *err_r);
+
+/* The cached statement id, reset and unbound; NULL (*err_r set) if it
+ * cannot be prepared. Use through STORE_STMT so it is reset on scope exit. */
+sqlite3_stmt *store_stmt(struct store *st, enum store_stmt_id id, enum tern_error *err_r);
+void store_stmt_resetp(sqlite3_stmt **stmt);
+#define STORE_STMT(var, st, id, err_r) \
+	__attribute__((cleanup(store_stmt_resetp))) sqlite3_stmt *var = \
+		store_stmt((st), (id), (err_r))
+
+/* A write (or read) scope: BEGIN IMMEDIATE outside a transaction, SAVEPOINT
+ * inside one. Leaving the scope without store_tx_commit rolls it back, so no
+ * early return can leave partial state. */
+struct store_tx {
+	struct store *st;
+	bool active;
+	bool outer;
+	bool savepoint;
+};
+void store_tx_cleanup(struct store_tx *tx);
+#define STORE_TX(var) \
+	__attribute__((cleanup(store_tx_cleanup))) struct store_tx var = { 0 }
+int store_tx_begin(struct store *st, struct store_tx *tx, enum tern_error *err_r);
+/* A consistent snapshot for multi-statement reads (BEGIN DEFERRED). */
+int store_tx_begin_read(struct store *st, struct store_tx *tx, enum tern_error *err_r);
+int store_tx_commit(struct store_tx *tx, enum tern_error *err_r);
+
+/* Steps a statement that returns no rows (SQLITE_DONE expected). */
+int store_exec_step(struct store *st, sqlite3_stmt *stmt, enum tern_error *err_r);
+
+/* The operation's modseq, bumping the per-user counter the first time. */
+int store_op_modseq(struct store_op *op, uint64_t *modseq_r, enum tern_error *err_r);
+/* A fresh UIDVALIDITY: max(now, last + 1), recorded in meta. */
+int store_new_uidvalidity(struct store *st, uint32_t *uidvalidity_r, enum tern_error *err_r);
+
+/* Checks a folder name and writes its canonical form ("inbox" -> "INBOX",
+ * "inbox/x" -> "INBOX/x") to buf (TERN_FOLDER_NAME_MAX + 1 bytes). 0 or -1. */
+int store_folder_name_canon(const char *name, char *buf);
+/* The folder row by canonical name: 1 found, 0 not, -1 error. */
+int store_frow_get(struct store *st, const char *canon, struct store_frow *f_r,
+		   enum tern_error *err_r);
+/* Canonicalises name and fetches its row; NOTFOUND if invalid or missing. */
+int store_frow_need(struct store *st, const char *name, struct store_frow *f_r,
+		    enum tern_error *err_r);
+/* Inserts a folder row with a fresh UIDVALIDITY (caller has checked absence). */
+int store_folder_insert(struct store *st, struct store_op *op, const char *canon,
+			const char *special_use, struct store_frow *f_r, enum tern_error *err_r);
+/* Records a folder's new highestmodseq (and uidnext when non-zero). */
+int store_frow_update(struct store *st, struct store_frow *f, enum tern_error *err_r);
+
+/* Copies (move = and expunges) uids from src to dst inside an open tx.
+ * src_out/dst_out (count entries, may be NULL) get the pairs actually copied. */
+int store_copy_locked(struct store *st, struct store_op *op, struct store_frow *src,
+		      struct store_frow *dst, const uint32_t *uids, size_t count, bool move,
+		      uint32_t *src_out, uint32_t *dst_out, size_t *copied_r,
+		      enum tern_error *err_r);
+/* Every UID of a folder, ascending (heap array; NULL when empty). */
+int store_folder_uids(struct store *st, int64_t folder_id, bool deleted_only,
+		      uint32_t **uids_r, size_t *count_r, enum tern_error *err_r);
+/* Reads the metadata columns (uid, flags, keywords, modseq, internal_date,
+ * internal_tz, size) of the current row into m_r. -1 only on out of memory. */
+int store_msg_from_row(sqlite3_stmt *stmt, struct store_msg *m_r);
+
+/* Keywords as stored: space-separated, no duplicates (case-insensitive, the
+ * first spelling kept). NULL when there are none. *err_r on invalid/no memory. */
+int store_keywords_normalize(const char *in, char **out_r, enum tern_error *err_r);
+
+/* sqlite3 text column as a heap string (NULL for SQL NULL). */
+int store_column_strdup(sqlite3_stmt *stmt, int col, char **out_r);
+
+#endif

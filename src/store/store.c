@@ -1,0 +1,727 @@
+/* Opening, creating, migrating and closing a user's store; transactions and
+ * the prepared-statement cache every other store file goes through. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "store/store-private.h"
+
+#define STORE_SCHEMA_VERSION 1
+#define STORE_BUSY_TIMEOUT_MS 5000
+
+const char *const store_default_folders[][2] = {
+	{ "INBOX", NULL },
+	{ "Sent", "\\Sent" },
+	{ "Drafts", "\\Drafts" },
+	{ "Trash", "\\Trash" },
+	{ "Junk", "\\Junk" },
+	{ NULL, NULL },
+};
+
+/* Schema v1. Notes for the mover and for whoever adds v2:
+ * - folders are identified across nodes by uidvalidity (unique per user);
+ *   folders.modseq is the modseq of the last create/rename, deleted_folders
+ *   records deletions, so "what changed since modseq M" is answerable for
+ *   folders, subscriptions (rows are kept with subscribed = 0), messages
+ *   (messages.modseq) and expunges (expunged.modseq).
+ * - bodies live in blobs, shared by copies through refs (kept by triggers),
+ *   so metadata scans never touch them. raw is the last column so reading the
+ *   cached strings does not walk the raw bytes' overflow pages.
+ * - folders.messages/unseen/bytes are kept by triggers, so STATUS and QUOTA
+ *   cost one row read whatever path changed the messages.
+ * - messages.blob_id has no foreign key on purpose: checking it on every blob
+ *   delete would need another index on messages, paid by every append. */
+static const char schema_v1[] =
+	"CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
+	"INSERT INTO meta(key, value) VALUES ('schema_version', 1), ('modseq', 0),"
+	" ('uidvalidity', 0);"
+	"CREATE TABLE folders ("
+	" id INTEGER PRIMARY KEY,"
+	" name TEXT NOT NULL UNIQUE,"
+	" special_use TEXT,"
+	" uidvalidity INTEGER NOT NULL UNIQUE,"
+	" uidnext INTEGER NOT NULL DEFAULT 1,"
+	" highestmodseq INTEGER NOT NULL,"
+	" modseq INTEGER NOT NULL,"
+	" messages INTEGER NOT NULL DEFAULT 0,"
+	" unseen INTEGER NOT NULL DEFAULT 0,"
+	" bytes INTEGER NOT NULL DEFAULT 0);"
+	"CREATE TABLE deleted_folders ("
+	" uidvalidity INTEGER PRIMARY KEY,"
+	" name TEXT NOT NULL,"
+	" modseq INTEGER NOT NULL);"
+	"CREATE TABLE subscriptions ("
+	" name TEXT PRIMARY KEY,"
+	" subscribed INTEGER NOT NULL,"
+	" modseq INTEGER NOT NULL) WITHOUT ROWID;"
+	"CREATE TABLE blobs ("
+	" id INTEGER PRIMARY KEY,"
+	" refs INTEGER NOT NULL DEFAULT 0,"
+	" envelope TEXT,"
+	" bodystructure TEXT,"
+	" body TEXT,"
+	" subject TEXT,"
+	" raw BLOB NOT NULL);"
+	"CREATE TABLE messages ("
+	" folder_id INTEGER NOT NULL REFERENCES folders(id) ON DELETE CASCADE,"
+	" uid INTEGER NOT NULL,"
+	" blob_id INTEGER NOT NULL,"
+	" flags INTEGER NOT NULL DEFAULT 0,"
+	" keywords TEXT,"
+	" modseq INTEGER NOT NULL,"
+	" internal_date INTEGER NOT NULL,"
+	" internal_tz INTEGER NOT NULL DEFAULT 0,"
+	" size INTEGER NOT NULL,"
+	" sent_date INTEGER NOT NULL DEFAULT 0,"
+	" delivery_id INTEGER NOT NULL DEFAULT 0,"
+	" PRIMARY KEY (folder_id, uid)) WITHOUT ROWID;"
+	"CREATE INDEX messages_modseq ON messages(folder_id, modseq);"
+	"CREATE UNIQUE INDEX messages_delivery ON messages(delivery_id) WHERE delivery_id != 0;"
+	"CREATE TABLE expunged ("
+	" folder_id INTEGER NOT NULL REFERENCES folders(id) ON DELETE CASCADE,"
+	" uid INTEGER NOT NULL,"
+	" modseq INTEGER NOT NULL,"
+	" PRIMARY KEY (folder_id, uid)) WITHOUT ROWID;"
+	"CREATE INDEX expunged_modseq ON expunged(folder_id, modseq);"
+	"CREATE TRIGGER messages_ins AFTER INSERT ON messages BEGIN"
+	" UPDATE folders SET messages = messages + 1,"
+	"  unseen = unseen + ((NEW.flags & 1) = 0), bytes = bytes + NEW.size"
+	"  WHERE id = NEW.folder_id;"
+	" UPDATE blobs SET refs = refs + 1 WHERE id = NEW.blob_id;"
+	"END;"
+	"CREATE TRIGGER messages_del AFTER DELETE ON messages BEGIN"
+	" UPDATE folders SET messages = messages - 1,"
+	"  unseen = unseen - ((OLD.flags & 1) = 0), bytes = bytes - OLD.size"
+	"  WHERE id = OLD.folder_id;"
+	" UPDATE blobs SET refs = refs - 1 WHERE id = OLD.blob_id;"
+	" DELETE FROM blobs WHERE id = OLD.blob_id AND refs <= 0;"
+	"END;"
+	"CREATE TRIGGER messages_seen AFTER UPDATE OF flags ON messages"
+	" WHEN (OLD.flags & 1) != (NEW.flags & 1) BEGIN"
+	" UPDATE folders SET unseen = unseen + ((NEW.flags & 1) = 0) - ((OLD.flags & 1) = 0)"
+	"  WHERE id = NEW.folder_id;"
+	"END;";
+
+/* migrations[v] turns schema version v into v + 1; index 0 creates v1. */
+static const char *const migrations[STORE_SCHEMA_VERSION] = {
+	schema_v1,
+};
+
+static const char *const store_sql[STMT_COUNT] = {
+	[STMT_BEGIN] = "BEGIN IMMEDIATE",
+	[STMT_BEGIN_READ] = "BEGIN",
+	[STMT_COMMIT] = "COMMIT",
+	[STMT_ROLLBACK] = "ROLLBACK",
+	[STMT_SAVEPOINT] = "SAVEPOINT op",
+	[STMT_RELEASE] = "RELEASE op",
+	[STMT_ROLLBACK_TO] = "ROLLBACK TO op",
+	[STMT_META_GET] = "SELECT value FROM meta WHERE key = ?1",
+	[STMT_META_SET] = "INSERT INTO meta(key, value) VALUES (?1, ?2)"
+			  " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+	[STMT_MODSEQ_BUMP] = "UPDATE meta SET value = value + 1 WHERE key = 'modseq'"
+			     " RETURNING value",
+	[STMT_FOLDER_ROW] = "SELECT id, uidvalidity, uidnext, highestmodseq"
+			    " FROM folders WHERE name = ?1",
+	[STMT_FOLDER_LIST] = "SELECT f.name, f.special_use, f.uidvalidity, f.uidnext,"
+			     " f.highestmodseq, f.messages, f.unseen, f.bytes,"
+			     " coalesce(s.subscribed, 0), f.id"
+			     " FROM folders f LEFT JOIN subscriptions s ON s.name = f.name"
+			     " ORDER BY f.name != 'INBOX', f.name",
+	[STMT_FOLDER_GET] = "SELECT f.name, f.special_use, f.uidvalidity, f.uidnext,"
+			    " f.highestmodseq, f.messages, f.unseen, f.bytes,"
+			    " coalesce(s.subscribed, 0), f.id"
+			    " FROM folders f LEFT JOIN subscriptions s ON s.name = f.name"
+			    " WHERE f.name = ?1",
+	[STMT_FOLDER_INSERT] = "INSERT INTO folders(name, special_use, uidvalidity, uidnext,"
+			       " highestmodseq, modseq) VALUES (?1, ?2, ?3, 1, ?4, ?4)",
+	[STMT_FOLDER_SET_UIDNEXT] = "UPDATE folders SET uidnext = ?2, highestmodseq = ?3"
+				    " WHERE id = ?1",
+	[STMT_FOLDER_SET_HMS] = "UPDATE folders SET highestmodseq = ?2 WHERE id = ?1",
+	/* '0' is '/' + 1: the range holds exactly the names under "?1/". */
+	[STMT_FOLDER_CHILDREN] = "SELECT id, name FROM folders"
+				 " WHERE name > ?1 || '/' AND name < ?1 || '0' ORDER BY name",
+	[STMT_FOLDER_RENAME] = "UPDATE folders SET name = ?2, modseq = ?3 WHERE id = ?1",
+	[STMT_FOLDER_DEL_EXPUNGED] = "DELETE FROM expunged WHERE folder_id = ?1",
+	[STMT_FOLDER_DEL_MSGS] = "DELETE FROM messages WHERE folder_id = ?1",
+	[STMT_FOLDER_DEL] = "DELETE FROM folders WHERE id = ?1",
+	[STMT_FOLDER_LOG_DELETE] = "INSERT OR REPLACE INTO deleted_folders(uidvalidity, name,"
+				   " modseq) VALUES (?1, ?2, ?3)",
+	[STMT_SUB_SET] = "INSERT INTO subscriptions(name, subscribed, modseq) VALUES (?1, ?2, ?3)"
+			 " ON CONFLICT(name) DO UPDATE SET subscribed = excluded.subscribed,"
+			 " modseq = excluded.modseq",
+	[STMT_SUB_GET] = "SELECT subscribed FROM subscriptions WHERE name = ?1",
+	[STMT_SUB_LIST] = "SELECT name FROM subscriptions WHERE subscribed != 0 ORDER BY name",
+	[STMT_BLOB_INSERT] = "INSERT INTO blobs(envelope, bodystructure, body, subject, raw)"
+			     " VALUES (?1, ?2, ?3, ?4, ?5)",
+	[STMT_MSG_INSERT] = "INSERT INTO messages(folder_id, uid, blob_id, flags, keywords, modseq,"
+			    " internal_date, internal_tz, size, sent_date, delivery_id)"
+			    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+	[STMT_MSG_BY_DELIVERY] = "SELECT m.uid, f.uidvalidity FROM messages m"
+				 " JOIN folders f ON f.id = m.folder_id WHERE m.delivery_id = ?1",
+	[STMT_MSG_LIST] = "SELECT uid, flags, keywords, modseq, internal_date, internal_tz, size"
+			  " FROM messages WHERE folder_id = ?1 ORDER BY uid",
+	[STMT_MSG_GET] = "SELECT uid, flags, keywords, modseq, internal_date, internal_tz, size"
+			 " FROM messages WHERE folder_id = ?1 AND uid = ?2",
+	[STMT_MSG_ROW] = "SELECT blob_id, flags, keywords, internal_date, internal_tz, size,"
+			 " sent_date, delivery_id FROM messages WHERE folder_id = ?1 AND uid = ?2",
+	[STMT_MSG_RAW] = "SELECT b.raw FROM messages m JOIN blobs b ON b.id = m.blob_id"
+			 " WHERE m.folder_id = ?1 AND m.uid = ?2",
+	[STMT_MSG_BLOB_ID] = "SELECT blob_id, size FROM messages WHERE folder_id = ?1 AND uid = ?2",
+	[STMT_MSG_CACHE] = "SELECT b.envelope, b.bodystructure, b.body, b.subject, m.sent_date"
+			   " FROM messages m JOIN blobs b ON b.id = m.blob_id"
+			   " WHERE m.folder_id = ?1 AND m.uid = ?2",
+	[STMT_MSG_SET_FLAGS] = "UPDATE messages SET flags = ?3, keywords = ?4, modseq = ?5"
+			       " WHERE folder_id = ?1 AND uid = ?2",
+	[STMT_MSG_DELETE] = "DELETE FROM messages WHERE folder_id = ?1 AND uid = ?2",
+	[STMT_MSG_DELETED_UIDS] = "SELECT uid FROM messages WHERE folder_id = ?1"
+				  " AND (flags & 8) != 0 ORDER BY uid",
+	[STMT_MSG_ALL_UIDS] = "SELECT uid FROM messages WHERE folder_id = ?1 ORDER BY uid",
+	[STMT_TOMBSTONE_INSERT] = "INSERT OR REPLACE INTO expunged(folder_id, uid, modseq)"
+				  " VALUES (?1, ?2, ?3)",
+	[STMT_CHANGES] = "SELECT uid, flags, keywords, modseq, internal_date, internal_tz, size"
+			 " FROM messages WHERE folder_id = ?1 AND modseq > ?2 ORDER BY uid",
+	[STMT_VANISHED] = "SELECT uid FROM expunged WHERE folder_id = ?1 AND modseq > ?2"
+			  " ORDER BY uid",
+	[STMT_USAGE] = "SELECT coalesce(sum(bytes), 0), coalesce(sum(messages), 0) FROM folders",
+};
+
+enum tern_error store_sql_error(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_OK:
+	case SQLITE_DONE:
+	case SQLITE_ROW:
+		return TERN_ERR_NONE;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return TERN_ERR_TEMP;
+	case SQLITE_FULL:
+		return TERN_ERR_NOSPACE;
+	case SQLITE_CORRUPT:
+	case SQLITE_NOTADB:
+		return TERN_ERR_CORRUPT;
+	case SQLITE_NOMEM:
+		return TERN_ERR_NOMEM;
+	case SQLITE_TOOBIG:
+		return TERN_ERR_TOOBIG;
+	case SQLITE_CONSTRAINT:
+		return TERN_ERR_EXISTS;
+	case SQLITE_MISUSE:
+	case SQLITE_RANGE:
+		return TERN_ERR_INVALID;
+	default:
+		return TERN_ERR_IO;
+	}
+}
+
+int store_err(enum tern_error err, enum tern_error *err_r)
+{
+	*err_r = err;
+	return -1;
+}
+
+int store_fail(struct store *st, int rc, enum tern_error *err_r)
+{
+	enum tern_error err = store_sql_error(rc);
+
+	if (err == TERN_ERR_NONE)
+		err = TERN_ERR_IO;
+	/* SQLite rolls the whole transaction back by itself on some errors. */
+	if (st->explicit_tx && sqlite3_get_autocommit(st->db) && st->aborted == TERN_ERR_NONE)
+		st->aborted = err;
+	*err_r = err;
+	return -1;
+}
+
+sqlite3_stmt *store_stmt(struct store *st, enum store_stmt_id id, enum tern_error *err_r)
+{
+	int rc;
+
+	if (st->stmts[id] != NULL)
+		return st->stmts[id];
+	rc = sqlite3_prepare_v3(st->db, store_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
+				&st->stmts[id], NULL);
+	if (rc != SQLITE_OK) {
+		st->stmts[id] = NULL;
+		store_fail(st, rc, err_r);
+		return NULL;
+	}
+	return st->stmts[id];
+}
+
+void store_stmt_resetp(sqlite3_stmt **stmt)
+{
+	if (*stmt == NULL)
+		return;
+	sqlite3_reset(*stmt);
+	sqlite3_clear_bindings(*stmt);
+}
+
+int store_exec_step(struct store *st, sqlite3_stmt *stmt, enum tern_error *err_r)
+{
+	int rc = sqlite3_step(stmt);
+
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+		return store_fail(st, rc, err_r);
+	return 0;
+}
+
+static int store_run(struct store *st, enum store_stmt_id id, enum tern_error *err_r)
+{
+	STORE_STMT(stmt, st, id, err_r);
+	if (stmt == NULL)
+		return -1;
+	return store_exec_step(st, stmt, err_r);
+}
+
+static int store_tx_start(struct store *st, struct store_tx *tx, enum store_stmt_id begin,
+			  enum tern_error *err_r)
+{
+	if (st->aborted != TERN_ERR_NONE)
+		return store_err(st->aborted, err_r);
+	tx->st = st;
+	tx->outer = st->depth == 0;
+	tx->savepoint = !tx->outer;
+	if (store_run(st, tx->outer ? begin : STMT_SAVEPOINT, err_r) < 0)
+		return -1;
+	tx->active = true;
+	st->depth++;
+	return 0;
+}
+
+int store_tx_begin(struct store *st, struct store_tx *tx, enum tern_error *err_r)
+{
+	return store_tx_start(st, tx, STMT_BEGIN, err_r);
+}
+
+int store_tx_begin_read(struct store *st, struct store_tx *tx, enum tern_error *err_r)
+{
+	return store_tx_start(st, tx, STMT_BEGIN_READ, err_r);
+}
+
+int store_tx_commit(struct store_tx *tx, enum tern_error *err_r)
+{
+	struct store *st = tx->st;
+
+	if (store_run(st, tx->outer ? STMT_COMMIT : STMT_RELEASE, err_r) < 0)
+		return -1;      /* the cleanup rolls back */
+	tx->active = false;
+	st->depth--;
+	return 0;
+}
+
+void store_tx_cleanup(struct store_tx *tx)
+{
+	struct store *st = tx->st;
+	enum tern_error err;
+
+	if (!tx->active)
+		return;
+	tx->active = false;
+	st->depth--;
+	if (sqlite3_get_autocommit(st->db))
+		return;         /* SQLite already rolled everything back */
+	if (tx->outer) {
+		store_run(st, STMT_ROLLBACK, &err);
+	} else {
+		/* ROLLBACK TO keeps the savepoint open; RELEASE pops it. */
+		store_run(st, STMT_ROLLBACK_TO, &err);
+		store_run(st, STMT_RELEASE, &err);
+	}
+}
+
+/* ---- meta ---- */
+
+static int meta_get(struct store *st, const char *key, int64_t *value_r, enum tern_error *err_r)
+{
+	STORE_STMT(stmt, st, STMT_META_GET, err_r);
+	int rc;
+
+	if (stmt == NULL)
+		return -1;
+	sqlite3_bind_text(stmt, 1, key, -1, SQLITE_STATIC);
+	rc = sqlite3_step(stmt);
+	if (rc == SQLITE_ROW) {
+		*value_r = sqlite3_column_int64(stmt, 0);
+		return 1;
+	}
+	if (rc != SQLITE_DONE)
+		return store_fail(st, rc, err_r);
+	return 0;
+}
+
+static int meta_set(struct store *st, const char *key, int64_t value, enum tern_error *err_r)
+{
+	STORE_STMT(stmt, st, STMT_META_SET, err_r);
+
+	if (stmt == NULL)
+		return -1;
+	sqlite3_bind_text(stmt, 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(stmt, 2, value);
+	return store_exec_step(st, stmt, err_r);
+}
+
+int store_op_modseq(struct store_op *op, uint64_t *modseq_r, enum tern_error *err_r)
+{
+	int rc;
+
+	if (op->modseq == 0) {
+		STORE_STMT(stmt, op->st, STMT_MODSEQ_BUMP, err_r);
+		if (stmt == NULL)
+			return -1;
+		rc = sqlite3_step(stmt);
+		if (rc != SQLITE_ROW)
+			return store_fail(op->st, rc == SQLITE_DONE ? SQLITE_CORRUPT : rc, err_r);
+		op->modseq = (uint64_t)sqlite3_column_int64(stmt, 0);
+	}
+	*modseq_r = op->modseq;
+	return 0;
+}
+
+int store_new_uidvalidity(struct store *st, uint32_t *uidvalidity_r, enum tern_error *err_r)
+{
+	int64_t last = 0, now = (int64_t)time(NULL), next;
+
+	if (meta_get(st, "uidvalidity", &last, err_r) < 0)
+		return -1;
+	next = now > last ? now : last + 1;
+	if (next > (int64_t)UINT32_MAX)
+		return store_err(TERN_ERR_INVALID, err_r);
+	if (meta_set(st, "uidvalidity", next, err_r) < 0)
+		return -1;
+	*uidvalidity_r = (uint32_t)next;
+	return 0;
+}
+
+/* ---- open / close ---- */
+
+char *store_path(const char *data_dir, const char *user)
+{
+	char *path;
+
+	if (asprintf(&path, "%s/mail/%s.db", data_dir, user) < 0)
+		return NULL;
+	return path;
+}
+
+static int store_pragmas(struct store *st, enum tern_error *err_r)
+{
+	static const char pragmas[] =
+		"PRAGMA journal_mode = WAL;"
+		"PRAGMA foreign_keys = ON;"
+		"PRAGMA synchronous = FULL;"
+		"PRAGMA temp_store = MEMORY;";
+	int rc;
+
+	rc = sqlite3_busy_timeout(st->db, STORE_BUSY_TIMEOUT_MS);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(st->db, pragmas, NULL, NULL, NULL);
+	if (rc != SQLITE_OK)
+		return store_fail(st, rc, err_r);
+	return 0;
+}
+
+static int store_create_defaults(struct store *st, enum tern_error *err_r)
+{
+	struct store_op op = { .st = st };
+	struct store_frow f;
+	uint64_t modseq;
+
+	for (size_t i = 0; store_default_folders[i][0] != NULL; i++) {
+		STORE_STMT(sub, st, STMT_SUB_SET, err_r);
+		if (sub == NULL)
+			return -1;
+		if (store_folder_insert(st, &op, store_default_folders[i][0],
+					store_default_folders[i][1], &f, err_r) < 0)
+			return -1;
+		if (store_op_modseq(&op, &modseq, err_r) < 0)
+			return -1;
+		sqlite3_bind_text(sub, 1, store_default_folders[i][0], -1, SQLITE_STATIC);
+		sqlite3_bind_int(sub, 2, 1);
+		sqlite3_bind_int64(sub, 3, (int64_t)modseq);
+		if (store_exec_step(st, sub, err_r) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Brings the schema to STORE_SCHEMA_VERSION inside one write transaction, so
+ * two processes opening a new store at once cannot both create it. */
+static int store_migrate(struct store *st, enum tern_error *err_r)
+{
+	STORE_TX(tx);
+	int64_t version = 0;
+	int rc, has_meta;
+	sqlite3_stmt *probe;
+
+	if (store_tx_begin(st, &tx, err_r) < 0)
+		return -1;
+	rc = sqlite3_prepare_v2(st->db, "SELECT 1 FROM sqlite_master WHERE name = 'meta'",
+				-1, &probe, NULL);
+	if (rc != SQLITE_OK)
+		return store_fail(st, rc, err_r);
+	rc = sqlite3_step(probe);
+	has_meta = rc == SQLITE_ROW;
+	sqlite3_finalize(probe);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return store_fail(st, rc, err_r);
+	if (has_meta && meta_get(st, "schema_version", &version, err_r) < 0)
+		return -1;
+	if (version > STORE_SCHEMA_VERSION)
+		return store_err(TERN_ERR_CORRUPT, err_r); /* written by a newer Tern */
+	for (int64_t v = version; v < STORE_SCHEMA_VERSION; v++) {
+		rc = sqlite3_exec(st->db, migrations[v], NULL, NULL, NULL);
+		if (rc != SQLITE_OK)
+			return store_fail(st, rc, err_r);
+		if (meta_set(st, "schema_version", v + 1, err_r) < 0)
+			return -1;
+	}
+	if (version == 0 && store_create_defaults(st, err_r) < 0)
+		return -1;
+	return store_tx_commit(&tx, err_r);
+}
+
+static int store_mkdir(const char *data_dir, enum tern_error *err_r)
+{
+	char *dir;
+	int ret = 0;
+
+	if (asprintf(&dir, "%s/mail", data_dir) < 0)
+		return store_err(TERN_ERR_NOMEM, err_r);
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		ret = store_err(errno == ENOSPC ? TERN_ERR_NOSPACE :
+				errno == ENOENT ? TERN_ERR_NOTFOUND : TERN_ERR_IO, err_r);
+	free(dir);
+	return ret;
+}
+
+static void store_free(struct store *st)
+{
+	for (size_t i = 0; i < STMT_COUNT; i++)
+		sqlite3_finalize(st->stmts[i]);
+	sqlite3_close(st->db);
+	free(st->path);
+	free(st);
+}
+
+int store_open(const char *data_dir, const char *user, bool create, struct store **st_r,
+	       enum tern_error *err_r)
+{
+	struct store *st;
+	struct stat sb;
+	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE;
+	int rc;
+
+	if (user == NULL || *user == '\0' || strchr(user, '/') != NULL || user[0] == '.')
+		return store_err(TERN_ERR_INVALID, err_r);
+	st = calloc(1, sizeof(*st));
+	if (st == NULL || (st->path = store_path(data_dir, user)) == NULL) {
+		free(st);
+		return store_err(TERN_ERR_NOMEM, err_r);
+	}
+	if (stat(st->path, &sb) < 0) {
+		if (errno != ENOENT || !create) {
+			free(st->path);
+			free(st);
+			return store_err(errno == ENOENT ? TERN_ERR_NOTFOUND : TERN_ERR_IO, err_r);
+		}
+		if (store_mkdir(data_dir, err_r) < 0) {
+			free(st->path);
+			free(st);
+			return -1;
+		}
+		flags |= SQLITE_OPEN_CREATE;
+	}
+	rc = sqlite3_open_v2(st->path, &st->db, flags, NULL);
+	if (rc != SQLITE_OK) {
+		*err_r = rc == SQLITE_CANTOPEN ? TERN_ERR_IO : store_sql_error(rc);
+		store_free(st);
+		return -1;
+	}
+	sqlite3_extended_result_codes(st->db, 1);
+	/* A store found existing but still empty was being created by someone
+	 * else (or a crash cut that short): finish creating it. */
+	if (store_pragmas(st, err_r) < 0 || store_migrate(st, err_r) < 0) {
+		store_free(st);
+		return -1;
+	}
+	*st_r = st;
+	return 0;
+}
+
+void store_close(struct store **_st)
+{
+	struct store *st = *_st;
+
+	if (st == NULL)
+		return;
+	*_st = NULL;
+	if (!sqlite3_get_autocommit(st->db))
+		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+	store_free(st);
+}
+
+int store_remove(const char *data_dir, const char *user, enum tern_error *err_r)
+{
+	static const char *const suffixes[] = { "-wal", "-shm", "" };
+	char *path, *file;
+
+	if (user == NULL || *user == '\0' || strchr(user, '/') != NULL || user[0] == '.')
+		return store_err(TERN_ERR_INVALID, err_r);
+	path = store_path(data_dir, user);
+	if (path == NULL)
+		return store_err(TERN_ERR_NOMEM, err_r);
+	/* The database goes last: while it exists the store is still whole. */
+	for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+		if (asprintf(&file, "%s%s", path, suffixes[i]) < 0) {
+			free(path);
+			return store_err(TERN_ERR_NOMEM, err_r);
+		}
+		if (unlink(file) < 0 && errno != ENOENT) {
+			free(file);
+			free(path);
+			return store_err(TERN_ERR_IO, err_r);
+		}
+		free(file);
+	}
+	free(path);
+	return 0;
+}
+
+int store_set_durable(struct store *st, bool durable, enum tern_error *err_r)
+{
+	int rc = sqlite3_exec(st->db, durable ? "PRAGMA synchronous = FULL" :
+			      "PRAGMA synchronous = NORMAL", NULL, NULL, NULL);
+
+	if (rc != SQLITE_OK)
+		return store_fail(st, rc, err_r);
+	return 0;
+}
+
+int store_checkpoint(struct store *st, enum tern_error *err_r)
+{
+	/* FULL, not PASSIVE: a passive checkpoint blocked by readers may skip
+	 * the WAL fsync that makes NORMAL-mode commits durable. */
+	int rc = sqlite3_wal_checkpoint_v2(st->db, NULL, SQLITE_CHECKPOINT_FULL, NULL, NULL);
+
+	if (rc != SQLITE_OK)
+		return store_fail(st, rc, err_r);
+	return 0;
+}
+
+/* ---- explicit transactions ---- */
+
+int store_begin(struct store *st, enum tern_error *err_r)
+{
+	if (st->depth != 0)
+		return store_err(TERN_ERR_INVALID, err_r);
+	if (store_run(st, STMT_BEGIN, err_r) < 0)
+		return -1;
+	st->depth = 1;
+	st->explicit_tx = true;
+	st->aborted = TERN_ERR_NONE;
+	return 0;
+}
+
+int store_commit(struct store *st, enum tern_error *err_r)
+{
+	enum tern_error aborted = st->aborted;
+
+	if (!st->explicit_tx)
+		return store_err(TERN_ERR_INVALID, err_r);
+	if (aborted != TERN_ERR_NONE) {
+		store_rollback(st);
+		return store_err(aborted, err_r);
+	}
+	if (store_run(st, STMT_COMMIT, err_r) < 0) {
+		store_rollback(st);
+		return -1;
+	}
+	st->depth = 0;
+	st->explicit_tx = false;
+	return 0;
+}
+
+void store_rollback(struct store *st)
+{
+	enum tern_error err;
+
+	if (!st->explicit_tx)
+		return;
+	if (!sqlite3_get_autocommit(st->db))
+		store_run(st, STMT_ROLLBACK, &err);
+	st->depth = 0;
+	st->explicit_tx = false;
+	st->aborted = TERN_ERR_NONE;
+}
+
+/* ---- whole-store queries ---- */
+
+int store_usage(struct store *st, uint64_t *bytes_r, uint64_t *messages_r,
+		enum tern_error *err_r)
+{
+	STORE_STMT(stmt, st, STMT_USAGE, err_r);
+	int rc;
+
+	if (stmt == NULL)
+		return -1;
+	rc = sqlite3_step(stmt);
+	if (rc != SQLITE_ROW)
+		return store_fail(st, rc, err_r);
+	*bytes_r = (uint64_t)sqlite3_column_int64(stmt, 0);
+	*messages_r = (uint64_t)sqlite3_column_int64(stmt, 1);
+	return 0;
+}
+
+int store_highestmodseq(struct store *st, uint64_t *modseq_r, enum tern_error *err_r)
+{
+	int64_t value = 0;
+	int ret = meta_get(st, "modseq", &value, err_r);
+
+	if (ret < 0)
+		return -1;
+	*modseq_r = (uint64_t)value;
+	return 0;
+}
+
+int store_integrity_check(struct store *st, enum tern_error *err_r)
+{
+	sqlite3_stmt *stmt;
+	int rc, ok = 1;
+	const unsigned char *text;
+
+	rc = sqlite3_prepare_v2(st->db, "PRAGMA integrity_check", -1, &stmt, NULL);
+	if (rc != SQLITE_OK)
+		return store_fail(st, rc, err_r);
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		text = sqlite3_column_text(stmt, 0);
+		if (text == NULL || strcmp((const char *)text, "ok") != 0)
+			ok = 0;
+	}
+	sqlite3_finalize(stmt);
+	if (rc != SQLITE_DONE) {
+		if ((rc & 0xff) == SQLITE_CORRUPT || (rc & 0xff) == SQLITE_NOTADB)
+			return 0;
+		return store_fail(st, rc, err_r);
+	}
+	return ok;
+}
+
+int store_column_strdup(sqlite3_stmt *stmt, int col, char **out_r)
+{
+	const unsigned char *text = sqlite3_column_text(stmt, col);
+	int len = sqlite3_column_bytes(stmt, col);
+
+	*out_r = NULL;
+	if (text == NULL)
+		return sqlite3_column_type(stmt, col) == SQLITE_NULL ? 0 : -1;
+	*out_r = malloc((size_t)len + 1);
+	if (*out_r == NULL)
+		return -1;
+	memcpy(*out_r, text, (size_t)len + 1);
+	return 0;
+}

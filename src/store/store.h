@@ -1,0 +1,188 @@
+/* The per-user mail store: one SQLite database per user (WAL mode) with
+ * folders, messages (raw bytes plus cached IMAP ENVELOPE/BODYSTRUCTURE),
+ * subscriptions and a change record ordered by modseq. This is the only code
+ * that touches those files. A handle is not thread-safe; open one per thread
+ * or session (SQLite serialises writers between handles). Never logs. */
+#ifndef TERN_STORE_STORE_H
+#define TERN_STORE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/error.h"
+
+struct store;
+
+/* IMAP system flags as bits; keywords travel separately as a string. */
+enum store_flag {
+	STORE_FLAG_SEEN = 1 << 0,
+	STORE_FLAG_ANSWERED = 1 << 1,
+	STORE_FLAG_FLAGGED = 1 << 2,
+	STORE_FLAG_DELETED = 1 << 3,
+	STORE_FLAG_DRAFT = 1 << 4,
+};
+
+struct store_folder {
+	int64_t id;
+	char *name;            /* UTF-8, '/' separated, "INBOX" for the inbox */
+	char *special_use;     /* "\\Sent" etc. or NULL */
+	uint32_t uidvalidity;
+	uint32_t uidnext;
+	uint64_t highestmodseq;
+	uint32_t messages;
+	uint32_t unseen;       /* messages without \Seen */
+	uint32_t recent;       /* always 0 for now (\Recent is not tracked) */
+	uint64_t size;         /* sum of message sizes */
+	bool subscribed;
+};
+
+struct store_msg {
+	uint32_t uid;
+	uint32_t flags;        /* enum store_flag bits */
+	char *keywords;        /* space-separated, NULL or "" if none */
+	uint64_t modseq;
+	int64_t internal_date; /* unix seconds */
+	int32_t internal_tz;   /* minutes east of UTC, for INTERNALDATE */
+	uint64_t size;         /* raw bytes */
+};
+
+/* The cached parse of a message (see store/mime.h), stored at append time. */
+struct store_msg_cache {
+	char *envelope;        /* IMAP ENVELOPE, "(...)" */
+	char *bodystructure;   /* IMAP BODYSTRUCTURE, extensible form */
+	char *body;            /* IMAP BODY, non-extensible form */
+	char *subject;         /* decoded UTF-8, for listings */
+	int64_t sent_date;     /* Date: header as unix seconds, 0 if none */
+};
+
+struct store_new_msg {
+	const char *folder;    /* must exist */
+	const void *data;      /* raw message, CRLF line ends */
+	size_t size;
+	int64_t internal_date; /* unix seconds; 0 = now */
+	int32_t internal_tz;
+	uint32_t flags;
+	const char *keywords;  /* NULL or space-separated */
+	const struct store_msg_cache *cache; /* NULL: the store computes it */
+	uint64_t delivery_id;  /* non-zero: unique per node journal; a second
+	                          append with the same id returns the first UID */
+};
+
+/* Changes in one folder after a modseq, for session resync (CONDSTORE/QRESYNC). */
+struct store_changes {
+	struct store_msg *changed;   /* messages whose modseq > since, by UID */
+	size_t changed_count;
+	uint32_t *vanished;          /* UIDs expunged with modseq > since, ascending */
+	size_t vanished_count;
+	uint64_t highestmodseq;
+	uint32_t uidnext;
+};
+
+/* Path of the user's database: <data_dir>/mail/<user>.db (user already canonical). */
+char *store_path(const char *data_dir, const char *user);
+
+/* Opens the user's store; create = make it (with INBOX, Sent, Drafts, Trash,
+ * Junk and their special-use) if missing, else TERN_ERR_NOTFOUND. */
+int store_open(const char *data_dir, const char *user, bool create,
+	       struct store **st_r, enum tern_error *err_r);
+void store_close(struct store **st);
+/* Removes the user's database files (after ternctl user del, or a move). */
+int store_remove(const char *data_dir, const char *user, enum tern_error *err_r);
+
+/* Durability of commits from this handle: true = fsync on every commit
+ * (synchronous=FULL), false = fsync at checkpoints only (NORMAL; the caller
+ * guarantees durability elsewhere, e.g. the delivery journal). Default true. */
+int store_set_durable(struct store *st, bool durable, enum tern_error *err_r);
+/* Flushes the WAL into the database and fsyncs it (PRAGMA wal_checkpoint). */
+int store_checkpoint(struct store *st, enum tern_error *err_r);
+
+/* Explicit transactions group several calls into one commit; calls outside
+ * one commit individually. begin takes the write lock (BEGIN IMMEDIATE). */
+int store_begin(struct store *st, enum tern_error *err_r);
+int store_commit(struct store *st, enum tern_error *err_r);
+void store_rollback(struct store *st);
+
+/* ---- folders ---- */
+/* All folders sorted by name (INBOX first), with counts filled in. */
+int store_folder_list(struct store *st, struct store_folder **folders_r, size_t *count_r,
+		      enum tern_error *err_r);
+/* 1 found, 0 not found, -1 error. "inbox" in any case names INBOX. */
+int store_folder_get(struct store *st, const char *name, struct store_folder *f_r,
+		     enum tern_error *err_r);
+/* Creates name (and missing parents, RFC 3501 §6.3.3). EXISTS if present. */
+int store_folder_create(struct store *st, const char *name, const char *special_use,
+			enum tern_error *err_r);
+/* Deletes a folder and its messages. INBOX cannot be deleted (INVALID). A folder
+ * with children keeps existing as \Noselect... simplified: children stay, the
+ * folder itself goes (RFC 3501 §6.3.4 allows refusing; we delete just it). */
+int store_folder_delete(struct store *st, const char *name, enum tern_error *err_r);
+/* Renames a folder and its children. Renaming INBOX moves its messages into a
+ * new folder and leaves INBOX empty (RFC 3501 §6.3.5). New UIDVALIDITY is not
+ * needed for the renamed folder (it keeps its own). */
+int store_folder_rename(struct store *st, const char *from, const char *to,
+			enum tern_error *err_r);
+int store_folder_subscribe(struct store *st, const char *name, bool subscribe,
+			   enum tern_error *err_r);
+/* Subscribed names (which may name folders that no longer exist). */
+int store_subscriptions(struct store *st, char ***names_r, size_t *count_r,
+			enum tern_error *err_r);
+void store_folders_free(struct store_folder **folders, size_t count);
+void store_folder_clear(struct store_folder *f);
+
+/* ---- messages ---- */
+/* Appends a message; *uid_r (optional) gets its UID, *uidvalidity_r (optional)
+ * the folder's UIDVALIDITY. Bumps modseq. NOTFOUND if the folder is missing. */
+int store_append(struct store *st, const struct store_new_msg *m, uint32_t *uid_r,
+		 uint32_t *uidvalidity_r, enum tern_error *err_r);
+/* Metadata of every message in the folder, ascending UID. */
+int store_msg_list(struct store *st, const char *folder, struct store_msg **msgs_r,
+		   size_t *count_r, enum tern_error *err_r);
+/* One message's metadata: 1 found, 0 not, -1 error. */
+int store_msg_get(struct store *st, const char *folder, uint32_t uid, struct store_msg *m_r,
+		  enum tern_error *err_r);
+/* The raw message (heap, *size_r bytes). 1 found, 0 not, -1 error. */
+int store_msg_raw(struct store *st, const char *folder, uint32_t uid, char **data_r,
+		  size_t *size_r, enum tern_error *err_r);
+/* The cached parse. 1 found, 0 not, -1 error. */
+int store_msg_cache(struct store *st, const char *folder, uint32_t uid,
+		    struct store_msg_cache *c_r, enum tern_error *err_r);
+
+enum store_flag_op { STORE_FLAGS_SET, STORE_FLAGS_ADD, STORE_FLAGS_REMOVE };
+/* Changes the flags of the given UIDs (ascending). unchangedsince != 0: skip
+ * messages whose modseq > unchangedsince and report their UIDs in
+ * *failed_r and *failed_count_r (CONDSTORE, RFC 7162 §3.1.3). Each message whose
+ * flags actually change gets a new modseq. The new state of every existing
+ * listed message (changed or not) goes to *msgs_r (optional). */
+int store_flags_update(struct store *st, const char *folder, const uint32_t *uids, size_t count,
+		       enum store_flag_op op, uint32_t flags, const char *keywords,
+		       uint64_t unchangedsince, struct store_msg **msgs_r, size_t *msgs_count_r,
+		       uint32_t **failed_r, size_t *failed_count_r, enum tern_error *err_r);
+/* Expunges the listed UIDs (NULL = every message with \Deleted). Expunged UIDs
+ * (ascending) go to *expunged_r; each leaves a tombstone with a new modseq. */
+int store_expunge(struct store *st, const char *folder, const uint32_t *uids, size_t count,
+		  uint32_t **expunged_r, size_t *expunged_count_r, enum tern_error *err_r);
+/* Copies the listed UIDs to dest; source and new UIDs in matching order go to
+ * *src_uids_r and *dst_uids_r (UIDPLUS COPYUID), plus dest's UIDVALIDITY. move =
+ * also expunge them from the source in the same transaction (RFC 6851). */
+int store_copy(struct store *st, const char *folder, const uint32_t *uids, size_t count,
+	       const char *dest, bool move, uint32_t **src_uids_r, uint32_t **dst_uids_r,
+	       size_t *copied_r, uint32_t *dest_uidvalidity_r, enum tern_error *err_r);
+/* Changes in folder since modseq (0 = everything as changed, no vanished). */
+int store_changes_since(struct store *st, const char *folder, uint64_t since,
+			struct store_changes *ch_r, enum tern_error *err_r);
+/* The user's total message bytes (QUOTA STORAGE) and message count. */
+int store_usage(struct store *st, uint64_t *bytes_r, uint64_t *messages_r,
+		enum tern_error *err_r);
+/* SQLite PRAGMA integrity_check: 1 ok, 0 problems, -1 error. */
+int store_integrity_check(struct store *st, enum tern_error *err_r);
+
+void store_msgs_free(struct store_msg **msgs, size_t count);
+void store_msg_clear(struct store_msg *m);
+void store_msg_cache_clear(struct store_msg_cache *c);
+void store_changes_clear(struct store_changes *ch);
+
+/* Canonical names of the special-use folders a new store gets. */
+extern const char *const store_default_folders[][2]; /* {name, special_use}, NULL-terminated */
+
+#endif
