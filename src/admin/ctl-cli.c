@@ -51,8 +51,8 @@ static const char usage_text[] =
 "\n"
 "Nodes:\n"
 "  node list\n"
-"      List nodes: name, lmtp, imap, pop3, admin (addresses, empty = off),\n"
-"      updated (when the node last registered).\n"
+"      List nodes: name, lmtp, imap, pop3, admin (listening addresses; '-'\n"
+"      in text, \"\" in JSON = off), updated (when the node last registered).\n"
 "\n"
 "Mailboxes (of a user homed on this node; otherwise run ternctl there):\n"
 "  mailbox folders USER\n"
@@ -66,7 +66,8 @@ static const char usage_text[] =
 "  help\n"
 "      Print this help.\n"
 "\n"
-"Sizes are in bytes in JSON; text output shows quotas as 100M and 'default'.\n"
+"Sizes are in bytes; text output shows quotas as 100M or 'default' and an\n"
+"empty or missing value as '-'.\n"
 "Dates are ISO 8601 UTC (2026-11-25T10:00:00Z). Put '--' before an argument\n"
 "that starts with '-'.\n"
 "\n"
@@ -267,7 +268,7 @@ static int parse_uid(struct ctl *c, const char *s, uint32_t *uid_r)
 
 static int run_mailbox_cat(struct ctl *c, const struct cli_args *a)
 {
-	uint32_t uid;
+	uint32_t uid = 0;
 	if (parse_uid(c, a->pos[2], &uid) != 0)
 		return -1;
 	char *data = NULL;

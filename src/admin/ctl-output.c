@@ -224,8 +224,10 @@ char *ctl_cell_text(const json_t *value, enum ctl_col_type type)
 	case CTL_COL_STR:
 		break;
 	}
+	/* An empty cell would make the columns impossible to split by blanks. */
 	if (json_is_string(value))
-		return sanitize(json_string_value(value));
+		return json_string_length(value) == 0 ? strdup("-")
+						      : sanitize(json_string_value(value));
 	if (json_is_integer(value)) {
 		snprintf(buf, sizeof(buf), "%" JSON_INTEGER_FORMAT, json_integer_value(value));
 		return strdup(buf);

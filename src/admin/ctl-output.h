@@ -14,7 +14,7 @@
 
 /* How a field is shown as text; in JSON every field keeps its JSON type. */
 enum ctl_col_type {
-	CTL_COL_STR,   /* string, null shown as "-" */
+	CTL_COL_STR,   /* string, null or "" shown as "-" */
 	CTL_COL_NUM,   /* integer, right-aligned */
 	CTL_COL_BOOL,  /* true/false shown as yes/no */
 	CTL_COL_LIST,  /* array of strings joined by spaces, empty shown as "-" */

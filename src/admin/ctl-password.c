@@ -68,15 +68,17 @@ static int read_noecho(struct ctl *c, const char *prompt, char **line_r)
 	quiet = saved_tty;
 	quiet.c_lflag &= ~(tcflag_t)ECHO;
 	quiet.c_lflag |= ECHONL;                /* the Enter still ends the line visibly */
-	fputs(prompt, stderr);
-	fflush(stderr);
 	int ret = -1;
+	/* Echo goes off before the prompt appears, so nothing typed after the
+	 * prompt is echoed or flushed away; only typeahead from before it is. */
 	if (tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet) != 0) {
 		ctl_fail(c, CTL_ERROR, "cannot turn off terminal echo");
 	} else {
 		tty_changed = 1;
+		fputs(prompt, stderr);
+		fflush(stderr);
 		ret = ctl_password_read_line(c, stdin, line_r);
-		tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved_tty);
+		tcsetattr(STDIN_FILENO, TCSADRAIN, &saved_tty);
 		tty_changed = 0;
 	}
 	for (size_t i = 0; i < TTY_SIGNALS; i++)

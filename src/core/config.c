@@ -17,6 +17,7 @@
 enum key_type {
 	KEY_STRING,     /* any text, "" allowed */
 	KEY_NAME,       /* non-empty text without blanks */
+	KEY_PATH,       /* non-empty text */
 	KEY_LISTEN,     /* "" = off, else host:port */
 	KEY_BOOL,
 	KEY_LOGLEVEL,
@@ -41,8 +42,8 @@ struct key_def {
  * the check off or make the protocol unusable (P5). */
 static const struct key_def keys[] = {
 	KEY(node_name, KEY_NAME, 0, 0),
-	KEY(data_dir, KEY_NAME, 0, 0),
-	KEY(directory, KEY_NAME, 0, 0),
+	KEY(data_dir, KEY_PATH, 0, 0),
+	KEY(directory, KEY_PATH, 0, 0),
 	KEY(domains, KEY_STRING, 0, 0),
 	KEY(lmtp_listen, KEY_LISTEN, 0, 0),
 	KEY(imap_listen, KEY_LISTEN, 0, 0),
@@ -375,6 +376,11 @@ int config_set(struct tern_config *cfg, const char *key, const char *value, char
 	case KEY_NAME:
 		if (value[0] == '\0' || strpbrk(value, " \t\r\n") != NULL)
 			return set_error(err_r, key, "invalid value '%s'", value);
+		set_string(field, value);
+		return 0;
+	case KEY_PATH:
+		if (value[0] == '\0')
+			return set_error(err_r, key, "empty value");
 		if (strcmp(key, "data_dir") == 0)
 			set_data_dir(cfg, value);
 		else

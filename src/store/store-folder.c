@@ -360,7 +360,7 @@ static int rename_one(struct store *st, struct store_op *op, int64_t id, const c
 		      const char *new_name, enum tern_error *err_r)
 {
 	uint64_t modseq;
-	bool subscribed;
+	bool subscribed = false;
 	int rc;
 
 	if (store_op_modseq(op, &modseq, err_r) < 0)
@@ -434,8 +434,8 @@ static int rename_children(struct store *st, struct store_op *op, const char *fr
 			   const char *to, enum tern_error *err_r)
 {
 	char new_name[TERN_FOLDER_NAME_MAX + 2];
-	size_t from_len = strlen(from), to_len = strlen(to), count, rest;
-	struct child *c;
+	size_t from_len = strlen(from), to_len = strlen(to), count = 0, rest;
+	struct child *c = NULL;
 	int ret = 0;
 
 	if (children_get(st, from, &c, &count, err_r) < 0)

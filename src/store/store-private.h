@@ -47,6 +47,7 @@ enum store_stmt_id {
 	STMT_MSG_BLOB_ID,
 	STMT_MSG_CACHE,
 	STMT_MSG_SET_FLAGS,
+	STMT_MSG_SET_DELIVERY,
 	STMT_MSG_DELETE,
 	STMT_MSG_DELETED_UIDS,
 	STMT_MSG_ALL_UIDS,
@@ -147,6 +148,17 @@ int store_copy_locked(struct store *st, struct store_op *op, struct store_frow *
 		      struct store_frow *dst, const uint32_t *uids, size_t count, bool move,
 		      uint32_t *src_out, uint32_t *dst_out, size_t *copied_r,
 		      enum tern_error *err_r);
+/* Copies one message (row and a reference to its blob) from src to dst with
+ * UID dst->uidnext (then incremented) and the operation's modseq; move =
+ * expunge the source too. 1 copied, 0 no such UID, -1 error. */
+int store_copy_one_locked(struct store *st, struct store_op *op, const struct store_frow *src,
+			  uint32_t uid, struct store_frow *dst, bool move, enum tern_error *err_r);
+/* Deletes a message, leaving its tombstone at modseq: 1 done, 0 no such UID. */
+int store_expunge_one_locked(struct store *st, int64_t folder_id, uint32_t uid,
+			     uint64_t modseq, enum tern_error *err_r);
+/* Steps stmt to the end, collecting store_msg_from_row() rows. */
+int store_msgs_collect(struct store *st, sqlite3_stmt *stmt, struct store_msg **msgs_r,
+		       size_t *count_r, enum tern_error *err_r);
 /* Every UID of a folder, ascending (heap array; NULL when empty). */
 int store_folder_uids(struct store *st, int64_t folder_id, bool deleted_only,
 		      uint32_t **uids_r, size_t *count_r, enum tern_error *err_r);

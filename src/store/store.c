@@ -176,6 +176,8 @@ static const char *const store_sql[STMT_COUNT] = {
 			   " WHERE m.folder_id = ?1 AND m.uid = ?2",
 	[STMT_MSG_SET_FLAGS] = "UPDATE messages SET flags = ?3, keywords = ?4, modseq = ?5"
 			       " WHERE folder_id = ?1 AND uid = ?2",
+	[STMT_MSG_SET_DELIVERY] = "UPDATE messages SET delivery_id = ?3"
+				  " WHERE folder_id = ?1 AND uid = ?2",
 	[STMT_MSG_DELETE] = "DELETE FROM messages WHERE folder_id = ?1 AND uid = ?2",
 	[STMT_MSG_DELETED_UIDS] = "SELECT uid FROM messages WHERE folder_id = ?1"
 				  " AND (flags & 8) != 0 ORDER BY uid",
@@ -449,17 +451,13 @@ static int store_create_defaults(struct store *st, enum tern_error *err_r)
 	return 0;
 }
 
-/* Brings the schema to STORE_SCHEMA_VERSION inside one write transaction, so
- * two processes opening a new store at once cannot both create it. */
-static int store_migrate(struct store *st, enum tern_error *err_r)
+/* The schema version, 0 for a store whose creation has not committed. */
+static int schema_version(struct store *st, int64_t *version_r, enum tern_error *err_r)
 {
-	STORE_TX(tx);
-	int64_t version = 0;
-	int rc, has_meta;
 	sqlite3_stmt *probe;
+	int rc, has_meta;
 
-	if (store_tx_begin(st, &tx, err_r) < 0)
-		return -1;
+	*version_r = 0;
 	rc = sqlite3_prepare_v2(st->db, "SELECT 1 FROM sqlite_master WHERE name = 'meta'",
 				-1, &probe, NULL);
 	if (rc != SQLITE_OK)
@@ -469,12 +467,31 @@ static int store_migrate(struct store *st, enum tern_error *err_r)
 	sqlite3_finalize(probe);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		return store_fail(st, rc, err_r);
-	if (has_meta && meta_get(st, "schema_version", &version, err_r) < 0)
+	if (has_meta && meta_get(st, "schema_version", version_r, err_r) < 0)
 		return -1;
-	if (version > STORE_SCHEMA_VERSION)
+	if (*version_r > STORE_SCHEMA_VERSION)
 		return store_err(TERN_ERR_CORRUPT, err_r); /* written by a newer Tern */
+	return 0;
+}
+
+/* Brings the schema to STORE_SCHEMA_VERSION. The common case (current) takes
+ * no write lock; otherwise the check is redone inside one write transaction,
+ * so two processes opening a new store at once cannot both create it. A store
+ * found existing but empty (its creation crashed) is created now. */
+static int store_migrate(struct store *st, enum tern_error *err_r)
+{
+	STORE_TX(tx);
+	int64_t version;
+
+	if (schema_version(st, &version, err_r) < 0)
+		return -1;
+	if (version == STORE_SCHEMA_VERSION)
+		return 0;
+	if (store_tx_begin(st, &tx, err_r) < 0 || schema_version(st, &version, err_r) < 0)
+		return -1;
 	for (int64_t v = version; v < STORE_SCHEMA_VERSION; v++) {
-		rc = sqlite3_exec(st->db, migrations[v], NULL, NULL, NULL);
+		int rc = sqlite3_exec(st->db, migrations[v], NULL, NULL, NULL);
+
 		if (rc != SQLITE_OK)
 			return store_fail(st, rc, err_r);
 		if (meta_set(st, "schema_version", v + 1, err_r) < 0)
@@ -543,8 +560,6 @@ int store_open(const char *data_dir, const char *user, bool create, struct store
 		return -1;
 	}
 	sqlite3_extended_result_codes(st->db, 1);
-	/* A store found existing but still empty was being created by someone
-	 * else (or a crash cut that short): finish creating it. */
 	if (store_pragmas(st, err_r) < 0 || store_migrate(st, err_r) < 0) {
 		store_free(st);
 		return -1;
@@ -688,18 +703,21 @@ int store_highestmodseq(struct store *st, uint64_t *modseq_r, enum tern_error *e
 	return 0;
 }
 
-int store_integrity_check(struct store *st, enum tern_error *err_r)
+/* Runs a check query whose every row must be the single value want
+ * ("ok" or 0). 1 all good, 0 not, -1 error. */
+static int check_query(struct store *st, const char *sql, const char *want,
+		       enum tern_error *err_r)
 {
 	sqlite3_stmt *stmt;
 	int rc, ok = 1;
 	const unsigned char *text;
 
-	rc = sqlite3_prepare_v2(st->db, "PRAGMA integrity_check", -1, &stmt, NULL);
+	rc = sqlite3_prepare_v2(st->db, sql, -1, &stmt, NULL);
 	if (rc != SQLITE_OK)
 		return store_fail(st, rc, err_r);
 	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
 		text = sqlite3_column_text(stmt, 0);
-		if (text == NULL || strcmp((const char *)text, "ok") != 0)
+		if (text == NULL || strcmp((const char *)text, want) != 0)
 			ok = 0;
 	}
 	sqlite3_finalize(stmt);
@@ -709,6 +727,32 @@ int store_integrity_check(struct store *st, enum tern_error *err_r)
 		return store_fail(st, rc, err_r);
 	}
 	return ok;
+}
+
+int store_integrity_check(struct store *st, enum tern_error *err_r)
+{
+	/* Beyond SQLite's own check: the counters the triggers keep, and the
+	 * blob reference counts, must match the rows they summarise. */
+	static const char *const checks[][2] = {
+		{ "PRAGMA integrity_check", "ok" },
+		{ "SELECT count(*) FROM folders f LEFT JOIN (SELECT folder_id, count(*) n,"
+		  " sum(size) b, sum((flags & 1) = 0) u FROM messages GROUP BY folder_id) m"
+		  " ON m.folder_id = f.id WHERE f.messages != coalesce(m.n, 0)"
+		  " OR f.bytes != coalesce(m.b, 0) OR f.unseen != coalesce(m.u, 0)", "0" },
+		{ "SELECT count(*) FROM blobs b LEFT JOIN (SELECT blob_id, count(*) n"
+		  " FROM messages GROUP BY blob_id) m ON m.blob_id = b.id"
+		  " WHERE b.refs != coalesce(m.n, 0)", "0" },
+		{ "SELECT count(*) FROM messages m LEFT JOIN blobs b ON b.id = m.blob_id"
+		  " WHERE b.id IS NULL", "0" },
+	};
+	int ret;
+
+	for (size_t i = 0; i < sizeof(checks) / sizeof(checks[0]); i++) {
+		ret = check_query(st, checks[i][0], checks[i][1], err_r);
+		if (ret <= 0)
+			return ret;
+	}
+	return 1;
 }
 
 int store_column_strdup(sqlite3_stmt *stmt, int col, char **out_r)

@@ -2,7 +2,14 @@
  * folders, messages (raw bytes plus cached IMAP ENVELOPE/BODYSTRUCTURE),
  * subscriptions and a change record ordered by modseq. This is the only code
  * that touches those files. A handle is not thread-safe; open one per thread
- * or session (SQLite serialises writers between handles). Never logs. */
+ * or session (SQLite serialises writers between handles). Never logs.
+ *
+ * Every call is atomic (its own transaction, or a savepoint inside an explicit
+ * store_begin), so a failure leaves nothing half done. Every change takes the
+ * next value of one per-user modseq counter: messages, expunge tombstones,
+ * folder creation/rename/deletion and subscriptions all carry the modseq of
+ * their last change, which is what lets a mover ship "everything since M".
+ * Folders are identified across nodes by UIDVALIDITY (unique per user). */
 #ifndef TERN_STORE_STORE_H
 #define TERN_STORE_STORE_H
 
@@ -124,15 +131,25 @@ int store_folder_rename(struct store *st, const char *from, const char *to,
 			enum tern_error *err_r);
 int store_folder_subscribe(struct store *st, const char *name, bool subscribe,
 			   enum tern_error *err_r);
-/* Subscribed names (which may name folders that no longer exist). */
+/* Subscribed names (which may name folders that no longer exist), sorted;
+ * free with store_names_free. Subscriptions are their own list (RFC 3501
+ * §6.3.6): deleting a folder keeps its subscription; renaming carries it. */
 int store_subscriptions(struct store *st, char ***names_r, size_t *count_r,
 			enum tern_error *err_r);
+void store_names_free(char ***names, size_t count);
 void store_folders_free(struct store_folder **folders, size_t count);
 void store_folder_clear(struct store_folder *f);
 
 /* ---- messages ---- */
 /* Appends a message; *uid_r (optional) gets its UID, *uidvalidity_r (optional)
- * the folder's UIDVALIDITY. Bumps modseq. NOTFOUND if the folder is missing. */
+ * the folder's UIDVALIDITY. Bumps modseq. NOTFOUND if the folder is missing.
+ * With m->cache == NULL the message is parsed by mime_summarize() (before the
+ * write lock is taken), so the process must have called mime_init(). With a
+ * delivery_id already stored (anywhere in this store: a move carries the id
+ * along), nothing is written and the existing message's UID and its folder's
+ * UIDVALIDITY are returned. Keywords are normalized (duplicates dropped,
+ * case-insensitively); a keyword that is not an IMAP atom, or starts with
+ * '\', is INVALID. */
 int store_append(struct store *st, const struct store_new_msg *m, uint32_t *uid_r,
 		 uint32_t *uidvalidity_r, enum tern_error *err_r);
 /* Metadata of every message in the folder, ascending UID. */
@@ -141,9 +158,18 @@ int store_msg_list(struct store *st, const char *folder, struct store_msg **msgs
 /* One message's metadata: 1 found, 0 not, -1 error. */
 int store_msg_get(struct store *st, const char *folder, uint32_t uid, struct store_msg *m_r,
 		  enum tern_error *err_r);
-/* The raw message (heap, *size_r bytes). 1 found, 0 not, -1 error. */
+/* The raw message (heap, *size_r bytes, plus a NUL terminator not counted).
+ * 1 found, 0 not, -1 error. */
 int store_msg_raw(struct store *st, const char *folder, uint32_t uid, char **data_r,
 		  size_t *size_r, enum tern_error *err_r);
+/* Part of the raw message, for partial FETCH (BODY[]<offset.length>) of large
+ * messages: reads only the bytes asked for. Up to length bytes from offset,
+ * clipped to the message (an offset past the end gives 0 bytes); *data_r is
+ * NUL-terminated heap memory of *size_r bytes; *total_r (optional) gets the
+ * message's full size. 1 found, 0 no such message, -1 error. */
+int store_msg_raw_range(struct store *st, const char *folder, uint32_t uid, uint64_t offset,
+			uint64_t length, char **data_r, size_t *size_r, uint64_t *total_r,
+			enum tern_error *err_r);
 /* The cached parse. 1 found, 0 not, -1 error. */
 int store_msg_cache(struct store *st, const char *folder, uint32_t uid,
 		    struct store_msg_cache *c_r, enum tern_error *err_r);
@@ -168,13 +194,29 @@ int store_expunge(struct store *st, const char *folder, const uint32_t *uids, si
 int store_copy(struct store *st, const char *folder, const uint32_t *uids, size_t count,
 	       const char *dest, bool move, uint32_t **src_uids_r, uint32_t **dst_uids_r,
 	       size_t *copied_r, uint32_t *dest_uidvalidity_r, enum tern_error *err_r);
-/* Changes in folder since modseq (0 = everything as changed, no vanished). */
+/* Changes in folder since modseq, read from one snapshot (CONDSTORE
+ * CHANGEDSINCE, QRESYNC SELECT, the mover's incremental rounds):
+ * - changed: every message present now whose modseq > since (flag changes,
+ *   and messages appended, copied or moved in after since), ascending UID;
+ * - vanished: every UID expunged (or moved away) with modseq > since,
+ *   ascending; a message that arrived and went after since is listed here
+ *   only. Tombstones are never pruned, so the list is exact (RFC 7162 §3.2.5.2
+ *   lets a server send more, Tern sends exactly these);
+ * - highestmodseq and uidnext of the folder in that snapshot: the value the
+ *   caller passes as since next time.
+ * since = 0: every message as changed, no vanished (a full resync). */
 int store_changes_since(struct store *st, const char *folder, uint64_t since,
 			struct store_changes *ch_r, enum tern_error *err_r);
 /* The user's total message bytes (QUOTA STORAGE) and message count. */
 int store_usage(struct store *st, uint64_t *bytes_r, uint64_t *messages_r,
 		enum tern_error *err_r);
-/* SQLite PRAGMA integrity_check: 1 ok, 0 problems, -1 error. */
+/* The user's modseq counter: the highest modseq any change in any folder got.
+ * Every operation that changes something takes the next value (all messages it
+ * touches share it), so this orders all changes of the user. */
+int store_highestmodseq(struct store *st, uint64_t *modseq_r, enum tern_error *err_r);
+/* SQLite PRAGMA integrity_check, plus the store's own invariants (folder
+ * message/unseen/byte counters and blob reference counts match the rows).
+ * 1 ok, 0 problems, -1 error. */
 int store_integrity_check(struct store *st, enum tern_error *err_r);
 
 void store_msgs_free(struct store_msg **msgs, size_t count);

@@ -3,7 +3,7 @@ data directories in a temporary directory, no SMTP listener, mail for
 example.org handed to an LMTP server on a loopback port. Needs root."""
 
 import os
-import re
+import pwd
 import shutil
 import subprocess
 import tempfile
@@ -13,6 +13,10 @@ from ternlib import wait_for
 POSTFIX = shutil.which("postfix", path="/usr/sbin:/usr/bin:/sbin:/bin")
 SENDMAIL = shutil.which("sendmail", path="/usr/sbin:/usr/lib:/usr/bin")
 POSTCONF = shutil.which("postconf", path="/usr/sbin:/usr/bin")
+
+
+def _first_existing(*paths):
+    return next((p for p in paths if os.path.exists(p)), None)
 
 
 def _run(*cmd, **kwargs):
@@ -32,12 +36,18 @@ class PrivatePostfix:
         self.maillog = os.path.join(self.root, "maillog")
         for d in (self.conf, self.queue, self.data):
             os.mkdir(d, 0o755)
-        shutil.copy("/etc/postfix/main.cf", self.conf)
+        main_cf = _first_existing("/etc/postfix/main.cf", "/usr/share/postfix/main.cf.debian")
+        if main_cf:
+            shutil.copy(main_cf, os.path.join(self.conf, "main.cf"))
+        else:
+            open(os.path.join(self.conf, "main.cf"), "w").close()
         self._write_master_cf()
         settings = {
+            "compatibility_level": "3.6",
             "queue_directory": self.queue,
             "data_directory": self.data,
             "maillog_file": self.maillog,
+            "maillog_file_prefixes": self.root,
             "syslog_name": "postfix-tern-test",
             "myhostname": "mta.tern-test.invalid",
             "mydomain": "tern-test.invalid",
@@ -67,13 +77,19 @@ class PrivatePostfix:
             "bounce_queue_lifetime": "5m",
         }
         _run(POSTCONF, "-c", self.conf, "-e", *(f"{k}={v}" for k, v in settings.items()), check=True)
+        # The queue stays root's (postfix start creates its subdirectories
+        # with the right owners); data_directory belongs to mail_owner.
+        owner = pwd.getpwnam(_run(POSTCONF, "-c", self.conf, "-h", "mail_owner",
+                                  check=True).stdout.decode().strip())
+        os.chown(self.data, owner.pw_uid, owner.pw_gid)
+        os.chmod(self.data, 0o700)
         self.running = False
 
     def _write_master_cf(self):
         """Debian's master.cf without the SMTP listener and without chroot
         (a chroot would need copies of /etc files in the queue directory)."""
         out = []
-        with open("/etc/postfix/master.cf") as f:
+        with open(_first_existing("/etc/postfix/master.cf", "/usr/share/postfix/master.cf.dist")) as f:
             for line in f:
                 if line.startswith(("#", " ", "\t")) or not line.strip():
                     out.append(line)
@@ -126,19 +142,17 @@ class PrivatePostfix:
         except OSError:
             return "(no Postfix log)"
 
-    def queue_ids_delivered(self):
-        return re.findall(r"status=sent", self.log())
-
     def stop(self):
         if self.running:
             pid = self.master_pid()
             self.postfix("stop", check=False)
             if pid:
                 def gone():
+                    # Not our child: gone once it no longer exists or is a zombie.
                     try:
-                        os.kill(pid, 0)
-                        return False
-                    except ProcessLookupError:
+                        with open(f"/proc/{pid}/stat") as f:
+                            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+                    except OSError:
                         return True
                 try:
                     wait_for(gone, 30, "the Postfix master to exit")

@@ -22,6 +22,10 @@ CMD_TIMEOUT = 30.0
 
 DEFAULT_FOLDERS = ("INBOX", "Sent", "Drafts", "Trash", "Junk")
 PASSWORD = "correct horse battery staple"
+# SHA-512 crypt of PASSWORD (openssl passwd -6): `user add --hash` skips the
+# slow password hashing in the many tests that only need a mailbox.
+PASSWORD_HASH = ("$6$ternteststaplesa$NiolGGyQ5EiEYPlWwpmGopMHMuFD2yFswtfK4ZkCBHg0nN0wMl"
+                 "zfIlhSDvNaslbVNz6USyuBY1DPkstN.jpJg1")
 
 
 def free_port():
@@ -31,9 +35,11 @@ def free_port():
         return s.getsockname()[1]
 
 
-def wait_for(cond, timeout, what, interval=0.02):
+def wait_for(cond, timeout, what, interval=0.02, retry_on=(OSError,)):
     """Polls cond() until it returns something truthy and returns that.
-    Fails with `what` in the message once `timeout` seconds have passed."""
+    Exceptions in retry_on mean "not yet" (e.g. connection refused); any
+    other exception ends the wait at once. Fails naming `what` once `timeout`
+    seconds have passed."""
     deadline = time.monotonic() + timeout
     last_exc = None
     while True:
@@ -41,7 +47,7 @@ def wait_for(cond, timeout, what, interval=0.02):
             value = cond()
             if value:
                 return value
-        except Exception as exc:  # the condition may not be checkable yet
+        except retry_on as exc:
             last_exc = exc
         if time.monotonic() >= deadline:
             detail = f" (last error: {last_exc!r})" if last_exc else ""
@@ -188,14 +194,19 @@ class Ternd:
         self.runs.append([self.proc, stderr_path, False])
         proc = self.proc
 
+        class Exited(Exception):
+            pass
+
         def ready():
             if proc.poll() is not None:
-                raise AssertionError(f"ternd exited with {proc.returncode} during start:\n"
-                                     + self.stderr_text())
+                raise Exited()
             with socket.create_connection(self.lmtp_addr, timeout=1):
                 return True
         try:
             wait_for(ready, START_TIMEOUT, f"ternd to accept LMTP connections on port {self.lmtp_port}")
+        except Exited:
+            raise AssertionError(f"ternd exited with {proc.returncode} during start:\n"
+                                 + self.stderr_text()) from None
         except AssertionError as exc:
             raise AssertionError(f"{exc}\nternd stderr:\n{self.stderr_text()}") from None
         return self
@@ -269,8 +280,12 @@ class Ternd:
     def ctl(self, *args, **kwargs):
         return ternctl(self.config_path, *args, **kwargs)
 
-    def add_user(self, name, password=PASSWORD):
-        self.ctl("user", "add", name, "--password-stdin", input=password + "\n")
+    def add_user(self, name, password=None):
+        """With a password, through --password-stdin; else --hash."""
+        if password is None:
+            self.ctl("user", "add", name, "--hash", PASSWORD_HASH)
+        else:
+            self.ctl("user", "add", name, "--password-stdin", input=password + "\n")
 
     def messages(self, user, folder="INBOX"):
         return message_list(self.ctl("mailbox", "list", user, folder, as_json=True))

@@ -194,6 +194,9 @@ static void test_set(void **state)
 	expect_set_error(&cfg, "lmtp_listen", "nowhere",
 			 "key 'lmtp_listen': invalid address 'nowhere' (want host:port)");
 	expect_set_error(&cfg, "node_name", "", "key 'node_name': invalid value ''");
+	expect_set_error(&cfg, "node_name", "a b", "key 'node_name': invalid value 'a b'");
+	expect_set_error(&cfg, "data_dir", "", "key 'data_dir': empty value");
+	expect_set_error(&cfg, "directory", "", "key 'directory': empty value");
 
 	/* Limits cannot be switched off, go under their minimum, or pass the ceiling. */
 	err = NULL;
@@ -248,6 +251,9 @@ static void test_directory_follows_data_dir(void **state)
 	assert_int_equal(config_set(&cfg, "directory", "/etc/tern/dir.db", &err), 0);
 	assert_int_equal(config_set(&cfg, "data_dir", "/srv/other", &err), 0);
 	assert_string_equal(cfg.directory, "/etc/tern/dir.db");
+	assert_int_equal(config_set(&cfg, "directory", "/srv/other/directory.db", &err), 0);
+	assert_int_equal(config_set(&cfg, "data_dir", "/srv/with space", &err), 0);
+	assert_string_equal(cfg.directory, "/srv/with space/directory.db");
 	config_free(&cfg);
 }
 

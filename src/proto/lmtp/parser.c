@@ -563,6 +563,7 @@ static ptrdiff_t data_scan_lines(struct lmtp_parser *p, const uint8_t *data, siz
 			if (body_append(p, data + start, at - start) < 0 ||
 			    body_append(p, "\r\n", 2) < 0)
 				return -1;
+			i = at + 1;
 			break;
 		}
 		i = at + 1;

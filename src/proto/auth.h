@@ -1,0 +1,76 @@
+/* Password logins for the mail front ends (POP3 now, IMAP later): canonical
+ * user name, directory look-up and password check on a small worker pool (a
+ * password hash costs milliseconds of CPU, which a loop thread must not
+ * spend), failure accounting per user and per client address, a growing delay
+ * before a failure is reported, and the log lines fail2ban reads. */
+#ifndef TERN_PROTO_AUTH_H
+#define TERN_PROTO_AUTH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct conn;
+
+enum auth_result {
+	AUTH_OK,
+	AUTH_FAILED,    /* unknown user, wrong password, malformed name */
+	AUTH_TEMPFAIL,  /* the directory could not be asked; try again later */
+	AUTH_NOT_HERE,  /* the password is right but the user is homed on another node */
+};
+
+/* Runs on the connection's loop thread. user is the canonical name (for
+ * AUTH_OK and AUTH_NOT_HERE), else NULL; it is valid during the call only. */
+typedef void auth_done_fn(struct conn *c, enum auth_result r, const char *user, void *ctx);
+
+struct auth_request;
+
+/* Starts checking login/password (copied) on the worker pool; method
+ * ("PLAIN") is for the log. Call on c's loop thread. done runs later on that
+ * thread, always (never from inside this call), after the failure delay for
+ * AUTH_FAILED. A reference on c is held meanwhile. *req_r names the request
+ * until it ends: it is set back to NULL just before done runs, so keep it in
+ * the session and pass it to auth_cancel() when the session is freed. */
+void auth_verify(struct conn *c, const char *login, const char *password, const char *method,
+		 auth_done_fn *done, void *ctx, struct auth_request **req_r);
+
+/* Forgets a request whose connection is being destroyed (server stop): done
+ * will not run and the connection is not touched again. NULL is fine. */
+void auth_cancel(struct auth_request **req);
+
+/* Finishes the queued checks and stops the worker threads. Call at server
+ * stop while the loops still run (their results are posted to them). */
+void auth_pool_stop(void);
+
+/* RFC 2595 §2.1 / RFC 1939 §13: a password may travel in the clear only on
+ * TLS, on loopback, or when the configuration says so. */
+bool auth_plaintext_allowed(const struct conn *c, bool tls_active);
+
+/* Decodes a SASL PLAIN response (RFC 4616: base64 of [authzid] NUL authcid
+ * NUL passwd). An authzid other than empty or the authcid itself is refused:
+ * nobody may log in as somebody else. Returns 0 with heap *authcid_r and
+ * *passwd_r, or -1 (bad base64, wrong NUL count, empty authcid or password,
+ * authzid mismatch, over the size limits); outputs untouched on failure. */
+int auth_sasl_plain_decode(const char *b64, char **authcid_r, char **passwd_r);
+
+/* Strict base64 (RFC 4648 §4, padding required, no blanks) into a heap
+ * buffer of *len_r bytes plus a NUL. -1 if malformed or out of memory. */
+int auth_base64_decode(const char *in, unsigned char **out_r, size_t *len_r);
+
+/* The delay before reporting a failed login: base_ms doubled for each
+ * earlier recent failure of the same user or address, capped at
+ * AUTH_DELAY_CAP_MS (or base_ms if that is larger). failures >= 1 counts
+ * this one; base_ms == 0 means no delay. */
+#define AUTH_DELAY_CAP_MS 15000u
+uint32_t auth_failure_delay_ms(uint32_t base_ms, uint32_t failures);
+
+/* Failure accounting (sharded; no process-wide lock). A key is "u:<user>" or
+ * "a:<address>"; counts decay after AUTH_FAILURE_WINDOW_MS without failures. */
+#define AUTH_FAILURE_WINDOW_MS (15u * 60 * 1000)
+/* Counts one failure for key at now_ms; returns the recent failures including it. */
+uint32_t auth_failures_add(const char *key, uint64_t now_ms);
+/* Recent failures of key (0 when unknown or expired). */
+uint32_t auth_failures_get(const char *key, uint64_t now_ms);
+void auth_failures_clear(const char *key);
+
+#endif

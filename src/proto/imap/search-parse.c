@@ -1,0 +1,415 @@
+/* SEARCH program parser: see search-parse.h. Each RFC 3501 key is a row of
+ * a table saying what argument it takes, so adding a key is one line. */
+#include "proto/imap/search-parse.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "proto/imap/imap-date.h"
+
+#define MODSEQ_MAX ((UINT64_C(1) << 63) - 1)   /* RFC 7162 mod-sequence-valzer */
+
+static const char err_nomem[] = "Out of memory";
+static const char err_empty[] = "Missing search key";
+static const char err_unknown[] = "Unknown search key";
+static const char err_arg[] = "Missing or invalid search argument";
+static const char err_date[] = "Invalid date";
+static const char err_number[] = "Invalid number";
+static const char err_seqset[] = "Invalid sequence set";
+static const char err_depth[] = "Search program nested too deeply";
+static const char err_return[] = "Invalid RETURN option";
+static const char err_charset[] = "Unsupported charset";
+static const char err_keyword[] = "Invalid keyword";
+static const char err_modseq[] = "Invalid MODSEQ";
+
+enum argkind {
+	K_NONE,      /* no argument */
+	K_FLAG,      /* no argument; the row's flag */
+	K_KEYWORD,   /* flag-keyword atom */
+	K_STRING,    /* astring value */
+	K_HDR,       /* astring value; the row names the header */
+	K_HEADER,    /* field-name astring, value astring */
+	K_DATE,
+	K_NUMBER,    /* 32-bit number */
+	K_NZNUMBER,
+	K_SET,       /* sequence set */
+	K_MODSEQ,
+	K_NOT,
+	K_OR,
+	K_NEW,
+};
+
+struct keydef {
+	const char *name;
+	enum argkind kind;
+	enum imap_search_key_type type;
+	const char *fixed;     /* flag or header name */
+	bool set;
+};
+
+static const struct keydef keys[] = {
+	{ "ALL", K_NONE, IMAP_SK_ALL, NULL, false },
+	{ "ANSWERED", K_FLAG, IMAP_SK_FLAG, "\\Answered", true },
+	{ "BCC", K_HDR, IMAP_SK_HEADER, "Bcc", false },
+	{ "BEFORE", K_DATE, IMAP_SK_BEFORE, NULL, false },
+	{ "BODY", K_STRING, IMAP_SK_BODY, NULL, false },
+	{ "CC", K_HDR, IMAP_SK_HEADER, "Cc", false },
+	{ "DELETED", K_FLAG, IMAP_SK_FLAG, "\\Deleted", true },
+	{ "DRAFT", K_FLAG, IMAP_SK_FLAG, "\\Draft", true },
+	{ "FLAGGED", K_FLAG, IMAP_SK_FLAG, "\\Flagged", true },
+	{ "FROM", K_HDR, IMAP_SK_HEADER, "From", false },
+	{ "HEADER", K_HEADER, IMAP_SK_HEADER, NULL, false },
+	{ "KEYWORD", K_KEYWORD, IMAP_SK_FLAG, NULL, true },
+	{ "LARGER", K_NUMBER, IMAP_SK_LARGER, NULL, false },
+	{ "MODSEQ", K_MODSEQ, IMAP_SK_MODSEQ, NULL, false },
+	{ "NEW", K_NEW, IMAP_SK_AND, NULL, false },
+	{ "NOT", K_NOT, IMAP_SK_NOT, NULL, false },
+	{ "OLD", K_FLAG, IMAP_SK_FLAG, "\\Recent", false },
+	{ "OLDER", K_NZNUMBER, IMAP_SK_OLDER, NULL, false },
+	{ "ON", K_DATE, IMAP_SK_ON, NULL, false },
+	{ "OR", K_OR, IMAP_SK_OR, NULL, false },
+	{ "RECENT", K_FLAG, IMAP_SK_FLAG, "\\Recent", true },
+	{ "SEEN", K_FLAG, IMAP_SK_FLAG, "\\Seen", true },
+	{ "SENTBEFORE", K_DATE, IMAP_SK_SENTBEFORE, NULL, false },
+	{ "SENTON", K_DATE, IMAP_SK_SENTON, NULL, false },
+	{ "SENTSINCE", K_DATE, IMAP_SK_SENTSINCE, NULL, false },
+	{ "SINCE", K_DATE, IMAP_SK_SINCE, NULL, false },
+	{ "SMALLER", K_NUMBER, IMAP_SK_SMALLER, NULL, false },
+	{ "SUBJECT", K_HDR, IMAP_SK_HEADER, "Subject", false },
+	{ "TEXT", K_STRING, IMAP_SK_TEXT, NULL, false },
+	{ "TO", K_HDR, IMAP_SK_HEADER, "To", false },
+	{ "UID", K_SET, IMAP_SK_UIDSET, NULL, false },
+	{ "UNANSWERED", K_FLAG, IMAP_SK_FLAG, "\\Answered", false },
+	{ "UNDELETED", K_FLAG, IMAP_SK_FLAG, "\\Deleted", false },
+	{ "UNDRAFT", K_FLAG, IMAP_SK_FLAG, "\\Draft", false },
+	{ "UNFLAGGED", K_FLAG, IMAP_SK_FLAG, "\\Flagged", false },
+	{ "UNKEYWORD", K_KEYWORD, IMAP_SK_FLAG, NULL, false },
+	{ "UNSEEN", K_FLAG, IMAP_SK_FLAG, "\\Seen", false },
+	{ "YOUNGER", K_NZNUMBER, IMAP_SK_YOUNGER, NULL, false },
+};
+
+struct ctx {
+	const struct imap_arg *args;
+	size_t count, i;
+	const char *err;
+	struct imap_search_program *prog;
+};
+
+static void key_clear(struct imap_search_key *k)
+{
+	free(k->str);
+	free(k->value);
+	imap_seqset_free(&k->set);
+	for (size_t i = 0; i < k->child_count; i++)
+		key_clear(&k->children[i]);
+	free(k->children);
+	memset(k, 0, sizeof(*k));
+}
+
+void imap_search_program_free(struct imap_search_program **_prog)
+{
+	struct imap_search_program *prog = *_prog;
+
+	if (prog == NULL)
+		return;
+	if (prog->root != NULL) {
+		key_clear(prog->root);
+		free(prog->root);
+	}
+	free(prog);
+	*_prog = NULL;
+}
+
+static bool fail(struct ctx *c, const char *err)
+{
+	c->err = err;
+	return false;
+}
+
+static const struct imap_arg *next_arg(struct ctx *c)
+{
+	return c->i < c->count ? &c->args[c->i++] : NULL;
+}
+
+static char *dup_mem(const char *s, size_t n)
+{
+	char *d = malloc(n + 1);
+	if (d != NULL) {
+		memcpy(d, s, n);
+		d[n] = '\0';
+	}
+	return d;
+}
+
+static bool take_astring(struct ctx *c, char **s_r, size_t *len_r)
+{
+	const char *s;
+	size_t len;
+
+	if (!imap_arg_astring(next_arg(c), &s, &len))
+		return fail(c, err_arg);
+	if ((*s_r = dup_mem(s, len)) == NULL)
+		return fail(c, err_nomem);
+	if (len_r != NULL)
+		*len_r = len;
+	return true;
+}
+
+static bool looks_like_set(const struct imap_arg *a)
+{
+	return a->type == IMAP_ARG_ATOM && a->len > 0 &&
+	       ((a->str[0] >= '0' && a->str[0] <= '9') || a->str[0] == '*' || a->str[0] == '$');
+}
+
+static bool take_set(struct ctx *c, const struct imap_arg *a, struct imap_search_key *k)
+{
+	if (a == NULL || a->type != IMAP_ARG_ATOM || imap_seqset_parse(a->str, a->len, &k->set) < 0)
+		return fail(c, err_seqset);
+	c->prog->uses_saved |= imap_seqset_is_saved(k->set);
+	return true;
+}
+
+/* MODSEQ [entry-name entry-type-req] mod-sequence-valzer (RFC 7162 §3.1.5). */
+static bool take_modseq(struct ctx *c, struct imap_search_key *k)
+{
+	const struct imap_arg *a = next_arg(c);
+	const char *s;
+	size_t len;
+
+	if (a != NULL && imap_arg_string(a, &s, &len)) {
+		const struct imap_arg *t = next_arg(c);
+		if (imap_arg_is_atom_ci(t, "priv"))
+			k->entry_type = IMAP_SEARCH_ENTRY_PRIV;
+		else if (imap_arg_is_atom_ci(t, "shared"))
+			k->entry_type = IMAP_SEARCH_ENTRY_SHARED;
+		else if (imap_arg_is_atom_ci(t, "all"))
+			k->entry_type = IMAP_SEARCH_ENTRY_ALL;
+		else
+			return fail(c, err_modseq);
+		if ((k->str = dup_mem(s, len)) == NULL)
+			return fail(c, err_nomem);
+		a = next_arg(c);
+	}
+	if (!imap_arg_u64(a, &k->number) || k->number > MODSEQ_MAX)
+		return fail(c, err_modseq);
+	c->prog->uses_modseq = true;
+	return true;
+}
+
+static bool set_flag(struct ctx *c, struct imap_search_key *k, const char *flag, bool set)
+{
+	k->type = IMAP_SK_FLAG;
+	k->flag_set = set;
+	if ((k->str = strdup(flag)) == NULL)
+		return fail(c, err_nomem);
+	return true;
+}
+
+static bool parse_key(struct ctx *c, struct imap_search_key *k, unsigned depth);
+
+static bool parse_children(struct ctx *c, struct imap_search_key *k, size_t n, unsigned depth)
+{
+	k->children = calloc(n, sizeof(*k->children));
+	if (k->children == NULL)
+		return fail(c, err_nomem);
+	k->child_count = n;
+	for (size_t i = 0; i < n; i++)
+		if (!parse_key(c, &k->children[i], depth + 1))
+			return false;
+	return true;
+}
+
+/* "( key *(SP key) )": a nested context over the list's elements. */
+static bool parse_list(struct ctx *c, const struct imap_arg *list, size_t n,
+		       struct imap_search_key *k, unsigned depth)
+{
+	struct ctx sub = { list, n, 0, NULL, c->prog };
+	size_t cap = 0;
+
+	if (n == 0)
+		return fail(c, err_empty);
+	k->type = IMAP_SK_AND;
+	while (sub.i < n) {
+		if (k->child_count == cap) {
+			cap = cap == 0 ? 4 : cap * 2;
+			struct imap_search_key *nk = realloc(k->children, cap * sizeof(*nk));
+			if (nk == NULL)
+				return fail(c, err_nomem);
+			k->children = nk;
+		}
+		struct imap_search_key *child = &k->children[k->child_count++];
+		memset(child, 0, sizeof(*child));
+		if (!parse_key(&sub, child, depth + 1))
+			return fail(c, sub.err);
+	}
+	return true;
+}
+
+static bool parse_arg(struct ctx *c, const struct keydef *d, struct imap_search_key *k,
+		      unsigned depth)
+{
+	const struct imap_arg *a;
+	const char *s;
+	size_t len;
+
+	switch (d->kind) {
+	case K_NONE:
+		return true;
+	case K_FLAG:
+		return set_flag(c, k, d->fixed, d->set);
+	case K_KEYWORD:
+		a = next_arg(c);
+		if (!imap_arg_atom(a, &s) || s[0] == '\\' || strpbrk(s, "[]") != NULL)
+			return fail(c, err_keyword);
+		return set_flag(c, k, s, d->set);
+	case K_STRING:
+		return take_astring(c, &k->value, &k->value_len);
+	case K_HDR:
+		if ((k->str = strdup(d->fixed)) == NULL)
+			return fail(c, err_nomem);
+		return take_astring(c, &k->value, &k->value_len);
+	case K_HEADER:
+		return take_astring(c, &k->str, NULL) &&
+		       take_astring(c, &k->value, &k->value_len);
+	case K_DATE:
+		if (!imap_arg_astring(next_arg(c), &s, &len) || imap_date_parse(s, len, &k->day) < 0)
+			return fail(c, err_date);
+		return true;
+	case K_NUMBER:
+	case K_NZNUMBER: {
+		uint32_t n;
+		if (!imap_arg_u32(next_arg(c), &n) || (d->kind == K_NZNUMBER && n == 0))
+			return fail(c, err_number);
+		k->number = n;
+		return true;
+	}
+	case K_SET:
+		return take_set(c, next_arg(c), k);
+	case K_MODSEQ:
+		return take_modseq(c, k);
+	case K_NOT:
+		return parse_children(c, k, 1, depth);
+	case K_OR:
+		return parse_children(c, k, 2, depth);
+	case K_NEW:
+		/* RFC 3501: NEW is equivalent to (RECENT UNSEEN). */
+		k->children = calloc(2, sizeof(*k->children));
+		if (k->children == NULL)
+			return fail(c, err_nomem);
+		k->child_count = 2;
+		return set_flag(c, &k->children[0], "\\Recent", true) &&
+		       set_flag(c, &k->children[1], "\\Seen", false);
+	}
+	return fail(c, err_unknown);
+}
+
+static bool parse_key(struct ctx *c, struct imap_search_key *k, unsigned depth)
+{
+	const struct imap_arg *a = next_arg(c);
+	const struct imap_arg *list;
+	size_t n;
+
+	if (depth > IMAP_SEARCH_MAX_DEPTH)
+		return fail(c, err_depth);
+	if (a == NULL)
+		return fail(c, err_empty);
+	if (imap_arg_list(a, &list, &n))
+		return parse_list(c, list, n, k, depth);
+	if (a->type != IMAP_ARG_ATOM)
+		return fail(c, err_unknown);
+	if (looks_like_set(a)) {
+		k->type = IMAP_SK_SEQSET;
+		return take_set(c, a, k);
+	}
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		if (strcasecmp(a->str, keys[i].name) == 0) {
+			k->type = keys[i].type;
+			return parse_arg(c, &keys[i], k, depth);
+		}
+	}
+	return fail(c, err_unknown);
+}
+
+/* RETURN (opts) of RFC 4731 §3.1 and RFC 5182 SAVE. */
+static bool parse_return(struct ctx *c)
+{
+	const struct imap_arg *list;
+	size_t n;
+	static const struct { const char *name; unsigned bit; } opts[] = {
+		{ "MIN", IMAP_SEARCH_RETURN_MIN }, { "MAX", IMAP_SEARCH_RETURN_MAX },
+		{ "ALL", IMAP_SEARCH_RETURN_ALL }, { "COUNT", IMAP_SEARCH_RETURN_COUNT },
+		{ "SAVE", IMAP_SEARCH_RETURN_SAVE },
+	};
+
+	if (!imap_arg_list(next_arg(c), &list, &n))
+		return fail(c, err_return);
+	c->prog->esearch = true;
+	for (size_t i = 0; i < n; i++) {
+		size_t k = 0;
+		while (k < sizeof(opts) / sizeof(opts[0]) && !imap_arg_is_atom_ci(&list[i], opts[k].name))
+			k++;
+		if (k == sizeof(opts) / sizeof(opts[0]))
+			return fail(c, err_return);
+		c->prog->return_opts |= opts[k].bit;
+	}
+	if (n == 0)
+		c->prog->return_opts = IMAP_SEARCH_RETURN_ALL;
+	return true;
+}
+
+/* Returns 0, or the result code with c->err set. */
+static int parse_program(struct ctx *c)
+{
+	const char *s;
+	size_t len;
+
+	if (c->count > 0 && imap_arg_is_atom_ci(&c->args[0], "RETURN")) {
+		c->i++;
+		if (!parse_return(c))
+			return IMAP_SEARCH_PARSE_BAD;
+	}
+	if (c->i < c->count && imap_arg_is_atom_ci(&c->args[c->i], "CHARSET")) {
+		c->i++;
+		if (!imap_arg_astring(next_arg(c), &s, &len)) {
+			c->err = err_arg;
+			return IMAP_SEARCH_PARSE_BAD;
+		}
+		if (len == 5 && strncasecmp(s, "UTF-8", 5) == 0) {
+			c->prog->charset = IMAP_SEARCH_CHARSET_UTF8;
+		} else if (!(len == 8 && strncasecmp(s, "US-ASCII", 8) == 0)) {
+			c->err = err_charset;
+			return IMAP_SEARCH_PARSE_BADCHARSET;
+		}
+	}
+	struct imap_search_key *root = calloc(1, sizeof(*root));
+	if (root == NULL) {
+		c->err = err_nomem;
+		return IMAP_SEARCH_PARSE_BAD;
+	}
+	c->prog->root = root;
+	/* The top level is an implicit parenthesised list. */
+	if (!parse_list(c, c->args + c->i, c->count - c->i, root, 0))
+		return IMAP_SEARCH_PARSE_BAD;
+	return IMAP_SEARCH_PARSE_OK;
+}
+
+int imap_search_parse(const struct imap_arg *args, size_t count,
+		      struct imap_search_program **prog_r, const char **error_r)
+{
+	struct imap_search_program *prog = calloc(1, sizeof(*prog));
+	struct ctx c = { args, count, 0, NULL, prog };
+
+	if (prog == NULL) {
+		*error_r = err_nomem;
+		return IMAP_SEARCH_PARSE_BAD;
+	}
+	int r = parse_program(&c);
+	if (r != IMAP_SEARCH_PARSE_OK) {
+		imap_search_program_free(&prog);
+		*error_r = c.err != NULL ? c.err : err_arg;
+		return r;
+	}
+	*prog_r = prog;
+	return IMAP_SEARCH_PARSE_OK;
+}
