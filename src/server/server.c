@@ -13,7 +13,9 @@
 
 #include "core/log.h"
 #include "directory/directory.h"
+#include "proto/auth.h"
 #include "proto/lmtp/session.h"
+#include "proto/pop3/session.h"
 #include "server/conn.h"
 #include "server/delivery.h"
 #include "server/listener.h"
@@ -82,7 +84,7 @@ struct listen_spec {
 
 /* Protocols other than LMTP register here as they are built. */
 const struct conn_proto *server_imap_proto;
-const struct conn_proto *server_pop3_proto;
+const struct conn_proto *server_pop3_proto = &pop3_proto;
 
 static int open_listeners(struct server *srv)
 {
@@ -216,6 +218,8 @@ int server_run(struct server *srv)
 	log_info("node %s ready (%u loop threads, data_dir %s)", srv->config->node_name,
 		 srv->loop_count, srv->config->data_dir);
 	event_base_dispatch(srv->base);
+	/* Password checks in flight post to the loops: finish them first. */
+	auth_pool_stop();
 	unsigned left = conn_count_total();
 	if (left > 0)
 		log_warn("shutdown: closing %u connection(s) still open after %u ms", left,

@@ -234,6 +234,7 @@ static void test_quote(void **state)
 	(void)state;
 	W(imap_write_astring, "INBOX", 0, "INBOX");
 	W(imap_write_astring, "a]b", 0, "a]b");
+	W(imap_write_astring, "a[b", 0, "\"a[b\"");
 	W(imap_write_astring, "", 0, "\"\"");
 	W(imap_write_astring, "NIL", 0, "\"NIL\"");
 	W(imap_write_astring, "nil", 0, "\"nil\"");

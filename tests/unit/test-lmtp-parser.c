@@ -471,12 +471,17 @@ static void test_data_bodies(void **state)
 
 	expect_body(p, "Subject: x\r\n\r\nhello\r\n.\r\n", "Subject: x\r\n\r\nhello\r\n");
 	expect_body(p, ".\r\n", "");
-	expect_body(p, ".\n", "");
+	/* Only CRLF "." CRLF ends DATA: a dot line after or before a bare LF is
+	 * content (no SMTP smuggling). */
+	expect_body(p, ".\n.\r\n.\r\n", "\r\n\r\n");
+	expect_body(p, "a\n.\nb\r\n.\r\n", "a\r\n\r\nb\r\n");
+	expect_body(p, "a\r\n.\nMAIL FROM:<x>\r\n.\r\n", "a\r\n\r\nMAIL FROM:<x>\r\n");
+	expect_body(p, "a\n.\r\nRSET\r\n.\r\n", "a\r\n\r\nRSET\r\n");
 	/* Dot-stuffing: any leading dot is removed (RFC 5321 §4.5.2). */
 	expect_body(p, "..\r\n..x\r\n.y\r\n...\r\n.\r\n", ".\r\n.x\r\ny\r\n..\r\n");
-	/* Bare LF becomes CRLF; a bare-LF terminator is accepted. */
-	expect_body(p, "a\nb\r\n\n.\n", "a\r\nb\r\n\r\n");
-	expect_body(p, "a\n..b\n.\r\n", "a\r\n.b\r\n");
+	/* Bare LF becomes CRLF. */
+	expect_body(p, "a\nb\r\n\r\n.\r\n", "a\r\nb\r\n\r\n");
+	expect_body(p, "a\n..b\r\n.\r\n", "a\r\n.b\r\n");
 	/* Dots not at line start and lone CRs are content. */
 	expect_body(p, "a.b\r\n x.\r\n.\r\r\n.\r\n", "a.b\r\n x.\r\n\r\r\n");
 	expect_body(p, "a\rb\r\n.\rx\r\n.\r\n", "a\rb\r\n\rx\r\n");
@@ -525,7 +530,7 @@ static void test_data_too_big(void **state)
 	bool too_big;
 
 	/* Exactly the limit (with the CRLF conversion counted) fits. */
-	char *b = run_data(p, "12345678\n.\r\n", 0, &len, &too_big, &rest);
+	char *b = run_data(p, "12345678\r\n.\r\n", 0, &len, &too_big, &rest);
 	assert_false(too_big);
 	assert_int_equal(len, 10);
 	free(b);

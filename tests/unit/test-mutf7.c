@@ -45,6 +45,22 @@ static void test_examples(void **state)
 	round_trip("\x7f", "&AH8-");
 }
 
+/* A long CJK run: its UTF-8 is longer than its modified base64. */
+static void test_long_run(void **state)
+{
+	(void)state;
+	char utf8[3 * 200 + 1], *m = NULL, *back = NULL;
+	for (int i = 0; i < 200; i++)
+		memcpy(utf8 + 3 * i, "\xe6\x97\xa5", 3);
+	utf8[600] = '\0';
+	assert_int_equal(imap_utf8_to_mutf7(utf8, 600, &m), 0);
+	assert_true(strlen(m) < 600);
+	assert_int_equal(imap_mutf7_to_utf8(m, strlen(m), &back), 0);
+	assert_string_equal(back, utf8);
+	free(m);
+	free(back);
+}
+
 static void expect_bad_mutf7(const char *s)
 {
 	char *out = (char *)0x1;
@@ -135,6 +151,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_examples),
+		cmocka_unit_test(test_long_run),
 		cmocka_unit_test(test_decode_strict),
 		cmocka_unit_test(test_encode_strict),
 		cmocka_unit_test(test_exhaustive),

@@ -202,8 +202,9 @@ static bool decode_shift(const char *in, size_t len, size_t *i, char **o)
 
 int imap_mutf7_to_utf8(const char *in, size_t len, char **out_r)
 {
-	/* UTF-8 never takes more bytes than the base64 that encoded it. */
-	char *out = malloc(len + 1), *o = out;
+	/* Each 16 bits (2.67 base64 chars) become at most 3 UTF-8 bytes, so
+	 * the output is at most 9/8 of the input; twice it is plenty. */
+	char *out = malloc(len * 2 + 1), *o = out;
 	size_t i = 0;
 	bool after_shift = false;
 

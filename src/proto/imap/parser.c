@@ -25,7 +25,6 @@ static const char err_atom[] = "Invalid characters in atom";
 static const char err_quoted[] = "Invalid characters in quoted string";
 static const char err_escape[] = "Invalid escape in quoted string";
 static const char err_unterminated[] = "Unterminated quoted string";
-static const char err_bracket[] = "Missing ']'";
 static const char err_unbalanced[] = "Unbalanced parentheses";
 static const char err_depth[] = "Lists nested too deeply";
 static const char err_space[] = "Missing space between arguments";
@@ -402,11 +401,10 @@ static enum frag read_atom(struct imap_parser *p, const char *s, size_t n, size_
 			break;
 		if (c <= 0x20 || c >= 0x7f)
 			return frag_error(p, err_atom);
-		if (c == '[') {
-			if (!skip_brackets(s, n, &i))
-				return frag_error(p, err_bracket);
+		/* RFC 3501 lets '[' stand in an atom; only a closed "[...]" is
+		 * taken as a FETCH section that may hold spaces. */
+		if (c == '[' && skip_brackets(s, n, &i))
 			continue;
-		}
 		i++;
 	}
 	if (i == start)

@@ -7,14 +7,15 @@
 #include <strings.h>
 
 /* ASTRING-CHAR = ATOM-CHAR / resp-specials: no SP, CTL, 8-bit, "(", ")",
- * "{", "%", "*", '"', "\". */
+ * "{", "%", "*", '"', "\". "[" is an ATOM-CHAR but gets quoted anyway, since
+ * parsers (ours too) read "[...]" in an atom as a FETCH section. */
 bool imap_is_astring_atom(const char *s, size_t len)
 {
 	if (len == 0)
 		return false;
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)s[i];
-		if (c <= 0x20 || c >= 0x7f || strchr("(){%*\"\\", c) != NULL)
+		if (c <= 0x20 || c >= 0x7f || strchr("(){%*\"\\[", c) != NULL)
 			return false;
 	}
 	return true;

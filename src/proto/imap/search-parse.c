@@ -389,7 +389,7 @@ static int parse_program(struct ctx *c)
 	}
 	c->prog->root = root;
 	/* The top level is an implicit parenthesised list. */
-	if (!parse_list(c, c->args + c->i, c->count - c->i, root, 0))
+	if (!parse_list(c, c->i < c->count ? c->args + c->i : NULL, c->count - c->i, root, 0))
 		return IMAP_SEARCH_PARSE_BAD;
 	return IMAP_SEARCH_PARSE_OK;
 }

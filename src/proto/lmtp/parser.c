@@ -41,6 +41,7 @@ struct lmtp_parser {
 
 	enum body_state bstate;
 	bool last_cr;              /* the last body byte stored on this line was CR */
+	bool bol_bare;             /* this line began after a bare LF: it cannot end DATA */
 	uint64_t chunk_left;       /* BDAT bytes still to read */
 
 	char *body;                /* NUL-terminated when non-NULL */
@@ -159,6 +160,7 @@ void lmtp_parser_begin_data(struct lmtp_parser *p)
 	lmtp_parser_discard_body(p);
 	p->mode = LMTP_MODE_DATA;
 	p->bstate = BODY_BOL;
+	p->bol_bare = false;
 	p->last_cr = false;
 }
 
@@ -547,6 +549,7 @@ static ptrdiff_t data_scan_lines(struct lmtp_parser *p, const uint8_t *data, siz
 				 size_t i)
 {
 	size_t start = i;
+	bool bare = false;
 
 	for (;;) {
 		const uint8_t *lf = memchr(data + i, '\n', len - i);
@@ -564,6 +567,7 @@ static ptrdiff_t data_scan_lines(struct lmtp_parser *p, const uint8_t *data, siz
 			    body_append(p, "\r\n", 2) < 0)
 				return -1;
 			i = at + 1;
+			bare = true;
 			break;
 		}
 		i = at + 1;
@@ -574,6 +578,9 @@ static ptrdiff_t data_scan_lines(struct lmtp_parser *p, const uint8_t *data, siz
 		}
 	}
 	p->bstate = BODY_BOL;
+	/* Only CRLF "." CRLF ends DATA: a dot line reached through a bare LF is
+	 * content, or a second transaction could be smuggled in. */
+	p->bol_bare = bare;
 	p->last_cr = false;
 	return (ptrdiff_t)i;
 }
@@ -596,12 +603,25 @@ static ptrdiff_t data_step(struct lmtp_parser *p, const uint8_t *data, size_t le
 			p->bstate = BODY_DOT_CR;
 			return (ptrdiff_t)(i + 1);
 		}
-		if (data[i] == '\n')
-			break;
+		if (data[i] == '\n') {
+			/* ".\n": never an end; the stuffing dot goes, the LF becomes CRLF. */
+			if (body_append(p, "\r\n", 2) < 0)
+				return -1;
+			p->bstate = BODY_BOL;
+			p->bol_bare = true;
+			return (ptrdiff_t)(i + 1);
+		}
 		/* RFC 5321 §4.5.2: drop the leading dot of any other line. */
 		p->bstate = BODY_MID;
 		return (ptrdiff_t)i;
 	case BODY_DOT_CR:
+		if (data[i] == '\n' && p->bol_bare) {
+			if (body_append(p, "\r\n", 2) < 0)
+				return -1;
+			p->bstate = BODY_BOL;
+			p->bol_bare = false;
+			return (ptrdiff_t)(i + 1);
+		}
 		if (data[i] == '\n')
 			break;
 		/* ".\r" + other: the dot was stuffing, the CR is content. */

@@ -259,6 +259,8 @@ static void cmd_data(struct lmtp_session *s, const struct lmtp_cmd *cmd)
 	lmtp_parser_begin_data(s->parser);
 }
 
+static void bdat_chunk_done(struct lmtp_session *s);
+
 static void cmd_bdat(struct lmtp_session *s, const struct lmtp_cmd *cmd)
 {
 	/* The chunk is read even when refused, to stay in step (RFC 3030 §2). */
@@ -267,6 +269,16 @@ static void cmd_bdat(struct lmtp_session *s, const struct lmtp_cmd *cmd)
 	s->bdat_last = cmd->bdat_last;
 	s->bdat_chunk = cmd->bdat_size;
 	lmtp_parser_begin_bdat(s->parser, cmd->bdat_size);
+	if (cmd->bdat_size == 0) {
+		/* An empty chunk (typically "BDAT 0 LAST") is complete at once:
+		 * no further input would ever finish it. */
+		static const uint8_t none[1];
+		size_t consumed;
+		struct lmtp_cmd *unused = NULL;
+		const char *error = NULL;
+		if (lmtp_parser_feed(s->parser, none, 0, &consumed, &unused, &error) == TERN_PARSE_OK)
+			bdat_chunk_done(s);
+	}
 }
 
 static void bdat_chunk_done(struct lmtp_session *s)
