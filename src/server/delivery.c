@@ -1,11 +1,13 @@
 #include "server/delivery.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/lock.h"
 #include "core/log.h"
@@ -18,8 +20,14 @@
 
 /* Journal flag bit (never a store flag): deliver to INBOX if the folder is gone. */
 #define DELIVERY_FALLBACK_INBOX (1u << 31)
-/* Empty the journal once it grows past this (after checkpointing the stores). */
-#define DELIVERY_JOURNAL_RESET_BYTES (64ull * 1024 * 1024)
+/* Start a new journal segment once the current one grows past this. A
+ * segment is deleted when every store written under it has been checkpointed. */
+#define DELIVERY_SEGMENT_BYTES (64ull * 1024 * 1024)
+/* Stores checkpointed per committer round: spreads the fsyncs of a segment's
+ * stores over many rounds instead of stalling one. */
+#define DELIVERY_CHECKPOINTS_PER_ROUND 4u
+#define DELIVERY_SEGMENT_PREFIX "delivery.journal."
+#define DELIVERY_MAX_SEGMENTS 1024u
 /* Open store handles kept by the committer. */
 #define DELIVERY_STORE_HANDLES 2048u
 
@@ -33,10 +41,22 @@ struct delivery {
 	struct delivery_job *queue_head, *queue_tail;
 	bool stopping;
 	uint64_t inflight_since_ms;     /* submit time of the oldest job being committed */
-	struct journal *journal;
+	struct journal *journal;        /* the current segment */
+	uint64_t gen;                   /* its number */
+	uint64_t oldest_gen;            /* the oldest segment still on disk */
+	char *data_dir;
 	struct store_cache *stores;
 	uint64_t next_id;
 };
+
+static char *segment_path(const struct delivery *d, uint64_t gen)
+{
+	char *path;
+	if (asprintf(&path, "%s/" DELIVERY_SEGMENT_PREFIX "%020llu", d->data_dir,
+		     (unsigned long long)gen) < 0)
+		return NULL;
+	return path;
+}
 
 /* One stored copy: a recipient of a job, with the bytes to store. */
 struct delivery_item {
@@ -144,7 +164,7 @@ static int replay_record(const struct journal_record *rec, void *ctx)
 	if (rec->type != JOURNAL_DELIVER || replay_is_aborted(rc, rec->id))
 		return 0;
 	enum tern_error err = TERN_ERR_NONE;
-	struct store *st = store_cache_get(rc->d->stores, rec->user, &err);
+	struct store *st = store_cache_get(rc->d->stores, rec->user, rc->d->gen, &err);
 	if (st == NULL) {
 		log_error("journal replay: user=%s delivery=%llu: open store: %s", rec->user,
 			  (unsigned long long)rec->id, tern_error_str(err));
@@ -162,33 +182,102 @@ static int replay_record(const struct journal_record *rec, void *ctx)
 	return 0;
 }
 
-static int delivery_replay(struct delivery *d, const char *path, char **err_r)
+static int gen_cmp(const void *a, const void *b)
 {
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* The numbers of the segments an earlier run left, ascending. */
+static int list_segments(const char *data_dir, uint64_t **gens_r, size_t *count_r,
+			 char **err_r)
+{
+	DIR *dir = opendir(data_dir);
+	if (dir == NULL) {
+		if (asprintf(err_r, "%s: %s", data_dir, strerror(errno)) < 0)
+			*err_r = NULL;
+		return -1;
+	}
+	uint64_t *gens = calloc(DELIVERY_MAX_SEGMENTS, sizeof(*gens));
+	size_t n = 0;
+	struct dirent *de;
+	size_t plen = strlen(DELIVERY_SEGMENT_PREFIX);
+	while (gens != NULL && (de = readdir(dir)) != NULL && n < DELIVERY_MAX_SEGMENTS) {
+		char *end;
+		if (strncmp(de->d_name, DELIVERY_SEGMENT_PREFIX, plen) != 0)
+			continue;
+		unsigned long long g = strtoull(de->d_name + plen, &end, 10);
+		if (*end == '\0' && end != de->d_name + plen)
+			gens[n++] = g;
+	}
+	closedir(dir);
+	if (gens == NULL) {
+		*err_r = strdup("out of memory");
+		return -1;
+	}
+	qsort(gens, n, sizeof(*gens), gen_cmp);
+	*gens_r = gens;
+	*count_r = n;
+	return 0;
+}
+
+static void delete_segments_before(struct delivery *d, uint64_t gen)
+{
+	for (; d->oldest_gen < gen; d->oldest_gen++) {
+		char *path = segment_path(d, d->oldest_gen);
+		if (path != NULL && unlink(path) < 0 && errno != ENOENT)
+			log_error("delivery: cannot delete journal segment %s: %s", path,
+				  strerror(errno));
+		free(path);
+	}
+}
+
+static int replay_segments(struct delivery *d, struct replay_ctx *rc, const uint64_t *gens,
+			   size_t n, char **err_r)
+{
+	for (size_t i = 0; i < n; i++) {
+		char *path = segment_path(d, gens[i]);
+		uint64_t max_id = 0;
+		int r = path != NULL ? journal_replay(path, replay_record, rc, &max_id, err_r) : -1;
+		free(path);
+		if (r < 0)
+			return -1;
+		if (max_id >= d->next_id)
+			d->next_id = max_id + 1;
+	}
+	return 0;
+}
+
+/* Applies what earlier runs journaled. A store that cannot be checkpointed
+ * afterwards keeps its segments on disk (they replay again next time); the
+ * node still starts. */
+static int delivery_replay(struct delivery *d, char **err_r)
+{
+	uint64_t *gens = NULL;
+	size_t n = 0;
+	if (list_segments(d->data_dir, &gens, &n, err_r) < 0)
+		return -1;
+	d->gen = n > 0 ? gens[n - 1] + 1 : 1;
+	d->oldest_gen = n > 0 ? gens[0] : d->gen;
 	struct replay_ctx rc = {.d = d, .collecting_aborts = true};
-	uint64_t max_id = 0;
-	int ret = journal_replay(path, replay_record, &rc, &max_id, err_r);
+	int ret = replay_segments(d, &rc, gens, n, err_r);
 	if (ret == 0) {
 		rc.collecting_aborts = false;
-		ret = journal_replay(path, replay_record, &rc, &max_id, err_r);
+		ret = replay_segments(d, &rc, gens, n, err_r);
 	}
 	free(rc.aborted);
+	free(gens);
 	if (ret < 0)
 		return -1;
-	if (max_id >= d->next_id)
-		d->next_id = max_id + 1;
-	enum tern_error err;
-	if (store_cache_checkpoint(d->stores, &err) < 0) {
-		if (asprintf(err_r, "checkpoint after journal replay: %s", tern_error_str(err)) < 0)
-			*err_r = NULL;
-		return -1;
-	}
 	if (rc.applied > 0)
 		log_info("journal replay: %zu deliveries checked and stored", rc.applied);
-	if (journal_reset(d->journal) < 0) {
-		if (asprintf(err_r, "%s: truncate: %s", path, strerror(errno)) < 0)
-			*err_r = NULL;
-		return -1;
-	}
+	enum tern_error err;
+	const char *failed = "?";
+	if (store_cache_checkpoint(d->stores, &failed, &err) < 0)
+		log_error("journal replay: checkpoint of user=%s failed, journal kept: %s", failed,
+			  tern_error_str(err));
+	else
+		delete_segments_before(d, d->gen);
 	return 0;
 }
 
@@ -239,7 +328,7 @@ static bool apply_user(struct delivery *d, struct delivery_item *items, size_t n
 {
 	const char *user = items[0].rcpt->user;
 	enum tern_error err = TERN_ERR_NONE;
-	struct store *st = store_cache_get(d->stores, user, &err);
+	struct store *st = store_cache_get(d->stores, user, d->gen, &err);
 	if (st != NULL && store_begin(st, &err) == 0) {
 		size_t i;
 		for (i = 0; i < n; i++) {
@@ -353,18 +442,58 @@ static void commit_batch(struct delivery *d, struct delivery_job *batch)
 	}
 }
 
-static void maybe_reset_journal(struct delivery *d, bool force)
+static int open_segment(struct delivery *d, char **err_r)
 {
-	if (!force && journal_size(d->journal) < DELIVERY_JOURNAL_RESET_BYTES)
-		return;
+	char *path = segment_path(d, d->gen);
+	if (path == NULL) {
+		*err_r = strdup("out of memory");
+		return -1;
+	}
+	int r = journal_open(path, &d->journal, err_r);
+	free(path);
+	return r;
+}
+
+/* After each round: rotate a full segment, checkpoint a few stores that hold
+ * older segments, and delete the segments no store needs any more. */
+static void journal_housekeeping(struct delivery *d)
+{
+	if (journal_size(d->journal) >= DELIVERY_SEGMENT_BYTES) {
+		char *err = NULL;
+		struct journal *old = d->journal;
+		d->gen++;
+		if (open_segment(d, &err) < 0) {
+			log_error("delivery: cannot start journal segment %llu: %s",
+				  (unsigned long long)d->gen, err != NULL ? err : "?");
+			free(err);
+			d->gen--;
+			d->journal = old;
+		} else {
+			journal_close(&old);
+		}
+	}
 	enum tern_error err;
-	if (store_cache_checkpoint(d->stores, &err) < 0) {
-		log_error("delivery: checkpoint of stores failed, journal kept: %s",
+	const char *failed = "?";
+	if (store_cache_checkpoint_older(d->stores, d->gen, DELIVERY_CHECKPOINTS_PER_ROUND, &failed,
+					 &err) < 0)
+		log_error("delivery: checkpoint of user=%s failed (retried later): %s", failed,
 			  tern_error_str(err));
+	uint64_t needed = store_cache_oldest_dirty_gen(d->stores);
+	delete_segments_before(d, needed < d->gen ? needed : d->gen);
+}
+
+/* Clean stop: every store checkpointed, every segment deleted. */
+static void journal_finish(struct delivery *d)
+{
+	enum tern_error err;
+	const char *failed = "?";
+	if (store_cache_checkpoint(d->stores, &failed, &err) < 0) {
+		log_error("delivery: checkpoint of user=%s failed, journal kept for replay: %s",
+			  failed, tern_error_str(err));
 		return;
 	}
-	if (journal_reset(d->journal) < 0)
-		log_error("delivery: journal truncate failed: %s", strerror(errno));
+	journal_close(&d->journal);
+	delete_segments_before(d, d->gen + 1);
 }
 
 static void *committer_main(void *arg)
@@ -387,9 +516,9 @@ static void *committer_main(void *arg)
 			TERN_LOCK_GUARD(&d->mu);
 			d->inflight_since_ms = 0;
 		}
-		maybe_reset_journal(d, false);
+		journal_housekeeping(d);
 	}
-	maybe_reset_journal(d, true);
+	journal_finish(d);
 	return NULL;
 }
 
@@ -408,25 +537,23 @@ int delivery_start(struct server *srv, struct delivery **d_r, char **err_r)
 	/* Ids only need to be unique per node: start past the wall clock in us,
 	 * and past anything an earlier run journaled. */
 	d->next_id = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-	char *path = NULL;
+	d->data_dir = strdup(srv->config->data_dir);
 	d->stores = store_cache_new(srv->config->data_dir, DELIVERY_STORE_HANDLES);
-	if (d->stores == NULL || asprintf(&path, "%s/delivery.journal", srv->config->data_dir) < 0) {
+	if (d->stores == NULL || d->data_dir == NULL) {
 		*err_r = strdup("out of memory");
 		goto fail;
 	}
-	if (journal_open(path, &d->journal, err_r) < 0 || delivery_replay(d, path, err_r) < 0)
+	if (delivery_replay(d, err_r) < 0 || open_segment(d, err_r) < 0)
 		goto fail;
-	free(path);
 	if (pthread_create(&d->thread, NULL, committer_main, d) != 0) {
 		*err_r = strdup("cannot start the delivery thread");
-		path = NULL;
 		goto fail;
 	}
 	*d_r = d;
 	return 0;
 fail:
-	free(path);
 	journal_close(&d->journal);
+	free(d->data_dir);
 	store_cache_free(&d->stores);
 	tern_mutex_destroy(&d->mu);
 	pthread_cond_destroy(&d->cond);
@@ -472,5 +599,6 @@ void delivery_stop(struct delivery **dp)
 	store_cache_free(&d->stores);
 	tern_mutex_destroy(&d->mu);
 	pthread_cond_destroy(&d->cond);
+	free(d->data_dir);
 	free(d);
 }

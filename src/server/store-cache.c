@@ -12,6 +12,8 @@ struct cache_entry {
 	char *user;
 	struct store *st;
 	bool dirty;
+	uint64_t dirty_gen;        /* journal segment of the oldest unsynced write */
+	struct cache_entry *dirty_prev, *dirty_next; /* FIFO, so ordered by dirty_gen */
 	struct cache_entry *hash_next;
 	struct cache_entry *lru_prev, *lru_next; /* head = most recent */
 };
@@ -21,7 +23,39 @@ struct store_cache {
 	size_t capacity, count;
 	struct cache_entry *buckets[STORE_CACHE_BUCKETS];
 	struct cache_entry *lru_head, *lru_tail;
+	struct cache_entry *dirty_head, *dirty_tail;
 };
+
+static void dirty_unlink(struct store_cache *c, struct cache_entry *e)
+{
+	if (!e->dirty)
+		return;
+	if (e->dirty_prev != NULL)
+		e->dirty_prev->dirty_next = e->dirty_next;
+	else
+		c->dirty_head = e->dirty_next;
+	if (e->dirty_next != NULL)
+		e->dirty_next->dirty_prev = e->dirty_prev;
+	else
+		c->dirty_tail = e->dirty_prev;
+	e->dirty_prev = e->dirty_next = NULL;
+	e->dirty = false;
+}
+
+static void dirty_mark(struct store_cache *c, struct cache_entry *e, uint64_t gen)
+{
+	if (e->dirty)
+		return;
+	e->dirty = true;
+	e->dirty_gen = gen;
+	e->dirty_prev = c->dirty_tail;
+	e->dirty_next = NULL;
+	if (c->dirty_tail != NULL)
+		c->dirty_tail->dirty_next = e;
+	else
+		c->dirty_head = e;
+	c->dirty_tail = e;
+}
 
 static unsigned name_hash(const char *s)
 {
@@ -75,6 +109,7 @@ static void entry_remove(struct store_cache *c, struct cache_entry *e)
 		pp = &(*pp)->hash_next;
 	*pp = e->hash_next;
 	lru_unlink(c, e);
+	dirty_unlink(c, e);
 	/* Closing the last connection checkpoints the WAL with a sync, so an
 	 * evicted store is durable and the journal no longer needs it. */
 	store_close(&e->st);
@@ -92,13 +127,14 @@ static struct cache_entry *entry_find(struct store_cache *c, const char *user)
 	return NULL;
 }
 
-struct store *store_cache_get(struct store_cache *c, const char *user, enum tern_error *err_r)
+struct store *store_cache_get(struct store_cache *c, const char *user, uint64_t gen,
+			      enum tern_error *err_r)
 {
 	struct cache_entry *e = entry_find(c, user);
 	if (e != NULL) {
 		lru_unlink(c, e);
 		lru_push_front(c, e);
-		e->dirty = true;
+		dirty_mark(c, e, gen);
 		return e->st;
 	}
 	if (c->count >= c->capacity && c->lru_tail != NULL) {
@@ -123,7 +159,7 @@ struct store *store_cache_get(struct store_cache *c, const char *user, enum tern
 		return NULL;
 	}
 	e->st = st;
-	e->dirty = true;
+	dirty_mark(c, e, gen);
 	unsigned h = name_hash(user);
 	e->hash_next = c->buckets[h];
 	c->buckets[h] = e;
@@ -139,18 +175,46 @@ void store_cache_drop(struct store_cache *c, const char *user)
 		entry_remove(c, e);
 }
 
-int store_cache_checkpoint(struct store_cache *c, enum tern_error *err_r)
+int store_cache_checkpoint(struct store_cache *c, const char **failed_user_r,
+			   enum tern_error *err_r)
 {
 	int ret = 0;
-	for (struct cache_entry *e = c->lru_head; e != NULL; e = e->lru_next) {
-		if (!e->dirty)
-			continue;
-		if (store_checkpoint(e->st, err_r) < 0)
+	for (struct cache_entry *e = c->dirty_head, *next; e != NULL; e = next) {
+		next = e->dirty_next;
+		if (store_checkpoint(e->st, err_r) < 0) {
+			if (ret == 0 && failed_user_r != NULL)
+				*failed_user_r = e->user;
 			ret = -1;
-		else
-			e->dirty = false;
+		} else {
+			dirty_unlink(c, e);
+		}
 	}
 	return ret;
+}
+
+int store_cache_checkpoint_older(struct store_cache *c, uint64_t gen, unsigned max,
+				 const char **failed_user_r, enum tern_error *err_r)
+{
+	int done = 0;
+	while (c->dirty_head != NULL && c->dirty_head->dirty_gen < gen && (unsigned)done < max) {
+		struct cache_entry *e = c->dirty_head;
+		if (store_checkpoint(e->st, err_r) < 0) {
+			/* It stays at the head, retried next round; its segments
+			 * stay on disk meanwhile. */
+			if (failed_user_r != NULL)
+				*failed_user_r = e->user;
+			return -1;
+		}
+		dirty_unlink(c, e);
+		done++;
+	}
+	return done;
+}
+
+uint64_t store_cache_oldest_dirty_gen(const struct store_cache *c)
+{
+	/* Marking appends, so the FIFO head is the oldest. */
+	return c->dirty_head != NULL ? c->dirty_head->dirty_gen : UINT64_MAX;
 }
 
 void store_cache_free(struct store_cache **cp)

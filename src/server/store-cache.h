@@ -6,6 +6,7 @@
 #define TERN_SERVER_STORE_CACHE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "core/error.h"
 
@@ -14,14 +15,24 @@ struct store_cache;
 
 struct store_cache *store_cache_new(const char *data_dir, size_t capacity);
 void store_cache_free(struct store_cache **cache);
-/* The user's store, opened (and created) if needed; marks it dirty. The
- * least recently used handle is checkpointed and closed when full. */
-struct store *store_cache_get(struct store_cache *cache, const char *user,
+/* The user's store, opened (and created) if needed; marks it dirty as of
+ * journal segment gen (if it was clean). The least recently used handle is
+ * checkpointed and closed when full. */
+struct store *store_cache_get(struct store_cache *cache, const char *user, uint64_t gen,
 			      enum tern_error *err_r);
+/* Checkpoints up to max dirty stores whose unsynced data began in a segment
+ * older than gen, oldest first. Returns how many, or -1 (*err_r) on failure
+ * (that store stays dirty and is retried later). */
+int store_cache_checkpoint_older(struct store_cache *cache, uint64_t gen, unsigned max,
+				 const char **failed_user_r, enum tern_error *err_r);
+/* The oldest segment some dirty store still needs, UINT64_MAX if none. */
+uint64_t store_cache_oldest_dirty_gen(const struct store_cache *cache);
 /* Drops a handle after an error so the next use reopens the file. */
 void store_cache_drop(struct store_cache *cache, const char *user);
 /* Checkpoints every dirty handle (fsyncing its WAL and database).
- * Returns -1 if any failed (those stay dirty). */
-int store_cache_checkpoint(struct store_cache *cache, enum tern_error *err_r);
+ * Returns -1 if any failed (those stay dirty); *failed_user_r (optional)
+ * names the first that failed, valid until the next call. */
+int store_cache_checkpoint(struct store_cache *cache, const char **failed_user_r,
+			   enum tern_error *err_r);
 
 #endif

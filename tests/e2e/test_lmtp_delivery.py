@@ -3,6 +3,7 @@ BDAT, pipelining, per-recipient replies, user+folder, domains and size
 limits. After every 250 the message must already be visible through ternctl
 (no waiting: "250 means on disk")."""
 
+import shutil
 import smtplib
 import subprocess
 
@@ -94,6 +95,7 @@ def test_same_recipient_twice_in_one_transaction(ternd):
     assert ternd.subjects("alice").count(subject) in (1, acked)
 
 
+@pytest.mark.skipif(shutil.which("swaks") is None, reason="swaks is not installed")
 def test_swaks(ternd):
     subject = unique_subject("swaks")
     proc = subprocess.run(

@@ -1,0 +1,170 @@
+/* The IMAP front end's shared session state and helpers: what every command
+ * file (cmd-*.c) may use. One session per connection, on one loop thread;
+ * SQLite reads and flag writes run on that thread through the session's own
+ * store handle, APPEND goes through the delivery pipeline. */
+#ifndef TERN_PROTO_IMAP_SESSION_H
+#define TERN_PROTO_IMAP_SESSION_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/error.h"
+#include "proto/imap/parser.h"
+#include "server/conn.h"
+
+struct store;
+struct evbuffer;
+struct imap_seqset;
+struct auth_request;
+
+extern const struct conn_proto imap_proto;
+
+enum imap_state {
+	IMAP_STATE_NOT_AUTH = 1u << 0,
+	IMAP_STATE_AUTH = 1u << 1,
+	IMAP_STATE_SELECTED = 1u << 2,
+	IMAP_STATE_LOGOUT = 1u << 3,
+};
+
+/* One message as the session's client knows it; seq = index + 1. */
+struct imap_view_msg {
+	uint32_t uid;
+	uint32_t flags;        /* store_flag bits, as last reported to the client */
+	char *keywords;        /* as last reported; NULL = none */
+	uint64_t modseq;
+};
+
+/* The selected folder as this session has reported it (RFC 3501 §5.2: the
+ * client's sequence numbers change only when the session says so). */
+struct imap_view {
+	char *folder;          /* store name (UTF-8) */
+	bool readonly;         /* EXAMINE */
+	uint32_t uidvalidity;
+	uint32_t uidnext;      /* as last reported */
+	uint64_t highestmodseq;/* changes up to here have been reported */
+	struct imap_view_msg *msgs;
+	size_t count, cap;
+	uint32_t *saved;       /* SEARCHRES "$" (RFC 5182): UIDs, ascending */
+	size_t saved_count;
+};
+
+struct imap_session {
+	struct conn *conn;
+	struct imap_parser *parser;
+	enum imap_state state;
+	char *user;                  /* canonical, after login */
+	struct store *store;         /* the user's store, after login */
+	struct imap_view *view;      /* non-NULL in SELECTED */
+	bool condstore;              /* ENABLE CONDSTORE or a CONDSTORE-using command */
+	bool qresync;                /* ENABLE QRESYNC */
+	bool utf8_accept;            /* ENABLE UTF8=ACCEPT */
+	bool tls_active;
+	bool compress_active;
+	unsigned bad_commands;
+	/* A command that went async (auth, APPEND, IDLE): the session reads no
+	 * further command until imap_command_finished(). */
+	struct imap_cmd *pending;
+	bool idling;
+	struct auth_request *auth;
+	void *cmd_state;             /* private state of the pending command */
+	void (*cmd_state_free)(void *state);
+};
+
+/* ---- command table (commands.c) ---- */
+
+enum imap_cmd_result {
+	IMAP_CMD_DONE,   /* the tagged reply was sent */
+	IMAP_CMD_ASYNC,  /* the handler owns the command and calls
+	                    imap_command_finished() later */
+};
+
+enum imap_cmd_flags {
+	IMAP_CMD_UID_OK = 1u << 0,      /* "UID <name>" is valid */
+	IMAP_CMD_NO_SYNC = 1u << 1,     /* do not report pending changes before the
+	                                   tagged reply (FETCH/STORE/SEARCH must not
+	                                   send EXPUNGE: RFC 3501 §7.4.1) */
+	IMAP_CMD_SYNC_NO_EXPUNGE = 1u << 2,
+};
+
+struct imap_command {
+	const char *name;                /* uppercase */
+	enum imap_cmd_result (*handler)(struct imap_session *s, struct imap_cmd *cmd);
+	unsigned states;                 /* enum imap_state bits where it is valid */
+	unsigned flags;
+};
+
+/* Looks a command up by (uppercase) name; NULL if unknown. */
+const struct imap_command *imap_command_find(const char *name);
+
+/* ---- replies (session.c) ---- */
+
+/* Output buffer of the connection (for streaming literals). */
+struct evbuffer *imap_out(struct imap_session *s);
+/* "* <text>\r\n" */
+void imap_untagged(struct imap_session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* "<tag> <text>\r\n"; text starts with OK/NO/BAD. */
+void imap_tagged(struct imap_session *s, const struct imap_cmd *cmd, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* "<tag> BAD <text>" and counts a bad command (closes after the limit). */
+void imap_bad(struct imap_session *s, const struct imap_cmd *cmd, const char *text);
+/* Logs err once with user and operation, and replies "<tag> NO [CODE] ..."
+ * from the table in proto/reply.c. */
+void imap_store_error(struct imap_session *s, const struct imap_cmd *cmd, const char *operation,
+		      enum tern_error err);
+/* Ends an async command: sends nothing itself; frees cmd, resumes reading. */
+void imap_command_finished(struct imap_session *s);
+/* The CAPABILITY list for the current state, without "* CAPABILITY ". */
+const char *imap_capabilities(const struct imap_session *s);
+
+/* ---- the selected folder (view.c) ---- */
+
+/* Opens folder for SELECT/EXAMINE: loads the message list into a new view.
+ * 1 ok, 0 no such folder, -1 error (*err_r). Replaces any current view. */
+int imap_view_open(struct imap_session *s, const char *folder, bool readonly,
+		   enum tern_error *err_r);
+void imap_view_close(struct imap_session *s);
+/* Reports changes made by others (or by this session through the store)
+ * since the view was last synced: EXPUNGE (or VANISHED with QRESYNC, unless
+ * allow_expunge is false, in which case expunges wait), EXISTS, RECENT,
+ * FETCH (FLAGS [MODSEQ]) for changed flags. Returns 0 or -1 (*err_r). */
+int imap_view_sync(struct imap_session *s, bool allow_expunge, enum tern_error *err_r);
+/* Sequence number (1-based) of uid, 0 if not in the view. O(log n). */
+uint32_t imap_view_seq(const struct imap_view *v, uint32_t uid);
+/* Resolves a sequence-set argument (seq or UID set, "$" included) against the
+ * view into ascending UIDs present in the view. A UID set may name absent
+ * UIDs (they are skipped); a sequence number beyond the view is an error
+ * (returns -1, *bad_r = reply text). 0 on success. */
+int imap_view_resolve(struct imap_session *s, const struct imap_arg *arg, bool uid,
+		      uint32_t **uids_r, size_t *count_r, const char **bad_r);
+/* Updates the view's copy of one message after this session changed it
+ * (STORE), so the next sync does not report it again unless asked. */
+void imap_view_update_msg(struct imap_view *v, uint32_t uid, uint32_t flags,
+			  const char *keywords, uint64_t modseq);
+/* Removes expunged UIDs from the view and reports them (EXPUNGE n / VANISHED). */
+void imap_view_expunged(struct imap_session *s, const uint32_t *uids, size_t count);
+
+/* ---- mailbox names (names.c) ---- */
+
+/* Converts a mailbox name from the wire (modified UTF-7, or UTF-8 after ENABLE
+ * UTF8=ACCEPT) to the store's UTF-8 name; "INBOX" in any case -> "INBOX".
+ * NULL if invalid (*bad_r = reply text). Heap string. */
+char *imap_name_from_wire(const struct imap_session *s, const char *name, size_t len,
+			  const char **bad_r);
+/* Writes a store name as an IMAP mailbox astring (mUTF-7 unless UTF8=ACCEPT). */
+void imap_name_write(const struct imap_session *s, struct evbuffer *out, const char *name);
+
+/* ---- flags (flags.c) ---- */
+
+/* Parses a flag list "(\Seen foo)" or a single flag atom into store bits and
+ * a keyword string (space separated, heap, NULL if none). \Recent is refused
+ * for STORE/APPEND. 0 ok, -1 bad (*bad_r). */
+int imap_flags_parse(const struct imap_arg *arg, uint32_t *flags_r, char **keywords_r,
+		     const char **bad_r);
+/* Writes "(\Seen \Answered kw)" for flags + keywords. */
+void imap_flags_write(struct evbuffer *out, uint32_t flags, const char *keywords);
+
+/* ---- change notification (server/notify.h) is used by view.c and IDLE ---- */
+
+#endif
