@@ -1,72 +1,35 @@
 #include "server/delivery.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
-#include "core/lock.h"
 #include "core/log.h"
+#include "server/delivery-private.h"
 #include "server/journal.h"
 #include "server/loop.h"
 #include "server/server.h"
-#include "server/store-cache.h"
 #include "store/mime.h"
 #include "store/store.h"
 
-/* Journal flag bit (never a store flag): deliver to INBOX if the folder is gone. */
-#define DELIVERY_FALLBACK_INBOX (1u << 31)
 /* Start a new journal segment once the current one grows past this. A
  * segment is deleted when every store written under it has been checkpointed. */
 #define DELIVERY_SEGMENT_BYTES (64ull * 1024 * 1024)
-/* Stores checkpointed per committer round: spreads the fsyncs of a segment's
- * stores over many rounds instead of stalling one. */
-#define DELIVERY_CHECKPOINTS_PER_ROUND 4u
-#define DELIVERY_SEGMENT_PREFIX "delivery.journal."
-#define DELIVERY_MAX_SEGMENTS 1024u
-/* Open store handles kept by the committer. */
-#define DELIVERY_STORE_HANDLES 2048u
+/* Apply workers: more than the CPUs, so one waiting on the disk does not
+ * idle a core. */
+#define DELIVERY_APPLY_WORKERS 4u
 
 void (*delivery_user_changed_hook)(const char *user);
 
-struct delivery {
-	struct server *server;
-	pthread_t thread;
-	struct tern_mutex mu;           /* guards queue_*, stopping, oldest */
-	pthread_cond_t cond;
-	struct delivery_job *queue_head, *queue_tail;
-	bool stopping;
-	uint64_t inflight_since_ms;     /* submit time of the oldest job being committed */
-	struct journal *journal;        /* the current segment */
-	uint64_t gen;                   /* its number */
-	uint64_t oldest_gen;            /* the oldest segment still on disk */
-	char *data_dir;
-	struct store_cache *stores;
-	uint64_t next_id;
-};
-
-static char *segment_path(const struct delivery *d, uint64_t gen)
+static uint64_t now_us(void)
 {
-	char *path;
-	if (asprintf(&path, "%s/" DELIVERY_SEGMENT_PREFIX "%020llu", d->data_dir,
-		     (unsigned long long)gen) < 0)
-		return NULL;
-	return path;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
-
-/* One stored copy: a recipient of a job, with the bytes to store. */
-struct delivery_item {
-	struct delivery_job *job;
-	struct delivery_rcpt *rcpt;
-	uint64_t id;
-	char *bytes;                   /* prefix headers + job->data */
-	size_t size;
-	const struct store_msg_cache *cache;
-};
 
 struct delivery_job *delivery_job_new(size_t rcpt_count)
 {
@@ -93,6 +56,10 @@ void delivery_job_free(struct delivery_job **jp)
 		free(job->rcpts[i].folder);
 		free(job->rcpts[i].delivered_to);
 	}
+	if (job->cache != NULL) {
+		store_msg_cache_clear(job->cache);
+		free(job->cache);
+	}
 	free(job->rcpts);
 	free(job->data);
 	free(job->return_path);
@@ -104,184 +71,6 @@ static enum tern_error errno_to_tern(int e)
 {
 	return e == ENOSPC || e == EDQUOT ? TERN_ERR_NOSPACE : TERN_ERR_IO;
 }
-
-/* ---- applying records to stores (shared by the committer and replay) ---- */
-
-static int apply_one(struct store *st, const char *folder, bool fallback, uint64_t id,
-		     const void *data, size_t size, uint32_t flags, const char *keywords,
-		     int64_t date, int32_t tz, const struct store_msg_cache *cache,
-		     uint32_t *uid_r, uint32_t *uidvalidity_r, enum tern_error *err_r)
-{
-	struct store_new_msg m = {
-		.folder = folder, .data = data, .size = size, .internal_date = date,
-		.internal_tz = tz, .flags = flags, .keywords = keywords, .cache = cache,
-		.delivery_id = id,
-	};
-	if (store_append(st, &m, uid_r, uidvalidity_r, err_r) == 0)
-		return 0;
-	if (*err_r != TERN_ERR_NOTFOUND || !fallback || strcmp(folder, "INBOX") == 0)
-		return -1;
-	m.folder = "INBOX";
-	return store_append(st, &m, uid_r, uidvalidity_r, err_r);
-}
-
-/* ---- replay ---- */
-
-struct replay_ctx {
-	struct delivery *d;
-	uint64_t *aborted;
-	size_t aborted_count, aborted_cap;
-	size_t applied;
-	bool collecting_aborts;
-};
-
-static bool replay_is_aborted(const struct replay_ctx *rc, uint64_t id)
-{
-	for (size_t i = 0; i < rc->aborted_count; i++) {
-		if (rc->aborted[i] == id)
-			return true;
-	}
-	return false;
-}
-
-static int replay_record(const struct journal_record *rec, void *ctx)
-{
-	struct replay_ctx *rc = ctx;
-	if (rc->collecting_aborts) {
-		if (rec->type != JOURNAL_ABORT)
-			return 0;
-		if (rc->aborted_count == rc->aborted_cap) {
-			size_t cap = rc->aborted_cap > 0 ? rc->aborted_cap * 2 : 64;
-			uint64_t *a = realloc(rc->aborted, cap * sizeof(*a));
-			if (a == NULL)
-				return -1;
-			rc->aborted = a;
-			rc->aborted_cap = cap;
-		}
-		rc->aborted[rc->aborted_count++] = rec->id;
-		return 0;
-	}
-	if (rec->type != JOURNAL_DELIVER || replay_is_aborted(rc, rec->id))
-		return 0;
-	enum tern_error err = TERN_ERR_NONE;
-	struct store *st = store_cache_get(rc->d->stores, rec->user, rc->d->gen, &err);
-	if (st == NULL) {
-		log_error("journal replay: user=%s delivery=%llu: open store: %s", rec->user,
-			  (unsigned long long)rec->id, tern_error_str(err));
-		return -1;
-	}
-	uint32_t uid;
-	if (apply_one(st, rec->folder, (rec->flags & DELIVERY_FALLBACK_INBOX) != 0, rec->id,
-		      rec->data, rec->size, rec->flags & ~DELIVERY_FALLBACK_INBOX, rec->keywords,
-		      rec->internal_date, rec->internal_tz, NULL, &uid, NULL, &err) < 0) {
-		log_error("journal replay: user=%s delivery=%llu folder=%s: %s", rec->user,
-			  (unsigned long long)rec->id, rec->folder, tern_error_str(err));
-		return -1;
-	}
-	rc->applied++;
-	return 0;
-}
-
-static int gen_cmp(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
-}
-
-/* The numbers of the segments an earlier run left, ascending. */
-static int list_segments(const char *data_dir, uint64_t **gens_r, size_t *count_r,
-			 char **err_r)
-{
-	DIR *dir = opendir(data_dir);
-	if (dir == NULL) {
-		if (asprintf(err_r, "%s: %s", data_dir, strerror(errno)) < 0)
-			*err_r = NULL;
-		return -1;
-	}
-	uint64_t *gens = calloc(DELIVERY_MAX_SEGMENTS, sizeof(*gens));
-	size_t n = 0;
-	struct dirent *de;
-	size_t plen = strlen(DELIVERY_SEGMENT_PREFIX);
-	while (gens != NULL && (de = readdir(dir)) != NULL && n < DELIVERY_MAX_SEGMENTS) {
-		char *end;
-		if (strncmp(de->d_name, DELIVERY_SEGMENT_PREFIX, plen) != 0)
-			continue;
-		unsigned long long g = strtoull(de->d_name + plen, &end, 10);
-		if (*end == '\0' && end != de->d_name + plen)
-			gens[n++] = g;
-	}
-	closedir(dir);
-	if (gens == NULL) {
-		*err_r = strdup("out of memory");
-		return -1;
-	}
-	qsort(gens, n, sizeof(*gens), gen_cmp);
-	*gens_r = gens;
-	*count_r = n;
-	return 0;
-}
-
-static void delete_segments_before(struct delivery *d, uint64_t gen)
-{
-	for (; d->oldest_gen < gen; d->oldest_gen++) {
-		char *path = segment_path(d, d->oldest_gen);
-		if (path != NULL && unlink(path) < 0 && errno != ENOENT)
-			log_error("delivery: cannot delete journal segment %s: %s", path,
-				  strerror(errno));
-		free(path);
-	}
-}
-
-static int replay_segments(struct delivery *d, struct replay_ctx *rc, const uint64_t *gens,
-			   size_t n, char **err_r)
-{
-	for (size_t i = 0; i < n; i++) {
-		char *path = segment_path(d, gens[i]);
-		uint64_t max_id = 0;
-		int r = path != NULL ? journal_replay(path, replay_record, rc, &max_id, err_r) : -1;
-		free(path);
-		if (r < 0)
-			return -1;
-		if (max_id >= d->next_id)
-			d->next_id = max_id + 1;
-	}
-	return 0;
-}
-
-/* Applies what earlier runs journaled. A store that cannot be checkpointed
- * afterwards keeps its segments on disk (they replay again next time); the
- * node still starts. */
-static int delivery_replay(struct delivery *d, char **err_r)
-{
-	uint64_t *gens = NULL;
-	size_t n = 0;
-	if (list_segments(d->data_dir, &gens, &n, err_r) < 0)
-		return -1;
-	d->gen = n > 0 ? gens[n - 1] + 1 : 1;
-	d->oldest_gen = n > 0 ? gens[0] : d->gen;
-	struct replay_ctx rc = {.d = d, .collecting_aborts = true};
-	int ret = replay_segments(d, &rc, gens, n, err_r);
-	if (ret == 0) {
-		rc.collecting_aborts = false;
-		ret = replay_segments(d, &rc, gens, n, err_r);
-	}
-	free(rc.aborted);
-	free(gens);
-	if (ret < 0)
-		return -1;
-	if (rc.applied > 0)
-		log_info("journal replay: %zu deliveries checked and stored", rc.applied);
-	enum tern_error err;
-	const char *failed = "?";
-	if (store_cache_checkpoint(d->stores, &failed, &err) < 0)
-		log_error("journal replay: checkpoint of user=%s failed, journal kept: %s", failed,
-			  tern_error_str(err));
-	else
-		delete_segments_before(d, d->gen);
-	return 0;
-}
-
-/* ---- the committer ---- */
 
 static char *build_bytes(const struct delivery_job *job, const struct delivery_rcpt *rcpt,
 			 size_t *size_r)
@@ -305,195 +94,128 @@ static char *build_bytes(const struct delivery_job *job, const struct delivery_r
 	return buf;
 }
 
-static int item_cmp_user(const void *a, const void *b)
+/* Builds the items of one job and adds them to the journal (not yet synced).
+ * Returns 0, or -1 with the items built so far in *items_r. */
+static int journal_job(struct delivery *d, struct delivery_job *job,
+		       struct delivery_item **items_r)
 {
-	const struct delivery_item *x = a, *y = b;
-	int c = strcmp(x->rcpt->user, y->rcpt->user);
-	if (c != 0)
-		return c;
-	return x->id < y->id ? -1 : x->id > y->id;
-}
-
-static void journal_abort(struct delivery *d, const struct delivery_item *it)
-{
-	struct journal_record rec = {
-		.type = JOURNAL_ABORT, .id = it->id, .user = it->rcpt->user, .folder = "",
-		.keywords = "",
-	};
-	(void)journal_add(d->journal, &rec);
-}
-
-/* Applies the items of one user (items[0..n)) in one transaction. */
-static bool apply_user(struct delivery *d, struct delivery_item *items, size_t n)
-{
-	const char *user = items[0].rcpt->user;
-	enum tern_error err = TERN_ERR_NONE;
-	struct store *st = store_cache_get(d->stores, user, d->gen, &err);
-	if (st != NULL && store_begin(st, &err) == 0) {
-		size_t i;
-		for (i = 0; i < n; i++) {
-			struct delivery_item *it = &items[i];
-			const struct delivery_job *job = it->job;
-			if (apply_one(st, it->rcpt->folder, it->rcpt->fallback_inbox, it->id,
-				      it->bytes, it->size, job->flags, job->keywords,
-				      job->internal_date, job->internal_tz, it->cache,
-				      &it->rcpt->uid, &it->rcpt->uidvalidity, &err) < 0)
-				break;
+	uint64_t gen = atomic_load(&d->gen);
+	for (size_t r = 0; r < job->rcpt_count; r++) {
+		struct delivery_item *it = calloc(1, sizeof(*it));
+		if (it == NULL)
+			return -1;
+		it->job = job;
+		it->rcpt = &job->rcpts[r];
+		it->id = d->next_id++;
+		it->gen = gen;
+		it->next = *items_r;
+		*items_r = it;
+		it->bytes = build_bytes(job, it->rcpt, &it->size);
+		if (it->bytes == NULL)
+			return -1;
+		/* One parse per message: the added trace headers change neither
+		 * ENVELOPE nor BODYSTRUCTURE. */
+		if (r == 0 && (job->cache = calloc(1, sizeof(*job->cache))) != NULL &&
+		    mime_summarize(it->bytes, it->size, job->cache) < 0) {
+			free(job->cache);
+			job->cache = NULL;
 		}
-		if (i == n && store_commit(st, &err) == 0)
-			return true;
-		store_rollback(st);
+		uint32_t flags = job->flags | (it->rcpt->fallback_inbox ? DELIVERY_FALLBACK_INBOX : 0);
+		struct journal_record rec = {
+			.type = JOURNAL_DELIVER, .id = it->id, .user = it->rcpt->user,
+			.folder = it->rcpt->folder, .keywords = job->keywords, .flags = flags,
+			.internal_date = job->internal_date, .internal_tz = job->internal_tz,
+			.data = it->bytes, .size = it->size,
+		};
+		if (journal_add(d->journal, &rec) < 0)
+			return -1;
 	}
-	log_error("delivery: user=%s: storing %zu message(s) failed: %s", user, n,
-		  tern_error_str(err));
-	if (st != NULL)
-		store_cache_drop(d->stores, user);
-	for (size_t i = 0; i < n; i++) {
-		items[i].rcpt->err = err != TERN_ERR_NONE ? err : TERN_ERR_IO;
-		journal_abort(d, &items[i]);
-	}
-	return false;
+	return 0;
 }
 
-static void job_done_task(void *arg)
+static void fail_items(struct delivery_item *items, enum tern_error err)
 {
-	struct delivery_job *job = arg;
-	job->done(job);
+	while (items != NULL) {
+		struct delivery_item *next = items->next;
+		items->rcpt->err = err;
+		delivery_item_finished(items);
+		items = next;
+	}
 }
 
+/* Journals a batch with one fdatasync, then hands each message to the
+ * worker that owns its user; replies go out as workers finish. */
 static void commit_batch(struct delivery *d, struct delivery_job *batch)
 {
-	size_t count = 0;
+	struct delivery_item *items = NULL;
+	int failed_errno = 0;
 	for (struct delivery_job *j = batch; j != NULL; j = j->next)
-		count += j->rcpt_count;
-	struct delivery_item *items = calloc(count > 0 ? count : 1, sizeof(*items));
-	struct store_msg_cache *caches = calloc(count > 0 ? count : 1, sizeof(*caches));
-	size_t n = 0;
-	bool journal_failed = items == NULL || caches == NULL;
-	int sync_errno = ENOMEM;
-	for (struct delivery_job *j = batch; j != NULL && !journal_failed; j = j->next) {
-		for (size_t r = 0; r < j->rcpt_count; r++) {
-			struct delivery_item *it = &items[n];
-			it->job = j;
-			it->rcpt = &j->rcpts[r];
-			it->id = d->next_id++;
-			it->bytes = build_bytes(j, it->rcpt, &it->size);
-			if (it->bytes == NULL) {
-				journal_failed = true;
-				break;
-			}
-			/* One parse per message: the added trace headers change neither
-			 * ENVELOPE nor BODYSTRUCTURE. */
-			if (r == 0)
-				(void)mime_summarize(it->bytes, it->size, &caches[n]);
-			it->cache = &caches[n - r];
-			uint32_t flags = j->flags | (it->rcpt->fallback_inbox ? DELIVERY_FALLBACK_INBOX : 0);
-			struct journal_record rec = {
-				.type = JOURNAL_DELIVER, .id = it->id, .user = it->rcpt->user,
-				.folder = it->rcpt->folder, .keywords = j->keywords, .flags = flags,
-				.internal_date = j->internal_date, .internal_tz = j->internal_tz,
-				.data = it->bytes, .size = it->size,
-			};
-			n++;
-			if (journal_add(d->journal, &rec) < 0) {
-				journal_failed = true;
-				break;
-			}
+		atomic_store(&j->pending, j->rcpt_count);
+	{
+		TERN_LOCK_GUARD(&d->journal_mu);
+		for (struct delivery_job *j = batch; j != NULL && failed_errno == 0; j = j->next) {
+			if (journal_job(d, j, &items) < 0)
+				failed_errno = ENOMEM;
 		}
+		uint64_t t0 = now_us();
+		if (failed_errno == 0 && journal_sync(d->journal) < 0)
+			failed_errno = errno;
+		if (failed_errno != 0)
+			journal_discard(d->journal);
+		d->journal_us += now_us() - t0;
 	}
-	if (!journal_failed && journal_sync(d->journal) < 0) {
-		sync_errno = errno;
-		journal_failed = true;
-	}
-	if (journal_failed) {
+	size_t count = 0;
+	for (struct delivery_item *it = items; it != NULL; it = it->next)
+		count++;
+	d->rounds++;
+	d->items += count;
+	if (failed_errno != 0) {
 		log_error("delivery: journal write failed for %zu message(s): %s", count,
-			  strerror(sync_errno));
-		for (struct delivery_job *j = batch; j != NULL; j = j->next)
-			for (size_t r = 0; r < j->rcpt_count; r++)
-				j->rcpts[r].err = errno_to_tern(sync_errno);
-	} else {
-		qsort(items, n, sizeof(*items), item_cmp_user);
-		bool aborted = false;
-		for (size_t i = 0; i < n;) {
-			size_t k = i + 1;
-			while (k < n && strcmp(items[k].rcpt->user, items[i].rcpt->user) == 0)
-				k++;
-			if (!apply_user(d, items + i, k - i))
-				aborted = true;
-			else if (delivery_user_changed_hook != NULL)
-				delivery_user_changed_hook(items[i].rcpt->user);
-			i = k;
+			  strerror(failed_errno));
+		/* Recipients never reached by journal_job complete here too. */
+		for (struct delivery_job *j = batch; j != NULL; j = j->next) {
+			size_t built = 0;
+			for (struct delivery_item *it = items; it != NULL; it = it->next)
+				built += it->job == j;
+			for (size_t r = built; r < j->rcpt_count; r++) {
+				j->rcpts[r].err = errno_to_tern(failed_errno);
+				struct delivery_item *ghost = calloc(1, sizeof(*ghost));
+				if (ghost == NULL)
+					abort();
+				ghost->job = j;
+				ghost->rcpt = &j->rcpts[r];
+				delivery_item_finished(ghost);
+			}
 		}
-		/* A refused delivery must not come back at replay. */
-		if (aborted && journal_sync(d->journal) < 0)
-			log_error("delivery: journal abort record not synced: %s", strerror(errno));
-	}
-	for (size_t i = 0; i < n; i++)
-		free(items[i].bytes);
-	for (size_t i = 0; i < count && caches != NULL; i++)
-		store_msg_cache_clear(&caches[i]);
-	free(items);
-	free(caches);
-	while (batch != NULL) {
-		struct delivery_job *next = batch->next;
-		batch->next = NULL;
-		loop_post(batch->loop, job_done_task, batch);
-		batch = next;
-	}
-}
-
-static int open_segment(struct delivery *d, char **err_r)
-{
-	char *path = segment_path(d, d->gen);
-	if (path == NULL) {
-		*err_r = strdup("out of memory");
-		return -1;
-	}
-	int r = journal_open(path, &d->journal, err_r);
-	free(path);
-	return r;
-}
-
-/* After each round: rotate a full segment, checkpoint a few stores that hold
- * older segments, and delete the segments no store needs any more. */
-static void journal_housekeeping(struct delivery *d)
-{
-	if (journal_size(d->journal) >= DELIVERY_SEGMENT_BYTES) {
-		char *err = NULL;
-		struct journal *old = d->journal;
-		d->gen++;
-		if (open_segment(d, &err) < 0) {
-			log_error("delivery: cannot start journal segment %llu: %s",
-				  (unsigned long long)d->gen, err != NULL ? err : "?");
-			free(err);
-			d->gen--;
-			d->journal = old;
-		} else {
-			journal_close(&old);
-		}
-	}
-	enum tern_error err;
-	const char *failed = "?";
-	if (store_cache_checkpoint_older(d->stores, d->gen, DELIVERY_CHECKPOINTS_PER_ROUND, &failed,
-					 &err) < 0)
-		log_error("delivery: checkpoint of user=%s failed (retried later): %s", failed,
-			  tern_error_str(err));
-	uint64_t needed = store_cache_oldest_dirty_gen(d->stores);
-	delete_segments_before(d, needed < d->gen ? needed : d->gen);
-}
-
-/* Clean stop: every store checkpointed, every segment deleted. */
-static void journal_finish(struct delivery *d)
-{
-	enum tern_error err;
-	const char *failed = "?";
-	if (store_cache_checkpoint(d->stores, &failed, &err) < 0) {
-		log_error("delivery: checkpoint of user=%s failed, journal kept for replay: %s",
-			  failed, tern_error_str(err));
+		fail_items(items, errno_to_tern(failed_errno));
 		return;
 	}
+	while (items != NULL) {
+		struct delivery_item *next = items->next;
+		apply_worker_push(d, items);
+		items = next;
+	}
+}
+
+static void rotate_segment(struct delivery *d)
+{
+	TERN_LOCK_GUARD(&d->journal_mu);
+	if (journal_size(d->journal) < DELIVERY_SEGMENT_BYTES)
+		return;
+	uint64_t gen = atomic_load(&d->gen) + 1;
+	char *path = delivery_segment_path(d, gen), *err = NULL;
+	struct journal *next;
+	if (path == NULL || journal_open(path, &next, &err) < 0) {
+		log_error("delivery: cannot start journal segment %s: %s", path != NULL ? path : "?",
+			  err != NULL ? err : "out of memory");
+		free(err);
+		free(path);
+		return;
+	}
+	free(path);
 	journal_close(&d->journal);
-	delete_segments_before(d, d->gen + 1);
+	d->journal = next;
+	atomic_store(&d->gen, gen);
 }
 
 static void *committer_main(void *arg)
@@ -508,18 +230,42 @@ static void *committer_main(void *arg)
 			batch = d->queue_head;
 			d->queue_head = d->queue_tail = NULL;
 			d->inflight_since_ms = batch != NULL ? batch->submitted_ms : 0;
-			if (batch == NULL && d->stopping)
-				break;
+			if (batch == NULL)
+				break; /* stopping and drained */
 		}
 		commit_batch(d, batch);
 		{
 			TERN_LOCK_GUARD(&d->mu);
 			d->inflight_since_ms = 0;
 		}
-		journal_housekeeping(d);
+		rotate_segment(d);
+		uint64_t needed = apply_workers_needed_gen(d);
+		uint64_t gen = atomic_load(&d->gen);
+		delivery_delete_segments_before(d, needed < gen ? needed : gen);
 	}
-	journal_finish(d);
 	return NULL;
+}
+
+static int open_current_segment(struct delivery *d, char **err_r)
+{
+	char *path = delivery_segment_path(d, atomic_load(&d->gen));
+	if (path == NULL) {
+		*err_r = strdup("out of memory");
+		return -1;
+	}
+	int r = journal_open(path, &d->journal, err_r);
+	free(path);
+	return r;
+}
+
+static void delivery_free(struct delivery *d)
+{
+	journal_close(&d->journal);
+	tern_mutex_destroy(&d->mu);
+	tern_mutex_destroy(&d->journal_mu);
+	pthread_cond_destroy(&d->cond);
+	free(d->data_dir);
+	free(d);
 }
 
 int delivery_start(struct server *srv, struct delivery **d_r, char **err_r)
@@ -531,6 +277,7 @@ int delivery_start(struct server *srv, struct delivery **d_r, char **err_r)
 	}
 	d->server = srv;
 	tern_mutex_init(&d->mu, "delivery queue");
+	tern_mutex_init(&d->journal_mu, "delivery journal");
 	tern_cond_init(&d->cond);
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
@@ -538,27 +285,28 @@ int delivery_start(struct server *srv, struct delivery **d_r, char **err_r)
 	 * and past anything an earlier run journaled. */
 	d->next_id = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 	d->data_dir = strdup(srv->config->data_dir);
-	d->stores = store_cache_new(srv->config->data_dir, DELIVERY_STORE_HANDLES);
-	if (d->stores == NULL || d->data_dir == NULL) {
+	if (d->data_dir == NULL) {
 		*err_r = strdup("out of memory");
-		goto fail;
+		delivery_free(d);
+		return -1;
 	}
-	if (delivery_replay(d, err_r) < 0 || open_segment(d, err_r) < 0)
-		goto fail;
+	if (delivery_replay(d, err_r) < 0 || open_current_segment(d, err_r) < 0) {
+		delivery_free(d);
+		return -1;
+	}
+	if (apply_workers_start(d, DELIVERY_APPLY_WORKERS, err_r) < 0) {
+		(void)apply_workers_stop(d);
+		delivery_free(d);
+		return -1;
+	}
 	if (pthread_create(&d->thread, NULL, committer_main, d) != 0) {
 		*err_r = strdup("cannot start the delivery thread");
-		goto fail;
+		(void)apply_workers_stop(d);
+		delivery_free(d);
+		return -1;
 	}
 	*d_r = d;
 	return 0;
-fail:
-	journal_close(&d->journal);
-	free(d->data_dir);
-	store_cache_free(&d->stores);
-	tern_mutex_destroy(&d->mu);
-	pthread_cond_destroy(&d->cond);
-	free(d);
-	return -1;
 }
 
 void delivery_submit(struct delivery *d, struct delivery_job *job)
@@ -576,11 +324,13 @@ void delivery_submit(struct delivery *d, struct delivery_job *job)
 
 uint64_t delivery_oldest_ms(struct delivery *d)
 {
+	uint64_t age = apply_workers_busy_ms(d);
 	TERN_LOCK_GUARD(&d->mu);
 	uint64_t since = d->inflight_since_ms;
 	if (since == 0 && d->queue_head != NULL)
 		since = d->queue_head->submitted_ms;
-	return since == 0 ? 0 : tern_now_ms() - since;
+	uint64_t queued = since == 0 ? 0 : tern_now_ms() - since;
+	return queued > age ? queued : age;
 }
 
 void delivery_stop(struct delivery **dp)
@@ -595,10 +345,17 @@ void delivery_stop(struct delivery **dp)
 		pthread_cond_signal(&d->cond);
 	}
 	pthread_join(d->thread, NULL);
-	journal_close(&d->journal);
-	store_cache_free(&d->stores);
-	tern_mutex_destroy(&d->mu);
-	pthread_cond_destroy(&d->cond);
-	free(d->data_dir);
-	free(d);
+	bool clean = apply_workers_stop(d);
+	if (d->rounds > 0)
+		log_info("delivery: %llu messages in %llu journal rounds (%.1f per round, "
+			 "%.0f us per group fsync)",
+			 (unsigned long long)d->items, (unsigned long long)d->rounds,
+			 (double)d->items / (double)d->rounds,
+			 (double)d->journal_us / (double)d->rounds);
+	if (clean) {
+		uint64_t gen = atomic_load(&d->gen);
+		journal_close(&d->journal);
+		delivery_delete_segments_before(d, gen + 1);
+	}
+	delivery_free(d);
 }

@@ -6,11 +6,14 @@
 #ifndef TERN_SERVER_DELIVERY_H
 #define TERN_SERVER_DELIVERY_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "core/error.h"
+
+struct store_msg_cache;
 
 struct loop;
 struct server;
@@ -42,9 +45,11 @@ struct delivery_job {
 	void (*done)(struct delivery_job *job);
 	void *ctx;
 	struct loop *loop;
-	/* private */
+	/* private to the pipeline */
 	uint64_t submitted_ms;
 	struct delivery_job *next;
+	_Atomic size_t pending;           /* recipients not yet applied */
+	struct store_msg_cache *cache;    /* one parse for every recipient */
 };
 
 /* Replays the journal left by an earlier run into the stores, then starts the

@@ -177,6 +177,11 @@ fail:;
 	return -1;
 }
 
+void journal_discard(struct journal *j)
+{
+	j->pending_len = 0;
+}
+
 uint64_t journal_size(const struct journal *j)
 {
 	return j->synced_size + j->pending_len;

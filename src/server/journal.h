@@ -36,6 +36,8 @@ int journal_add(struct journal *j, const struct journal_record *rec);
 /* Writes queued records and fdatasyncs. -1 with errno set on failure (the
  * file is then cut back to its last synced length). */
 int journal_sync(struct journal *j);
+/* Drops the records queued since the last sync (a batch that failed). */
+void journal_discard(struct journal *j);
 /* Bytes in the file. */
 uint64_t journal_size(const struct journal *j);
 /* Empties the file (after every store it covers was checkpointed). */

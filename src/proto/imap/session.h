@@ -18,6 +18,8 @@ struct store;
 struct evbuffer;
 struct imap_seqset;
 struct auth_request;
+struct notify_watcher;
+struct tern_config;
 
 extern const struct conn_proto imap_proto;
 
@@ -70,6 +72,18 @@ struct imap_session {
 	struct auth_request *auth;
 	void *cmd_state;             /* private state of the pending command */
 	void (*cmd_state_free)(void *state);
+	/* Set by session.c: the command being executed (dispatched or
+	 * pending) and its table flags; NULL between commands. */
+	struct imap_cmd *current;
+	unsigned current_flags;
+	/* Raw-line mode (IDLE "DONE", AUTHENTICATE responses): while set, each
+	 * input line goes here instead of the command parser; see
+	 * imap_read_line(). */
+	void (*line_handler)(struct imap_session *s, char *line);
+	struct notify_watcher *watcher; /* change notification, after login */
+	bool changes_pending;        /* another session or a delivery changed the store */
+	bool in_input;               /* session.c: inside the input loop */
+	uint64_t user_modseq;        /* store_highestmodseq() at the last sync */
 };
 
 /* ---- command table (commands.c) ---- */
@@ -117,6 +131,19 @@ void imap_store_error(struct imap_session *s, const struct imap_cmd *cmd, const 
 void imap_command_finished(struct imap_session *s);
 /* The CAPABILITY list for the current state, without "* CAPABILITY ". */
 const char *imap_capabilities(const struct imap_session *s);
+/* The server configuration (limits, data_dir). */
+const struct tern_config *imap_config(const struct imap_session *s);
+/* Call after this session changed the store (STORE, EXPUNGE, COPY, MOVE,
+ * APPEND): other sessions of the user (IDLE ones at once) learn of it. */
+void imap_notify_changed(struct imap_session *s);
+/* Enters AUTH state as user (canonical): opens (creating) the store and
+ * subscribes to change notification. 0, or -1 (*err_r) with nothing changed. */
+int imap_session_login(struct imap_session *s, const char *user, enum tern_error *err_r);
+/* For an async command (s->pending set, returning IMAP_CMD_ASYNC): the next
+ * input line (CRLF stripped, heap, the handler frees it) goes to fn instead
+ * of the parser, once; fn may call imap_read_line again or finish the
+ * command with imap_command_finished(). */
+void imap_read_line(struct imap_session *s, void (*fn)(struct imap_session *s, char *line));
 
 /* ---- the selected folder (view.c) ---- */
 

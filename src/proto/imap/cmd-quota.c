@@ -1,0 +1,117 @@
+/* GETQUOTA, GETQUOTAROOT, SETQUOTA (RFC 9208 / RFC 2087): one quota root ""
+ * per user with the STORAGE resource in units of 1024 octets. Limits are
+ * set by the administrator (ternctl), never by the client. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+
+#include "directory/directory.h"
+#include "proto/imap/commands.h"
+#include "proto/imap/quota.h"
+#include "server/loop.h"
+#include "server/server.h"
+#include "store/store.h"
+
+int imap_quota_get(struct imap_session *s, uint64_t *limit_r, uint64_t *used_r,
+		   enum tern_error *err_r)
+{
+	struct directory *dir = loop_directory(s->conn->loop);
+	struct dir_user u = {0};
+	uint64_t used, messages, limit = s->conn->loop->server->config->default_quota;
+
+	if (dir == NULL) {
+		*err_r = TERN_ERR_TEMP;
+		return -1;
+	}
+	int found = directory_user_get(dir, s->user, &u, err_r);
+	if (found < 0)
+		return -1;
+	/* A user deleted while logged in keeps the node default. */
+	if (found > 0 && u.quota != 0)
+		limit = u.quota;
+	dir_user_clear(&u);
+	if (store_usage(s->store, &used, &messages, err_r) < 0)
+		return -1;
+	*limit_r = limit;
+	*used_r = used;
+	return 0;
+}
+
+/* "* QUOTA "" (STORAGE used limit)"; the resource list is empty when the
+ * user has no limit. */
+static int write_quota(struct imap_session *s, const struct imap_cmd *cmd)
+{
+	uint64_t limit, used;
+	enum tern_error err = TERN_ERR_NONE;
+
+	if (imap_quota_get(s, &limit, &used, &err) < 0) {
+		imap_store_error(s, cmd, "quota lookup", err);
+		return -1;
+	}
+	if (limit == 0)
+		imap_untagged(s, "QUOTA \"\" ()");
+	else
+		imap_untagged(s, "QUOTA \"\" (STORAGE %llu %llu)",
+			      (unsigned long long)((used + 1023) / 1024),
+			      (unsigned long long)(limit / 1024));
+	return 0;
+}
+
+IMAP_HANDLER(cmd_getquota)
+{
+	const char *root;
+	size_t len;
+
+	if (cmd->arg_count != 1 || !imap_arg_astring(&cmd->args[0], &root, &len)) {
+		imap_bad(s, cmd, "GETQUOTA needs a quota root");
+		return IMAP_CMD_DONE;
+	}
+	if (len != 0) {
+		imap_tagged(s, cmd, "NO [NONEXISTENT] Quota root does not exist");
+		return IMAP_CMD_DONE;
+	}
+	if (write_quota(s, cmd) == 0)
+		imap_tagged(s, cmd, "OK Getquota completed");
+	return IMAP_CMD_DONE;
+}
+
+IMAP_HANDLER(cmd_getquotaroot)
+{
+	const char *wire, *bad = NULL;
+	size_t len;
+	struct store_folder f;
+	enum tern_error err = TERN_ERR_NONE;
+
+	if (cmd->arg_count != 1 || !imap_arg_astring(&cmd->args[0], &wire, &len)) {
+		imap_bad(s, cmd, "GETQUOTAROOT needs a mailbox name");
+		return IMAP_CMD_DONE;
+	}
+	char *name = imap_name_from_wire(s, wire, len, &bad);
+	if (name == NULL) {
+		imap_bad(s, cmd, bad != NULL ? bad : "Invalid mailbox name");
+		return IMAP_CMD_DONE;
+	}
+	int found = store_folder_get(s->store, name, &f, &err);
+	if (found < 0) {
+		imap_store_error(s, cmd, "getquotaroot", err);
+	} else if (found == 0) {
+		imap_tagged(s, cmd, "NO [NONEXISTENT] Mailbox does not exist");
+	} else {
+		struct evbuffer *out = imap_out(s);
+		evbuffer_add_printf(out, "* QUOTAROOT ");
+		imap_name_write(s, out, f.name);
+		evbuffer_add_printf(out, " \"\"\r\n");
+		if (write_quota(s, cmd) == 0)
+			imap_tagged(s, cmd, "OK Getquotaroot completed");
+		store_folder_clear(&f);
+	}
+	free(name);
+	return IMAP_CMD_DONE;
+}
+
+IMAP_HANDLER(cmd_setquota)
+{
+	imap_tagged(s, cmd, "NO [NOPERM] Quota is set by the administrator");
+	return IMAP_CMD_DONE;
+}

@@ -1,0 +1,9 @@
+/* IMAP STORE (stub while the real handler is written). */
+#include "proto/imap/commands.h"
+
+IMAP_HANDLER(cmd_store)
+{
+	(void)s;
+	imap_tagged(s, cmd, "NO [CANNOT] Not implemented yet");
+	return IMAP_CMD_DONE;
+}

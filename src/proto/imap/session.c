@@ -1,0 +1,408 @@
+/* IMAP connection glue: greeting, the input loop over the pure parser
+ * (literal continuations, raw-line mode for IDLE and AUTHENTICATE), dispatch
+ * through the command table with state checks, reporting of mailbox changes
+ * before tagged replies, async commands, bad-command accounting, shutdown and
+ * idle timeout. Commands live in cmd-*.c. */
+#include "proto/imap/session.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+
+#include "core/log.h"
+#include "proto/auth.h"
+#include "proto/imap/commands.h"
+#include "proto/reply.h"
+#include "server/loop.h"
+#include "server/notify.h"
+#include "server/server.h"
+#include "server/tls.h"
+#include "store/store.h"
+
+const struct tern_config *imap_config(const struct imap_session *s)
+{
+	return s->conn->loop->server->config;
+}
+
+struct evbuffer *imap_out(struct imap_session *s)
+{
+	return conn_output(s->conn);
+}
+
+/* ---- capabilities ---- */
+
+const char *imap_capabilities(const struct imap_session *s)
+{
+	static _Thread_local char buf[512];
+	if (s->state == IMAP_STATE_NOT_AUTH) {
+		bool plain = auth_plaintext_allowed(s->conn, s->tls_active);
+		bool starttls = !s->tls_active && tls_available(s->conn->loop->server);
+		snprintf(buf, sizeof(buf), "IMAP4rev1 SASL-IR ID ENABLE IDLE LITERAL+%s%s",
+			 starttls ? " STARTTLS" : "", plain ? " AUTH=PLAIN" : " LOGINDISABLED");
+		return buf;
+	}
+	snprintf(buf, sizeof(buf),
+		 "IMAP4rev1 SASL-IR ID ENABLE IDLE LITERAL+ NAMESPACE UNSELECT UIDPLUS MOVE "
+		 "CHILDREN SPECIAL-USE LIST-EXTENDED LIST-STATUS CONDSTORE QRESYNC ESEARCH "
+		 "SEARCHRES QUOTA QUOTA=RES-STORAGE UTF8=ACCEPT%s",
+		 s->compress_active ? "" : " COMPRESS=DEFLATE");
+	return buf;
+}
+
+/* ---- replies ---- */
+
+void imap_untagged(struct imap_session *s, const char *fmt, ...)
+{
+	struct evbuffer *out = imap_out(s);
+	va_list ap;
+	va_start(ap, fmt);
+	evbuffer_add(out, "* ", 2);
+	evbuffer_add_vprintf(out, fmt, ap);
+	evbuffer_add(out, "\r\n", 2);
+	va_end(ap);
+}
+
+/* RFC 3501 §7.4.1: no EXPUNGE while a FETCH, STORE or SEARCH is answered
+ * (their UID forms are fine: UIDs do not shift). */
+static void sync_before_reply(struct imap_session *s, const struct imap_cmd *cmd)
+{
+	if (s->view == NULL || cmd != s->current || (s->current_flags & IMAP_CMD_NO_SYNC) != 0 ||
+	    s->conn->closing)
+		return;
+	bool allow_expunge = (s->current_flags & IMAP_CMD_SYNC_NO_EXPUNGE) == 0 || cmd->uid;
+	enum tern_error err = TERN_ERR_NONE;
+	if (imap_view_sync(s, allow_expunge, &err) < 0)
+		log_warn("imap: user=%s, rip=%s: reporting mailbox changes failed: %s", s->user,
+			 s->conn->peer_addr, tern_error_str(err));
+}
+
+void imap_tagged(struct imap_session *s, const struct imap_cmd *cmd, const char *fmt, ...)
+{
+	char *text = NULL;
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vasprintf(&text, fmt, ap);
+	va_end(ap);
+	if (n < 0) {
+		conn_printf(s->conn, "%s NO [SERVERBUG] Out of memory\r\n", cmd->tag);
+		return;
+	}
+	if (strncmp(text, "BAD", 3) != 0)
+		sync_before_reply(s, cmd);
+	conn_printf(s->conn, "%s %s\r\n", cmd->tag, text);
+	free(text);
+}
+
+static void too_many_bad(struct imap_session *s)
+{
+	if (++s->bad_commands < imap_config(s)->max_bad_commands)
+		return;
+	log_info("imap: rip=%s: too many bad commands, closing", s->conn->peer_addr);
+	imap_untagged(s, "BYE Too many invalid commands");
+	conn_close(s->conn);
+}
+
+void imap_bad(struct imap_session *s, const struct imap_cmd *cmd, const char *text)
+{
+	conn_printf(s->conn, "%s BAD %s\r\n", cmd->tag, text);
+	too_many_bad(s);
+}
+
+void imap_store_error(struct imap_session *s, const struct imap_cmd *cmd, const char *operation,
+		      enum tern_error err)
+{
+	const char *user = s->user != NULL ? s->user : "?";
+	switch (err) {
+	case TERN_ERR_NOTFOUND:
+	case TERN_ERR_EXISTS:
+	case TERN_ERR_INVALID:
+	case TERN_ERR_NOQUOTA:
+	case TERN_ERR_TOOBIG:
+		/* the client asked for something impossible: not a server fault */
+		log_debug("imap: user=%s, rip=%s: %s: %s", user, s->conn->peer_addr, operation,
+			  tern_error_str(err));
+		break;
+	case TERN_ERR_TEMP:
+	case TERN_ERR_UNAVAILABLE:
+		log_warn("imap: user=%s, rip=%s: %s failed: %s", user, s->conn->peer_addr,
+			 operation, tern_error_str(err));
+		break;
+	default:
+		log_error("imap: user=%s, rip=%s: %s failed: %s", user, s->conn->peer_addr,
+			  operation, tern_error_str(err));
+		break;
+	}
+	imap_tagged(s, cmd, "%s", tern_reply_for(err)->imap);
+}
+
+void imap_notify_changed(struct imap_session *s)
+{
+	if (s->user != NULL)
+		notify_user_changed(s->user);
+}
+
+void imap_read_line(struct imap_session *s, void (*fn)(struct imap_session *s, char *line))
+{
+	s->line_handler = fn;
+	if (s->conn->read_paused)
+		conn_resume(s->conn);
+}
+
+/* ---- shutdown ---- */
+
+/* A session waiting on its own async work (password check, APPEND commit)
+ * closes when that ends; any other closes now. */
+static bool close_if_stopping(struct imap_session *s)
+{
+	if (!s->conn->shutting_down || s->conn->closing)
+		return false;
+	if (s->pending != NULL && s->line_handler == NULL)
+		return false;
+	imap_untagged(s, "BYE Server shutting down");
+	conn_close(s->conn);
+	return true;
+}
+
+void imap_command_finished(struct imap_session *s)
+{
+	s->line_handler = NULL;
+	s->idling = false;
+	if (s->cmd_state != NULL && s->cmd_state_free != NULL)
+		s->cmd_state_free(s->cmd_state);
+	s->cmd_state = NULL;
+	s->cmd_state_free = NULL;
+	s->current = NULL;
+	imap_cmd_free(&s->pending);
+	if (close_if_stopping(s))
+		return;
+	/* inside the input loop this only re-enables reading; the loop goes on */
+	conn_resume(s->conn);
+}
+
+/* ---- dispatch ---- */
+
+static void dispatch(struct imap_session *s, struct imap_cmd *cmd)
+{
+	const struct imap_command *def = imap_command_find(cmd->name);
+	if (def == NULL || (cmd->uid && (def->flags & IMAP_CMD_UID_OK) == 0)) {
+		imap_bad(s, cmd, "Unknown command");
+		imap_cmd_free(&cmd);
+		return;
+	}
+	if ((def->states & s->state) == 0) {
+		imap_bad(s, cmd, "Command not valid in this state");
+		imap_cmd_free(&cmd);
+		return;
+	}
+	s->bad_commands = 0;
+	s->current = cmd;
+	s->current_flags = def->flags;
+	if (def->handler(s, cmd) == IMAP_CMD_ASYNC) {
+		s->pending = cmd;
+		if (s->line_handler == NULL)
+			conn_pause(s->conn);
+		return;
+	}
+	s->current = NULL;
+	imap_cmd_free(&cmd);
+}
+
+/* One step of raw-line mode: false when more input is needed. */
+static bool input_line(struct imap_session *s, struct evbuffer *in, const struct evbuffer_iovec *v)
+{
+	size_t consumed = 0;
+	char *line = NULL;
+	enum tern_parse r = imap_parser_read_line(s->parser, v->iov_base, v->iov_len, &consumed,
+						  &line);
+	if (r == TERN_PARSE_ERROR_FATAL) {
+		imap_untagged(s, "BYE Line too long");
+		conn_close(s->conn);
+		return false;
+	}
+	evbuffer_drain(in, consumed);
+	if (r != TERN_PARSE_OK)
+		return true;
+	void (*fn)(struct imap_session *, char *) = s->line_handler;
+	s->line_handler = NULL;
+	fn(s, line);
+	/* the handler went on asynchronously without wanting a line */
+	if (s->pending != NULL && s->line_handler == NULL && !s->conn->read_paused)
+		conn_pause(s->conn);
+	return true;
+}
+
+static void parse_error(struct imap_session *s, const char *error)
+{
+	const char *tag = imap_parser_tag(s->parser);
+	if (imap_parser_error_toobig(s->parser)) {
+		conn_printf(s->conn, "%s NO [TOOBIG] %s\r\n", tag, error);
+		return;
+	}
+	conn_printf(s->conn, "%s BAD %s\r\n", tag, error);
+	too_many_bad(s);
+}
+
+static void input_command(struct imap_session *s, struct evbuffer *in,
+			  const struct evbuffer_iovec *v)
+{
+	size_t consumed = 0;
+	struct imap_cmd *cmd = NULL;
+	const char *error = NULL;
+	enum tern_parse r = imap_parser_feed(s->parser, v->iov_base, v->iov_len, &consumed, &cmd,
+					     &error);
+	switch (r) {
+	case TERN_PARSE_NEED_MORE:
+		evbuffer_drain(in, consumed);
+		if (imap_parser_continuation_needed(s->parser))
+			conn_printf(s->conn, "+ Ready for literal data\r\n");
+		break;
+	case TERN_PARSE_OK:
+		evbuffer_drain(in, consumed);
+		dispatch(s, cmd);
+		break;
+	case TERN_PARSE_ERROR_RECOVERABLE:
+		evbuffer_drain(in, consumed);
+		parse_error(s, error);
+		break;
+	case TERN_PARSE_ERROR_FATAL:
+		log_info("imap: rip=%s: %s", s->conn->peer_addr, error);
+		if (imap_parser_error_toobig(s->parser))
+			conn_printf(s->conn, "%s NO [TOOBIG] %s\r\n", imap_parser_tag(s->parser),
+				    error);
+		imap_untagged(s, "BYE %s", error);
+		conn_close(s->conn);
+		break;
+	}
+}
+
+static void imap_input(struct conn *c)
+{
+	struct imap_session *s = c->state;
+	if (s->in_input)
+		return;   /* resumed from inside the loop below: it carries on */
+	s->in_input = true;
+	struct evbuffer *in = conn_input(c);
+	while (!c->closing && !c->read_paused && evbuffer_get_length(in) > 0) {
+		struct evbuffer_iovec v;
+		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+			break;
+		if (s->line_handler != NULL) {
+			if (!input_line(s, in, &v))
+				break;
+		} else if (s->pending != NULL) {
+			break;    /* async command without line mode: wait */
+		} else {
+			input_command(s, in, &v);
+		}
+	}
+	s->in_input = false;
+	if (!c->closing && !c->read_paused)
+		(void)close_if_stopping(s);
+}
+
+/* ---- change notification ---- */
+
+static void session_changed(struct notify_watcher *w)
+{
+	struct imap_session *s = w->ctx;
+	s->changes_pending = true;
+	if (!s->idling || s->view == NULL || s->conn->closing)
+		return;
+	enum tern_error err = TERN_ERR_NONE;
+	if (imap_view_sync(s, true, &err) < 0)
+		log_warn("imap: user=%s, rip=%s: IDLE update failed: %s", s->user,
+			 s->conn->peer_addr, tern_error_str(err));
+}
+
+int imap_session_login(struct imap_session *s, const char *user, enum tern_error *err_r)
+{
+	struct store *st = NULL;
+	if (store_open(imap_config(s)->data_dir, user, true, &st, err_r) < 0)
+		return -1;
+	char *copy = strdup(user);
+	if (copy == NULL) {
+		store_close(&st);
+		*err_r = TERN_ERR_NOMEM;
+		return -1;
+	}
+	s->store = st;
+	s->user = copy;
+	s->state = IMAP_STATE_AUTH;
+	if (s->watcher == NULL)
+		s->watcher = calloc(1, sizeof(*s->watcher));
+	if (s->watcher == NULL ||
+	    notify_watch(s->watcher, s->conn, s->user, session_changed, s) < 0)
+		log_warn("imap: user=%s, rip=%s: no change notification (out of memory)", user,
+			 s->conn->peer_addr);
+	return 0;
+}
+
+/* ---- connection glue ---- */
+
+static int imap_open(struct conn *c)
+{
+	const struct tern_config *cfg = c->loop->server->config;
+	struct imap_session *s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		return -1;
+	struct imap_parser_limits limits = {
+		.max_line_length = cfg->max_line_length,
+		.max_literal_size = cfg->max_literal_size,
+		.max_message_size = cfg->max_message_size,
+	};
+	s->conn = c;
+	s->state = IMAP_STATE_NOT_AUTH;
+	s->tls_active = tls_active(c);
+	s->parser = imap_parser_new(&limits);
+	c->state = s;
+	if (s->parser == NULL)
+		return -1;
+	conn_printf(c, "* OK [CAPABILITY %s] Tern IMAP ready\r\n", imap_capabilities(s));
+	return 0;
+}
+
+static void imap_shutdown(struct conn *c)
+{
+	(void)close_if_stopping(c->state);
+}
+
+static void imap_timeout(struct conn *c)
+{
+	struct imap_session *s = c->state;
+	log_info("imap: user=%s, rip=%s: idle timeout", s->user != NULL ? s->user : "-",
+		 c->peer_addr);
+	imap_untagged(s, "BYE Autologout; idle for too long");
+}
+
+static void imap_free(struct conn *c)
+{
+	struct imap_session *s = c->state;
+	if (s == NULL)
+		return;
+	auth_cancel(&s->auth);
+	if (s->watcher != NULL) {
+		notify_unwatch(s->watcher);
+		free(s->watcher);
+	}
+	if (s->cmd_state != NULL && s->cmd_state_free != NULL)
+		s->cmd_state_free(s->cmd_state);
+	imap_cmd_free(&s->pending);
+	imap_view_close(s);
+	store_close(&s->store);
+	free(s->user);
+	imap_parser_free(&s->parser);
+	free(s);
+	c->state = NULL;
+}
+
+const struct conn_proto imap_proto = {
+	.name = "imap",
+	.open = imap_open,
+	.input = imap_input,
+	.shutdown = imap_shutdown,
+	.timeout = imap_timeout,
+	.free = imap_free,
+	.busy_reply = "* BYE [UNAVAILABLE] Too many connections, try again later\r\n",
+};

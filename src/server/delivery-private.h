@@ -1,0 +1,98 @@
+/* Internals of the delivery pipeline shared by its files: the committer
+ * (delivery.c: queue, journal, group fsync), the apply workers
+ * (delivery-apply.c: per-user stores, sharded by user) and start-up replay
+ * (delivery-replay.c). */
+#ifndef TERN_SERVER_DELIVERY_PRIVATE_H
+#define TERN_SERVER_DELIVERY_PRIVATE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/lock.h"
+#include "server/delivery.h"
+
+struct journal;
+struct store;
+struct store_cache;
+struct store_msg_cache;
+
+/* Journal flag bit (never a store flag): deliver to INBOX if the folder is gone. */
+#define DELIVERY_FALLBACK_INBOX (1u << 31)
+
+/* One stored copy: a recipient of a job, with the bytes to store. */
+struct delivery_item {
+	struct delivery_job *job;
+	struct delivery_rcpt *rcpt;
+	uint64_t id;                    /* node-unique delivery id */
+	uint64_t gen;                   /* journal segment holding it */
+	char *bytes;                    /* trace headers + job->data */
+	size_t size;
+	struct delivery_item *next;
+};
+
+struct apply_worker {
+	struct delivery *d;
+	unsigned index;
+	pthread_t thread;
+	struct tern_mutex mu;           /* guards everything below but stores */
+	pthread_cond_t cond;
+	struct delivery_item *head, *tail;
+	bool stopping;
+	bool finished_clean;            /* every store checkpointed at stop */
+	uint64_t busy_since_ms;         /* 0 = idle */
+	uint64_t processing_min_gen;    /* of the batch being applied, UINT64_MAX = none */
+	uint64_t dirty_min_gen;         /* oldest segment its stores still need */
+	struct store_cache *stores;     /* touched by the worker thread only */
+};
+
+struct delivery {
+	struct server *server;
+	pthread_t thread;
+	struct tern_mutex mu;           /* guards queue_*, stopping, inflight_since_ms */
+	pthread_cond_t cond;
+	struct delivery_job *queue_head, *queue_tail;
+	bool stopping;
+	uint64_t inflight_since_ms;
+	/* Guards the journal: the committer appends deliveries, workers append
+	 * abort records. Held across a write+fdatasync, never across network I/O. */
+	struct tern_mutex journal_mu;
+	struct journal *journal;        /* current segment */
+	_Atomic uint64_t gen;           /* its number */
+	uint64_t oldest_gen;            /* oldest segment still on disk (committer) */
+	char *data_dir;
+	uint64_t next_id;
+	struct apply_worker *workers;
+	unsigned worker_count;
+	/* statistics, reported at stop */
+	uint64_t rounds, items, journal_us;
+};
+
+/* delivery-apply.c */
+int apply_workers_start(struct delivery *d, unsigned count, char **err_r);
+/* Queues one item on the worker that owns its user. */
+void apply_worker_push(struct delivery *d, struct delivery_item *item);
+/* Drains, checkpoints and joins every worker. True if all stores were
+ * checkpointed (the journal is then no longer needed). */
+bool apply_workers_stop(struct delivery *d);
+/* The oldest journal segment any worker still needs (UINT64_MAX = none). */
+uint64_t apply_workers_needed_gen(struct delivery *d);
+/* Age in ms of the oldest batch a worker is applying (0 = none). */
+uint64_t apply_workers_busy_ms(struct delivery *d);
+/* Applies one message to an open store, falling back to INBOX if asked. */
+int delivery_apply_one(struct store *st, const char *folder, bool fallback, uint64_t id,
+		       const void *data, size_t size, uint32_t flags, const char *keywords,
+		       int64_t date, int32_t tz, const struct store_msg_cache *cache,
+		       uint32_t *uid_r, uint32_t *uidvalidity_r, enum tern_error *err_r);
+/* Completes one recipient; the job's done callback is posted after the last. */
+void delivery_item_finished(struct delivery_item *it);
+
+/* delivery-replay.c */
+/* Replays every segment an earlier run left, sets d->gen, d->oldest_gen and
+ * d->next_id. -1 with *err_r if a segment cannot be read or applied. */
+int delivery_replay(struct delivery *d, char **err_r);
+char *delivery_segment_path(const struct delivery *d, uint64_t gen);
+/* Deletes segments older than gen (and advances d->oldest_gen). */
+void delivery_delete_segments_before(struct delivery *d, uint64_t gen);
+
+#endif

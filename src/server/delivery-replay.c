@@ -1,0 +1,179 @@
+/* Start-up replay of the delivery journal: every segment an earlier run left
+ * is applied again; delivery ids make that idempotent, abort records keep
+ * refused deliveries out. */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "server/delivery-private.h"
+#include "server/journal.h"
+#include "server/store-cache.h"
+#include "store/store.h"
+
+#define DELIVERY_SEGMENT_PREFIX "delivery.journal."
+#define DELIVERY_MAX_SEGMENTS 4096u
+/* Handles kept open during replay (it runs before the workers start). */
+#define REPLAY_STORE_HANDLES 1024u
+
+struct replay_ctx {
+	struct delivery *d;
+	struct store_cache *stores;
+	uint64_t *aborted;        /* sorted after collection */
+	size_t aborted_count, aborted_cap;
+	size_t applied;
+	bool collecting_aborts;
+};
+
+char *delivery_segment_path(const struct delivery *d, uint64_t gen)
+{
+	char *path;
+	if (asprintf(&path, "%s/" DELIVERY_SEGMENT_PREFIX "%020llu", d->data_dir,
+		     (unsigned long long)gen) < 0)
+		return NULL;
+	return path;
+}
+
+void delivery_delete_segments_before(struct delivery *d, uint64_t gen)
+{
+	for (; d->oldest_gen < gen; d->oldest_gen++) {
+		char *path = delivery_segment_path(d, d->oldest_gen);
+		if (path != NULL && unlink(path) < 0 && errno != ENOENT)
+			log_error("delivery: cannot delete journal segment %s: %s", path,
+				  strerror(errno));
+		free(path);
+	}
+}
+
+static int u64_cmp(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* The numbers of the segments on disk, ascending. */
+static int list_segments(const char *data_dir, uint64_t **gens_r, size_t *count_r, char **err_r)
+{
+	DIR *dir = opendir(data_dir);
+	if (dir == NULL) {
+		if (asprintf(err_r, "%s: %s", data_dir, strerror(errno)) < 0)
+			*err_r = NULL;
+		return -1;
+	}
+	uint64_t *gens = calloc(DELIVERY_MAX_SEGMENTS, sizeof(*gens));
+	size_t n = 0, plen = strlen(DELIVERY_SEGMENT_PREFIX);
+	struct dirent *de;
+	while (gens != NULL && (de = readdir(dir)) != NULL && n < DELIVERY_MAX_SEGMENTS) {
+		char *end;
+		if (strncmp(de->d_name, DELIVERY_SEGMENT_PREFIX, plen) != 0)
+			continue;
+		unsigned long long g = strtoull(de->d_name + plen, &end, 10);
+		if (*end == '\0' && end != de->d_name + plen)
+			gens[n++] = g;
+	}
+	closedir(dir);
+	if (gens == NULL) {
+		*err_r = strdup("out of memory");
+		return -1;
+	}
+	qsort(gens, n, sizeof(*gens), u64_cmp);
+	*gens_r = gens;
+	*count_r = n;
+	return 0;
+}
+
+static int collect_abort(struct replay_ctx *rc, uint64_t id)
+{
+	if (rc->aborted_count == rc->aborted_cap) {
+		size_t cap = rc->aborted_cap > 0 ? rc->aborted_cap * 2 : 64;
+		uint64_t *a = realloc(rc->aborted, cap * sizeof(*a));
+		if (a == NULL)
+			return -1;
+		rc->aborted = a;
+		rc->aborted_cap = cap;
+	}
+	rc->aborted[rc->aborted_count++] = id;
+	return 0;
+}
+
+static int replay_record(const struct journal_record *rec, void *ctx)
+{
+	struct replay_ctx *rc = ctx;
+	if (rc->collecting_aborts)
+		return rec->type == JOURNAL_ABORT ? collect_abort(rc, rec->id) : 0;
+	if (rec->type != JOURNAL_DELIVER ||
+	    bsearch(&rec->id, rc->aborted, rc->aborted_count, sizeof(uint64_t), u64_cmp) != NULL)
+		return 0;
+	enum tern_error err = TERN_ERR_NONE;
+	struct store *st = store_cache_get(rc->stores, rec->user, atomic_load(&rc->d->gen), &err);
+	if (st == NULL) {
+		log_error("journal replay: user=%s delivery=%llu: open store: %s", rec->user,
+			  (unsigned long long)rec->id, tern_error_str(err));
+		return -1;
+	}
+	uint32_t uid;
+	if (delivery_apply_one(st, rec->folder, (rec->flags & DELIVERY_FALLBACK_INBOX) != 0, rec->id,
+			       rec->data, rec->size, rec->flags & ~DELIVERY_FALLBACK_INBOX,
+			       rec->keywords, rec->internal_date, rec->internal_tz, NULL, &uid, NULL,
+			       &err) < 0) {
+		log_error("journal replay: user=%s delivery=%llu folder=%s: %s", rec->user,
+			  (unsigned long long)rec->id, rec->folder, tern_error_str(err));
+		return -1;
+	}
+	rc->applied++;
+	return 0;
+}
+
+static int replay_segments(struct replay_ctx *rc, const uint64_t *gens, size_t n, char **err_r)
+{
+	struct delivery *d = rc->d;
+	for (size_t i = 0; i < n; i++) {
+		char *path = delivery_segment_path(d, gens[i]);
+		uint64_t max_id = 0;
+		int r = path != NULL ? journal_replay(path, replay_record, rc, &max_id, err_r) : -1;
+		free(path);
+		if (r < 0)
+			return -1;
+		if (max_id >= d->next_id)
+			d->next_id = max_id + 1;
+	}
+	return 0;
+}
+
+int delivery_replay(struct delivery *d, char **err_r)
+{
+	uint64_t *gens = NULL;
+	size_t n = 0;
+	if (list_segments(d->data_dir, &gens, &n, err_r) < 0)
+		return -1;
+	atomic_store(&d->gen, n > 0 ? gens[n - 1] + 1 : 1);
+	d->oldest_gen = n > 0 ? gens[0] : atomic_load(&d->gen);
+	struct replay_ctx rc = {.d = d, .collecting_aborts = true};
+	rc.stores = store_cache_new(d->data_dir, REPLAY_STORE_HANDLES);
+	int ret = rc.stores != NULL ? replay_segments(&rc, gens, n, err_r) : -1;
+	if (ret == 0) {
+		qsort(rc.aborted, rc.aborted_count, sizeof(uint64_t), u64_cmp);
+		rc.collecting_aborts = false;
+		ret = replay_segments(&rc, gens, n, err_r);
+	}
+	free(rc.aborted);
+	free(gens);
+	if (ret == 0) {
+		if (rc.applied > 0)
+			log_info("journal replay: %zu deliveries checked and stored", rc.applied);
+		enum tern_error err;
+		const char *failed = "?";
+		/* A store that cannot be checkpointed keeps the segments on disk: they
+		 * replay again next time, and the node still starts. */
+		if (store_cache_checkpoint(rc.stores, &failed, &err) < 0)
+			log_error("journal replay: checkpoint of user=%s failed, journal kept: %s",
+				  failed, tern_error_str(err));
+		else
+			delivery_delete_segments_before(d, atomic_load(&d->gen));
+	}
+	store_cache_free(&rc.stores);
+	return ret;
+}
