@@ -122,7 +122,12 @@ def lmtp_stats(rows, label):
           'srv_pct': [float(c['srv_pct']) for c in cpu],
           'busy_pct': [float(c['busy_pct']) for c in cpu],
           'load1': [float(c['load1']) for c in cpu if 'load1' in c],
-          'stop_s': [float(s['stop_s']) for s in stop]}
+          'stop_s': [float(s['stop_s']) for s in stop],
+          'stop_cpu_ms': [float(s['stop_cpu_s']) * 1000 / float(lm[0]['messages']) for s in stop
+                          if 'stop_cpu_s' in s]}
+    # server CPU per message including the deferred work (final checkpoint at stop)
+    st['srv_all_ms'] = ([a + b for a, b in zip(st['srv_ms'], st['stop_cpu_ms'])]
+                        if len(st['stop_cpu_ms']) == len(st['srv_ms']) and st['stop_cpu_ms'] else [])
     # "other" = machine busy not explained by server + client (other jobs, softirq)
     st['other_pct'] = [b - s - c for b, s, c in zip(st['busy_pct'], st['srv_pct'], st['cli_pct'])]
     return st
@@ -142,8 +147,8 @@ def report(resdir):
     out.append('Figures: median over runs, (min-max) in brackets. Ratio = Tern median / Dovecot median; '
                'paired = min-max of the per-run ratios (Tern run r vs Dovecot run r, measured back to back).')
     out.append('')
-    for dc in dcs:
-        fmtname = dc[len('dovecot-'):]
+    for dc in dcs or [None]:
+        fmtname = dc[len('dovecot-'):] if dc else '(not measured)'
         out.append(f'### LMTP, Tern vs Dovecot {fmtname} (primed store, 20,000 messages, 1000 users)')
         out.append('')
         out.append('| point | N | Tern msgs/s | Dovecot msgs/s | **ratio** (paired) | '
@@ -152,7 +157,7 @@ def report(resdir):
         out.append('|---|---|---|---|---|---|---|---|---|---|')
         for label, title in LMTP_LABELS:
             t = lmtp_stats(servers['tern'], label)
-            d = lmtp_stats(servers[dc], label)
+            d = lmtp_stats(servers[dc], label) if dc else None
             if t is None and d is None:
                 continue
             ratio = 'n/a'
@@ -172,8 +177,8 @@ def report(resdir):
                f'{os.cpu_count()} CPUs)')
     out.append('')
     out.append('| server | point | MB/s | server CPU % | client CPU % | machine busy % | other % | '
-               'load1 at start | Tern stop s (final checkpoint) |')
-    out.append('|---|---|---|---|---|---|---|---|---|')
+               'load1 at start | Tern stop s (final checkpoint) | srv CPU ms/msg incl. stop |')
+    out.append('|---|---|---|---|---|---|---|---|---|---|')
     for srv in ['tern'] + dcs:
         for label, title in LMTP_LABELS:
             s = lmtp_stats(servers[srv], label)
@@ -182,7 +187,8 @@ def report(resdir):
             stop = fmt(med(s['stop_s']), 2) if s['stop_s'] else '-'
             out.append(f"| {srv} | {title} | {fmt(med(s['mb_s']), 2, False)} | {fmt(med(s['srv_pct']), 0)} | "
                        f"{fmt(med(s['cli_pct']), 1, False)} | {fmt(med(s['busy_pct']), 0)} | "
-                       f"{fmt(med(s['other_pct']), 0)} | {fmt(med(s['load1']), 2)} | {stop} |")
+                       f"{fmt(med(s['other_pct']), 0)} | {fmt(med(s['load1']), 2)} | {stop} | "
+                       f"{fmt(med(s['srv_all_ms']), 2) if s['srv_all_ms'] else '-'} |")
     out.append('')
     imap_report(servers, dcs, out)
     print('\n'.join(out))

@@ -55,6 +55,7 @@ RESDIR=${RESULTS:-$ROOT/results/$STAMP}
 TRES=$RESDIR/tern.txt
 TERN_PID=""
 DC_STARTED=0
+HZ=$(getconf CLK_TCK)
 PY="python3 $BENCH_DIR/benchlib.py"
 
 log() { echo "[$(date +%T)] $*" >&2; }
@@ -63,11 +64,15 @@ die() { log "FATAL: $*"; exit 1; }
 DURABILITY="Tern: a 250 is sent after the message is in the group-committed delivery journal and the group is fdatasync'd (one fdatasync per committer round); per-user SQLite stores are written at synchronous=NORMAL and checkpointed later (segment rotation, stop). Dovecot: mail_fsync=optimized (its default)."
 
 # ---------------------------------------------------------------- processes
-alive() { # PID: running and not a zombie
-	local s
-	s=$(cat /proc/"$1"/stat 2> /dev/null) || return 1
+# PID running (not a zombie)? Sets CPU_TICKS = its utime+stime, all threads.
+# Builtins only (no fork), so polling it costs the measurement nothing.
+alive() {
+	local s f
+	read -r s 2> /dev/null < /proc/"$1"/stat || return 1
 	s=${s##*) }
-	[ "${s%% *}" != Z ]
+	read -ra f <<< "$s"
+	CPU_TICKS=$((f[11] + f[12]))
+	[ "${f[0]}" != Z ]
 }
 port_busy() { ss -ltnH "sport = :$1" | grep -q .; }
 
@@ -90,17 +95,21 @@ tern_start() {
 }
 
 # Stops our ternd (SIGTERM: it finishes open work, checkpoints every store
-# and empties the journal); sets STOP_S to how long that took.
+# and empties the journal); sets STOP_S to how long that took and STOP_CPU_S
+# to the CPU it used meanwhile (last /proc sample, 0.1 s before exit at worst).
 tern_stop() {
-	STOP_S=0
+	STOP_S=0 STOP_CPU_S=0
 	[ -n "$TERN_PID" ] || return 0
-	local t0 i rc
+	local t0 i rc c0=0 c1=0
+	alive "$TERN_PID" && c0=$CPU_TICKS c1=$CPU_TICKS
 	t0=$(date +%s.%N)
 	kill -TERM "$TERN_PID" 2> /dev/null
 	for i in $(seq $((STOP_TMO * 10))); do
 		alive "$TERN_PID" || break
+		c1=$CPU_TICKS
 		sleep 0.1
 	done
+	STOP_CPU_S=$(awk -v t=$((c1 - c0)) -v hz="$HZ" 'BEGIN{printf "%.2f", t/hz}')
 	if alive "$TERN_PID"; then
 		log "WARNING: ternd $TERN_PID still running ${STOP_TMO}s after SIGTERM, SIGKILL"
 		kill -KILL "$TERN_PID" 2> /dev/null
@@ -260,7 +269,7 @@ tern_point() { # LABEL RUN CONNS SIZE MSGS
 	rm -f "$s0" "$s1"
 	[ $rc = 0 ] || log "WARNING: lmtp-load rc=$rc for Tern $label run $r"
 	tern_stop
-	echo "tool=stop label=$label run=$r stop_s=$STOP_S" >> "$TRES"
+	echo "tool=stop label=$label run=$r stop_s=$STOP_S stop_cpu_s=$STOP_CPU_S" >> "$TRES"
 }
 
 tern_lmtp_round() { # RUN: every point once, in the Dovecot script's order

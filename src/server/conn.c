@@ -11,6 +11,7 @@
 
 #include "core/log.h"
 #include "server/loop.h"
+#include "server/tls.h"
 
 static _Atomic unsigned conns_open;
 
@@ -30,7 +31,7 @@ static void conn_setcb(struct conn *c)
 
 struct conn *conn_new(struct loop *loop, int fd, const struct conn_proto *proto,
 		      const char *peer, const char *peer_addr, bool loopback,
-		      uint32_t idle_timeout_ms)
+		      uint32_t idle_timeout_ms, bool tls)
 {
 	struct conn *c = calloc(1, sizeof(*c));
 	if (c == NULL) {
@@ -44,7 +45,11 @@ struct conn *conn_new(struct loop *loop, int fd, const struct conn_proto *proto,
 	c->started_ms = tern_now_ms();
 	snprintf(c->peer, sizeof(c->peer), "%s", peer);
 	snprintf(c->peer_addr, sizeof(c->peer_addr), "%s", peer_addr);
-	c->bev = bufferevent_socket_new(loop->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	c->tls = tls;
+	if (tls)
+		c->bev = tls_socket_bufferevent(loop->server, loop->base, fd);
+	else
+		c->bev = bufferevent_socket_new(loop->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (c->bev == NULL) {
 		evutil_closesocket(fd);
 		free(c);
@@ -66,15 +71,20 @@ struct conn *conn_new(struct loop *loop, int fd, const struct conn_proto *proto,
 
 void conn_set_idle_timeout(struct conn *c, uint32_t ms)
 {
+	c->idle_timeout_ms = ms;
 	struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
 	bufferevent_set_timeouts(c->bev, ms > 0 ? &tv : NULL, NULL);
 }
 
 void conn_set_bufferevent(struct conn *c, struct bufferevent *bev)
 {
+	/* the idle timeout belongs to the top layer, which sees the client's
+	 * commands; the layer below only carries them */
+	bufferevent_set_timeouts(c->bev, NULL, NULL);
 	c->bev = bev;
 	conn_setcb(c);
-	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	conn_set_idle_timeout(c, c->idle_timeout_ms);
+	bufferevent_enable(c->bev, c->read_paused ? EV_WRITE : EV_READ | EV_WRITE);
 }
 
 struct evbuffer *conn_input(struct conn *c)
@@ -139,15 +149,130 @@ void conn_unref(struct conn **cp)
 		conn_free(c);
 }
 
+static struct bufferevent *conn_bottom(struct conn *c)
+{
+	struct bufferevent *b = c->bev, *under;
+	while ((under = bufferevent_get_underlying(b)) != NULL)
+		b = under;
+	return b;
+}
+
+/* Bytes accepted but not yet handed to the kernel, over every layer: a
+ * TLS or COMPRESS layer empties its own buffer into the one below at once. */
+size_t conn_output_pending(struct conn *c)
+{
+	size_t n = 0;
+	for (struct bufferevent *b = c->bev; b != NULL; b = bufferevent_get_underlying(b))
+		n += evbuffer_get_length(bufferevent_get_output(b));
+	return n;
+}
+
 /* Drops the loop's own reference on a later turn, never inside a callback of
  * this connection. */
 static void conn_release(struct conn *c)
 {
 	static const struct timeval now = {0, 0};
+	if (c->released)
+		return;
+	c->released = true;
+	if (c->drain_watch != NULL) {
+		evbuffer_remove_cb_entry(bufferevent_get_output(conn_bottom(c)), c->drain_watch);
+		c->drain_watch = NULL;
+	}
+	conn_set_drain_hook(c, 0, NULL);
 	bufferevent_disable(c->bev, EV_READ | EV_WRITE);
 	bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
 	if (event_base_once(c->loop->base, -1, EV_TIMEOUT, conn_free_later_cb, c, &now) < 0)
 		log_error("conn %s: cannot schedule release", c->peer);
+}
+
+static void conn_drain_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg);
+
+/* Releases a closing connection once everything it said is on the wire;
+ * over TLS, a close_notify goes last. */
+static void conn_release_when_drained(struct conn *c)
+{
+	if (c->released)
+		return;
+	if (conn_output_pending(c) == 0 && c->tls && !c->tls_closed) {
+		c->tls_closed = true;
+		tls_close_notify(c);
+	}
+	if (conn_output_pending(c) == 0) {
+		conn_release(c);
+		return;
+	}
+	/* The layers below the top one report their progress to the layer
+	 * above, not to us: watch the socket's own buffer. */
+	if (c->drain_watch == NULL)
+		c->drain_watch = evbuffer_add_cb(bufferevent_get_output(conn_bottom(c)),
+						 conn_drain_cb, c);
+}
+
+static void conn_drain_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+	(void)buf;
+	struct conn *c = arg;
+	if (info->n_deleted > 0)
+		conn_release_when_drained(c);
+}
+
+static void conn_hook_fire_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct conn *c = arg;
+	void (*fn)(struct conn *) = c->drain_hook;
+	if (fn != NULL && c->drain_hook_watch == NULL && !c->closing) {
+		c->drain_hook = NULL;
+		fn(c);
+	}
+	conn_unref(&c);
+}
+
+/* Runs the hook on a later turn: not inside libevent's buffer callbacks,
+ * where the producer's writes would re-enter the layers being drained. */
+static void conn_hook_schedule(struct conn *c)
+{
+	static const struct timeval now = {0, 0};
+	conn_ref(c);
+	if (event_base_once(c->loop->base, -1, EV_TIMEOUT, conn_hook_fire_cb, c, &now) < 0) {
+		log_error("conn %s: cannot schedule output drain", c->peer);
+		c->refs--;
+	}
+}
+
+static void conn_hook_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+	struct conn *c = arg;
+	if (info->n_deleted == 0 || conn_output_pending(c) > c->drain_low)
+		return;
+	/* removing the entry being run is safe; removing another is not */
+	evbuffer_remove_cb_entry(buf, c->drain_hook_watch);
+	c->drain_hook_watch = NULL;
+	conn_hook_schedule(c);
+}
+
+void conn_set_drain_hook(struct conn *c, size_t low, void (*fn)(struct conn *c))
+{
+	if (c->drain_hook_watch != NULL) {
+		evbuffer_remove_cb_entry(bufferevent_get_output(conn_bottom(c)), c->drain_hook_watch);
+		c->drain_hook_watch = NULL;
+	}
+	c->drain_hook = c->closing ? NULL : fn;
+	c->drain_low = low;
+	if (c->drain_hook == NULL)
+		return;
+	/* COMPRESS holds output back until a flush: without one the wait
+	 * might never end */
+	bufferevent_flush(c->bev, EV_WRITE, BEV_FLUSH);
+	if (conn_output_pending(c) <= low) {
+		conn_hook_schedule(c);
+		return;
+	}
+	c->drain_hook_watch = evbuffer_add_cb(bufferevent_get_output(conn_bottom(c)), conn_hook_cb, c);
+	if (c->drain_hook_watch == NULL)
+		conn_hook_schedule(c);  /* cannot watch: poll on the next turn */
 }
 
 void conn_close(struct conn *c)
@@ -155,10 +280,11 @@ void conn_close(struct conn *c)
 	if (c->closing)
 		return;
 	c->closing = true;
+	conn_set_drain_hook(c, 0, NULL);
 	bufferevent_disable(c->bev, EV_READ);
-	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
-		conn_release(c);
-	/* else conn_write_cb releases once the output has drained */
+	/* COMPRESS holds output back until a flush */
+	bufferevent_flush(c->bev, EV_WRITE, BEV_FLUSH);
+	conn_release_when_drained(c);
 }
 
 void conn_pause(struct conn *c)
@@ -191,13 +317,15 @@ static void conn_write_cb(struct bufferevent *bev, void *arg)
 	(void)bev;
 	struct conn *c = arg;
 	if (c->closing)
-		conn_release(c);
+		conn_release_when_drained(c);
 }
 
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	(void)bev;
 	struct conn *c = arg;
+	if (c->tls)
+		tls_log_event(c, what);
 	if ((what & BEV_EVENT_TIMEOUT) != 0 && !c->closing) {
 		if (c->read_paused) {
 			/* waiting on our own async work, not on the client */

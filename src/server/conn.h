@@ -11,6 +11,7 @@
 
 struct bufferevent;
 struct evbuffer;
+struct evbuffer_cb_entry;
 struct loop;
 struct conn;
 
@@ -42,15 +43,28 @@ struct conn {
 	bool closing;              /* no more input is processed */
 	bool read_paused;          /* waiting for an async result */
 	bool shutting_down;        /* server stop was signalled to this connection */
+	bool tls;                  /* running over TLS (implicit or STARTTLS) */
+	bool tls_closed;           /* close_notify sent */
+	bool compressed;           /* COMPRESS=DEFLATE active */
+	bool released;             /* the loop's reference is being dropped */
+	uint32_t idle_timeout_ms;
+	/* closing: watches the lowest layer's output until it has drained */
+	struct evbuffer_cb_entry *drain_watch;
+	/* a producer waiting for output to drain (conn_set_drain_hook) */
+	void (*drain_hook)(struct conn *c);
+	size_t drain_low;
+	struct evbuffer_cb_entry *drain_hook_watch;
 	unsigned refs;             /* the loop's own + in-flight async work */
 	uint64_t started_ms;
 	struct conn *prev, *next;  /* the loop's connection list */
 };
 
-/* Wraps an accepted socket on the current loop and calls proto->open. */
+/* Wraps an accepted socket on the current loop and calls proto->open. With
+ * tls the socket speaks TLS from the first byte (imaps, pop3s): the greeting
+ * waits for the handshake. */
 struct conn *conn_new(struct loop *loop, int fd, const struct conn_proto *proto,
 		      const char *peer, const char *peer_addr, bool loopback,
-		      uint32_t idle_timeout_ms);
+		      uint32_t idle_timeout_ms, bool tls);
 
 struct evbuffer *conn_input(struct conn *c);
 struct evbuffer *conn_output(struct conn *c);
@@ -58,13 +72,22 @@ struct evbuffer *conn_output(struct conn *c);
 int conn_write(struct conn *c, const void *data, size_t len);
 int conn_printf(struct conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Bytes written but not yet handed to the kernel, over every layer. */
+size_t conn_output_pending(struct conn *c);
+/* Calls fn once, on a later turn, when conn_output_pending() has fallen to
+ * low or below, so the producer of a long response (FETCH of a whole folder)
+ * can pause instead of buffering all of it. fn = NULL cancels. Never called
+ * once the connection is closing; a closing connection refuses new hooks. */
+void conn_set_drain_hook(struct conn *c, size_t low, void (*fn)(struct conn *c));
+
 /* Stops reading until conn_resume (an async step is in flight). */
 void conn_pause(struct conn *c);
 /* Reads again and processes input already buffered: no new read event
  * would come for bytes that arrived while paused. */
 void conn_resume(struct conn *c);
 
-/* Flushes pending output, then closes. Safe to call more than once. */
+/* Flushes pending output through every layer (COMPRESS, TLS, socket), then
+ * closes. Safe to call more than once. */
 void conn_close(struct conn *c);
 /* Reference counting for async work that outlives a callback. */
 void conn_ref(struct conn *c);
@@ -72,7 +95,8 @@ void conn_unref(struct conn **c);
 
 /* Number of open client connections in the whole process. */
 unsigned conn_count_total(void);
-/* Replaces the bufferevent (STARTTLS/COMPRESS): callbacks move to the new one. */
+/* Replaces the bufferevent with one layered over it (STARTTLS/COMPRESS):
+ * callbacks and the idle timeout move to the new one. */
 void conn_set_bufferevent(struct conn *c, struct bufferevent *bev);
 void conn_set_idle_timeout(struct conn *c, uint32_t ms);
 

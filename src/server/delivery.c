@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/fault.h"
 #include "core/log.h"
 #include "server/delivery-private.h"
 #include "server/journal.h"
@@ -158,6 +159,7 @@ static void commit_batch(struct delivery *d, struct delivery_job *batch)
 				failed_errno = ENOMEM;
 		}
 		uint64_t t0 = now_us();
+		fault_stall_once("JOURNAL_STALL");
 		if (failed_errno == 0 && journal_sync(d->journal) < 0)
 			failed_errno = errno;
 		if (failed_errno != 0)

@@ -32,9 +32,6 @@ struct accepted {
 	bool loopback;
 };
 
-/* Hook for implicit TLS listeners; set by the TLS module when present. */
-int (*listener_tls_wrap_hook)(struct conn *c);
-
 static void accepted_task(void *arg)
 {
 	struct accepted *a = arg;
@@ -57,7 +54,8 @@ static void accepted_task(void *arg)
 	}
 	uint32_t idle = strcmp(a->listener->proto->name, "lmtp") == 0 ? srv->config->lmtp_timeout_ms
 									 : srv->config->idle_timeout_ms;
-	(void)conn_new(loop, a->fd, a->listener->proto, a->peer, a->peer_addr, a->loopback, idle);
+	(void)conn_new(loop, a->fd, a->listener->proto, a->peer, a->peer_addr, a->loopback, idle,
+		       a->listener->tls);
 	free(a);
 }
 

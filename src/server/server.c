@@ -14,12 +14,14 @@
 #include "core/log.h"
 #include "directory/directory.h"
 #include "proto/auth.h"
+#include "proto/imap/session.h"
 #include "proto/lmtp/session.h"
 #include "proto/pop3/session.h"
 #include "server/conn.h"
 #include "server/delivery.h"
 #include "server/listener.h"
 #include "server/loop.h"
+#include "server/tls.h"
 #include "server/watchdog.h"
 #include "store/mime.h"
 
@@ -83,7 +85,7 @@ struct listen_spec {
 };
 
 /* Protocols other than LMTP register here as they are built. */
-const struct conn_proto *server_imap_proto;
+const struct conn_proto *server_imap_proto = &imap_proto;
 const struct conn_proto *server_pop3_proto = &pop3_proto;
 
 static int open_listeners(struct server *srv)
@@ -103,6 +105,11 @@ static int open_listeners(struct server *srv)
 	for (size_t i = 0; i < n; i++) {
 		if (specs[i].addr == NULL || specs[i].addr[0] == '\0')
 			continue;
+		if (specs[i].tls && !tls_available(srv)) {
+			log_error("%s_listen = %s needs tls_cert and tls_key", specs[i].what,
+				  specs[i].addr);
+			return -1;
+		}
 		if (specs[i].proto == NULL) {
 			log_warn("%s_listen = %s ignored: %s is not available in this build",
 				 specs[i].what, specs[i].addr, specs[i].what);
@@ -133,6 +140,8 @@ int server_init(struct server *srv, struct tern_config *cfg)
 		return -1;
 	}
 	mime_init();
+	if (tls_init(srv) < 0)
+		return -1;
 	if (ensure_data_dir(cfg->data_dir) < 0 || register_node(srv) < 0)
 		return -1;
 	srv->base = event_base_new();
@@ -253,4 +262,5 @@ void server_deinit(struct server *srv)
 		event_free(srv->stop_timer);
 	if (srv->base != NULL)
 		event_base_free(srv->base);
+	tls_deinit(srv);
 }

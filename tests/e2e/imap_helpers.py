@@ -331,6 +331,15 @@ class Raw:
         return [int(x) for x in lines[0].split()[2:]]
 
 
+def status_of(untagged):
+    """{item: int} from one * STATUS response."""
+    rs = [r for r in untagged if r.startswith(b"* STATUS ")]
+    assert len(rs) == 1, untagged
+    items = parse_sexp(rs[0], len(b"* STATUS "))
+    lst = items[-1]
+    return {str(lst[i]).upper(): int(lst[i + 1]) for i in range(0, len(lst), 2)}
+
+
 def untagged_matching(untagged, pattern):
     return [r for r in untagged if re.match(pattern, r)]
 

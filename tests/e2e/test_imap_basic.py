@@ -13,9 +13,9 @@ import re
 
 import pytest
 
-from imap_helpers import (Raw, capabilities, deliver, deliver_many, fetch_dict, imap_addr,
-                          imap_node, login, parse_sexp, resp_code, untagged_matching)
-from ternlib import IO_TIMEOUT, PASSWORD, unique_subject
+from imap_helpers import (Raw, capabilities, deliver, deliver_many, fetch_dict, imap_addr, imap_node,
+                          login, parse_sexp, resp_code, status_of, untagged_matching)
+from ternlib import IO_TIMEOUT, PASSWORD
 
 
 @pytest.fixture
@@ -39,20 +39,11 @@ def list_names(untagged, kind=b"LIST"):
     for r in untagged:
         if r.startswith(b"* " + kind + b" "):
             items = parse_sexp(r, len(b"* ") + len(kind) + 1)
-            attrs, delim, name = items[0], items[1], items[2]
+            attrs, name = items[0], items[2]
             if isinstance(name, bytes):
                 name = name.decode()
             out[str(name)] = {str(a).lower() for a in attrs}
     return out
-
-
-def status_of(untagged):
-    """{item: int} from one * STATUS response."""
-    rs = [r for r in untagged if r.startswith(b"* STATUS ")]
-    assert len(rs) == 1, untagged
-    items = parse_sexp(rs[0], len(b"* STATUS "))
-    lst = items[-1]
-    return {str(lst[i]).upper(): int(lst[i + 1]) for i in range(0, len(lst), 2)}
 
 
 # ------------------------------------------------------------ session basics
@@ -80,7 +71,7 @@ def test_greeting_capability_noop_logout(node):
 
 def test_login_variants(node):
     with Raw(node) as c:
-        _, t = c.cmd(f'LOGIN alice "not the password"')
+        _, t = c.cmd('LOGIN alice "not the password"')
         assert t.startswith("NO"), t
         assert "[AUTHENTICATIONFAILED]" in t, t
         _, t = c.cmd(f'LOGIN nosuchuser "{PASSWORD}"')
@@ -186,6 +177,25 @@ def test_select_responses(node):
         c.ok("SELECT \"InBoX\"")
 
 
+def test_recent_goes_to_one_session(node):
+    """RFC 3501 2.3.2: \\Recent is reported to the first read-write session
+    that sees a message, and to no other."""
+    deliver_many(node, 2)
+    with authed(node) as a, authed(node) as b:
+        untagged = a.select()
+        assert untagged_matching(untagged, rb"\* 2 RECENT$"), untagged
+        assert a.search("RECENT") == [1, 2]
+        untagged = b.select()
+        assert untagged_matching(untagged, rb"\* 0 RECENT$"), untagged
+        assert b.search("RECENT") == []
+        deliver(node)
+        for c in (a, b):
+            assert untagged_matching(c.ok("NOOP"), rb"\* 3 EXISTS$")
+        ra, rb_ = a.search("RECENT"), b.search("RECENT")
+        assert sorted(ra + rb_) == [1, 2, 3], \
+            f"each message is recent in exactly one session: a {ra}, b {rb_}"
+
+
 def test_failed_select_leaves_no_mailbox_selected(node):
     deliver(node)
     with selected(node) as c:
@@ -289,8 +299,13 @@ def test_subscribe_lsub(node):
         assert "Lists/tern" in lsub, lsub
         subscribed = list_names(c.ok('LIST (SUBSCRIBED) "" "*"'))
         assert "Lists/tern" in subscribed and "\\subscribed" in subscribed["Lists/tern"]
+        everything = list_names(c.ok('LIST "" "*" RETURN (SUBSCRIBED)'))
+        assert "\\subscribed" in everything["Lists/tern"], everything
+        assert "Lists" in everything and "\\subscribed" not in everything["Lists"], everything
         c.ok("UNSUBSCRIBE Lists/tern")
         assert "Lists/tern" not in list_names(c.ok('LSUB "" "*"'), b"LSUB")
+        everything = list_names(c.ok('LIST "" "*" RETURN (SUBSCRIBED)'))
+        assert "\\subscribed" not in everything["Lists/tern"], everything
         assert "Lists/tern" in list_names(c.ok('LIST "" "*"')), "UNSUBSCRIBE keeps the folder"
         # LSUB "%" with a subscribed child of an unsubscribed parent: parent \Noselect
         c.ok("SUBSCRIBE Lists/tern")
@@ -363,6 +378,42 @@ def test_append_too_big_is_refused(make_ternd):
         assert t.startswith("NO") and "[TOOBIG]" in t or t.startswith("BAD"), t
         c.ok("NOOP")
     assert node.subjects("alice") == []
+
+
+# ------------------------------------------------------------ STORE
+
+def _store_flags(untagged, seq):
+    """The FLAGS in the one '* seq FETCH' response, without \\Recent; None if none."""
+    rs = [r for r in untagged if re.match(rb"\* %d FETCH " % seq, r)]
+    if not rs:
+        return None
+    assert len(rs) == 1, untagged
+    _, d = fetch_dict(rs[0])
+    return {str(f) for f in d["FLAGS"]} - {"\\Recent"}
+
+
+def test_store(node):
+    deliver_many(node, 3)
+    with selected(node) as c:
+        assert _store_flags(c.ok("STORE 1 +FLAGS (\\Seen \\Flagged)"), 1) == {"\\Seen", "\\Flagged"}
+        assert _store_flags(c.ok("STORE 1 -FLAGS (\\Flagged)"), 1) == {"\\Seen"}
+        untagged = c.ok("STORE 1:2 FLAGS ($Label1 \\Answered)")
+        assert _store_flags(untagged, 1) == _store_flags(untagged, 2) == {"$Label1", "\\Answered"}
+        assert _store_flags(c.ok("STORE 1 +FLAGS.SILENT (\\Draft)"), 1) is None, ".SILENT"
+        # a flag list without parentheses is valid too (RFC 3501 store-att-flags)
+        assert _store_flags(c.ok("STORE 3 +FLAGS \\Seen $Two"), 3) == {"\\Seen", "$Two"}
+        untagged = c.ok("UID STORE 3 -FLAGS ($Two)")
+        rs = untagged_matching(untagged, rb"\* 3 FETCH ")
+        assert rs and int(fetch_dict(rs[0])[1]["UID"]) == 3, "UID STORE answers carry the UID"
+        _, t = c.cmd("STORE 2 +FLAGS (\\Recent)")
+        assert t.startswith("BAD") or t.startswith("NO"), "\\Recent cannot be stored"
+        _, t = c.cmd("STORE 2 FROBS (\\Seen)")
+        assert t.startswith("BAD"), t
+    with selected(node) as fresh:
+        d = fresh.fetch("1:3", "FLAGS")
+        got = {k: {str(f) for f in v["FLAGS"]} - {"\\Recent"} for k, v in d.items()}
+        assert got == {1: {"$Label1", "\\Answered", "\\Draft"}, 2: {"$Label1", "\\Answered"},
+                       3: {"\\Seen"}}, "flags are stored"
 
 
 # ------------------------------------------------------------ CHECK CLOSE EXPUNGE UNSELECT

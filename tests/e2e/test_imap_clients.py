@@ -129,6 +129,8 @@ def test_curl_imap(node, tmp_path):
     _, listing = run(["curl", "-sS", *auth, base + "/"], tmp_path)
     names = set(re.findall(r'^\* LIST \([^)]*\) (?:"[^"]*"|NIL) "?([^"\r\n]+)"?', listing, re.M))
     assert {"INBOX", "Sent", "Drafts", "Trash", "Junk"} <= names, listing
+    _, inbox_list = run(["curl", "-sS", *auth, base + "/INBOX"], tmp_path)
+    assert "INBOX" in inbox_list, inbox_list
     proc, _ = run(["curl", "-sS", *auth, base + "/INBOX;UID=1"], tmp_path)
     assert proc.stdout == node.find("alice", "INBOX", s1)
     proc, _ = run(["curl", "-sS", *auth, base + "/INBOX;MAILINDEX=2"], tmp_path)

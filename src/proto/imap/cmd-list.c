@@ -1,14 +1,617 @@
-/* Stub: being implemented by the imap-mailbox engineer. */
-#include "proto/imap/commands.h"
+/* LIST (RFC 3501 §6.3.8 with LIST-EXTENDED RFC 5258, LIST-STATUS RFC 5819
+ * and SPECIAL-USE RFC 6154), LSUB (§6.3.9) and STATUS (§6.3.10, with
+ * CONDSTORE's HIGHESTMODSEQ and RFC 8438 SIZE).
+ *
+ * LIST reads every folder (with its counts) and the subscription list once,
+ * adds the hierarchy parents that do not exist, sorts them so that each
+ * name's descendants follow it, and derives \HasChildren and CHILDINFO in one
+ * pass; then each name is matched against the patterns. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
 
-IMAP_HANDLER(cmd_list)
+#include <event2/buffer.h>
+
+#include "proto/imap/commands.h"
+#include "proto/imap/list-match.h"
+#include "proto/imap/mailbox.h"
+#include "proto/imap/mutf7.h"
+#include "store/store.h"
+
+/* ---- STATUS items, shared by STATUS and LIST RETURN (STATUS (...)) ---- */
+
+enum status_item {
+	STATUS_MESSAGES, STATUS_RECENT, STATUS_UIDNEXT, STATUS_UIDVALIDITY, STATUS_UNSEEN,
+	STATUS_HIGHESTMODSEQ, STATUS_SIZE, STATUS_ITEM_COUNT,
+};
+
+static const char *const status_names[STATUS_ITEM_COUNT] = {
+	"MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ", "SIZE",
+};
+
+/* Items in the order asked, each once. */
+struct status_req {
+	unsigned char items[STATUS_ITEM_COUNT];
+	size_t count;
+};
+
+/* Parses "(MESSAGES UNSEEN ...)"; 0 ok, -1 bad (*bad_r). */
+static int status_parse(struct imap_session *s, const struct imap_arg *arg,
+			struct status_req *req, const char **bad_r)
 {
-	imap_tagged(s, cmd, "NO [CANNOT] Not implemented yet");
-	return IMAP_CMD_DONE;
+	const struct imap_arg *list;
+	size_t count;
+	unsigned seen = 0;
+
+	if (!imap_arg_list(arg, &list, &count) || count == 0) {
+		*bad_r = "STATUS items expected in parentheses";
+		return -1;
+	}
+	req->count = 0;
+	for (size_t i = 0; i < count; i++) {
+		size_t k = 0;
+		while (k < STATUS_ITEM_COUNT && !imap_arg_is_atom_ci(&list[i], status_names[k]))
+			k++;
+		if (k == STATUS_ITEM_COUNT) {
+			*bad_r = "Unknown STATUS item";
+			return -1;
+		}
+		if ((seen & (1u << k)) == 0)
+			req->items[req->count++] = (unsigned char)k;
+		seen |= 1u << k;
+	}
+	/* RFC 7162 §3.1: STATUS HIGHESTMODSEQ enables CONDSTORE. */
+	if ((seen & (1u << STATUS_HIGHESTMODSEQ)) != 0)
+		s->condstore = true;
+	return 0;
+}
+
+static uint64_t status_value(const struct store_folder *f, enum status_item item)
+{
+	switch (item) {
+	case STATUS_MESSAGES: return f->messages;
+	case STATUS_RECENT: return f->recent;
+	case STATUS_UIDNEXT: return f->uidnext;
+	case STATUS_UIDVALIDITY: return f->uidvalidity;
+	case STATUS_UNSEEN: return f->unseen;
+	/* RFC 7162 §3.1.1: a folder without changes still reports 1. */
+	case STATUS_HIGHESTMODSEQ: return f->highestmodseq > 0 ? f->highestmodseq : 1;
+	case STATUS_SIZE: return f->size;
+	case STATUS_ITEM_COUNT: break;
+	}
+	return 0;
+}
+
+static void status_write(struct imap_session *s, const struct store_folder *f,
+			 const struct status_req *req)
+{
+	struct evbuffer *out = imap_out(s);
+
+	evbuffer_add(out, "* STATUS ", 9);
+	imap_name_write(s, out, f->name);
+	for (size_t i = 0; i < req->count; i++)
+		evbuffer_add_printf(out, "%s%s %llu", i == 0 ? " (" : " ",
+				    status_names[req->items[i]],
+				    (unsigned long long)status_value(f, req->items[i]));
+	evbuffer_add(out, ")\r\n", 3);
 }
 
 IMAP_HANDLER(cmd_status)
 {
-	imap_tagged(s, cmd, "NO [CANNOT] Not implemented yet");
+	struct status_req req;
+	struct store_folder f;
+	enum tern_error err = TERN_ERR_NONE;
+	const char *bad = NULL;
+
+	if (cmd->arg_count != 2) {
+		imap_bad(s, cmd, "STATUS needs a mailbox and items");
+		return IMAP_CMD_DONE;
+	}
+	if (status_parse(s, &cmd->args[1], &req, &bad) < 0) {
+		imap_bad(s, cmd, bad);
+		return IMAP_CMD_DONE;
+	}
+	char *name = imap_mailbox_arg(s, cmd, &cmd->args[0]);
+	if (name == NULL)
+		return IMAP_CMD_DONE;
+	int found = store_folder_get(s->store, name, &f, &err);
+	if (found < 0) {
+		imap_store_error(s, cmd, "status", err);
+	} else if (found == 0) {
+		imap_tagged(s, cmd, "NO [NONEXISTENT] Mailbox does not exist");
+	} else {
+		status_write(s, &f, &req);
+		store_folder_clear(&f);
+		imap_tagged(s, cmd, "OK Status completed");
+	}
+	free(name);
+	return IMAP_CMD_DONE;
+}
+
+/* ---- LIST / LSUB ---- */
+
+enum list_select {
+	SELECT_SUBSCRIBED = 1u << 0,
+	SELECT_RECURSIVE = 1u << 1,
+	SELECT_SPECIAL_USE = 1u << 2,
+};
+
+enum list_return {
+	RETURN_SUBSCRIBED = 1u << 0,
+	RETURN_CHILDREN = 1u << 1,
+	RETURN_SPECIAL_USE = 1u << 2,
+	RETURN_STATUS = 1u << 3,
+};
+
+struct list_req {
+	bool lsub;
+	bool extended;           /* LIST-EXTENDED syntax was used (RFC 5258) */
+	unsigned select;         /* enum list_select */
+	unsigned ret;            /* enum list_return */
+	struct status_req status;
+	struct list_pattern **patterns;
+	size_t pattern_count;
+	bool empty_pattern;      /* the one pattern was "": report the separator */
+};
+
+/* One name in the hierarchy: a folder, a subscription, or a parent of one. */
+struct list_entry {
+	const char *name;
+	char *own;                       /* heap name of a generated parent */
+	const struct store_folder *folder; /* NULL: no such folder */
+	bool subscribed;
+	bool child_exists;               /* an existing folder below */
+	bool child_subscribed;           /* a subscribed name below */
+};
+
+struct list_tree {
+	struct store_folder *folders;
+	size_t folder_count;
+	char **subs;
+	size_t sub_count;
+	struct list_entry *entries;
+	size_t count, cap;
+};
+
+static void list_req_clear(struct list_req *req)
+{
+	for (size_t i = 0; i < req->pattern_count; i++)
+		list_pattern_free(&req->patterns[i]);
+	free(req->patterns);
+	req->patterns = NULL;
+	req->pattern_count = 0;
+}
+
+static void list_tree_clear(struct list_tree *t)
+{
+	for (size_t i = 0; i < t->count; i++)
+		free(t->entries[i].own);
+	free(t->entries);
+	store_folders_free(&t->folders, t->folder_count);
+	store_names_free(&t->subs, t->sub_count);
+}
+
+/* Wire text of a reference or pattern as UTF-8 for matching. Unlike a
+ * mailbox name it may hold wildcards, and an invalid mUTF-7 sequence only
+ * means that nothing matches, so it is never an error. */
+static char *pattern_text(const struct imap_session *s, const char *wire, size_t len)
+{
+	char *utf8 = NULL;
+
+	if (!s->utf8_accept && imap_mutf7_to_utf8(wire, len, &utf8) == 0)
+		return utf8;
+	return strndup(wire, len);
+}
+
+static int add_pattern(struct imap_session *s, struct list_req *req, const char *ref,
+		       const struct imap_arg *arg, const char **bad_r)
+{
+	const char *wire;
+	size_t len;
+
+	if (!imap_arg_astring(arg, &wire, &len)) {
+		*bad_r = "Mailbox pattern expected";
+		return -1;
+	}
+	char *text = pattern_text(s, wire, len);
+	if (text == NULL) {
+		*bad_r = "Out of memory";
+		return -1;
+	}
+	struct list_pattern **grown = realloc(req->patterns,
+					      (req->pattern_count + 1) * sizeof(*grown));
+	struct list_pattern *p = grown != NULL ? list_pattern_new(ref, text) : NULL;
+	free(text);
+	if (grown != NULL)
+		req->patterns = grown;
+	if (p == NULL) {
+		*bad_r = "Mailbox pattern too long";
+		return -1;
+	}
+	req->patterns[req->pattern_count++] = p;
+	return 0;
+}
+
+/* RFC 5258 §3.1: SUBSCRIBED, REMOTE, RECURSIVEMATCH; RFC 6154 §3: SPECIAL-USE. */
+static int parse_select(const struct imap_arg *arg, struct list_req *req, const char **bad_r)
+{
+	const struct imap_arg *list;
+	size_t count;
+
+	imap_arg_list(arg, &list, &count);
+	for (size_t i = 0; i < count; i++) {
+		if (imap_arg_is_atom_ci(&list[i], "SUBSCRIBED"))
+			req->select |= SELECT_SUBSCRIBED;
+		else if (imap_arg_is_atom_ci(&list[i], "RECURSIVEMATCH"))
+			req->select |= SELECT_RECURSIVE;
+		else if (imap_arg_is_atom_ci(&list[i], "SPECIAL-USE"))
+			req->select |= SELECT_SPECIAL_USE;
+		else if (!imap_arg_is_atom_ci(&list[i], "REMOTE")) {
+			*bad_r = "Unknown LIST selection option";
+			return -1;
+		}
+	}
+	/* RECURSIVEMATCH only refines another selection option (§3.1). */
+	if ((req->select & SELECT_RECURSIVE) != 0 &&
+	    (req->select & (SELECT_SUBSCRIBED | SELECT_SPECIAL_USE)) == 0) {
+		*bad_r = "RECURSIVEMATCH needs another selection option";
+		return -1;
+	}
+	return 0;
+}
+
+/* RFC 5258 §3.2 SUBSCRIBED, CHILDREN; RFC 6154 SPECIAL-USE; RFC 5819 STATUS. */
+static int parse_return(struct imap_session *s, const struct imap_arg *arg,
+			struct list_req *req, const char **bad_r)
+{
+	const struct imap_arg *list;
+	size_t count;
+
+	if (!imap_arg_list(arg, &list, &count)) {
+		*bad_r = "RETURN options expected in parentheses";
+		return -1;
+	}
+	for (size_t i = 0; i < count; i++) {
+		if (imap_arg_is_atom_ci(&list[i], "SUBSCRIBED")) {
+			req->ret |= RETURN_SUBSCRIBED;
+		} else if (imap_arg_is_atom_ci(&list[i], "CHILDREN")) {
+			req->ret |= RETURN_CHILDREN;
+		} else if (imap_arg_is_atom_ci(&list[i], "SPECIAL-USE")) {
+			req->ret |= RETURN_SPECIAL_USE;
+		} else if (imap_arg_is_atom_ci(&list[i], "STATUS") && i + 1 < count) {
+			if (status_parse(s, &list[++i], &req->status, bad_r) < 0)
+				return -1;
+			req->ret |= RETURN_STATUS;
+		} else {
+			*bad_r = "Unknown LIST return option";
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int parse_patterns(struct imap_session *s, const struct imap_arg *arg,
+			  struct list_req *req, const char *ref, const char **bad_r)
+{
+	const struct imap_arg *list;
+	size_t count;
+
+	if (!imap_arg_list(arg, &list, &count)) {
+		const char *p;
+		size_t len;
+		if (imap_arg_astring(arg, &p, &len) && len == 0)
+			req->empty_pattern = true;
+		return add_pattern(s, req, ref, arg, bad_r);
+	}
+	req->extended = true;
+	if (count == 0) {
+		*bad_r = "Empty pattern list";
+		return -1;
+	}
+	for (size_t i = 0; i < count; i++)
+		if (add_pattern(s, req, ref, &list[i], bad_r) < 0)
+			return -1;
+	return 0;
+}
+
+/* LIST [(select)] ref pattern|(patterns) [RETURN (options)], or LSUB ref pattern. */
+static int list_parse(struct imap_session *s, const struct imap_cmd *cmd, struct list_req *req,
+		      const char **bad_r)
+{
+	const struct imap_arg *args = cmd->args;
+	size_t n = cmd->arg_count, i = 0;
+	const char *wire;
+	size_t len;
+
+	req->lsub = strcmp(cmd->name, "LSUB") == 0;
+	if (!req->lsub && n > 0 && args[0].type == IMAP_ARG_LIST) {
+		req->extended = true;
+		if (parse_select(&args[i++], req, bad_r) < 0)
+			return -1;
+	}
+	if (n < i + 2 || !imap_arg_astring(&args[i], &wire, &len)) {
+		*bad_r = "Reference and mailbox pattern expected";
+		return -1;
+	}
+	char *ref = pattern_text(s, wire, len);
+	if (ref == NULL) {
+		*bad_r = "Out of memory";
+		return -1;
+	}
+	int ret = req->lsub && args[i + 1].type == IMAP_ARG_LIST ? -1 :
+		  parse_patterns(s, &args[i + 1], req, ref, bad_r);
+	free(ref);
+	if (ret < 0) {
+		if (*bad_r == NULL)
+			*bad_r = "Mailbox pattern expected";
+		return -1;
+	}
+	i += 2;
+	if (!req->lsub && i + 2 == n && imap_arg_is_atom_ci(&args[i], "RETURN")) {
+		req->extended = true;
+		if (parse_return(s, &args[i + 1], req, bad_r) < 0)
+			return -1;
+		i += 2;
+	}
+	if (i != n) {
+		*bad_r = "Unexpected arguments";
+		return -1;
+	}
+	if (req->pattern_count > 1)
+		req->empty_pattern = false;
+	/* RFC 5258 §3.1: the SUBSCRIBED selection implies the return option. */
+	if ((req->select & SELECT_SUBSCRIBED) != 0)
+		req->ret |= RETURN_SUBSCRIBED;
+	return 0;
+}
+
+static bool is_inbox_tree(const char *name)
+{
+	return strncmp(name, "INBOX", 5) == 0 && (name[5] == '\0' || name[5] == LIST_SEPARATOR);
+}
+
+/* INBOX and its children first (clients expect it on top), then hierarchy
+ * order, which keeps every subtree contiguous. */
+static int entry_cmp(const void *a, const void *b)
+{
+	const struct list_entry *x = a, *y = b;
+	bool xi = is_inbox_tree(x->name), yi = is_inbox_tree(y->name);
+
+	if (xi != yi)
+		return xi ? -1 : 1;
+	return list_name_cmp(x->name, y->name);
+}
+
+static int tree_add(struct list_tree *t, const char *name, char *own,
+		    const struct store_folder *folder, bool subscribed)
+{
+	if (t->count == t->cap) {
+		size_t cap = t->cap > 0 ? t->cap * 2 : 64;
+		struct list_entry *e = realloc(t->entries, cap * sizeof(*e));
+		if (e == NULL) {
+			free(own);
+			return -1;
+		}
+		t->entries = e;
+		t->cap = cap;
+	}
+	t->entries[t->count++] = (struct list_entry){
+		.name = name, .own = own, .folder = folder, .subscribed = subscribed,
+	};
+	return 0;
+}
+
+/* Sorts and merges entries of the same name (a folder and its subscription,
+ * or a parent generated twice). */
+static void tree_sort_merge(struct list_tree *t)
+{
+	size_t out = 0;
+
+	qsort(t->entries, t->count, sizeof(*t->entries), entry_cmp);
+	for (size_t i = 0; i < t->count; i++) {
+		struct list_entry *e = &t->entries[i];
+		if (out > 0 && strcmp(t->entries[out - 1].name, e->name) == 0) {
+			struct list_entry *keep = &t->entries[out - 1];
+			if (keep->folder == NULL)
+				keep->folder = e->folder;
+			keep->subscribed |= e->subscribed;
+			free(e->own);
+			continue;
+		}
+		t->entries[out++] = *e;
+	}
+	t->count = out;
+}
+
+/* Adds every missing parent ("a" and "a/b" of "a/b/c") as an entry. */
+static int tree_add_parents(struct list_tree *t)
+{
+	size_t n = t->count;
+
+	for (size_t i = 0; i < n; i++) {
+		const char *name = t->entries[i].name;
+		for (const char *p = strchr(name, LIST_SEPARATOR); p != NULL;
+		     p = strchr(p + 1, LIST_SEPARATOR)) {
+			char *parent = strndup(name, (size_t)(p - name));
+			/* tree_add may move the array: name points into folders,
+			 * subscriptions or an own string, never into entries. */
+			if (parent == NULL || tree_add(t, parent, parent, NULL, false) < 0)
+				return -1;
+		}
+	}
+	return 0;
+}
+
+/* Marks child_exists / child_subscribed: walks the sorted entries keeping the
+ * chain of ancestors of the current one on a stack. */
+static int tree_mark_children(struct list_tree *t)
+{
+	size_t *stack = malloc((t->count + 1) * sizeof(*stack)), depth = 0;
+
+	if (stack == NULL)
+		return -1;
+	for (size_t i = 0; i < t->count; i++) {
+		struct list_entry *e = &t->entries[i];
+		while (depth > 0 && !list_name_is_under(e->name, t->entries[stack[depth - 1]].name))
+			depth--;
+		for (size_t k = 0; k < depth; k++) {
+			struct list_entry *a = &t->entries[stack[k]];
+			a->child_exists |= e->folder != NULL;
+			a->child_subscribed |= e->subscribed;
+		}
+		stack[depth++] = i;
+	}
+	free(stack);
+	return 0;
+}
+
+static int tree_load(struct imap_session *s, struct list_tree *t, enum tern_error *err_r)
+{
+	if (store_folder_list(s->store, &t->folders, &t->folder_count, err_r) < 0)
+		return -1;
+	if (store_subscriptions(s->store, &t->subs, &t->sub_count, err_r) < 0)
+		return -1;
+	for (size_t i = 0; i < t->folder_count; i++)
+		if (tree_add(t, t->folders[i].name, NULL, &t->folders[i], false) < 0)
+			goto oom;
+	for (size_t i = 0; i < t->sub_count; i++)
+		if (tree_add(t, t->subs[i], NULL, NULL, true) < 0)
+			goto oom;
+	if (tree_add_parents(t) < 0)
+		goto oom;
+	tree_sort_merge(t);
+	if (tree_mark_children(t) < 0)
+		goto oom;
+	return 0;
+oom:
+	*err_r = TERN_ERR_NOMEM;
+	return -1;
+}
+
+/* 0 no pattern matches; 1 one matches; 2 one with '%' matches. */
+static int match_patterns(const struct list_req *req, const char *name)
+{
+	int best = 0;
+
+	for (size_t i = 0; i < req->pattern_count && best < 2; i++)
+		if (list_pattern_match(req->patterns[i], name))
+			best = list_pattern_has_percent(req->patterns[i]) ? 2 : 1;
+	return best;
+}
+
+/* Whether LIST reports entry e, and whether with CHILDINFO. */
+static bool list_selects(const struct list_req *req, const struct list_entry *e,
+			 bool *childinfo_r)
+{
+	bool selected;
+
+	*childinfo_r = false;
+	if ((req->select & SELECT_SUBSCRIBED) != 0)
+		selected = e->subscribed;
+	else
+		selected = e->folder != NULL || e->child_exists;
+	if ((req->select & SELECT_SPECIAL_USE) != 0)
+		selected = selected && e->folder != NULL && e->folder->special_use != NULL;
+	/* RFC 5258 §3.5: a parent of subscribed names is reported with
+	 * CHILDINFO even when it is not itself subscribed. */
+	if ((req->select & (SELECT_RECURSIVE | SELECT_SUBSCRIBED)) ==
+	    (SELECT_RECURSIVE | SELECT_SUBSCRIBED) && e->child_subscribed) {
+		*childinfo_r = true;
+		selected = true;
+	}
+	return selected;
+}
+
+static void write_attr(struct evbuffer *out, bool *first, const char *attr)
+{
+	if (!*first)
+		evbuffer_add(out, " ", 1);
+	evbuffer_add(out, attr, strlen(attr));
+	*first = false;
+}
+
+static void write_list_entry(struct imap_session *s, const struct list_req *req,
+			     const struct list_entry *e, bool childinfo)
+{
+	struct evbuffer *out = imap_out(s);
+	bool first = true;
+
+	evbuffer_add(out, "* LIST (", 8);
+	/* RFC 5258 §3.4: \NonExistent implies \Noselect; RFC 3501 clients
+	 * only know the latter. */
+	if (e->folder == NULL)
+		write_attr(out, &first, req->extended ? "\\NonExistent" : "\\Noselect");
+	/* Always sent, as Dovecot does: clients draw their folder tree from it
+	 * (RFC 5258 §4 allows it without RETURN (CHILDREN)). */
+	write_attr(out, &first, e->child_exists ? "\\HasChildren" : "\\HasNoChildren");
+	if ((req->ret & RETURN_SUBSCRIBED) != 0 && e->subscribed)
+		write_attr(out, &first, "\\Subscribed");
+	if (e->folder != NULL && e->folder->special_use != NULL)
+		write_attr(out, &first, e->folder->special_use);
+	evbuffer_add(out, ") \"/\" ", 6);
+	imap_name_write(s, out, e->name);
+	if (childinfo)
+		evbuffer_add_printf(out, " (\"CHILDINFO\" (\"SUBSCRIBED\"))");
+	evbuffer_add(out, "\r\n", 2);
+	if ((req->ret & RETURN_STATUS) != 0 && e->folder != NULL)
+		status_write(s, e->folder, &req->status);
+}
+
+static void write_lsub_entry(struct imap_session *s, const struct list_entry *e, int match)
+{
+	struct evbuffer *out = imap_out(s);
+	const char *attrs;
+
+	if (e->subscribed)
+		attrs = e->folder != NULL ? "" : "\\Noselect";
+	else if (e->child_subscribed && match == 2)
+		/* RFC 3501 §6.3.9: "%" reports an unsubscribed parent of
+		 * subscribed names as \Noselect. */
+		attrs = "\\Noselect";
+	else
+		return;
+	evbuffer_add_printf(out, "* LSUB (%s) \"/\" ", attrs);
+	imap_name_write(s, out, e->name);
+	evbuffer_add(out, "\r\n", 2);
+}
+
+IMAP_HANDLER(cmd_list)
+{
+	struct list_req req = {0};
+	struct list_tree tree = {0};
+	enum tern_error err = TERN_ERR_NONE;
+	const char *bad = NULL;
+
+	if (list_parse(s, cmd, &req, &bad) < 0) {
+		imap_bad(s, cmd, bad);
+		goto out;
+	}
+	if (req.empty_pattern) {
+		/* RFC 3501 §6.3.8: an empty pattern asks for the separator and
+		 * the root of the reference; Tern's one namespace has root "". */
+		imap_untagged(s, "%s (\\Noselect) \"/\" \"\"", req.lsub ? "LSUB" : "LIST");
+		imap_tagged(s, cmd, "OK %s completed", req.lsub ? "Lsub" : "List");
+		goto out;
+	}
+	if (tree_load(s, &tree, &err) < 0) {
+		imap_store_error(s, cmd, req.lsub ? "lsub" : "list", err);
+		goto out;
+	}
+	for (size_t i = 0; i < tree.count; i++) {
+		const struct list_entry *e = &tree.entries[i];
+		bool childinfo;
+		int match = match_patterns(&req, e->name);
+		if (match == 0)
+			continue;
+		if (req.lsub)
+			write_lsub_entry(s, e, match);
+		else if (list_selects(&req, e, &childinfo))
+			write_list_entry(s, &req, e, childinfo);
+	}
+	imap_tagged(s, cmd, "OK %s completed", req.lsub ? "Lsub" : "List");
+out:
+	list_tree_clear(&tree);
+	list_req_clear(&req);
 	return IMAP_CMD_DONE;
 }

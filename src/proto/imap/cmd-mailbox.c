@@ -91,10 +91,8 @@ IMAP_HANDLER(cmd_create)
 	}
 	if (cmd->arg_count == 2 && create_use(s, cmd, &cmd->args[1], &use) < 0)
 		return IMAP_CMD_DONE;
-	/* RFC 3501 §6.3.3: a trailing separator only says the client means to
-	 * create children; the name itself goes without it. */
-	if (len > 1 && wire[len - 1] == LIST_SEPARATOR)
-		len--;
+	/* imap_name_from_wire drops one trailing separator (RFC 3501 §6.3.3:
+	 * it only says the client means to create children). */
 	char *name = imap_name_from_wire(s, wire, len, &bad);
 	if (name == NULL) {
 		imap_bad(s, cmd, bad != NULL ? bad : "Invalid mailbox name");

@@ -6,11 +6,11 @@
 
 #include <event2/buffer.h>
 
+#include "core/config.h"
 #include "directory/directory.h"
 #include "proto/imap/commands.h"
 #include "proto/imap/quota.h"
 #include "server/loop.h"
-#include "server/server.h"
 #include "store/store.h"
 
 int imap_quota_get(struct imap_session *s, uint64_t *limit_r, uint64_t *used_r,
@@ -18,7 +18,7 @@ int imap_quota_get(struct imap_session *s, uint64_t *limit_r, uint64_t *used_r,
 {
 	struct directory *dir = loop_directory(s->conn->loop);
 	struct dir_user u = {0};
-	uint64_t used, messages, limit = s->conn->loop->server->config->default_quota;
+	uint64_t used, messages, limit = imap_config(s)->default_quota;
 
 	if (dir == NULL) {
 		*err_r = TERN_ERR_TEMP;

@@ -1,9 +1,204 @@
-/* IMAP SEARCH (stub while the real handler is written). */
+/* SEARCH and UID SEARCH (RFC 3501 §6.4.4) with ESEARCH RETURN options
+ * (RFC 4731), SAVE and "$" (RFC 5182) and MODSEQ (RFC 7162 §3.1.5). The
+ * metadata of the folder comes from one query; message text is read only for
+ * messages the cheap keys leave undecided (search-eval.c). */
+#include <event2/buffer.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
 #include "proto/imap/commands.h"
+#include "proto/imap/quote.h"
+#include "proto/imap/search-eval.h"
+#include "proto/imap/search-parse.h"
+#include "proto/imap/seqset.h"
+#include "store/store.h"
+
+/* A header-only read takes this prefix; search-eval reads the rest if the
+ * header goes on beyond it. */
+#define SEARCH_HEAD_BYTES (16u * 1024)
+
+struct search_load {
+	struct imap_session *s;
+	enum tern_error err;
+};
+
+static int search_load(void *arg, uint32_t uid, bool head_only, char **data_r, size_t *size_r,
+		       uint64_t *total_r)
+{
+	struct search_load *l = arg;
+	struct imap_session *s = l->s;
+	if (head_only)
+		return store_msg_raw_range(s->store, s->view->folder, uid, 0, SEARCH_HEAD_BYTES,
+					   data_r, size_r, total_r, &l->err);
+	int r = store_msg_raw(s->store, s->view->folder, uid, data_r, size_r, &l->err);
+	if (r > 0)
+		*total_r = *size_r;
+	return r;
+}
+
+struct search_result {
+	uint32_t *uids, *seqs;
+	size_t count;
+	uint64_t max_modseq;
+};
+
+/* Evaluates prog over the view, joined by UID with the store's current
+ * metadata (messages expunged meanwhile drop out). 0 or -1 (*err_r). */
+static int run(struct imap_session *s, struct imap_search_program *prog,
+	       struct search_result *res, enum tern_error *err_r)
+{
+	struct imap_view *v = s->view;
+	struct store_msg *list = NULL;
+	size_t list_count = 0, li = 0;
+	if (store_msg_list(s->store, v->folder, &list, &list_count, err_r) < 0)
+		return -1;
+	int ret = 0;
+	struct search_load l = { .s = s, .err = TERN_ERR_NONE };
+	struct imap_search_ctx ctx = {
+		.now = time(NULL), .saved = v->saved, .saved_count = v->saved_count,
+		.load = search_load, .load_arg = &l,
+	};
+	res->uids = malloc(v->count * sizeof(uint32_t) + 1);
+	res->seqs = malloc(v->count * sizeof(uint32_t) + 1);
+	if (res->uids == NULL || res->seqs == NULL ||
+	    imap_search_prepare(prog, (uint32_t)v->count,
+				v->count > 0 ? v->msgs[v->count - 1].uid : 0) < 0) {
+		*err_r = TERN_ERR_NOMEM;
+		ret = -1;
+	}
+	for (size_t i = 0; ret == 0 && i < v->count; i++) {
+		uint32_t uid = v->msgs[i].uid;
+		while (li < list_count && list[li].uid < uid)
+			li++;
+		if (li == list_count || list[li].uid != uid)
+			continue;
+		const struct store_msg *m = &list[li];
+		struct imap_search_msg sm = {
+			.seq = (uint32_t)(i + 1), .uid = uid, .flags = m->flags,
+			.keywords = m->keywords, .modseq = m->modseq,
+			.internal_date = m->internal_date, .internal_tz = m->internal_tz,
+			.size = m->size,
+		};
+		int r = imap_search_match(&ctx, prog->root, &sm);
+		if (r < 0) {
+			*err_r = l.err;
+			ret = -1;
+		} else if (r > 0) {
+			res->uids[res->count] = uid;
+			res->seqs[res->count++] = sm.seq;
+			if (m->modseq > res->max_modseq)
+				res->max_modseq = m->modseq;
+		}
+	}
+	store_msgs_free(&list, list_count);
+	return ret;
+}
+
+/* RFC 5182 §2.4: with SAVE, MIN and/or MAX (and no ALL or COUNT) save just
+ * those messages; otherwise the whole result. */
+static void save_result(struct imap_view *v, const struct imap_search_program *prog,
+			const struct search_result *res)
+{
+	unsigned o = prog->return_opts;
+	uint32_t *saved = malloc(res->count * sizeof(*saved) + 1);
+	size_t n = 0;
+	if (saved == NULL)
+		return;
+	bool minmax_only = (o & (IMAP_SEARCH_RETURN_MIN | IMAP_SEARCH_RETURN_MAX)) != 0 &&
+			   (o & (IMAP_SEARCH_RETURN_ALL | IMAP_SEARCH_RETURN_COUNT)) == 0;
+	if (!minmax_only) {
+		memcpy(saved, res->uids, res->count * sizeof(*saved));
+		n = res->count;
+	} else if (res->count > 0) {
+		if ((o & IMAP_SEARCH_RETURN_MIN) != 0)
+			saved[n++] = res->uids[0];
+		if ((o & IMAP_SEARCH_RETURN_MAX) != 0 && (n == 0 || res->count > 1))
+			saved[n++] = res->uids[res->count - 1];
+	}
+	free(v->saved);
+	v->saved = saved;
+	v->saved_count = n;
+}
+
+static void write_esearch(struct imap_session *s, const struct imap_cmd *cmd,
+			  const struct imap_search_program *prog, const struct search_result *res)
+{
+	struct evbuffer *out = imap_out(s);
+	const uint32_t *ids = cmd->uid ? res->uids : res->seqs;
+	unsigned o = prog->return_opts;
+	evbuffer_add(out, "* ESEARCH (TAG ", 15);
+	imap_write_quoted(out, cmd->tag, strlen(cmd->tag));
+	evbuffer_add(out, ")", 1);
+	if (cmd->uid)
+		evbuffer_add(out, " UID", 4);
+	if ((o & IMAP_SEARCH_RETURN_MIN) != 0 && res->count > 0)
+		evbuffer_add_printf(out, " MIN %" PRIu32, ids[0]);
+	if ((o & IMAP_SEARCH_RETURN_MAX) != 0 && res->count > 0)
+		evbuffer_add_printf(out, " MAX %" PRIu32, ids[res->count - 1]);
+	if ((o & IMAP_SEARCH_RETURN_COUNT) != 0)
+		evbuffer_add_printf(out, " COUNT %zu", res->count);
+	if ((o & IMAP_SEARCH_RETURN_ALL) != 0 && res->count > 0) {
+		evbuffer_add(out, " ALL ", 5);
+		imap_seqset_write(out, ids, res->count);
+	}
+	if (prog->uses_modseq && res->count > 0)
+		evbuffer_add_printf(out, " MODSEQ %" PRIu64, res->max_modseq);
+	evbuffer_add(out, "\r\n", 2);
+}
+
+static void write_search(struct imap_session *s, const struct imap_cmd *cmd,
+			 const struct imap_search_program *prog, const struct search_result *res)
+{
+	struct evbuffer *out = imap_out(s);
+	const uint32_t *ids = cmd->uid ? res->uids : res->seqs;
+	evbuffer_add(out, "* SEARCH", 8);
+	for (size_t i = 0; i < res->count; i++)
+		evbuffer_add_printf(out, " %" PRIu32, ids[i]);
+	if (prog->uses_modseq && res->count > 0)
+		evbuffer_add_printf(out, " (MODSEQ %" PRIu64 ")", res->max_modseq);
+	evbuffer_add(out, "\r\n", 2);
+}
 
 IMAP_HANDLER(cmd_search)
 {
-	(void)s;
-	imap_tagged(s, cmd, "NO [CANNOT] Not implemented yet");
+	struct imap_search_program *prog = NULL;
+	const char *error = NULL;
+	int r = imap_search_parse(cmd->args, cmd->arg_count, &prog, &error);
+	if (r == IMAP_SEARCH_PARSE_BADCHARSET) {
+		imap_tagged(s, cmd, "NO [BADCHARSET (US-ASCII UTF-8)] Unsupported charset");
+		return IMAP_CMD_DONE;
+	}
+	if (r < 0) {
+		imap_bad(s, cmd, error != NULL ? error : "Invalid search");
+		return IMAP_CMD_DONE;
+	}
+	if (prog->uses_modseq)
+		s->condstore = true;   /* RFC 7162 §3.1: CONDSTORE-enabling */
+	bool save = prog->esearch && (prog->return_opts & IMAP_SEARCH_RETURN_SAVE) != 0;
+	struct search_result res = { 0 };
+	enum tern_error err = TERN_ERR_NONE;
+	if (run(s, prog, &res, &err) < 0) {
+		if (save) {
+			/* RFC 5182 §2.1: a failed SEARCH ... SAVE empties "$" */
+			free(s->view->saved);
+			s->view->saved = NULL;
+			s->view->saved_count = 0;
+		}
+		imap_store_error(s, cmd, "SEARCH", err);
+	} else {
+		if (save)
+			save_result(s->view, prog, &res);
+		/* RFC 5182 §2.4: SAVE alone sends no ESEARCH */
+		if (!prog->esearch)
+			write_search(s, cmd, prog, &res);
+		else if ((prog->return_opts & ~(unsigned)IMAP_SEARCH_RETURN_SAVE) != 0)
+			write_esearch(s, cmd, prog, &res);
+		imap_tagged(s, cmd, "OK Search completed");
+	}
+	free(res.uids);
+	free(res.seqs);
+	imap_search_program_free(&prog);
 	return IMAP_CMD_DONE;
 }

@@ -1,27 +1,336 @@
-/* IMAP commands: stub until implemented. */
+/* Selecting and leaving a folder: SELECT/EXAMINE (RFC 3501 §6.3.1-2, with
+ * the CONDSTORE and QRESYNC parameters of RFC 7162 §3.1.8 and §3.2.5),
+ * CLOSE, UNSELECT (RFC 3691) and EXPUNGE / UID EXPUNGE (RFC 4315 §2.1). */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <event2/buffer.h>
+
 #include "proto/imap/commands.h"
+#include "proto/imap/seqset.h"
+#include "store/store.h"
+
+struct qresync_args {
+	bool given;
+	uint32_t uidvalidity;
+	uint64_t modseq;
+	struct imap_seqset *known;   /* NULL = all UIDs */
+};
+
+/* (QRESYNC (uidvalidity modseq [known-uids [(seqs uids)]])) */
+static int parse_qresync(const struct imap_arg *a, struct qresync_args *q, const char **bad_r)
+{
+	const struct imap_arg *l;
+	size_t n;
+	const char *text;
+	if (!imap_arg_list(a, &l, &n) || n < 2 || n > 4 || !imap_arg_u32(&l[0], &q->uidvalidity) ||
+	    q->uidvalidity == 0 || !imap_arg_u64(&l[1], &q->modseq)) {
+		*bad_r = "Invalid QRESYNC parameters";
+		return -1;
+	}
+	size_t next = 2;
+	if (n > next && l[next].type == IMAP_ARG_ATOM) {
+		if (!imap_arg_atom(&l[next], &text) ||
+		    imap_seqset_parse(text, strlen(text), &q->known) < 0 ||
+		    imap_seqset_is_saved(q->known)) {
+			*bad_r = "Invalid QRESYNC known-uids";
+			return -1;
+		}
+		next++;
+	}
+	/* the sequence match data only helps servers without tombstones: we
+	 * know exactly what vanished, so it is checked for syntax and unused */
+	if (n > next) {
+		const struct imap_arg *m;
+		size_t mn;
+		if (next + 1 != n || !imap_arg_list(&l[next], &m, &mn) || mn != 2 ||
+		    m[0].type != IMAP_ARG_ATOM || m[1].type != IMAP_ARG_ATOM) {
+			*bad_r = "Invalid QRESYNC sequence match data";
+			return -1;
+		}
+	}
+	q->given = true;
+	return 0;
+}
+
+static int parse_select_params(struct imap_session *s, const struct imap_cmd *cmd,
+			       struct qresync_args *q, const char **bad_r)
+{
+	const struct imap_arg *l;
+	size_t n;
+	if (cmd->arg_count == 1)
+		return 0;
+	if (cmd->arg_count != 2 || !imap_arg_list(&cmd->args[1], &l, &n)) {
+		*bad_r = "Invalid arguments";
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (imap_arg_is_atom_ci(&l[i], "CONDSTORE")) {
+			s->condstore = true;     /* RFC 7162 §3.1.8 */
+		} else if (imap_arg_is_atom_ci(&l[i], "QRESYNC") && i + 1 < n) {
+			if (!s->qresync) {
+				*bad_r = "QRESYNC not enabled";
+				return -1;
+			}
+			if (parse_qresync(&l[++i], q, bad_r) < 0)
+				return -1;
+		} else {
+			*bad_r = "Unknown SELECT parameter";
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Keywords used in the folder, for FLAGS and PERMANENTFLAGS. */
+static char *folder_keywords(const struct imap_view *v)
+{
+	char *all = NULL;
+	size_t len = 0;
+	for (size_t i = 0; i < v->count; i++) {
+		const char *k = v->msgs[i].keywords;
+		while (k != NULL && *k != '\0') {
+			size_t n = strcspn(k, " ");
+			bool seen = false;
+			for (const char *p = all; p != NULL && *p != '\0' && !seen;) {
+				size_t pn = strcspn(p, " ");
+				seen = pn == n && strncasecmp(p, k, n) == 0;
+				p += pn + (p[pn] == ' ');
+			}
+			if (!seen) {
+				char *grown = realloc(all, len + n + 2);
+				if (grown == NULL)
+					return all;
+				all = grown;
+				all[len++] = ' ';
+				memcpy(all + len, k, n);
+				len += n;
+				all[len] = '\0';
+			}
+			k += n + (k[n] == ' ');
+		}
+	}
+	return all;   /* " kw1 kw2" or NULL */
+}
+
+static void write_select_untagged(struct imap_session *s)
+{
+	const struct imap_view *v = s->view;
+	char *kw = folder_keywords(v);
+	const char *k = kw != NULL ? kw : "";
+	imap_untagged(s, "FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft%s)", k);
+	if (v->readonly)
+		imap_untagged(s, "OK [PERMANENTFLAGS ()] Read-only mailbox.");
+	else
+		imap_untagged(s, "OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft%s "
+				 "\\*)] Flags permitted.", k);
+	free(kw);
+	imap_untagged(s, "%zu EXISTS", v->count);
+	imap_untagged(s, "0 RECENT");
+	for (size_t i = 0; i < v->count; i++) {
+		if ((v->msgs[i].flags & STORE_FLAG_SEEN) == 0) {
+			imap_untagged(s, "OK [UNSEEN %zu] First unseen.", i + 1);
+			break;
+		}
+	}
+	imap_untagged(s, "OK [UIDVALIDITY %u] UIDs valid", v->uidvalidity);
+	imap_untagged(s, "OK [UIDNEXT %u] Predicted next UID", v->uidnext);
+	imap_untagged(s, "OK [HIGHESTMODSEQ %llu] Highest", (unsigned long long)v->highestmodseq);
+}
+
+/* RFC 7162 §3.2.5.1: what changed since the client's modseq. */
+static int qresync_report(struct imap_session *s, const struct qresync_args *q,
+			  enum tern_error *err_r)
+{
+	const struct imap_view *v = s->view;
+	struct store_changes ch;
+	if (q->uidvalidity != v->uidvalidity)
+		return 0;    /* the client's cache is void: a full resync follows */
+	if (q->modseq > 0) {
+		if (store_changes_since(s->store, v->folder, q->modseq, &ch, err_r) < 0)
+			return -1;
+		if (q->known != NULL && imap_seqset_resolve(q->known, v->uidnext) < 0) {
+			store_changes_clear(&ch);
+			*err_r = TERN_ERR_NOMEM;
+			return -1;
+		}
+		/* only UIDs the view does not show: a later expunge is the next sync's */
+		size_t n = 0;
+		for (size_t i = 0; i < ch.vanished_count; i++) {
+			uint32_t uid = ch.vanished[i];
+			if (imap_view_seq(v, uid) == 0 &&
+			    (q->known == NULL || imap_seqset_contains(q->known, uid)))
+				ch.vanished[n++] = uid;
+		}
+		if (n > 0) {
+			struct evbuffer *out = imap_out(s);
+			evbuffer_add_printf(out, "* VANISHED (EARLIER) ");
+			imap_seqset_write(out, ch.vanished, n);
+			evbuffer_add(out, "\r\n", 2);
+		}
+		store_changes_clear(&ch);
+	}
+	struct evbuffer *out = imap_out(s);
+	for (size_t i = 0; i < v->count; i++) {
+		const struct imap_view_msg *m = &v->msgs[i];
+		if (m->modseq <= q->modseq)
+			continue;
+		evbuffer_add_printf(out, "* %zu FETCH (UID %u FLAGS ", i + 1, m->uid);
+		imap_flags_write(out, m->flags, m->keywords);
+		evbuffer_add_printf(out, " MODSEQ (%llu))\r\n", (unsigned long long)m->modseq);
+	}
+	return 0;
+}
 
 IMAP_HANDLER(cmd_select)
 {
-	imap_tagged(s, cmd, "NO [CANNOT] Not implemented yet");
+	bool readonly = strcmp(cmd->name, "EXAMINE") == 0;
+	struct qresync_args q = {0};
+	const char *name, *bad = NULL;
+	size_t len;
+	enum tern_error err = TERN_ERR_NONE;
+	if (cmd->arg_count < 1 || !imap_arg_astring(&cmd->args[0], &name, &len) ||
+	    parse_select_params(s, cmd, &q, &bad) < 0) {
+		imap_bad(s, cmd, bad != NULL ? bad : "Invalid arguments");
+		imap_seqset_free(&q.known);
+		return IMAP_CMD_DONE;
+	}
+	char *folder = imap_name_from_wire(s, name, len, &bad);
+	if (folder == NULL) {
+		imap_tagged(s, cmd, "NO %s", bad);
+		return IMAP_CMD_DONE;
+	}
+	if (s->view != NULL) {
+		/* RFC 7162 §3.2.11: the old mailbox's changes end here */
+		imap_view_close(s);
+		imap_untagged(s, "OK [CLOSED] Previous mailbox closed.");
+	}
+	int found = imap_view_open(s, folder, readonly, &err);
+	if (found == 0)
+		imap_tagged(s, cmd, "NO [NONEXISTENT] Mailbox doesn't exist");
+	else if (found < 0)
+		imap_store_error(s, cmd, "select", err);
+	free(folder);
+	if (found <= 0) {
+		imap_seqset_free(&q.known);
+		return IMAP_CMD_DONE;
+	}
+	write_select_untagged(s);
+	if (q.given && qresync_report(s, &q, &err) < 0) {
+		imap_seqset_free(&q.known);
+		imap_view_close(s);
+		imap_store_error(s, cmd, "select", err);
+		return IMAP_CMD_DONE;
+	}
+	imap_seqset_free(&q.known);
+	imap_tagged(s, cmd, readonly ? "OK [READ-ONLY] Examine completed"
+				     : "OK [READ-WRITE] Select completed");
 	return IMAP_CMD_DONE;
 }
 
 IMAP_HANDLER(cmd_close)
 {
-	imap_tagged(s, cmd, "NO [CANNOT] Not implemented yet");
+	enum tern_error err = TERN_ERR_NONE;
+	uint32_t *expunged = NULL;
+	size_t n = 0;
+	int r = 0;
+	/* RFC 3501 §6.4.2: silently expunge, unless the folder was EXAMINEd */
+	if (!s->view->readonly)
+		r = store_expunge(s->store, s->view->folder, NULL, 0, &expunged, &n, &err);
+	free(expunged);
+	imap_view_close(s);
+	if (n > 0)
+		imap_notify_changed(s);
+	if (r < 0)
+		imap_store_error(s, cmd, "expunge on close", err);
+	else
+		imap_tagged(s, cmd, "OK Close completed");
 	return IMAP_CMD_DONE;
 }
 
 IMAP_HANDLER(cmd_unselect)
 {
-	imap_tagged(s, cmd, "NO [CANNOT] Not implemented yet");
+	if (cmd->arg_count != 0) {
+		imap_bad(s, cmd, "Invalid arguments");
+		return IMAP_CMD_DONE;
+	}
+	imap_view_close(s);
+	imap_tagged(s, cmd, "OK Unselect completed");
 	return IMAP_CMD_DONE;
+}
+
+/* UID EXPUNGE: the named messages that have \Deleted now (RFC 4315 §2.1).
+ * The view is brought up to date first so its flags are current. */
+static int deleted_in_set(struct imap_session *s, const struct imap_cmd *cmd, uint32_t **uids_r,
+			  size_t *count_r, enum tern_error *err_r, const char **bad_r)
+{
+	uint32_t *uids;
+	size_t count, n = 0;
+	if (imap_view_sync(s, true, err_r) < 0)
+		return -1;
+	if (imap_view_resolve(s, &cmd->args[0], true, &uids, &count, bad_r) < 0)
+		return -2;
+	for (size_t i = 0; i < count; i++) {
+		uint32_t seq = imap_view_seq(s->view, uids[i]);
+		if (seq != 0 && (s->view->msgs[seq - 1].flags & STORE_FLAG_DELETED) != 0)
+			uids[n++] = uids[i];
+	}
+	*uids_r = uids;
+	*count_r = n;
+	return 0;
 }
 
 IMAP_HANDLER(cmd_expunge)
 {
-	imap_tagged(s, cmd, "NO [CANNOT] Not implemented yet");
+	enum tern_error err = TERN_ERR_NONE;
+	const char *bad = "Invalid arguments";
+	uint32_t *uids = NULL, *expunged = NULL;
+	size_t count = 0, n = 0;
+	if (cmd->arg_count != (cmd->uid ? 1u : 0u)) {
+		imap_bad(s, cmd, bad);
+		return IMAP_CMD_DONE;
+	}
+	if (s->view->readonly) {
+		imap_tagged(s, cmd, "NO [CANNOT] Mailbox is read-only");
+		return IMAP_CMD_DONE;
+	}
+	if (cmd->uid) {
+		int r = deleted_in_set(s, cmd, &uids, &count, &err, &bad);
+		if (r == -2) {
+			imap_bad(s, cmd, bad);
+			return IMAP_CMD_DONE;
+		}
+		if (r < 0) {
+			imap_store_error(s, cmd, "expunge", err);
+			return IMAP_CMD_DONE;
+		}
+		if (count == 0) {
+			free(uids);
+			goto done;
+		}
+	}
+	int r = store_expunge(s->store, s->view->folder, uids, count, &expunged, &n, &err);
+	free(uids);
+	if (r < 0) {
+		imap_store_error(s, cmd, "expunge", err);
+		return IMAP_CMD_DONE;
+	}
+	imap_view_expunged(s, expunged, n);
+	free(expunged);
+	if (n > 0)
+		imap_notify_changed(s);
+done:
+	if (s->condstore) {
+		/* the tagged reply carries the modseq after our own change */
+		if (imap_view_sync(s, true, &err) < 0) {
+			imap_store_error(s, cmd, "expunge", err);
+			return IMAP_CMD_DONE;
+		}
+		imap_tagged(s, cmd, "OK [HIGHESTMODSEQ %llu] Expunge completed",
+			    (unsigned long long)s->view->highestmodseq);
+		return IMAP_CMD_DONE;
+	}
+	imap_tagged(s, cmd, "OK Expunge completed");
 	return IMAP_CMD_DONE;
 }
-

@@ -1,9 +1,205 @@
-/* IMAP STORE (stub while the real handler is written). */
+/* STORE and UID STORE (RFC 3501 §6.4.6) with the CONDSTORE modifier
+ * (UNCHANGEDSINCE n) of RFC 7162 §3.1.3. One store_flags_update call does the
+ * whole set in one transaction; the answer is built from the new state it
+ * returns, so no message is read twice. */
+#include <event2/buffer.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
 #include "proto/imap/commands.h"
+#include "proto/imap/seqset.h"
+#include "store/store.h"
+
+struct store_req {
+	enum store_flag_op op;
+	bool silent;
+	bool unchangedsince_given;
+	uint64_t unchangedsince;
+	uint32_t flags;
+	char *keywords;
+};
+
+/* "[+-]FLAGS[.SILENT]" */
+static bool parse_item(const char *s, struct store_req *r)
+{
+	r->op = STORE_FLAGS_SET;
+	if (*s == '+' || *s == '-') {
+		r->op = *s == '+' ? STORE_FLAGS_ADD : STORE_FLAGS_REMOVE;
+		s++;
+	}
+	if (strncasecmp(s, "FLAGS", 5) != 0)
+		return false;
+	s += 5;
+	r->silent = strcasecmp(s, ".SILENT") == 0;
+	return *s == '\0' || r->silent;
+}
+
+/* "(UNCHANGEDSINCE n)" */
+static bool parse_modifiers(const struct imap_arg *a, struct store_req *r)
+{
+	const struct imap_arg *list;
+	size_t n;
+	if (!imap_arg_list(a, &list, &n) || n != 2 || !imap_arg_is_atom_ci(&list[0], "UNCHANGEDSINCE") ||
+	    !imap_arg_u64(&list[1], &r->unchangedsince))
+		return false;
+	r->unchangedsince_given = true;
+	return true;
+}
+
+/* Everything after the sequence set; NULL or the BAD text. */
+static const char *parse_args(const struct imap_cmd *cmd, struct store_req *r)
+{
+	size_t i = 1;
+	const char *item;
+	if (i < cmd->arg_count && cmd->args[i].type == IMAP_ARG_LIST) {
+		if (!parse_modifiers(&cmd->args[i], r))
+			return "Invalid STORE modifier";
+		i++;
+	}
+	if (i + 1 >= cmd->arg_count || !imap_arg_atom(&cmd->args[i], &item) ||
+	    !parse_item(item, r))
+		return "Invalid STORE item";
+	i++;
+	/* flag-list, or flags as separate arguments (RFC 3501 §9 store-att-flags) */
+	struct imap_arg spread = {
+		.type = IMAP_ARG_LIST, .list = &cmd->args[i], .list_count = cmd->arg_count - i,
+	};
+	const struct imap_arg *flags = cmd->arg_count - i == 1 ? &cmd->args[i] : &spread;
+	const char *bad = NULL;
+	if (imap_flags_parse(flags, &r->flags, &r->keywords, &bad) < 0)
+		return bad != NULL ? bad : "Invalid flags";
+	return NULL;
+}
+
+/* "* n FETCH (...)" for one message after the change. */
+static void report(struct imap_session *s, const struct imap_cmd *cmd, const struct store_req *r,
+		   const struct store_msg *m, uint32_t seq)
+{
+	struct evbuffer *out = imap_out(s);
+	bool uid = cmd->uid || s->qresync;
+	const char *sep = "";
+	evbuffer_add_printf(out, "* %" PRIu32 " FETCH (", seq);
+	if (uid) {
+		evbuffer_add_printf(out, "UID %" PRIu32, m->uid);
+		sep = " ";
+	}
+	if (!r->silent) {
+		evbuffer_add_printf(out, "%sFLAGS ", sep);
+		imap_flags_write(out, m->flags, m->keywords);
+		sep = " ";
+	}
+	if (s->condstore)
+		evbuffer_add_printf(out, "%sMODSEQ (%" PRIu64 ")", sep, m->modseq);
+	evbuffer_add(out, ")\r\n", 3);
+}
+
+static bool uid_in(const uint32_t *uids, size_t n, uint32_t uid)
+{
+	size_t lo = 0, hi = n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (uids[mid] == uid)
+			return true;
+		if (uids[mid] < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return false;
+}
+
+/* Untagged FETCH for the new state. Without .SILENT every message is
+ * reported; with it, RFC 7162 §3.1.3 still wants MODSEQ for each message
+ * whose mod-sequence the client does not know yet. */
+static void report_all(struct imap_session *s, const struct imap_cmd *cmd,
+		       const struct store_req *r, const struct store_msg *msgs, size_t n,
+		       const uint32_t *failed, size_t failed_count)
+{
+	struct imap_view *v = s->view;
+	for (size_t i = 0; i < n; i++) {
+		const struct store_msg *m = &msgs[i];
+		uint32_t seq = imap_view_seq(v, m->uid);
+		if (seq == 0 || uid_in(failed, failed_count, m->uid))
+			continue;
+		bool modseq_new = v->msgs[seq - 1].modseq != m->modseq;
+		if (!r->silent || (s->condstore && modseq_new))
+			report(s, cmd, r, m, seq);
+		/* the client asked for this state, so it is not news at the next sync */
+		imap_view_update_msg(v, m->uid, m->flags, m->keywords, m->modseq);
+	}
+}
+
+/* "7,9" of the failed messages: UIDs for UID STORE, else sequence numbers. */
+static char *modified_set(struct imap_session *s, const struct imap_cmd *cmd, uint32_t *failed,
+			  size_t n)
+{
+	if (!cmd->uid) {
+		size_t k = 0;
+		for (size_t i = 0; i < n; i++) {
+			uint32_t seq = imap_view_seq(s->view, failed[i]);
+			if (seq != 0)
+				failed[k++] = seq;
+		}
+		n = k;
+	}
+	return imap_seqset_format(failed, n);
+}
+
+static void finish(struct imap_session *s, const struct imap_cmd *cmd, uint32_t *failed,
+		   size_t failed_count)
+{
+	char *set = failed_count > 0 ? modified_set(s, cmd, failed, failed_count) : NULL;
+	if (set != NULL && *set != '\0')
+		imap_tagged(s, cmd, "OK [MODIFIED %s] Conditional STORE failed", set);
+	else
+		imap_tagged(s, cmd, "OK Store completed");
+	free(set);
+}
 
 IMAP_HANDLER(cmd_store)
 {
-	(void)s;
-	imap_tagged(s, cmd, "NO [CANNOT] Not implemented yet");
+	struct store_req r = { 0 };
+	uint32_t *uids = NULL, *failed = NULL;
+	size_t count = 0, failed_count = 0, msgs_count = 0;
+	struct store_msg *msgs = NULL;
+	enum tern_error err = TERN_ERR_NONE;
+	const char *bad = parse_args(cmd, &r);
+	if (bad == NULL && imap_view_resolve(s, &cmd->args[0], cmd->uid, &uids, &count, &bad) < 0 &&
+	    bad == NULL)
+		bad = "Invalid messageset";
+	if (bad != NULL) {
+		imap_bad(s, cmd, bad);
+		goto out;
+	}
+	if (s->view->readonly) {
+		imap_tagged(s, cmd, "NO [READ-ONLY] Mailbox is read-only");
+		goto out;
+	}
+	if (r.unchangedsince_given)
+		s->condstore = true;   /* RFC 7162 §3.1: CONDSTORE-enabling */
+	if (r.unchangedsince_given && r.unchangedsince == 0) {
+		/* RFC 7162 §3.1.3: UNCHANGEDSINCE 0 fails for every existing
+		 * message; the store reads 0 as "no condition" */
+		finish(s, cmd, uids, count);
+		goto out;
+	}
+	if (count > 0 &&
+	    store_flags_update(s->store, s->view->folder, uids, count, r.op, r.flags, r.keywords,
+			       r.unchangedsince, &msgs, &msgs_count, &failed, &failed_count,
+			       &err) < 0) {
+		imap_store_error(s, cmd, "STORE", err);
+		goto out;
+	}
+	report_all(s, cmd, &r, msgs, msgs_count, failed, failed_count);
+	if (msgs_count > failed_count)
+		imap_notify_changed(s);
+	finish(s, cmd, failed, failed_count);
+out:
+	store_msgs_free(&msgs, msgs_count);
+	free(failed);
+	free(uids);
+	free(r.keywords);
 	return IMAP_CMD_DONE;
 }

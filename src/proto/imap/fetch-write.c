@@ -99,6 +99,7 @@ void imap_fetch_needs(const struct imap_fetch_request *req, struct imap_fetch_ne
 /* A section's bytes: either [start, end) of the message, served from the raw
  * data by reference, or a buffer of its own (filtered or decoded). */
 struct section_data {
+	bool missing;           /* no such part: NIL, as Dovecot and Cyrus send */
 	uint64_t start, end;
 	bool use_owned;
 	char *owned;
@@ -186,7 +187,7 @@ static int body_section(const struct imap_fetch_raw *raw, const struct imap_fetc
 	if (r < 0)
 		return IMAP_FETCH_WRITE_NO_DATA;
 	if (r == 0) {
-		sd->start = sd->end = 0;
+		sd->missing = true;
 		return 0;
 	}
 	if (sec->spec != IMAP_SECTION_HEADER_FIELDS && sec->spec != IMAP_SECTION_HEADER_FIELDS_NOT)
@@ -211,7 +212,7 @@ static int binary_section(const struct imap_fetch_raw *raw, const struct imap_fe
 	if (r < 0)
 		return IMAP_FETCH_WRITE_NO_DATA;
 	if (r == 0) {
-		sd->start = sd->end = 0;
+		sd->missing = true;
 		return 0;
 	}
 	char *cte = mime_header_value(raw->data + hs, (size_t)(he - hs), "Content-Transfer-Encoding");
@@ -269,6 +270,8 @@ static int write_section(struct evbuffer *out, const struct imap_fetch_att *a,
 	uint64_t len = sd->use_owned ? sd->owned_len : sd->end - sd->start;
 	uint64_t from = 0, to = len;
 
+	if (sd->missing)
+		return evbuffer_add(out, " NIL", 4) < 0 ? IMAP_FETCH_WRITE_NOMEM : 0;
 	if (a->type == IMAP_FETCH_BINARY_SIZE)
 		return evbuffer_add_printf(out, " %" PRIu64, len) < 0 ? IMAP_FETCH_WRITE_NOMEM : 0;
 	if (a->partial) {

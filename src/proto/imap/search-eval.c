@@ -19,9 +19,12 @@ enum tri { TRI_FALSE = 0, TRI_TRUE = 1, TRI_UNKNOWN = 2 };
 struct content {
 	char *raw;
 	size_t size;
+	bool head_only;     /* only header keys: decode the header block alone */
 	bool texts_done;
-	char *headers;      /* casefolded "name: value\n" lines */
-	char *body;         /* casefolded text of the text parts */
+	char *headers_raw;  /* decoded "name: value\n" lines */
+	char *body_raw;     /* decoded text of the text parts */
+	char *headers;      /* the same, casefolded on first use */
+	char *body;
 	bool sent_done;
 	int64_t sent_day;
 	bool failed;        /* out of memory while decoding */
@@ -70,11 +73,24 @@ static bool needs_body(const struct imap_search_key *key)
 	return false;
 }
 
+/* Unicode case folding (g_free the result). Mail text is mostly ASCII, and
+ * g_utf8_casefold costs a table look-up per character, so ASCII-only text
+ * takes a plain byte loop. */
 static char *fold(const char *s)
 {
-	if (g_utf8_validate(s, -1, NULL))
-		return g_utf8_casefold(s, -1);
-	char *valid = g_utf8_make_valid(s, -1);
+	size_t n = strlen(s);
+	bool ascii = true;
+	for (size_t i = 0; i < n && ascii; i++)
+		ascii = (unsigned char)s[i] < 0x80;
+	if (ascii) {
+		char *r = g_malloc(n + 1);
+		for (size_t i = 0; i <= n; i++)
+			r[i] = g_ascii_tolower(s[i]);
+		return r;
+	}
+	if (g_utf8_validate(s, (gssize)n, NULL))
+		return g_utf8_casefold(s, (gssize)n);
+	char *valid = g_utf8_make_valid(s, (gssize)n);
 	char *r = g_utf8_casefold(valid, -1);
 	g_free(valid);
 	return r;
@@ -162,20 +178,45 @@ static enum tri date_cmp(enum imap_search_key_type t, int64_t day, int64_t key_d
 	}
 }
 
+/* Length of the header block with its blank line, or size without one. */
+static size_t head_length(const char *data, size_t size)
+{
+	const char *crlf = memmem(data, size, "\r\n\r\n", 4);
+	const char *lf = memmem(data, size, "\n\n", 2);
+	size_t a = crlf != NULL ? (size_t)(crlf - data) + 4 : size;
+	size_t b = lf != NULL ? (size_t)(lf - data) + 2 : size;
+	return a < b ? a : b;
+}
+
+/* True once data holds the whole header block (or the whole message). */
+static bool head_complete(const char *data, size_t size, uint64_t total)
+{
+	return size >= total || head_length(data, size) < size ||
+	       (size >= 2 && memcmp(data + size - 2, "\n\n", 2) == 0) ||
+	       (size >= 4 && memcmp(data + size - 4, "\r\n\r\n", 4) == 0);
+}
+
 static void content_texts(struct content *c)
 {
 	if (c->texts_done)
 		return;
 	c->texts_done = true;
-	char *h = NULL, *b = NULL;
-	if (mime_search_text(c->raw, c->size, &h, &b) < 0) {
+	size_t size = c->head_only ? head_length(c->raw, c->size) : c->size;
+	if (mime_search_text(c->raw, size, &c->headers_raw, &c->body_raw) < 0)
 		c->failed = true;
-		return;
-	}
-	c->headers = fold(h != NULL ? h : "");
-	c->body = fold(b != NULL ? b : "");
-	free(h);
-	free(b);
+}
+
+/* Casefolded headers or body; NULL after a failure. */
+static const char *content_folded(struct content *c, bool body)
+{
+	content_texts(c);
+	if (c->failed)
+		return NULL;
+	char **folded = body ? &c->body : &c->headers;
+	const char *raw = body ? c->body_raw : c->headers_raw;
+	if (*folded == NULL)
+		*folded = fold(raw != NULL ? raw : "");
+	return *folded;
 }
 
 static void content_sent(struct content *c, const struct imap_search_msg *m)
@@ -262,17 +303,18 @@ static enum tri eval_content(const struct imap_search_key *k, const struct imap_
 	default:
 		break;
 	}
-	content_texts(c);
+	const char *value = k->value != NULL ? k->value : "";
+	const char *h = k->type != IMAP_SK_BODY ? content_folded(c, false) : NULL;
+	const char *b = k->type != IMAP_SK_HEADER ? content_folded(c, true) : NULL;
 	if (c->failed)
 		return TRI_FALSE;
-	const char *value = k->value != NULL ? k->value : "";
 	switch (k->type) {
 	case IMAP_SK_HEADER:
-		return header_match(c->headers, k->str != NULL ? k->str : "", value);
+		return header_match(h, k->str != NULL ? k->str : "", value);
 	case IMAP_SK_BODY:
-		return text_match(c->body, value);
+		return text_match(b, value);
 	default: /* TEXT: header or body (RFC 3501 §6.4.4) */
-		return text_match(c->headers, value) || text_match(c->body, value);
+		return text_match(h, value) || text_match(b, value);
 	}
 }
 
@@ -319,18 +361,12 @@ static enum tri eval(const struct imap_search_ctx *ctx, const struct imap_search
 	}
 }
 
-/* True once data holds the whole header block (or the whole message). */
-static bool head_complete(const char *data, size_t size, uint64_t total)
-{
-	return size >= total || memmem(data, size, "\r\n\r\n", 4) != NULL ||
-	       memmem(data, size, "\n\n", 2) != NULL;
-}
-
 static int load(const struct imap_search_ctx *ctx, const struct imap_search_key *root,
 		const struct imap_search_msg *m, struct content *c)
 {
 	bool head_only = !needs_body(root);
 	uint64_t total = 0;
+	c->head_only = head_only;
 	int r = ctx->load(ctx->load_arg, m->uid, head_only, &c->raw, &c->size, &total);
 	if (r <= 0)
 		return r;
@@ -353,6 +389,8 @@ int imap_search_match(const struct imap_search_ctx *ctx, const struct imap_searc
 	if (loaded > 0)
 		r = eval(ctx, root, m, &c);
 	free(c.raw);
+	free(c.headers_raw);
+	free(c.body_raw);
 	g_free(c.headers);
 	g_free(c.body);
 	if (loaded <= 0)

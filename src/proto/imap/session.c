@@ -283,8 +283,10 @@ static void imap_input(struct conn *c)
 	if (s->in_input)
 		return;   /* resumed from inside the loop below: it carries on */
 	s->in_input = true;
-	struct evbuffer *in = conn_input(c);
-	while (!c->closing && !c->read_paused && evbuffer_get_length(in) > 0) {
+	/* conn_input() is fetched anew each time: STARTTLS and COMPRESS replace
+	 * the bufferevent under us */
+	struct evbuffer *in;
+	while (!c->closing && !c->read_paused && evbuffer_get_length(in = conn_input(c)) > 0) {
 		struct evbuffer_iovec v;
 		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
 			break;

@@ -11,6 +11,7 @@
 #include "proto/pop3/session-private.h"
 #include "server/loop.h"
 #include "server/server.h"
+#include "server/tls.h"
 #include "store/store.h"
 
 static const char err_plaintext[] =
@@ -125,7 +126,7 @@ void pop3_cmd_user(struct pop3_session *s, const struct pop3_cmd *cmd)
 {
 	free(s->user_arg);
 	s->user_arg = NULL;
-	if (!auth_plaintext_allowed(s->conn, false)) {
+	if (!auth_plaintext_allowed(s->conn, tls_active(s->conn))) {
 		pop3_reply(s, err_plaintext);
 		return;
 	}
@@ -141,7 +142,7 @@ void pop3_cmd_pass(struct pop3_session *s, const struct pop3_cmd *cmd)
 	}
 	char *login = s->user_arg;
 	s->user_arg = NULL;
-	if (!auth_plaintext_allowed(s->conn, false))
+	if (!auth_plaintext_allowed(s->conn, tls_active(s->conn)))
 		pop3_reply(s, err_plaintext);
 	else
 		start_login(s, login, cmd->args[0]);
@@ -175,7 +176,7 @@ static void sasl_plain(struct pop3_session *s, const char *response)
 
 void pop3_cmd_auth(struct pop3_session *s, const struct pop3_cmd *cmd)
 {
-	bool plain_ok = auth_plaintext_allowed(s->conn, false);
+	bool plain_ok = auth_plaintext_allowed(s->conn, tls_active(s->conn));
 	if (cmd->argc == 0) {
 		/* no RFC defines bare AUTH, but clients send it to list mechanisms */
 		conn_printf(s->conn, "+OK\r\n%s.\r\n", plain_ok ? "PLAIN\r\n" : "");

@@ -15,6 +15,7 @@
 #include "proto/reply.h"
 #include "server/loop.h"
 #include "server/server.h"
+#include "server/tls.h"
 
 const struct tern_config *pop3_config(const struct pop3_session *s)
 {
@@ -47,28 +48,43 @@ void pop3_store_error(struct pop3_session *s, const char *op, enum tern_error er
 	pop3_reply(s, tern_reply_for(err)->pop3);
 }
 
-/* STLS comes with TLS (RFC 2595 §4); until then a configured certificate is
- * the only case in which it would be offered. */
+/* RFC 2595 §4: STLS only before login, with a certificate, and once. */
 static bool stls_offered(const struct pop3_session *s)
 {
-	return s->conn->loop->server->tls != NULL;
+	return tls_available(s->conn->loop->server) && !tls_active(s->conn) &&
+	       s->state == POP3_STATE_AUTH;
 }
 
 static void cmd_capa(struct pop3_session *s, const struct pop3_cmd *cmd)
 {
 	(void)cmd;
 	/* RFC 2449 §5; USER and SASL only where a password may be sent (§6.8) */
-	bool plain = auth_plaintext_allowed(s->conn, false);
+	bool plain = auth_plaintext_allowed(s->conn, tls_active(s->conn));
 	conn_printf(s->conn, "+OK Capability list follows\r\nTOP\r\n%sUIDL\r\nRESP-CODES\r\n"
 			     "AUTH-RESP-CODE\r\nPIPELINING\r\n%s%sIMPLEMENTATION Tern\r\n.\r\n",
 		    plain ? "USER\r\n" : "", plain ? "SASL PLAIN\r\n" : "",
-		    stls_offered(s) && s->state == POP3_STATE_AUTH ? "STLS\r\n" : "");
+		    stls_offered(s) ? "STLS\r\n" : "");
 }
 
 static void cmd_stls(struct pop3_session *s, const struct pop3_cmd *cmd)
 {
 	(void)cmd;
-	pop3_reply(s, "-ERR STLS not available");
+	if (tls_active(s->conn)) {
+		pop3_bad_command(s, "-ERR Command not permitted when TLS active");
+		return;
+	}
+	if (!tls_available(s->conn->loop->server)) {
+		pop3_reply(s, "-ERR STLS not available");
+		return;
+	}
+	/* a USER sent in clear does not carry over into the TLS session */
+	free(s->user_arg);
+	s->user_arg = NULL;
+	pop3_reply(s, "+OK Begin TLS negotiation");
+	if (tls_start(s->conn) < 0) {
+		log_error("pop3: rip=%s: cannot start TLS", s->conn->peer_addr);
+		conn_close(s->conn);
+	}
 }
 
 struct pop3_command {

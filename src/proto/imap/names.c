@@ -1,0 +1,99 @@
+/* Mailbox names between the wire (modified UTF-7, or UTF-8 after ENABLE
+ * UTF8=ACCEPT, RFC 6855 §3) and the store (UTF-8, '/' separated, "INBOX"). */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <event2/buffer.h>
+
+#include "core/limits.h"
+#include "proto/imap/mutf7.h"
+#include "proto/imap/quote.h"
+#include "proto/imap/session.h"
+
+/* INBOX is case-insensitive (RFC 3501 §5.1), also as a parent. */
+static void inbox_normalize(char *name)
+{
+	if (strncasecmp(name, "INBOX", 5) == 0 && (name[5] == '\0' || name[5] == '/'))
+		memcpy(name, "INBOX", 5);
+}
+
+/* Empty components ("a//b", "/a"), control characters, and components over
+ * the limit are refused; one trailing separator is dropped (RFC 3501 §6.3.3:
+ * "CREATE foo/" creates foo). */
+static const char *name_check(char *name)
+{
+	size_t len = strlen(name);
+	if (len > 1 && name[len - 1] == '/')
+		name[--len] = '\0';
+	if (len == 0)
+		return "Empty mailbox name";
+	size_t comp = 0;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)name[i];
+		if (c < 0x20 || c == 0x7f)
+			return "Invalid characters in mailbox name";
+		if (c == '/') {
+			if (comp == 0)
+				return "Empty hierarchy level in mailbox name";
+			comp = 0;
+			continue;
+		}
+		if (++comp > TERN_FOLDER_NAME_MAX)
+			return "Mailbox name too long";
+	}
+	if (comp == 0)
+		return "Empty hierarchy level in mailbox name";
+	return NULL;
+}
+
+char *imap_name_from_wire(const struct imap_session *s, const char *name, size_t len,
+			  const char **bad_r)
+{
+	char *out = NULL;
+	if (memchr(name, '\0', len) != NULL) {
+		*bad_r = "Invalid characters in mailbox name";
+		return NULL;
+	}
+	if (s->utf8_accept) {
+		/* encoding validates the UTF-8; the result itself is not needed */
+		char *check = NULL;
+		if (imap_utf8_to_mutf7(name, len, &check) < 0) {
+			*bad_r = "Mailbox name is not valid UTF-8";
+			return NULL;
+		}
+		free(check);
+		out = strndup(name, len);
+	} else if (imap_mutf7_to_utf8(name, len, &out) < 0) {
+		*bad_r = "Mailbox name is not valid mUTF-7";
+		return NULL;
+	}
+	if (out == NULL) {
+		*bad_r = "Out of memory";
+		return NULL;
+	}
+	const char *bad = name_check(out);
+	if (bad != NULL) {
+		free(out);
+		*bad_r = bad;
+		return NULL;
+	}
+	inbox_normalize(out);
+	return out;
+}
+
+void imap_name_write(const struct imap_session *s, struct evbuffer *out, const char *name)
+{
+	if (s->utf8_accept) {
+		imap_write_astring(out, name, strlen(name), IMAP_WRITE_UTF8);
+		return;
+	}
+	char *m = NULL;
+	if (imap_utf8_to_mutf7(name, strlen(name), &m) < 0) {
+		/* the store holds only valid UTF-8; never send raw 8-bit to a 7-bit client */
+		imap_write_astring(out, name, strlen(name), 0);
+		return;
+	}
+	imap_write_astring(out, m, strlen(m), 0);
+	free(m);
+}
