@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* Parsing caps, not tunables: they bound work and output on hostile input.
  * Dovecot uses similar figures (message_parser max nesting / total parts). */
@@ -565,26 +566,72 @@ static struct entity *parse_message(const void *data, size_t size)
 
 /* ---- ENVELOPE (RFC 3501 §7.4.2) ---- */
 
-/* Names go out raw in spirit: GMime decoded them, so non-ASCII is encoded
- * back into encoded-words, which every client decodes. */
-static void sb_phrase(struct sbuf *b, const char *name)
+/* RFC 3501 §7.4.2 wants the header text as it stands: when GMime decoded a
+ * display name, the raw phrase (encoded-words and all) is looked up in the
+ * unfolded field. raw/pos walk the field from one address to the next. */
+struct raw_field {
+	const char *text;  /* unfolded header value, NULL if unknown */
+	size_t pos;
+};
+
+/* The raw phrase before "<addr>" at or after rf->pos, as a heap string
+ * (quotes removed), or NULL if the field does not have that shape. */
+static char *raw_phrase(struct raw_field *rf, const char *addr)
+{
+	if (rf == NULL || rf->text == NULL)
+		return NULL;
+	const char *t = rf->text, *start = t + rf->pos;
+	size_t alen = strlen(addr);
+	bool quoted = false;
+	const char *phrase = start;
+	for (const char *p = start; *p != '\0'; p++) {
+		if (*p == '"' && (p == t || p[-1] != '\\'))
+			quoted = !quoted;
+		if (quoted)
+			continue;
+		if (*p == ',' || *p == ':' || *p == ';') {
+			phrase = p + 1;
+		} else if (*p == '<') {
+			if (strncasecmp(p + 1, addr, alen) != 0 || p[1 + alen] != '>')
+				return NULL;
+			rf->pos = (size_t)(p + alen + 2 - t);
+			const char *e = p;
+			while (phrase < e && (*phrase == ' ' || *phrase == '\t'))
+				phrase++;
+			while (e > phrase && (e[-1] == ' ' || e[-1] == '\t'))
+				e--;
+			if (e - phrase >= 2 && *phrase == '"' && e[-1] == '"') {
+				phrase++;
+				e--;
+			}
+			return g_strndup(phrase, (gsize)(e - phrase));
+		}
+	}
+	return NULL;
+}
+
+static void sb_phrase(struct sbuf *b, const char *name, struct raw_field *rf, const char *addr)
 {
 	if (name == NULL || *name == '\0') {
 		sb_adds(b, "NIL");
 		return;
 	}
 	for (const char *p = name; *p != '\0'; p++) {
-		if ((unsigned char)*p >= 0x80) {
-			char *enc = g_mime_utils_header_encode_phrase(NULL, name, "utf-8");
-			sb_nstring(b, enc != NULL ? enc : name);
-			g_free(enc);
-			return;
-		}
+		if ((unsigned char)*p < 0x80)
+			continue;
+		char *raw = raw_phrase(rf, addr);
+		/* Without the raw text, encode the decoded name again: every
+		 * client decodes encoded-words. */
+		char *enc = raw != NULL ? NULL : g_mime_utils_header_encode_phrase(NULL, name, "utf-8");
+		sb_nstring(b, raw != NULL ? raw : enc != NULL ? enc : name);
+		g_free(raw);
+		g_free(enc);
+		return;
 	}
 	sb_nstring(b, name);
 }
 
-static void sb_address(struct sbuf *b, InternetAddress *a)
+static void sb_address(struct sbuf *b, InternetAddress *a, struct raw_field *rf)
 {
 	if (INTERNET_ADDRESS_IS_GROUP(a)) {
 		/* RFC 3501 §7.4.2: group start (NIL NIL name NIL), group end all NIL. */
@@ -594,7 +641,7 @@ static void sb_address(struct sbuf *b, InternetAddress *a)
 		sb_adds(b, " NIL)");
 		InternetAddressList *m = internet_address_group_get_members(INTERNET_ADDRESS_GROUP(a));
 		for (int i = 0; m != NULL && i < internet_address_list_length(m); i++)
-			sb_address(b, internet_address_list_get_address(m, i));
+			sb_address(b, internet_address_list_get_address(m, i), rf);
 		sb_adds(b, "(NIL NIL NIL NIL)");
 		return;
 	}
@@ -607,7 +654,7 @@ static void sb_address(struct sbuf *b, InternetAddress *a)
 	size_t mlen = at ? (size_t)(at - addr) : strlen(addr);
 	const char *host = at ? at + 1 : "";
 	sb_adds(b, "(");
-	sb_phrase(b, internet_address_get_name(a));
+	sb_phrase(b, internet_address_get_name(a), rf, addr);
 	sb_adds(b, " NIL ");
 	sb_string(b, addr, mlen);
 	sb_adds(b, " ");
@@ -616,28 +663,30 @@ static void sb_address(struct sbuf *b, InternetAddress *a)
 	sb_adds(b, ")");
 }
 
-/* The parsed list, or NULL when the field is absent or holds no address. */
-static InternetAddressList *addr_list(const unsigned char *d, const struct span *sp)
+/* The parsed list, or NULL when the field is absent or holds no address;
+ * *raw_r gets the unfolded text (g_free). */
+static InternetAddressList *addr_list(const unsigned char *d, const struct span *sp, char **raw_r)
 {
 	char *v = span_unfold(d, sp);
 	InternetAddressList *l = v != NULL && *v != '\0' ? internet_address_list_parse(NULL, v) : NULL;
-	g_free(v);
 	if (l != NULL && internet_address_list_length(l) == 0) {
 		g_object_unref(l);
 		l = NULL;
 	}
+	*raw_r = v;
 	return l;
 }
 
-static void sb_addr_list(struct sbuf *b, InternetAddressList *l)
+static void sb_addr_list(struct sbuf *b, InternetAddressList *l, const char *raw)
 {
 	if (l == NULL) {
 		sb_adds(b, "NIL");
 		return;
 	}
+	struct raw_field rf = { .text = raw, .pos = 0 };
 	sb_adds(b, "(");
 	for (int i = 0; i < internet_address_list_length(l); i++)
-		sb_address(b, internet_address_list_get_address(l, i));
+		sb_address(b, internet_address_list_get_address(l, i), &rf);
 	sb_adds(b, ")");
 }
 
@@ -655,21 +704,25 @@ static void sb_envelope(struct sbuf *b, const unsigned char *d, const struct ent
 	sb_adds(b, " ");
 	sb_env_string(b, d, &e->fields[F_SUBJECT]);
 
-	InternetAddressList *from = addr_list(d, &e->fields[F_FROM]);
+	char *from_raw;
+	InternetAddressList *from = addr_list(d, &e->fields[F_FROM], &from_raw);
 	static const enum field addr_fields[] = { F_SENDER, F_REPLY_TO, F_TO, F_CC, F_BCC };
 	sb_adds(b, " ");
-	sb_addr_list(b, from);
+	sb_addr_list(b, from, from_raw);
 	for (size_t i = 0; i < G_N_ELEMENTS(addr_fields); i++) {
-		InternetAddressList *l = addr_list(d, &e->fields[addr_fields[i]]);
+		char *raw;
+		InternetAddressList *l = addr_list(d, &e->fields[addr_fields[i]], &raw);
 		/* RFC 3501 §7.4.2: absent or empty Sender/Reply-To mean From. */
 		bool dflt = l == NULL && i < 2;
 		sb_adds(b, " ");
-		sb_addr_list(b, dflt ? from : l);
+		sb_addr_list(b, dflt ? from : l, dflt ? from_raw : raw);
 		if (l != NULL)
 			g_object_unref(l);
+		g_free(raw);
 	}
 	if (from != NULL)
 		g_object_unref(from);
+	g_free(from_raw);
 
 	sb_adds(b, " ");
 	sb_env_string(b, d, &e->fields[F_IN_REPLY_TO]);

@@ -481,8 +481,10 @@ static void test_fatal_errors(void **state)
 	expect_fatal(multi, 19 + 999 + 7, "Literal too large", "b");
 	/* A rejected line whose {n+} literal is already on its way. */
 	expect_fatal(S("c X \"a\\q\" {2+}\r\nab\r\n"), "Invalid escape in quoted string", "c");
+	/* An over-long line announcing a non-synchronising literal is fatal. */
 	memset(line, 'a', sizeof(line));
 	memcpy(line, "long NOOP ", 10);
+	memcpy(line + sizeof(line) - 7, " {2+}\r\n", 7);
 	expect_fatal(line, sizeof(line), "Line too long", "long");
 	/* The limit holds across the lines of one command (literal data aside). */
 	char multi2[400];
@@ -500,6 +502,35 @@ static void test_fatal_errors(void **state)
 	assert_int_equal(cmd->arg_count, 21);
 	imap_cmd_free(&cmd);
 	imap_parser_free(&p);
+}
+
+/* An over-long line is skipped up to its LF and refused; the session goes on. */
+static void test_long_line_recoverable(void **state)
+{
+	struct imap_parser *p = *state;
+	char line[LINE_MAX_TEST * 3];
+	size_t used;
+	struct imap_cmd *cmd = NULL;
+	const char *err = NULL;
+
+	memset(line, 'a', sizeof(line));
+	memcpy(line, "long NOOP ", 10);
+	memcpy(line + sizeof(line) - 2, "\r\n", 2);
+	/* In pieces: NEED_MORE while skipping, then the verdict at the LF. */
+	size_t off = 0;
+	enum tern_parse r = TERN_PARSE_NEED_MORE;
+	while (off < sizeof(line) && r == TERN_PARSE_NEED_MORE) {
+		size_t n = sizeof(line) - off < 100 ? sizeof(line) - off : 100;
+		r = imap_parser_feed(p, (const uint8_t *)line + off, n, &used, &cmd, &err);
+		off += used;
+	}
+	assert_int_equal(r, TERN_PARSE_ERROR_RECOVERABLE);
+	assert_int_equal(off, sizeof(line));
+	assert_string_equal(err, "Line too long");
+	assert_string_equal(imap_parser_tag(p), "long");
+	cmd = parse_ok(p, S("a002 NOOP\r\n"), 0);
+	assert_string_equal(cmd->name, "NOOP");
+	imap_cmd_free(&cmd);
 }
 
 /* A line exactly at the limit (CRLF included) passes. */
@@ -651,6 +682,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_error_after_literal, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sync_literal_too_big, setup, teardown),
 		cmocka_unit_test(test_fatal_errors),
+		cmocka_unit_test_setup_teardown(test_long_line_recoverable, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_line_at_limit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refuse_continuation, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stop_at_continuation, setup, teardown),

@@ -266,6 +266,52 @@ static void test_own_changes(void **state)
 	assert_int_equal(f->s.view->msgs[0].flags, STORE_FLAG_ANSWERED);
 }
 
+/* A reopened folder taken from the loop's view cache must equal one read
+ * in full, whatever changed while it was closed. */
+static void test_cache(void **state)
+{
+	struct fixture *f = *state;
+	enum tern_error err;
+	for (int i = 0; i < 300; i++)
+		append(f->other, "bulk", 0);
+	f->s.user = strdup("alice");
+	assert_int_equal(imap_view_open(&f->s, "INBOX", false, &err), 1);
+	assert_int_equal(f->s.view->count, 305);
+	imap_view_close(&f->s);                 /* cached */
+	uint32_t gone[] = {1, 7, 305}, flagged[] = {2, 300};
+	uint32_t *expunged = NULL;
+	size_t n = 0;
+	assert_int_equal(store_expunge(f->other, "INBOX", gone, 3, &expunged, &n, &err), 0);
+	free(expunged);
+	assert_int_equal(store_flags_update(f->other, "INBOX", flagged, 2, STORE_FLAGS_ADD,
+					    STORE_FLAG_FLAGGED, "kw", 0, NULL, NULL, NULL, NULL,
+					    &err), 0);
+	append(f->other, "late", 0);
+	assert_int_equal(imap_view_open(&f->s, "INBOX", true, &err), 1);
+	struct imap_view *cached = f->s.view;
+	f->s.view = NULL;
+	char *user = f->s.user;
+	f->s.user = NULL;                       /* no cache: a full read */
+	assert_int_equal(imap_view_open(&f->s, "INBOX", true, &err), 1);
+	struct imap_view *full = f->s.view;
+	assert_int_equal(cached->count, 303);
+	assert_int_equal(cached->count, full->count);
+	assert_int_equal(cached->highestmodseq, full->highestmodseq);
+	assert_int_equal(cached->uidnext, full->uidnext);
+	for (size_t i = 0; i < full->count; i++) {
+		assert_int_equal(cached->msgs[i].uid, full->msgs[i].uid);
+		assert_int_equal(cached->msgs[i].flags, full->msgs[i].flags);
+		assert_int_equal(cached->msgs[i].modseq, full->msgs[i].modseq);
+		assert_true((cached->msgs[i].keywords == NULL) == (full->msgs[i].keywords == NULL));
+	}
+	assert_string_equal(cached->msgs[0].keywords, "kw");
+	f->s.view = cached;
+	imap_view_close(&f->s);
+	f->s.view = full;
+	imap_view_close(&f->s);
+	free(user);
+}
+
 static void test_flags(void **state)
 {
 	(void)state;
@@ -396,6 +442,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_resolve_empty, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sync_changes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_own_changes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cache, setup, teardown),
 		cmocka_unit_test(test_flags),
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_command_table),

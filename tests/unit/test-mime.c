@@ -322,12 +322,12 @@ static void test_encoded_words(void **state)
 		"\r\n"
 		"x\r\n";
 	struct store_msg_cache c = summarize(msg);
-	/* ENVELOPE keeps the subject raw; the name comes back as an encoded-word. */
+	/* ENVELOPE keeps the subject and the display name raw (RFC 3501 §7.4.2). */
 	assert_string_equal(c.envelope,
 		"(NIL \"=?iso-8859-1?q?caf=E9?= =?utf-8?b?IOKCrA==?=\" "
-		"((\"=?UTF-8?b?SsO2cmc=?=\" NIL \"j\" \"example.de\")) "
-		"((\"=?UTF-8?b?SsO2cmc=?=\" NIL \"j\" \"example.de\")) "
-		"((\"=?UTF-8?b?SsO2cmc=?=\" NIL \"j\" \"example.de\")) NIL NIL NIL NIL NIL)");
+		"((\"=?utf-8?q?J=C3=B6rg?=\" NIL \"j\" \"example.de\")) "
+		"((\"=?utf-8?q?J=C3=B6rg?=\" NIL \"j\" \"example.de\")) "
+		"((\"=?utf-8?q?J=C3=B6rg?=\" NIL \"j\" \"example.de\")) NIL NIL NIL NIL NIL)");
 	assert_string_equal(c.subject, "caf\xc3\xa9 \xe2\x82\xac");
 	cache_free(&c);
 

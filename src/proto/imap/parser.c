@@ -32,7 +32,9 @@ static const char err_literal[] = "Invalid literal";
 static const char err_literal_eol[] = "Literal must end the line";
 static const char err_toobig[] = "Literal too large";
 
-enum state { ST_LINE, ST_LITERAL, ST_FATAL };
+/* ST_SKIP: an over-long line is being discarded up to its LF. */
+enum state { ST_LINE, ST_LITERAL, ST_SKIP, ST_FATAL };
+#define SKIP_TAIL 32
 
 /* What a complete fragment turned out to be. */
 enum frag { FRAG_DONE, FRAG_LITERAL, FRAG_ERROR, FRAG_FATAL };
@@ -61,6 +63,9 @@ struct imap_parser {
 	size_t lit_len, lit_cap, lit_size;
 	bool lit8;
 	uint64_t msg_total, other_total;
+
+	char skip_tail[SKIP_TAIL];  /* last bytes of a line being skipped */
+	size_t skip_tail_len;
 
 	bool cont_pending;
 	bool toobig;
@@ -556,6 +561,39 @@ static enum tern_parse fail(struct imap_parser *p, const char *err, const char *
 	return TERN_PARSE_ERROR_FATAL;
 }
 
+/* Discards an over-long line up to its LF. The line is refused with a
+ * recoverable error, unless it announced a non-synchronising literal: the
+ * client then sends the literal at once and it cannot be told from commands. */
+static enum tern_parse skip_line(struct imap_parser *p, const uint8_t *data, size_t len,
+				 size_t *pos_r, const char **error_r)
+{
+	const uint8_t *lf = memchr(data, '\n', len);
+	size_t n = lf != NULL ? (size_t)(lf - data) : len;
+	/* Keep the last SKIP_TAIL bytes of the line seen so far. */
+	if (n >= SKIP_TAIL) {
+		memcpy(p->skip_tail, data + n - SKIP_TAIL, SKIP_TAIL);
+		p->skip_tail_len = SKIP_TAIL;
+	} else {
+		size_t keep = p->skip_tail_len + n > SKIP_TAIL ? SKIP_TAIL - n : p->skip_tail_len;
+		memmove(p->skip_tail, p->skip_tail + p->skip_tail_len - keep, keep);
+		memcpy(p->skip_tail + keep, data, n);
+		p->skip_tail_len = keep + n;
+	}
+	if (lf == NULL) {
+		*pos_r += len;
+		return TERN_PARSE_NEED_MORE;
+	}
+	*pos_r += n + 1;
+	p->st = ST_LINE;
+	size_t tl = p->skip_tail_len;
+	if (tl > 0 && p->skip_tail[tl - 1] == '\r')
+		tl--;
+	if (announces_nonsync(p->skip_tail, tl))
+		return fail(p, err_too_long, error_r);
+	*error_r = err_too_long;
+	return TERN_PARSE_ERROR_RECOVERABLE;
+}
+
 /* For a reply to a line that never completed: the tag if one was sent. */
 static void guess_tag(struct imap_parser *p, const uint8_t *data, size_t len)
 {
@@ -631,6 +669,14 @@ enum tern_parse imap_parser_feed(struct imap_parser *p, const uint8_t *data, siz
 	p->cont_pending = false;
 	p->toobig = false;
 	while (pos < len) {
+		if (p->st == ST_SKIP) {
+			enum tern_parse r = skip_line(p, data + pos, len - pos, &pos, error_r);
+			if (r != TERN_PARSE_NEED_MORE) {
+				*consumed_r = pos;
+				return r;
+			}
+			continue;
+		}
 		if (p->st == ST_LITERAL) {
 			size_t n = p->lit_size - p->lit_len;
 			if (n > len - pos)
@@ -646,8 +692,13 @@ enum tern_parse imap_parser_feed(struct imap_parser *p, const uint8_t *data, siz
 		size_t chunk = lf != NULL ? (size_t)(lf - (data + pos)) + 1 : len - pos;
 		size_t used = p->cmd_text + p->line_len;
 		if (used > p->lim.max_line_length || chunk > p->lim.max_line_length - used) {
+			/* Skip to the LF and answer BAD: the session survives. */
 			guess_tag(p, data + pos, len - pos);
-			return fail(p, err_too_long, error_r);
+			drop_command(p);
+			line_clear(p);
+			p->st = ST_SKIP;
+			p->skip_tail_len = 0;
+			continue;
 		}
 		if (lf == NULL || p->line_len > 0) {
 			if (!line_append(p, data + pos, chunk))
