@@ -104,7 +104,9 @@ static int replay_record(const struct journal_record *rec, void *ctx)
 	struct replay_ctx *rc = ctx;
 	if (rc->collecting_aborts)
 		return rec->type == JOURNAL_ABORT ? collect_abort(rc, rec->id) : 0;
-	if (rec->type != JOURNAL_DELIVER ||
+	if (rec->type != JOURNAL_DELIVER)
+		return 0;
+	if (rc->aborted_count > 0 &&
 	    bsearch(&rec->id, rc->aborted, rc->aborted_count, sizeof(uint64_t), u64_cmp) != NULL)
 		return 0;
 	enum tern_error err = TERN_ERR_NONE;
@@ -155,7 +157,8 @@ int delivery_replay(struct delivery *d, char **err_r)
 	rc.stores = store_cache_new(d->data_dir, REPLAY_STORE_HANDLES);
 	int ret = rc.stores != NULL ? replay_segments(&rc, gens, n, err_r) : -1;
 	if (ret == 0) {
-		qsort(rc.aborted, rc.aborted_count, sizeof(uint64_t), u64_cmp);
+		if (rc.aborted_count > 0)
+			qsort(rc.aborted, rc.aborted_count, sizeof(uint64_t), u64_cmp);
 		rc.collecting_aborts = false;
 		ret = replay_segments(&rc, gens, n, err_r);
 	}
