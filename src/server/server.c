@@ -233,6 +233,8 @@ int server_run(struct server *srv)
 	if (left > 0)
 		log_warn("shutdown: closing %u connection(s) still open after %u ms", left,
 			 srv->config->shutdown_timeout_ms);
+	/* The watchdog reads srv->delivery: stop it before that goes away. */
+	watchdog_stop(&server_watchdog);
 	/* Finish deliveries first: their results go back to running loops. */
 	delivery_stop(&srv->delivery);
 	for (unsigned i = 0; i < srv->loop_count; i++)

@@ -605,3 +605,59 @@ void store_folders_free(struct store_folder **folders, size_t count)
 	free(*folders);
 	*folders = NULL;
 }
+
+int store_folder_claim_recent(struct store *st, const char *name, uint32_t *first_r,
+			      uint32_t *next_r, enum tern_error *err_r)
+{
+	char canon[TERN_FOLDER_NAME_MAX + 1];
+	sqlite3_stmt *sel = NULL, *upd = NULL;
+	STORE_TX(tx);
+	int ret = -1, rc;
+
+	if (store_folder_name_canon(name, canon) < 0)
+		return store_err(TERN_ERR_INVALID, err_r);
+	if (store_tx_begin(st, &tx, err_r) < 0)
+		return -1;
+	/* Rare (once per SELECT and per batch of new mail): not worth a cached
+	 * statement. */
+	rc = sqlite3_prepare_v2(st->db, "SELECT id, recent_uid, uidnext FROM folders WHERE name = ?1",
+				-1, &sel, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_text(sel, 1, canon, -1, SQLITE_STATIC);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(sel);
+	if (rc == SQLITE_DONE) {
+		ret = 0;
+		goto out;
+	}
+	if (rc != SQLITE_ROW) {
+		store_fail(st, rc, err_r);
+		goto out;
+	}
+	int64_t id = sqlite3_column_int64(sel, 0);
+	uint32_t first = (uint32_t)sqlite3_column_int64(sel, 1);
+	uint32_t next = (uint32_t)sqlite3_column_int64(sel, 2);
+	if (first < next) {
+		rc = sqlite3_prepare_v2(st->db, "UPDATE folders SET recent_uid = ?2 WHERE id = ?1", -1,
+					&upd, NULL);
+		if (rc == SQLITE_OK)
+			rc = sqlite3_bind_int64(upd, 1, id);
+		if (rc == SQLITE_OK)
+			rc = sqlite3_bind_int64(upd, 2, next);
+		if (rc == SQLITE_OK)
+			rc = sqlite3_step(upd);
+		if (rc != SQLITE_DONE) {
+			store_fail(st, rc, err_r);
+			goto out;
+		}
+	}
+	if (store_tx_commit(&tx, err_r) < 0)
+		goto out;
+	*first_r = first < next ? first : next;
+	*next_r = next;
+	ret = 1;
+out:
+	sqlite3_finalize(sel);
+	sqlite3_finalize(upd);
+	return ret;
+}

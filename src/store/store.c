@@ -10,7 +10,7 @@
 
 #include "store/store-private.h"
 
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 #define STORE_BUSY_TIMEOUT_MS 5000
 
 const char *const store_default_folders[][2] = {
@@ -107,8 +107,13 @@ static const char schema_v1[] =
 	"END;";
 
 /* migrations[v] turns schema version v into v + 1; index 0 creates v1. */
+/* v2: the first UID no session has yet seen as \\Recent (RFC 3501 §2.3.2). */
+static const char schema_v2[] =
+	"ALTER TABLE folders ADD COLUMN recent_uid INTEGER NOT NULL DEFAULT 1;";
+
 static const char *const migrations[STORE_SCHEMA_VERSION] = {
 	schema_v1,
+	schema_v2,
 };
 
 static const char *const store_sql[STMT_COUNT] = {

@@ -131,6 +131,11 @@ int store_folder_rename(struct store *st, const char *from, const char *to,
 			enum tern_error *err_r);
 int store_folder_subscribe(struct store *st, const char *name, bool subscribe,
 			   enum tern_error *err_r);
+/* Claims the messages no session has yet seen as \\Recent (RFC 3501 §2.3.2):
+ * UIDs in [*first_r, *next_r) are recent for the caller alone, and the folder's
+ * mark moves to *next_r (its UIDNEXT). 1 ok, 0 no such folder, -1 error. */
+int store_folder_claim_recent(struct store *st, const char *name, uint32_t *first_r,
+			      uint32_t *next_r, enum tern_error *err_r);
 /* Subscribed names (which may name folders that no longer exist), sorted;
  * free with store_names_free. Subscriptions are their own list (RFC 3501
  * §6.3.6): deleting a folder keeps its subscription; renaming carries it. */

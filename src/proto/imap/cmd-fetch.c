@@ -258,6 +258,7 @@ static int fetch_one(struct fetch_state *f, uint32_t uid, enum tern_error *err_r
 			.seq = imap_view_seq(f->s->view, uid), .meta = &meta,
 			.cache = f->needs.cache ? &cache : NULL, .raw = raw,
 			.add_flags = seen, .add_modseq = seen && f->s->condstore,
+			.recent = imap_view_is_recent(f->s->view, uid),
 		};
 		r = imap_fetch_write(imap_out(f->s), f->req, &fm);
 		if (r == 0)

@@ -252,10 +252,10 @@ static int parse_select(const struct imap_arg *arg, struct list_req *req, const 
 			return -1;
 		}
 	}
-	/* RECURSIVEMATCH only refines another selection option (§3.1). */
-	if ((req->select & SELECT_RECURSIVE) != 0 &&
-	    (req->select & (SELECT_SUBSCRIBED | SELECT_SPECIAL_USE)) == 0) {
-		*bad_r = "RECURSIVEMATCH needs another selection option";
+	/* RECURSIVEMATCH only refines another selection option (RFC 5258
+	 * §3.1), and RFC 6154 §3 gives it no meaning with SPECIAL-USE. */
+	if ((req->select & SELECT_RECURSIVE) != 0 && (req->select & SELECT_SUBSCRIBED) == 0) {
+		*bad_r = "RECURSIVEMATCH needs the SUBSCRIBED selection option";
 		return -1;
 	}
 	return 0;

@@ -119,14 +119,21 @@ IMAP_HANDLER(cmd_delete)
 	char *name = imap_mailbox_arg(s, cmd, &cmd->args[0]);
 	if (name == NULL)
 		return IMAP_CMD_DONE;
-	/* Deleting the selected folder is allowed: the view's next sync finds
-	 * it gone. Children stay and the name lists as \Noselect (§6.3.4). */
-	if (strcmp(name, "INBOX") == 0)
+	/* Children stay and the name lists as \Noselect (RFC 3501 §6.3.4). */
+	if (strcmp(name, "INBOX") == 0) {
 		imap_tagged(s, cmd, "NO [CANNOT] INBOX cannot be deleted");
-	else if (store_folder_delete(s->store, name, &err) < 0)
+		goto out;
+	}
+	/* The session's own selected folder may go: it is closed first (back
+	 * to AUTH state, as Dovecot does), so the reply's sync does not find
+	 * it vanished and end the session. */
+	if (s->view != NULL && strcmp(s->view->folder, name) == 0)
+		imap_view_close(s);
+	if (store_folder_delete(s->store, name, &err) < 0)
 		imap_mailbox_error(s, cmd, "delete", err);
 	else
 		imap_tagged(s, cmd, "OK Delete completed");
+out:
 	free(name);
 	return IMAP_CMD_DONE;
 }

@@ -79,7 +79,7 @@ static int run(struct imap_session *s, struct imap_search_program *prog,
 			.seq = (uint32_t)(i + 1), .uid = uid, .flags = m->flags,
 			.keywords = m->keywords, .modseq = m->modseq,
 			.internal_date = m->internal_date, .internal_tz = m->internal_tz,
-			.size = m->size,
+			.size = m->size, .recent = imap_view_is_recent(s->view, uid),
 		};
 		int r = imap_search_match(&ctx, prog->root, &sm);
 		if (r < 0) {

@@ -127,7 +127,7 @@ static void write_select_untagged(struct imap_session *s)
 				 "\\*)] Flags permitted.", k);
 	free(kw);
 	imap_untagged(s, "%zu EXISTS", v->count);
-	imap_untagged(s, "0 RECENT");
+	imap_untagged(s, "%zu RECENT", imap_view_recent_count(v));
 	for (size_t i = 0; i < v->count; i++) {
 		if ((v->msgs[i].flags & STORE_FLAG_SEEN) == 0) {
 			imap_untagged(s, "OK [UNSEEN %zu] First unseen.", i + 1);
@@ -177,7 +177,7 @@ static int qresync_report(struct imap_session *s, const struct qresync_args *q,
 		if (m->modseq <= q->modseq)
 			continue;
 		evbuffer_add_printf(out, "* %zu FETCH (UID %u FLAGS ", i + 1, m->uid);
-		imap_flags_write(out, m->flags, m->keywords);
+		imap_flags_write(out, imap_view_flags_out(v, m->uid, m->flags), m->keywords);
 		evbuffer_add_printf(out, " MODSEQ (%llu))\r\n", (unsigned long long)m->modseq);
 	}
 	return 0;

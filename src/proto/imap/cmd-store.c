@@ -87,7 +87,7 @@ static void report(struct imap_session *s, const struct imap_cmd *cmd, const str
 	}
 	if (!r->silent) {
 		evbuffer_add_printf(out, "%sFLAGS ", sep);
-		imap_flags_write(out, m->flags, m->keywords);
+		imap_flags_write(out, imap_view_flags_out(s->view, m->uid, m->flags), m->keywords);
 		sep = " ";
 	}
 	if (s->condstore)

@@ -49,6 +49,7 @@ struct imap_fetch_msg {
 	bool add_flags;                        /* \Seen was set implicitly: report
 						  FLAGS (RFC 3501 §6.4.5) */
 	bool add_modseq;                       /* ... and MODSEQ (RFC 7162 §3.2) */
+	bool recent;                           /* \Recent in this session */
 };
 
 enum imap_fetch_write_result {

@@ -129,6 +129,10 @@ void imap_flags_write(struct evbuffer *out, uint32_t flags, const char *keywords
 		evbuffer_add(out, system_flags[i].name, strlen(system_flags[i].name));
 		first = false;
 	}
+	if ((flags & IMAP_FLAG_RECENT) != 0) {
+		evbuffer_add(out, first ? "\\Recent" : " \\Recent", first ? 7 : 8);
+		first = false;
+	}
 	if (keywords != NULL && *keywords != '\0') {
 		if (!first)
 			evbuffer_add(out, " ", 1);

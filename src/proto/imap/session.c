@@ -196,6 +196,11 @@ static void dispatch(struct imap_session *s, struct imap_cmd *cmd)
 		imap_cmd_free(&cmd);
 		return;
 	}
+	if ((def->flags & IMAP_CMD_NO_ARGS) != 0 && cmd->arg_count > 0) {
+		imap_bad(s, cmd, "Unexpected arguments");
+		imap_cmd_free(&cmd);
+		return;
+	}
 	s->bad_commands = 0;
 	s->current = cmd;
 	s->current_flags = def->flags;

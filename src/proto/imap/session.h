@@ -50,7 +50,14 @@ struct imap_view {
 	size_t count, cap;
 	uint32_t *saved;       /* SEARCHRES "$" (RFC 5182): UIDs, ascending */
 	size_t saved_count;
+	/* \Recent (RFC 3501 §2.3.2): UID ranges [first, next) this session
+	 * claimed from the store; no other session sees them as recent. */
+	struct { uint32_t first, next; } *recent;
+	size_t recent_count;
 };
+
+/* Output-only flag bit (never stored): the message is \Recent in this session. */
+#define IMAP_FLAG_RECENT (1u << 30)
 
 struct imap_session {
 	struct conn *conn;
@@ -100,6 +107,7 @@ enum imap_cmd_flags {
 	                                   tagged reply (FETCH/STORE/SEARCH must not
 	                                   send EXPUNGE: RFC 3501 §7.4.1) */
 	IMAP_CMD_SYNC_NO_EXPUNGE = 1u << 2,
+	IMAP_CMD_NO_ARGS = 1u << 3,     /* the dispatcher refuses any argument */
 };
 
 struct imap_command {
@@ -169,6 +177,15 @@ int imap_view_resolve(struct imap_session *s, const struct imap_arg *arg, bool u
  * (STORE), so the next sync does not report it again unless asked. */
 void imap_view_update_msg(struct imap_view *v, uint32_t uid, uint32_t flags,
 			  const char *keywords, uint64_t modseq);
+/* True when uid is \Recent in this session. */
+bool imap_view_is_recent(const struct imap_view *v, uint32_t uid);
+/* flags | IMAP_FLAG_RECENT when uid is \Recent here: what FLAGS shows. */
+uint32_t imap_view_flags_out(const struct imap_view *v, uint32_t uid, uint32_t flags);
+/* Number of messages in the view that are \Recent in this session. */
+size_t imap_view_recent_count(const struct imap_view *v);
+/* Claims the messages no session has seen as recent yet (read-write views
+ * only; a read-only view claims nothing). */
+void imap_view_claim_recent(struct imap_session *s);
 /* Removes expunged UIDs from the view and reports them (EXPUNGE n / VANISHED). */
 void imap_view_expunged(struct imap_session *s, const uint32_t *uids, size_t count);
 

@@ -42,6 +42,7 @@ static void view_free(struct imap_view **_v)
 		free(v->msgs[i].keywords);
 	free(v->msgs);
 	free(v->saved);
+	free(v->recent);
 	free(v->folder);
 	free(v);
 }
@@ -143,6 +144,9 @@ static void cache_put(const char *user, struct imap_view **_v)
 	free(v->saved);
 	v->saved = NULL;
 	v->saved_count = 0;
+	free(v->recent);        /* \Recent belongs to the session, not the folder */
+	v->recent = NULL;
+	v->recent_count = 0;
 	e->view = v;
 	*_v = NULL;
 	e->next = c->head;
@@ -188,6 +192,8 @@ static int view_reserve(struct imap_view *v, size_t extra)
 /* Appends every message of ch (ascending UIDs above the view's last). */
 static int view_append(struct imap_view *v, struct store_msg *msgs, size_t count)
 {
+	if (count == 0)
+		return 0;
 	if (view_reserve(v, count) < 0)
 		return -1;
 	for (size_t i = 0; i < count; i++) {
@@ -288,6 +294,7 @@ int imap_view_open(struct imap_session *s, const char *folder, bool readonly,
 	s->state = IMAP_STATE_SELECTED;
 	s->user_modseq = user_modseq;
 	s->changes_pending = false;
+	imap_view_claim_recent(s);
 	return 1;
 }
 
@@ -388,7 +395,7 @@ static void write_flag_fetch(struct imap_session *s, size_t idx)
 	if (uid)
 		evbuffer_add_printf(out, "UID %u ", m->uid);
 	evbuffer_add(out, "FLAGS ", 6);
-	imap_flags_write(out, m->flags, m->keywords);
+	imap_flags_write(out, imap_view_flags_out(s->view, m->uid, m->flags), m->keywords);
 	if (s->condstore)
 		evbuffer_add_printf(out, " MODSEQ (%llu)", (unsigned long long)m->modseq);
 	evbuffer_add(out, ")\r\n", 3);
@@ -468,13 +475,15 @@ int imap_view_sync(struct imap_session *s, bool allow_expunge, enum tern_error *
 	}
 	int ret = 0;
 	size_t before = v->count;
-	if (view_append(v, ch.changed + first_new, ch.changed_count - first_new) < 0) {
+	if (ch.changed_count > first_new &&
+	    view_append(v, ch.changed + first_new, ch.changed_count - first_new) < 0) {
 		*err_r = TERN_ERR_NOMEM;
 		ret = -1;
 	}
 	if (v->count != before) {
+		imap_view_claim_recent(s);
 		imap_untagged(s, "%zu EXISTS", v->count);
-		imap_untagged(s, "0 RECENT");
+		imap_untagged(s, "%zu RECENT", imap_view_recent_count(v));
 	}
 	for (size_t i = 0; i < nflagged; i++)
 		write_flag_fetch(s, flagged[i]);
@@ -584,4 +593,46 @@ int imap_view_resolve(struct imap_session *s, const struct imap_arg *arg, bool u
 	}
 	imap_seqset_free(&set);
 	return ret;
+}
+
+bool imap_view_is_recent(const struct imap_view *v, uint32_t uid)
+{
+	for (size_t i = 0; i < v->recent_count; i++) {
+		if (uid >= v->recent[i].first && uid < v->recent[i].next)
+			return true;
+	}
+	return false;
+}
+
+uint32_t imap_view_flags_out(const struct imap_view *v, uint32_t uid, uint32_t flags)
+{
+	return v != NULL && imap_view_is_recent(v, uid) ? flags | IMAP_FLAG_RECENT : flags;
+}
+
+size_t imap_view_recent_count(const struct imap_view *v)
+{
+	size_t n = 0;
+	/* Ranges are few (one per claim) and msgs is sorted: count by bounds. */
+	for (size_t i = 0; i < v->recent_count; i++)
+		n += view_lower_bound(v, v->recent[i].next) - view_lower_bound(v, v->recent[i].first);
+	return n;
+}
+
+void imap_view_claim_recent(struct imap_session *s)
+{
+	struct imap_view *v = s->view;
+	uint32_t first, next;
+	enum tern_error err;
+	if (v == NULL || v->readonly)
+		return;
+	int r = store_folder_claim_recent(s->store, v->folder, &first, &next, &err);
+	if (r <= 0 || first >= next)
+		return;     /* \Recent is advisory: a failed claim only loses the flag */
+	void *grown = realloc(v->recent, (v->recent_count + 1) * sizeof(*v->recent));
+	if (grown == NULL)
+		return;
+	v->recent = grown;
+	v->recent[v->recent_count].first = first;
+	v->recent[v->recent_count].next = next;
+	v->recent_count++;
 }
