@@ -8,6 +8,7 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "server/server.h"
+#include "server/tls.h"
 
 static const char usage_text[] =
 	"Usage: ternd [--config FILE] [--check-config]\n"
@@ -25,6 +26,25 @@ static const char usage_text[] =
 	"ternd runs in the foreground and logs to stderr, one line per event.\n"
 	"SIGTERM or SIGINT: stop accepting connections, let open transactions finish\n"
 	"(up to shutdown_timeout), then exit 0. A second signal stops at once.\n";
+
+/* --check-config also loads the certificate and key, so that a bad TLS
+ * setup is found before a restart rather than by it. */
+static int check_tls(struct tern_config *cfg)
+{
+	struct server probe = {.config = cfg};
+	if (tls_init(&probe) < 0)
+		return 1;
+	bool tls = tls_available(&probe);
+	tls_deinit(&probe);
+	const char *needs = cfg->imaps_listen != NULL && cfg->imaps_listen[0] != '\0' ? "imaps_listen"
+			    : cfg->pop3s_listen != NULL && cfg->pop3s_listen[0] != '\0' ? "pop3s_listen"
+											   : NULL;
+	if (!tls && needs != NULL) {
+		log_error("%s is set but tls_cert is not", needs);
+		return 1;
+	}
+	return 0;
+}
 
 int main(int argc, char **argv)
 {
@@ -72,12 +92,14 @@ int main(int argc, char **argv)
 		config_free(&cfg);
 		return 1;
 	}
-	if (check_only) {
-		printf("ternd: %s: configuration OK\n", config_path);
-		config_free(&cfg);
-		return 0;
-	}
 	log_init("ternd", cfg.log_level);
+	if (check_only) {
+		int rc = check_tls(&cfg);
+		if (rc == 0)
+			printf("ternd: %s: configuration OK\n", config_path);
+		config_free(&cfg);
+		return rc;
+	}
 	struct server srv;
 	int status = 1;
 	if (server_init(&srv, &cfg) == 0)

@@ -172,6 +172,24 @@ def test_implicit_tls_listener_needs_a_cert(tmp_path):
     assert "pop3s_listen" in err and "tls_cert" in err, err
 
 
+
+def check_config(conf):
+    return subprocess.run([TERND, "--check-config", "--config", str(conf)], capture_output=True,
+                          timeout=10, stdin=subprocess.DEVNULL)
+
+
+def test_check_config_loads_the_certificate(tmp_path, cert):
+    """--check-config finds a broken TLS setup before a restart does."""
+    good = check_config(ternd_conf(tmp_path, tls_cert=cert[0], tls_key=cert[1]))
+    assert good.returncode == 0, good.stderr.decode(errors="replace")
+    missing = str(tmp_path / "no-such-key.pem")
+    bad = check_config(ternd_conf(tmp_path, tls_cert=cert[0], tls_key=missing))
+    err = bad.stderr.decode(errors="replace")
+    assert bad.returncode != 0 and missing in err, err
+    no_cert = check_config(ternd_conf(tmp_path, imaps_listen=f"127.0.0.1:{free_port()}"))
+    err = no_cert.stderr.decode(errors="replace")
+    assert no_cert.returncode != 0 and "imaps_listen" in err, err
+
 # ------------------------------------------------------------------ POP3
 
 def test_pop3s_login_and_retr(make_ternd, cert):
