@@ -416,6 +416,45 @@ def test_store(node):
                        3: {"\\Seen"}}, "flags are stored"
 
 
+
+def _flags_lists(untagged):
+    """(FLAGS list, PERMANENTFLAGS list) from the last such responses, or None."""
+    flags = perm = None
+    for r in untagged:
+        m = re.match(rb"\* FLAGS \(([^)]*)\)", r)
+        if m:
+            flags = set(m.group(1).decode().split())
+        m = re.match(rb"\* OK \[PERMANENTFLAGS \(([^)]*)\)\]", r)
+        if m:
+            perm = set(m.group(1).decode().split())
+    return flags, perm
+
+
+def test_new_keywords_are_announced_in_flags(node):
+    """RFC 3501 §7.2.6: a client learns of a new keyword from an untagged FLAGS
+    before any FETCH shows it, in the session that set it and in others."""
+    deliver_many(node, 2)
+    with selected(node) as a, selected(node) as b:
+        flags, perm = _flags_lists(a.ok("NOOP"))
+        assert flags is None, "nothing new, no FLAGS"
+        untagged = a.ok("STORE 1 +FLAGS ($Work)")
+        flags, perm = _flags_lists(untagged)
+        assert flags is not None and "$Work" in flags, untagged
+        assert perm is not None and {"$Work", "\\*"} <= perm, untagged
+        order = [i for i, r in enumerate(untagged) if r.startswith(b"* FLAGS") or b" FETCH " in r]
+        assert untagged[order[0]].startswith(b"* FLAGS"), "FLAGS comes before the FETCH"
+        untagged = b.ok("NOOP")
+        flags, _ = _flags_lists(untagged)
+        assert flags is not None and "$Work" in flags, untagged
+        assert _store_flags(untagged, 1) == {"$Work"}, untagged
+        # a keyword already known is not announced again
+        flags, _ = _flags_lists(b.ok("STORE 2 +FLAGS ($work)"))
+        assert flags is None, "keywords compare case-insensitively"
+    with authed(node) as fresh:
+        flags, perm = _flags_lists(fresh.select())
+        assert {"$Work", "\\Seen"} <= flags and {"$Work", "\\*"} <= perm, (flags, perm)
+
+
 # ------------------------------------------------------------ CHECK CLOSE EXPUNGE UNSELECT
 
 def _mark_deleted(c, seqs):

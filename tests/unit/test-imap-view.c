@@ -209,6 +209,9 @@ static void test_sync_changes(void **state)
 	 * This read-write session claimed every message as \\Recent. */
 	assert_int_equal(imap_view_sync(&f->s, false, &err), 0);
 	assert_out(f, "* 6 EXISTS\r\n* 6 RECENT\r\n"
+		      "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Work)\r\n"
+		      "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Work \\*)]"
+		      " Flags permitted.\r\n"
 		      "* 2 FETCH (FLAGS (\\Flagged \\Recent $Work))\r\n"
 		      "* 4 FETCH (FLAGS (\\Flagged \\Recent $Work))\r\n");
 	assert_int_equal(f->s.view->count, 6);

@@ -83,49 +83,11 @@ static int parse_select_params(struct imap_session *s, const struct imap_cmd *cm
 	return 0;
 }
 
-/* Keywords used in the folder, for FLAGS and PERMANENTFLAGS. */
-static char *folder_keywords(const struct imap_view *v)
-{
-	char *all = NULL;
-	size_t len = 0;
-	for (size_t i = 0; i < v->count; i++) {
-		const char *k = v->msgs[i].keywords;
-		while (k != NULL && *k != '\0') {
-			size_t n = strcspn(k, " ");
-			bool seen = false;
-			for (const char *p = all; p != NULL && *p != '\0' && !seen;) {
-				size_t pn = strcspn(p, " ");
-				seen = pn == n && strncasecmp(p, k, n) == 0;
-				p += pn + (p[pn] == ' ');
-			}
-			if (!seen) {
-				char *grown = realloc(all, len + n + 2);
-				if (grown == NULL)
-					return all;
-				all = grown;
-				all[len++] = ' ';
-				memcpy(all + len, k, n);
-				len += n;
-				all[len] = '\0';
-			}
-			k += n + (k[n] == ' ');
-		}
-	}
-	return all;   /* " kw1 kw2" or NULL */
-}
-
 static void write_select_untagged(struct imap_session *s)
 {
 	const struct imap_view *v = s->view;
-	char *kw = folder_keywords(v);
-	const char *k = kw != NULL ? kw : "";
-	imap_untagged(s, "FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft%s)", k);
-	if (v->readonly)
-		imap_untagged(s, "OK [PERMANENTFLAGS ()] Read-only mailbox.");
-	else
-		imap_untagged(s, "OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft%s "
-				 "\\*)] Flags permitted.", k);
-	free(kw);
+	s->view->keywords_pending = true;
+	imap_view_announce_keywords(s);
 	imap_untagged(s, "%zu EXISTS", v->count);
 	imap_untagged(s, "%zu RECENT", imap_view_recent_count(v));
 	for (size_t i = 0; i < v->count; i++) {

@@ -118,6 +118,12 @@ static void report_all(struct imap_session *s, const struct imap_cmd *cmd,
 		       const uint32_t *failed, size_t failed_count)
 {
 	struct imap_view *v = s->view;
+	/* the new state first, so that FLAGS lists every keyword before a FETCH uses it */
+	for (size_t i = 0; i < n; i++) {
+		if (!uid_in(failed, failed_count, msgs[i].uid))
+			imap_view_learn_keywords(v, msgs[i].keywords);
+	}
+	imap_view_announce_keywords(s);
 	for (size_t i = 0; i < n; i++) {
 		const struct store_msg *m = &msgs[i];
 		uint32_t seq = imap_view_seq(v, m->uid);

@@ -54,6 +54,10 @@ struct imap_view {
 	 * claimed from the store; no other session sees them as recent. */
 	struct { uint32_t first, next; } *recent;
 	size_t recent_count;
+	/* Keywords the client was told of in FLAGS (" kw1 kw2" or NULL): only
+	 * ever grows, so a keyword in any FETCH was announced before it. */
+	char *keywords;
+	bool keywords_pending;   /* grown since the last FLAGS response */
 };
 
 /* Output-only flag bit (never stored): the message is \Recent in this session. */
@@ -160,6 +164,12 @@ void imap_read_line(struct imap_session *s, void (*fn)(struct imap_session *s, c
 int imap_view_open(struct imap_session *s, const char *folder, bool readonly,
 		   enum tern_error *err_r);
 void imap_view_close(struct imap_session *s);
+/* Sends FLAGS and PERMANENTFLAGS again when messages gained keywords the
+ * client was not told of (RFC 3501 §7.2.6); the view learns them whenever
+ * it takes a message's state. */
+void imap_view_announce_keywords(struct imap_session *s);
+/* Adds kw's keywords (space-separated) the client was not told of. */
+void imap_view_learn_keywords(struct imap_view *v, const char *kw);
 /* Reports changes made by others (or by this session through the store)
  * since the view was last synced: EXPUNGE (or VANISHED with QRESYNC, unless
  * allow_expunge is false, in which case expunges wait), EXISTS, RECENT,

@@ -20,6 +20,49 @@ static bool keywords_equal(const char *a, const char *b)
 	return b != NULL && strcmp(a, b) == 0;
 }
 
+/* Adds to v->keywords each keyword of kw (space-separated) the client was
+ * not told of. Keywords compare case-insensitively (RFC 3501 §2.3.2). */
+void imap_view_learn_keywords(struct imap_view *v, const char *kw)
+{
+	while (kw != NULL && *kw != '\0') {
+		size_t n = strcspn(kw, " ");
+		bool known = false;
+		for (const char *p = v->keywords; p != NULL && *p != '\0' && !known;) {
+			p += *p == ' ';
+			size_t pn = strcspn(p, " ");
+			known = pn == n && strncasecmp(p, kw, n) == 0;
+			p += pn;
+		}
+		if (!known && n > 0) {
+			size_t len = v->keywords != NULL ? strlen(v->keywords) : 0;
+			char *grown = realloc(v->keywords, len + n + 2);
+			if (grown == NULL)
+				return;   /* the FLAGS list stays short; nothing else depends on it */
+			grown[len] = ' ';
+			memcpy(grown + len + 1, kw, n);
+			grown[len + n + 1] = '\0';
+			v->keywords = grown;
+			v->keywords_pending = true;
+		}
+		kw += n + (kw[n] == ' ');
+	}
+}
+
+void imap_view_announce_keywords(struct imap_session *s)
+{
+	struct imap_view *v = s->view;
+	if (v == NULL || !v->keywords_pending)
+		return;
+	const char *k = v->keywords != NULL ? v->keywords : "";
+	v->keywords_pending = false;
+	imap_untagged(s, "FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft%s)", k);
+	if (v->readonly)
+		imap_untagged(s, "OK [PERMANENTFLAGS ()] Read-only mailbox.");
+	else
+		imap_untagged(s, "OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft%s "
+				 "\\*)] Flags permitted.", k);
+}
+
 /* Takes ownership of kw: "" becomes NULL. */
 static char *keywords_take(char **kw)
 {
@@ -43,6 +86,7 @@ static void view_free(struct imap_view **_v)
 	free(v->msgs);
 	free(v->saved);
 	free(v->recent);
+	free(v->keywords);
 	free(v->folder);
 	free(v);
 }
@@ -202,6 +246,7 @@ static int view_append(struct imap_view *v, struct store_msg *msgs, size_t count
 		m->flags = msgs[i].flags;
 		m->keywords = keywords_take(&msgs[i].keywords);
 		m->modseq = msgs[i].modseq;
+		imap_view_learn_keywords(v, m->keywords);
 	}
 	return 0;
 }
@@ -234,6 +279,7 @@ static int view_apply_quietly(struct imap_view *v, struct store_changes *ch)
 		v->msgs[i].modseq = c->modseq;
 		free(v->msgs[i].keywords);
 		v->msgs[i].keywords = keywords_take(&c->keywords);
+		imap_view_learn_keywords(v, v->msgs[i].keywords);
 	}
 	return view_append(v, ch->changed + first_new, ch->changed_count - first_new);
 }
@@ -383,6 +429,7 @@ void imap_view_update_msg(struct imap_view *v, uint32_t uid, uint32_t flags,
 		char *copy = keywords != NULL && *keywords != '\0' ? strdup(keywords) : NULL;
 		free(m->keywords);
 		m->keywords = copy;
+		imap_view_learn_keywords(v, m->keywords);
 	}
 }
 
@@ -470,6 +517,7 @@ int imap_view_sync(struct imap_session *s, bool allow_expunge, enum tern_error *
 		m->modseq = c->modseq;
 		free(m->keywords);
 		m->keywords = keywords_take(&c->keywords);
+		imap_view_learn_keywords(v, m->keywords);
 		if (flagged != NULL)
 			flagged[nflagged++] = seq - 1;
 	}
@@ -485,6 +533,7 @@ int imap_view_sync(struct imap_session *s, bool allow_expunge, enum tern_error *
 		imap_untagged(s, "%zu EXISTS", v->count);
 		imap_untagged(s, "%zu RECENT", imap_view_recent_count(v));
 	}
+	imap_view_announce_keywords(s);
 	for (size_t i = 0; i < nflagged; i++)
 		write_flag_fetch(s, flagged[i]);
 	free(flagged);
