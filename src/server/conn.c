@@ -20,6 +20,20 @@ unsigned conn_count_total(void)
 	return atomic_load(&conns_open);
 }
 
+/* Replies a client may leave unread before its commands wait; the low mark
+ * leaves room to refill before the socket runs dry. */
+#define CONN_OUTPUT_HIGH (1024u * 1024)
+#define CONN_OUTPUT_LOW (256u * 1024)
+
+bool conn_throttle_input(struct conn *c)
+{
+	if (conn_output_pending(c) <= CONN_OUTPUT_HIGH)
+		return false;
+	conn_pause(c);
+	conn_set_drain_hook(c, CONN_OUTPUT_LOW, conn_resume);
+	return true;
+}
+
 static void conn_read_cb(struct bufferevent *bev, void *arg);
 static void conn_write_cb(struct bufferevent *bev, void *arg);
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
@@ -69,11 +83,22 @@ struct conn *conn_new(struct loop *loop, int fd, const struct conn_proto *proto,
 	return c;
 }
 
+static struct bufferevent *conn_bottom(struct conn *c);
+
 void conn_set_idle_timeout(struct conn *c, uint32_t ms)
 {
 	c->idle_timeout_ms = ms;
 	struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
-	bufferevent_set_timeouts(c->bev, ms > 0 ? &tv : NULL, NULL);
+	const struct timeval *t = ms > 0 ? &tv : NULL;
+	/* reading: the client's commands (top layer); writing: a client that
+	 * takes none of our output for as long is gone (the socket layer) */
+	struct bufferevent *bottom = conn_bottom(c);
+	if (bottom == c->bev) {
+		bufferevent_set_timeouts(c->bev, t, t);
+	} else {
+		bufferevent_set_timeouts(c->bev, t, NULL);
+		bufferevent_set_timeouts(bottom, NULL, t);
+	}
 }
 
 void conn_set_bufferevent(struct conn *c, struct bufferevent *bev)
@@ -326,7 +351,12 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 	struct conn *c = arg;
 	if (c->tls)
 		tls_log_event(c, what);
-	if ((what & BEV_EVENT_TIMEOUT) != 0 && !c->closing) {
+	if ((what & (BEV_EVENT_TIMEOUT | BEV_EVENT_WRITING)) ==
+	    (BEV_EVENT_TIMEOUT | BEV_EVENT_WRITING)) {
+		log_info("conn %s: the client read nothing for %u ms, dropping it", c->peer,
+			 c->idle_timeout_ms);
+		what |= BEV_EVENT_ERROR;
+	} else if ((what & BEV_EVENT_TIMEOUT) != 0 && !c->closing) {
 		if (c->read_paused) {
 			/* waiting on our own async work, not on the client */
 			bufferevent_enable(c->bev, EV_READ);

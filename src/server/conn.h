@@ -80,6 +80,12 @@ size_t conn_output_pending(struct conn *c);
  * once the connection is closing; a closing connection refuses new hooks. */
 void conn_set_drain_hook(struct conn *c, size_t low, void (*fn)(struct conn *c));
 
+/* Called before each command: when the client has left more than
+ * CONN_OUTPUT_HIGH bytes of replies unread, stops reading until they drain
+ * (then conn_resume), so a client that pipelines commands and never reads
+ * cannot make the server buffer without bound. true = paused, stop now. */
+bool conn_throttle_input(struct conn *c);
+
 /* Stops reading until conn_resume (an async step is in flight). */
 void conn_pause(struct conn *c);
 /* Reads again and processes input already buffered: no new read event

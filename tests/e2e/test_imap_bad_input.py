@@ -5,11 +5,14 @@ the session still in step; literal bytes are never run as commands; a client
 that keeps sending garbage gets "* BYE" (max_bad_commands); ternd survives it
 all and other sessions keep working."""
 
+import select
 import socket
+import time
 
 import pytest
 
 from imap_helpers import Closed, Raw, deliver_many, imap_addr, imap_node, untagged_matching
+from ternlib import wait_for
 
 LINE_LIMIT = 2048
 LITERAL_LIMIT = 2048
@@ -239,3 +242,70 @@ def test_half_commands_and_abrupt_disconnects(node):
         c.ok("NOOP")
         untagged = c.ok("STATUS INBOX (MESSAGES)")
         assert untagged_matching(untagged, rb"\* STATUS INBOX \(MESSAGES 0\)"), untagged
+
+
+# ------------------------------------------------------------ clients that never read
+
+def _rss_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def test_unread_replies_do_not_grow_memory(node):
+    """A client pipelining commands without reading their replies: ternd stops
+    reading from it instead of buffering ~60 MB of replies, and every command
+    is still answered once the client reads."""
+    n = 400_000
+    payload = b"".join(b"c%d CAPABILITY\r\n" % i for i in range(n))
+    pid = node.proc.pid
+    base = _rss_kb(pid)
+    peak = base
+    c = Raw(node).login("alice")
+    sock = c.sock
+    sock.setblocking(False)
+    sent, got, answered = 0, b"", 0
+    deadline = time.monotonic() + 120
+    while answered < n:
+        assert time.monotonic() < deadline, f"{answered} of {n} answered"
+        if sent < len(payload):
+            try:
+                sent += sock.send(payload[sent:sent + 65536])
+                continue
+            except BlockingIOError:
+                pass   # ternd stopped reading: now read what it wrote
+        peak = max(peak, _rss_kb(pid))
+        _, _, _ = select.select([sock], [], [], 1.0)
+        try:
+            chunk = sock.recv(1 << 20)
+        except BlockingIOError:
+            continue
+        assert chunk, "ternd closed the connection"
+        got += chunk
+        end = got.rfind(b"\n") + 1
+        answered += got.count(b" OK Capability completed", 0, end)
+        got = got[end:]
+    assert peak - base < 32 * 1024, f"ternd grew by {(peak - base) // 1024} MB"
+
+
+def test_client_that_never_reads_is_dropped(make_ternd):
+    """A client that takes none of the server's output for idle_timeout is
+    gone: its connection is closed and its buffers freed."""
+    node = imap_node(make_ternd, idle_timeout="1s")
+    c = Raw(node).login("alice")
+    c.sock.setblocking(False)
+    payload = b"x CAPABILITY\r\n" * 50_000
+    sent = 0
+    deadline = time.monotonic() + 30
+    while sent < len(payload) and time.monotonic() < deadline:
+        try:
+            sent += c.sock.send(payload[sent:sent + 65536])
+        except BlockingIOError:
+            break
+        except (ConnectionResetError, BrokenPipeError):
+            break
+    wait_for(lambda: "read nothing for" in node.stderr_text(), 15,
+             "ternd to drop the client that does not read")
+    c.close()

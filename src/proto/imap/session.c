@@ -300,7 +300,7 @@ static void imap_input(struct conn *c)
 				break;
 		} else if (s->pending != NULL) {
 			break;    /* async command without line mode: wait */
-		} else {
+		} else if (!conn_throttle_input(c)) {
 			input_command(s, in, &v);
 		}
 	}

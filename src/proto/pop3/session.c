@@ -152,6 +152,8 @@ static void pop3_input(struct conn *c)
 	struct pop3_session *s = c->state;
 	struct evbuffer *in = conn_input(c);
 	while (!c->closing && !c->read_paused && evbuffer_get_length(in) > 0) {
+		if (conn_throttle_input(c))
+			break;
 		struct evbuffer_iovec v;
 		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
 			break;
