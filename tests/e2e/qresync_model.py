@@ -136,15 +136,17 @@ class ViewModel:
 
 
 def full_state(c):
-    """{uid: (flags, modseq)} from a fresh full fetch on session c, checking
-    that sequence numbers are 1..n in UID order."""
-    out = {}
-    last = 0
+    """{uid: (flags, modseq)} from a NOOP and a full UID FETCH on session c,
+    checking that sequence numbers run in UID order."""
+    c.ok("NOOP")
+    out, pairs = {}, []
     for seq, d in fetches(c.ok("UID FETCH 1:* (UID FLAGS MODSEQ)")):
         uid = int(d["UID"])
-        assert uid > last, f"UIDs not ascending at seq {seq}"
-        last = uid
+        pairs.append((seq, uid))
         out[uid] = (norm_flags(d["FLAGS"]), int(d["MODSEQ"][0]))
+    pairs.sort()
+    uids = [u for _, u in pairs]
+    assert uids == sorted(set(uids)), f"sequence numbers not in UID order: {pairs}"
     return out
 
 

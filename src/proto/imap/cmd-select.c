@@ -1,6 +1,7 @@
 /* Selecting and leaving a folder: SELECT/EXAMINE (RFC 3501 §6.3.1-2, with
  * the CONDSTORE and QRESYNC parameters of RFC 7162 §3.1.8 and §3.2.5),
  * CLOSE, UNSELECT (RFC 3691) and EXPUNGE / UID EXPUNGE (RFC 4315 §2.1). */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -25,7 +26,7 @@ static int parse_qresync(const struct imap_arg *a, struct qresync_args *q, const
 	size_t n;
 	const char *text;
 	if (!imap_arg_list(a, &l, &n) || n < 2 || n > 4 || !imap_arg_u32(&l[0], &q->uidvalidity) ||
-	    q->uidvalidity == 0 || !imap_arg_u64(&l[1], &q->modseq)) {
+	    q->uidvalidity == 0 || !imap_arg_u64(&l[1], &q->modseq) || q->modseq > INT64_MAX) {
 		*bad_r = "Invalid QRESYNC parameters";
 		return -1;
 	}
@@ -33,7 +34,8 @@ static int parse_qresync(const struct imap_arg *a, struct qresync_args *q, const
 	if (n > next && l[next].type == IMAP_ARG_ATOM) {
 		if (!imap_arg_atom(&l[next], &text) ||
 		    imap_seqset_parse(text, strlen(text), &q->known) < 0 ||
-		    imap_seqset_is_saved(q->known)) {
+		    imap_seqset_is_saved(q->known) || imap_seqset_has_star(q->known)) {
+			/* RFC 7162 §7: known-uids is a sequence-set without "*" */
 			*bad_r = "Invalid QRESYNC known-uids";
 			return -1;
 		}

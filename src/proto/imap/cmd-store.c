@@ -42,8 +42,8 @@ static bool parse_modifiers(const struct imap_arg *a, struct store_req *r)
 	const struct imap_arg *list;
 	size_t n;
 	if (!imap_arg_list(a, &list, &n) || n != 2 || !imap_arg_is_atom_ci(&list[0], "UNCHANGEDSINCE") ||
-	    !imap_arg_u64(&list[1], &r->unchangedsince))
-		return false;
+	    !imap_arg_u64(&list[1], &r->unchangedsince) || r->unchangedsince > INT64_MAX)
+		return false;   /* RFC 7162 §7: mod-sequence-value is at most 2^63-1 */
 	r->unchangedsince_given = true;
 	return true;
 }
@@ -78,7 +78,8 @@ static void report(struct imap_session *s, const struct imap_cmd *cmd, const str
 		   const struct store_msg *m, uint32_t seq)
 {
 	struct evbuffer *out = imap_out(s);
-	bool uid = cmd->uid || s->qresync;
+	/* RFC 7162 §3.1: UID and MODSEQ in every FETCH once CONDSTORE is on */
+	bool uid = cmd->uid || s->condstore;
 	const char *sep = "";
 	evbuffer_add_printf(out, "* %" PRIu32 " FETCH (", seq);
 	if (uid) {

@@ -437,7 +437,7 @@ static void write_flag_fetch(struct imap_session *s, size_t idx)
 {
 	const struct imap_view_msg *m = &s->view->msgs[idx];
 	struct evbuffer *out = imap_out(s);
-	bool uid = s->qresync || (s->current != NULL && s->current->uid);
+	bool uid = s->condstore || (s->current != NULL && s->current->uid);   /* RFC 7162 §3.1 */
 	evbuffer_add_printf(out, "* %zu FETCH (", idx + 1);
 	if (uid)
 		evbuffer_add_printf(out, "UID %u ", m->uid);
