@@ -9,6 +9,7 @@
 #include "core/log.h"
 #include "server/server.h"
 #include "server/tls.h"
+#include "store/store.h"
 
 static const char usage_text[] =
 	"Usage: ternd [--config FILE] [--check-config]\n"
@@ -93,6 +94,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	log_init("ternd", cfg.log_level);
+	store_library_init();
 	if (check_only) {
 		int rc = check_tls(&cfg);
 		if (rc == 0)

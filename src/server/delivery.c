@@ -192,10 +192,20 @@ static void commit_batch(struct delivery *d, struct delivery_job *batch)
 		fail_items(items, errno_to_tern(failed_errno));
 		return;
 	}
+	/* journal_job built the list newest first; a worker may start on the
+	 * first item pushed before the rest arrive, so push oldest first or a
+	 * user's messages could get their UIDs out of arrival order */
+	struct delivery_item *oldest_first = NULL;
 	while (items != NULL) {
 		struct delivery_item *next = items->next;
-		apply_worker_push(d, items);
+		items->next = oldest_first;
+		oldest_first = items;
 		items = next;
+	}
+	while (oldest_first != NULL) {
+		struct delivery_item *next = oldest_first->next;
+		apply_worker_push(d, oldest_first);
+		oldest_first = next;
 	}
 }
 

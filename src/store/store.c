@@ -585,6 +585,27 @@ void store_close(struct store **_st)
 	store_free(st);
 }
 
+void store_library_init(void)
+{
+	/* Each connection would otherwise take a bulk page-cache allocation
+	 * (~90 KiB) at its first read; a node keeps one connection per
+	 * logged-in session, most of them idle, so pages come one at a time. */
+	(void)sqlite3_config(SQLITE_CONFIG_PAGECACHE, NULL, 0, 0);
+}
+
+void store_release_memory(struct store *st)
+{
+	/* prepared statements are most of what a connection keeps; outside a
+	 * transaction none is running, and each is prepared again on first use */
+	if (sqlite3_get_autocommit(st->db)) {
+		for (size_t i = 0; i < sizeof(st->stmts) / sizeof(st->stmts[0]); i++) {
+			sqlite3_finalize(st->stmts[i]);
+			st->stmts[i] = NULL;
+		}
+	}
+	(void)sqlite3_db_release_memory(st->db);
+}
+
 int store_remove(const char *data_dir, const char *user, enum tern_error *err_r)
 {
 	static const char *const suffixes[] = { "-wal", "-shm", "" };

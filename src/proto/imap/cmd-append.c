@@ -1,8 +1,11 @@
-/* APPEND (RFC 3501 §6.3.11) with UIDPLUS's APPENDUID (RFC 4315), the UTF8
- * data item (RFC 6855 §4) and literal8 (RFC 3516). The message goes through
- * the delivery pipeline like an LMTP delivery: journalled and fsynced off the
- * loop thread before the tagged OK. One message per command: MULTIAPPEND
- * (RFC 3502) is not advertised. */
+/* APPEND (RFC 3501 §6.3.11) with MULTIAPPEND (RFC 3502), UIDPLUS's
+ * APPENDUID (RFC 4315), the UTF8 data item (RFC 6855 §4) and literal8
+ * (RFC 3516). Each message goes through the delivery pipeline like an LMTP
+ * delivery: journalled and fsynced off the loop thread before the tagged OK.
+ * MULTIAPPEND is all or nothing: everything is checked before the first
+ * message is submitted, and if one fails after that, the ones already stored
+ * are expunged again before the NO. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -11,26 +14,44 @@
 #include "proto/imap/imap-date.h"
 #include "proto/imap/mailbox.h"
 #include "proto/imap/quota.h"
+#include "core/log.h"
 #include "server/conn.h"
 #include "server/delivery.h"
 #include "server/loop.h"
 #include "server/server.h"
 #include "store/store.h"
 
-struct append_args {
-	const struct imap_arg *mailbox;
+/* One message of the command. */
+struct append_msg {
 	const struct imap_arg *flags;     /* NULL = none */
 	const struct imap_arg *date;      /* NULL = now */
 	struct imap_arg *message;
+	uint32_t flag_bits;
+	char *keywords;
+	int64_t internal_date;
+	int32_t tz;
 };
 
-/* What the delivery callback needs once the session's turn is over. */
+struct append_args {
+	const struct imap_arg *mailbox;
+	struct append_msg *msgs;
+	size_t count;
+};
+
+/* What the delivery callbacks need once the session's turn is over. */
 struct append_ctx {
 	struct conn *conn;
 	struct imap_cmd *cmd;
+	char *folder;
+	size_t count, done;
+	struct append_part {
+		struct append_ctx *ctx;
+		enum tern_error err;
+		uint32_t uid, uidvalidity;
+	} *parts;
 };
 
-/* APPEND mailbox [flag-list] [date-time] (literal | UTF8 (literal8)).
+/* APPEND mailbox 1*(SP [flag-list] [date-time] (literal | UTF8 (literal8))).
  * NULL on success, else the BAD text. */
 static const char *append_parse(struct imap_cmd *cmd, struct append_args *a)
 {
@@ -40,25 +61,37 @@ static const char *append_parse(struct imap_cmd *cmd, struct append_args *a)
 	if (n < 2)
 		return "APPEND needs a mailbox and a message";
 	a->mailbox = &args[0];
-	if (i < n && args[i].type == IMAP_ARG_LIST)
-		a->flags = &args[i++];
-	if (i + 1 < n && args[i].type == IMAP_ARG_STRING)
-		a->date = &args[i++];
-	if (i + 1 < n && imap_arg_is_atom_ci(&args[i], "UTF8")) {
-		/* RFC 6855 §4: UTF8 (~{n}) carries a message with UTF-8 headers. */
-		if (args[i + 1].type != IMAP_ARG_LIST || args[i + 1].list_count != 1 ||
-		    args[i + 1].list[0].type != IMAP_ARG_LITERAL)
-			return "UTF8 needs a literal in parentheses";
-		a->message = &args[i + 1].list[0];
-		i += 2;
-	} else if (i < n && args[i].type == IMAP_ARG_LITERAL) {
-		a->message = &args[i++];
-	} else {
-		return "Message literal expected";
+	a->msgs = calloc(n, sizeof(*a->msgs));
+	if (a->msgs == NULL)
+		return "Out of memory";
+	while (i < n) {
+		struct append_msg *m = &a->msgs[a->count++];
+		if (i < n && args[i].type == IMAP_ARG_LIST)
+			m->flags = &args[i++];
+		if (i + 1 < n && args[i].type == IMAP_ARG_STRING)
+			m->date = &args[i++];
+		if (i + 1 < n && imap_arg_is_atom_ci(&args[i], "UTF8")) {
+			/* RFC 6855 §4: UTF8 (~{n}) carries a message with UTF-8 headers. */
+			if (args[i + 1].type != IMAP_ARG_LIST || args[i + 1].list_count != 1 ||
+			    args[i + 1].list[0].type != IMAP_ARG_LITERAL)
+				return "UTF8 needs a literal in parentheses";
+			m->message = &args[i + 1].list[0];
+			i += 2;
+		} else if (i < n && args[i].type == IMAP_ARG_LITERAL) {
+			m->message = &args[i++];
+		} else {
+			return "Message literal expected";
+		}
 	}
-	if (i != n)
-		return "MULTIAPPEND is not supported";
 	return NULL;
+}
+
+static void append_args_clear(struct append_args *a)
+{
+	for (size_t i = 0; a->msgs != NULL && i < a->count; i++)
+		free(a->msgs[i].keywords);
+	free(a->msgs);
+	a->msgs = NULL;
 }
 
 /* Takes the message bytes out of the command (no copy) and turns bare LF
@@ -103,32 +136,104 @@ static int32_t local_tz_minutes(void)
 	return (int32_t)(tm.tm_gmtoff / 60);
 }
 
-static void append_done(struct delivery_job *job)
+/* APPENDUID's uid-set (RFC 4315): the UIDs in message order, ascending
+ * runs as ranges. size >= 22 * count + 1 always suffices. */
+static void uid_set(char *buf, size_t size, const struct append_ctx *a)
 {
-	struct append_ctx *actx = job->ctx;
-	struct conn *c = actx->conn;
-	struct imap_session *s = c->state;
-	const struct delivery_rcpt *r = &job->rcpts[0];
+	size_t used = 0;
+	buf[0] = '\0';
+	for (size_t i = 0; i < a->count && used < size;) {
+		size_t j = i;
+		while (j + 1 < a->count && a->parts[j + 1].uid == a->parts[j].uid + 1)
+			j++;
+		int w = j > i ? snprintf(buf + used, size - used, "%s%u:%u", i > 0 ? "," : "",
+					 a->parts[i].uid, a->parts[j].uid)
+			      : snprintf(buf + used, size - used, "%s%u", i > 0 ? "," : "",
+					 a->parts[i].uid);
+		if (w < 0)
+			break;
+		used += (size_t)w;
+		i = j + 1;
+	}
+}
 
-	if (!c->closing) {
-		if (r->err == TERN_ERR_NONE) {
-			/* imap_tagged reports the new message first when it went
-			 * to the selected folder (RFC 3501 §6.3.11). */
-			imap_tagged(s, actx->cmd, "OK [APPENDUID %u %u] Append completed",
-				    r->uidvalidity, r->uid);
-			imap_notify_changed(s);
-		} else if (r->err == TERN_ERR_NOTFOUND) {
-			imap_tagged(s, actx->cmd, "NO [TRYCREATE] Mailbox does not exist");
-		} else if (r->err == TERN_ERR_INVALID) {
-			imap_tagged(s, actx->cmd, "NO [CANNOT] Invalid flags or keywords");
-		} else {
-			imap_store_error(s, actx->cmd, "append", r->err);
+/* All messages have a result: reply, or undo a partial MULTIAPPEND. */
+static void append_finish(struct append_ctx *a)
+{
+	struct conn *c = a->conn;
+	struct imap_session *s = c->state;
+	enum tern_error err = TERN_ERR_NONE;
+	uint32_t *stored = malloc((a->count + 1) * sizeof(*stored));
+	size_t nstored = 0;
+
+	for (size_t i = 0; i < a->count; i++) {
+		if (a->parts[i].err == TERN_ERR_NONE) {
+			if (stored != NULL)
+				stored[nstored++] = a->parts[i].uid;
+		} else if (err == TERN_ERR_NONE) {
+			err = a->parts[i].err;
 		}
 	}
-	free(actx);
-	delivery_job_free(&job);
+	if (err != TERN_ERR_NONE && nstored > 0) {
+		/* RFC 3502 §3: all or nothing; the store wants UIDs ascending */
+		enum tern_error xerr = TERN_ERR_NONE;
+		uint32_t *gone = NULL;
+		size_t ngone = 0;
+		for (size_t i = 1; i < nstored; i++)
+			for (size_t k = i; k > 0 && stored[k - 1] > stored[k]; k--) {
+				uint32_t t = stored[k];
+				stored[k] = stored[k - 1];
+				stored[k - 1] = t;
+			}
+		if (store_expunge(s->store, a->folder, stored, nstored, &gone, &ngone, &xerr) < 0)
+			log_error("imap: user=%s: MULTIAPPEND: undoing %zu stored message(s) failed: %s",
+				  s->user, nstored, tern_error_str(xerr));
+		free(gone);
+		imap_notify_changed(s);
+	}
+	free(stored);
+	if (!c->closing) {
+		if (err == TERN_ERR_NONE) {
+			size_t size = 22 * a->count + 1;
+			char *set = malloc(size);
+			if (set != NULL)
+				uid_set(set, size, a);
+			/* imap_tagged reports the new messages first when they went
+			 * to the selected folder (RFC 3501 §6.3.11). */
+			if (set != NULL)
+				imap_tagged(s, a->cmd, "OK [APPENDUID %u %s] Append completed",
+					    a->parts[0].uidvalidity, set);
+			else
+				imap_tagged(s, a->cmd, "OK Append completed");
+			free(set);
+			imap_notify_changed(s);
+		} else if (err == TERN_ERR_NOTFOUND) {
+			imap_tagged(s, a->cmd, "NO [TRYCREATE] Mailbox does not exist");
+		} else if (err == TERN_ERR_INVALID) {
+			imap_tagged(s, a->cmd, "NO [CANNOT] Invalid flags or keywords");
+		} else {
+			imap_store_error(s, a->cmd, "append", err);
+		}
+	}
+	free(a->parts);
+	free(a->folder);
+	free(a);
 	imap_command_finished(s);
 	conn_unref(&c);
+}
+
+static void append_done(struct delivery_job *job)
+{
+	struct append_part *p = job->ctx;
+	struct append_ctx *a = p->ctx;
+	const struct delivery_rcpt *r = &job->rcpts[0];
+
+	p->err = r->err;
+	p->uid = r->uid;
+	p->uidvalidity = r->uidvalidity;
+	delivery_job_free(&job);
+	if (++a->done == a->count)
+		append_finish(a);
 }
 
 /* Refuses early, before the pipeline, what is known to fail: a missing
@@ -160,55 +265,76 @@ static int append_precheck(struct imap_session *s, const struct imap_cmd *cmd,
 	return 0;
 }
 
+/* Builds every job first, so that either all messages go to the pipeline
+ * or none does. 0, or -1 when out of memory (nothing submitted). */
 static int append_submit(struct imap_session *s, struct imap_cmd *cmd, char *folder,
-			 struct append_args *a, uint32_t flags, char *keywords, int64_t date,
-			 int32_t tz)
+			 struct append_args *args)
 {
-	struct delivery_job *job = delivery_job_new(1);
-	struct append_ctx *actx = malloc(sizeof(*actx));
+	size_t n = args->count;
+	struct append_ctx *a = calloc(1, sizeof(*a));
+	struct delivery_job **jobs = calloc(n, sizeof(*jobs));
+	bool ok = a != NULL && jobs != NULL &&
+		  (a->parts = calloc(n, sizeof(*a->parts))) != NULL;
 
-	if (job == NULL || actx == NULL)
-		goto oom;
-	job->rcpts[0].user = strdup(s->user);
-	job->rcpts[0].folder = folder;
-	folder = NULL;
-	job->keywords = keywords;
-	keywords = NULL;
-	job->data = take_message(a->message, &job->size);
-	if (job->rcpts[0].user == NULL || job->data == NULL)
-		goto oom;
-	job->flags = flags;
-	job->internal_date = date;
-	job->internal_tz = tz;
-	job->done = append_done;
-	*actx = (struct append_ctx){ .conn = s->conn, .cmd = cmd };
-	job->ctx = actx;
-	job->loop = s->conn->loop;
+	for (size_t i = 0; ok && i < n; i++) {
+		struct append_msg *m = &args->msgs[i];
+		struct delivery_job *job = jobs[i] = delivery_job_new(1);
+		if (job == NULL) {
+			ok = false;
+			break;
+		}
+		job->rcpts[0].user = strdup(s->user);
+		job->rcpts[0].folder = strdup(folder);
+		job->data = take_message(m->message, &job->size);
+		job->keywords = m->keywords;
+		m->keywords = NULL;
+		job->flags = m->flag_bits;
+		job->internal_date = m->internal_date;
+		job->internal_tz = m->tz;
+		job->done = append_done;
+		job->ctx = &a->parts[i];
+		job->loop = s->conn->loop;
+		a->parts[i].ctx = a;
+		ok = job->rcpts[0].user != NULL && job->rcpts[0].folder != NULL && job->data != NULL;
+	}
+	if (!ok) {
+		for (size_t i = 0; jobs != NULL && i < n; i++)
+			delivery_job_free(&jobs[i]);
+		free(jobs);
+		if (a != NULL)
+			free(a->parts);
+		free(a);
+		free(folder);
+		return -1;
+	}
+	*a = (struct append_ctx){ .conn = s->conn, .cmd = cmd, .folder = folder, .count = n,
+				  .parts = a->parts };
 	conn_ref(s->conn);
-	delivery_submit(s->conn->loop->server->delivery, job);
+	for (size_t i = 0; i < n; i++)
+		delivery_submit(s->conn->loop->server->delivery, jobs[i]);
+	free(jobs);
 	return 0;
-oom:
-	free(actx);
-	free(folder);
-	free(keywords);
-	delivery_job_free(&job);
-	return -1;
 }
 
 IMAP_HANDLER(cmd_append)
 {
 	struct append_args a = {0};
 	const char *bad = append_parse(cmd, &a);
-	uint32_t flags = 0;
-	char *keywords = NULL, *folder = NULL;
-	int64_t date = 0;
+	char *folder = NULL;
+	uint64_t total = 0;
 	int tz = local_tz_minutes();
 
-	if (bad == NULL && a.flags != NULL && imap_flags_parse(a.flags, &flags, &keywords, &bad) < 0)
-		bad = bad != NULL ? bad : "Invalid flags";
-	if (bad == NULL && a.date != NULL &&
-	    imap_datetime_parse(a.date->str, a.date->len, &date, &tz) < 0)
-		bad = "Invalid date-time";
+	for (size_t i = 0; bad == NULL && i < a.count; i++) {
+		struct append_msg *m = &a.msgs[i];
+		m->tz = tz;
+		if (m->flags != NULL &&
+		    imap_flags_parse(m->flags, &m->flag_bits, &m->keywords, &bad) < 0)
+			bad = bad != NULL ? bad : "Invalid flags";
+		if (bad == NULL && m->date != NULL &&
+		    imap_datetime_parse(m->date->str, m->date->len, &m->internal_date, &m->tz) < 0)
+			bad = "Invalid date-time";
+		total += m->message != NULL ? m->message->len : 0;
+	}
 	if (bad != NULL) {
 		imap_bad(s, cmd, bad);
 		goto fail;
@@ -216,19 +342,29 @@ IMAP_HANDLER(cmd_append)
 	folder = imap_mailbox_arg(s, cmd, a.mailbox);
 	if (folder == NULL)
 		goto fail;
-	if (a.message->len == 0) {
-		imap_tagged(s, cmd, "NO Empty message");
-		goto fail;
+	for (size_t i = 0; i < a.count; i++) {
+		const struct imap_arg *msg = a.msgs[i].message;
+		/* RFC 3516 §4.4: NULs travel only in literal8 */
+		if (!msg->literal8 && memchr(msg->str, '\0', msg->len) != NULL) {
+			imap_bad(s, cmd, "NUL in a message literal: use literal8 (~{n})");
+			goto fail;
+		}
+		if (a.msgs[i].message->len == 0) {
+			imap_tagged(s, cmd, "NO Empty message");
+			goto fail;
+		}
 	}
-	if (append_precheck(s, cmd, folder, a.message->len) < 0)
+	if (append_precheck(s, cmd, folder, total) < 0)
 		goto fail;
-	if (append_submit(s, cmd, folder, &a, flags, keywords, date, tz) < 0) {
+	if (append_submit(s, cmd, folder, &a) < 0) {
+		append_args_clear(&a);
 		imap_store_error(s, cmd, "append", TERN_ERR_NOMEM);
 		return IMAP_CMD_DONE;
 	}
+	append_args_clear(&a);
 	return IMAP_CMD_ASYNC;
 fail:
-	free(keywords);
+	append_args_clear(&a);
 	free(folder);
 	return IMAP_CMD_DONE;
 }

@@ -6,6 +6,7 @@
 
 #include "core/log.h"
 #include "proto/imap/commands.h"
+#include "store/store.h"
 
 static void idle_line(struct imap_session *s, char *line)
 {
@@ -32,6 +33,7 @@ IMAP_HANDLER(cmd_idle)
 	if (imap_view_sync(s, true, &err) < 0)
 		log_warn("imap: user=%s, rip=%s: IDLE update failed: %s", s->user,
 			 s->conn->peer_addr, tern_error_str(err));
+	store_release_memory(s->store);
 	imap_read_line(s, idle_line);
 	return IMAP_CMD_ASYNC;
 }

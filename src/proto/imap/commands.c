@@ -41,10 +41,12 @@ static const struct imap_command commands[] = {
 	{"SEARCH", cmd_search, SELECTED, IMAP_CMD_UID_OK | IMAP_CMD_SYNC_NO_EXPUNGE},
 	{"SELECT", cmd_select, AUTH, IMAP_CMD_NO_SYNC},
 	{"SETQUOTA", cmd_setquota, AUTH, 0},
+	{"SORT", cmd_sort, SELECTED, IMAP_CMD_UID_OK | IMAP_CMD_SYNC_NO_EXPUNGE},
 	{"STARTTLS", cmd_starttls, NOT_AUTH, IMAP_CMD_NO_SYNC | IMAP_CMD_NO_ARGS},
 	{"STATUS", cmd_status, AUTH, 0},
 	{"STORE", cmd_store, SELECTED, IMAP_CMD_UID_OK | IMAP_CMD_SYNC_NO_EXPUNGE},
 	{"SUBSCRIBE", cmd_subscribe, AUTH, 0},
+	{"THREAD", cmd_thread, SELECTED, IMAP_CMD_UID_OK | IMAP_CMD_SYNC_NO_EXPUNGE},
 	{"UNSELECT", cmd_unselect, SELECTED, IMAP_CMD_NO_SYNC | IMAP_CMD_NO_ARGS},
 	{"UNSUBSCRIBE", cmd_subscribe, AUTH, 0},
 };

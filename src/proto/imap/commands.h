@@ -47,6 +47,10 @@ IMAP_HANDLER(cmd_fetch);
 IMAP_HANDLER(cmd_store);
 /* cmd-search.c */
 IMAP_HANDLER(cmd_search);
+/* cmd-sort.c */
+IMAP_HANDLER(cmd_sort);         /* SORT and UID SORT (with ESORT RETURN) */
+/* cmd-thread.c */
+IMAP_HANDLER(cmd_thread);       /* THREAD and UID THREAD */
 /* cmd-copy.c */
 IMAP_HANDLER(cmd_copy);         /* COPY and MOVE (cmd->name tells) */
 

@@ -26,9 +26,8 @@ struct imap_thread_msg {
 };
 
 /* Builds the threads of msgs (any order) with algo and appends them to out
- * as the payload of "* THREAD" (each thread " (...)" with its leading space;
- * nothing for no messages). 0, or -1 when out of memory (out may then hold
- * part of the answer). */
+ * as the payload of "* THREAD ": "(2)(3 6 (4 23)(44 7 96))", nothing for no
+ * messages. 0, or -1 when out of memory (out may then hold part of it). */
 int imap_thread_write(struct evbuffer *out, enum imap_thread_algo algo,
 		      const struct imap_thread_msg *msgs, size_t count);
 

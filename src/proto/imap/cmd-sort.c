@@ -1,0 +1,184 @@
+/* SORT and UID SORT (RFC 5256) with SORT=DISPLAY keys (RFC 5957), ESORT's
+ * RETURN options (RFC 5267), SAVE (RFC 5182) and MODSEQ (RFC 7162 §3.1.5).
+ * The search runs as for SEARCH (sort-run.c); keys come from the cached
+ * ENVELOPE and subject, never from the message text. */
+#include <event2/buffer.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proto/imap/commands.h"
+#include "proto/imap/quote.h"
+#include "proto/imap/sort-order.h"
+#include "proto/imap/sort-parse.h"
+#include "proto/imap/sort-run.h"
+#include "store/store.h"
+
+static int load_keys(struct imap_session *s, struct imap_sort_msg *msgs, size_t n,
+		     unsigned needs, enum tern_error *err_r)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct store_msg_cache c = { 0 };
+		int r = store_msg_cache(s->store, s->view->folder, msgs[i].uid, &c, err_r);
+		if (r < 0)
+			return -1;
+		/* expunged meanwhile: sorts with empty keys */
+		r = imap_sort_fill_keys(&msgs[i], needs, c.envelope, c.subject, c.sent_date);
+		store_msg_cache_clear(&c);
+		if (r < 0) {
+			*err_r = TERN_ERR_NOMEM;
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* ESORT ALL: the ids in sort order; only ascending runs become ranges. */
+static void write_sorted_set(struct evbuffer *out, const uint32_t *ids, size_t n)
+{
+	for (size_t i = 0; i < n;) {
+		size_t j = i;
+		while (j + 1 < n && ids[j + 1] == ids[j] + 1)
+			j++;
+		evbuffer_add_printf(out, i > 0 ? ",%" PRIu32 : "%" PRIu32, ids[i]);
+		if (j > i)
+			evbuffer_add_printf(out, ":%" PRIu32, ids[j]);
+		i = j + 1;
+	}
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* RFC 5182 §2.4 with RFC 5267: MIN/MAX alone save the first and last in
+ * sort order; otherwise every match. "$" is kept ascending. */
+static void save_result(struct imap_view *v, unsigned o, const struct imap_sort_msg *msgs,
+			size_t n)
+{
+	uint32_t *saved = malloc((n + 1) * sizeof(*saved));
+	size_t k = 0;
+	if (saved == NULL)
+		return;
+	bool minmax_only = (o & (IMAP_SEARCH_RETURN_MIN | IMAP_SEARCH_RETURN_MAX)) != 0 &&
+			   (o & (IMAP_SEARCH_RETURN_ALL | IMAP_SEARCH_RETURN_COUNT)) == 0;
+	if (!minmax_only) {
+		for (; k < n; k++)
+			saved[k] = msgs[k].uid;
+	} else if (n > 0) {
+		if ((o & IMAP_SEARCH_RETURN_MIN) != 0)
+			saved[k++] = msgs[0].uid;
+		if ((o & IMAP_SEARCH_RETURN_MAX) != 0 && (k == 0 || n > 1))
+			saved[k++] = msgs[n - 1].uid;
+	}
+	qsort(saved, k, sizeof(*saved), cmp_u32);
+	free(v->saved);
+	v->saved = saved;
+	v->saved_count = k;
+}
+
+static void write_result(struct imap_session *s, const struct imap_cmd *cmd,
+			 const struct imap_search_program *sp, const struct imap_sort_msg *msgs,
+			 size_t n, uint64_t max_modseq)
+{
+	struct evbuffer *out = imap_out(s);
+	unsigned o = sp->return_opts & ~(unsigned)IMAP_SEARCH_RETURN_SAVE;
+	uint32_t *ids = malloc((n + 1) * sizeof(*ids));
+	if (ids == NULL)
+		return;
+	for (size_t i = 0; i < n; i++)
+		ids[i] = cmd->uid ? msgs[i].uid : msgs[i].seq;
+	if (!sp->esearch) {
+		evbuffer_add(out, "* SORT", 6);
+		for (size_t i = 0; i < n; i++)
+			evbuffer_add_printf(out, " %" PRIu32, ids[i]);
+		if (sp->uses_modseq && n > 0)
+			evbuffer_add_printf(out, " (MODSEQ %" PRIu64 ")", max_modseq);
+		evbuffer_add(out, "\r\n", 2);
+	} else if (o != 0) {
+		evbuffer_add(out, "* ESEARCH (TAG ", 15);
+		imap_write_quoted(out, cmd->tag, strlen(cmd->tag));
+		evbuffer_add(out, ")", 1);
+		if (cmd->uid)
+			evbuffer_add(out, " UID", 4);
+		if ((o & IMAP_SEARCH_RETURN_MIN) != 0 && n > 0)
+			evbuffer_add_printf(out, " MIN %" PRIu32, ids[0]);
+		if ((o & IMAP_SEARCH_RETURN_MAX) != 0 && n > 0)
+			evbuffer_add_printf(out, " MAX %" PRIu32, ids[n - 1]);
+		if ((o & IMAP_SEARCH_RETURN_COUNT) != 0)
+			evbuffer_add_printf(out, " COUNT %zu", n);
+		if ((o & IMAP_SEARCH_RETURN_ALL) != 0 && n > 0) {
+			evbuffer_add(out, " ALL ", 5);
+			write_sorted_set(out, ids, n);
+		}
+		if (sp->uses_modseq && n > 0)
+			evbuffer_add_printf(out, " MODSEQ %" PRIu64, max_modseq);
+		evbuffer_add(out, "\r\n", 2);
+	}
+	free(ids);
+}
+
+IMAP_HANDLER(cmd_sort)
+{
+	struct imap_sort_program *prog = NULL;
+	const char *error = NULL;
+	int r = imap_sort_parse(cmd->args, cmd->arg_count, &prog, &error);
+	if (r == IMAP_SEARCH_PARSE_BADCHARSET) {
+		imap_tagged(s, cmd, "NO [BADCHARSET (US-ASCII UTF-8)] Unsupported charset");
+		return IMAP_CMD_DONE;
+	}
+	if (r < 0) {
+		imap_bad(s, cmd, error != NULL ? error : "Invalid SORT");
+		return IMAP_CMD_DONE;
+	}
+	struct imap_search_program *sp = prog->search;
+	if (sp->uses_modseq)
+		s->condstore = true;   /* RFC 7162 §3.1: CONDSTORE-enabling */
+	bool save = sp->esearch && (sp->return_opts & IMAP_SEARCH_RETURN_SAVE) != 0;
+	struct imap_sort_match *matches = NULL;
+	struct imap_sort_msg *msgs = NULL;
+	size_t n = 0;
+	uint64_t max_modseq = 0;
+	enum tern_error err = TERN_ERR_NONE;
+	int ret = imap_sort_search(s, sp, &matches, &n, &max_modseq, &err);
+	if (ret == 0) {
+		msgs = calloc(n + 1, sizeof(*msgs));
+		if (msgs == NULL) {
+			err = TERN_ERR_NOMEM;
+			ret = -1;
+		}
+	}
+	if (ret == 0) {
+		for (size_t i = 0; i < n; i++) {
+			msgs[i].seq = matches[i].seq;
+			msgs[i].uid = matches[i].uid;
+			msgs[i].arrival = matches[i].internal_date;
+			msgs[i].date = matches[i].internal_date;
+			msgs[i].size = matches[i].size;
+		}
+		unsigned needs = imap_sort_cache_needs(prog);
+		if (needs != 0)
+			ret = load_keys(s, msgs, n, needs, &err);
+	}
+	if (ret < 0) {
+		if (save) {
+			/* RFC 5182 §2.1: a failed command with SAVE empties "$" */
+			free(s->view->saved);
+			s->view->saved = NULL;
+			s->view->saved_count = 0;
+		}
+		imap_store_error(s, cmd, "SORT", err);
+	} else {
+		imap_sort_order(msgs, n, prog);
+		if (save)
+			save_result(s->view, sp->return_opts, msgs, n);
+		write_result(s, cmd, sp, msgs, n, max_modseq);
+		imap_tagged(s, cmd, "OK Sort completed");
+	}
+	imap_sort_msgs_free(&msgs, n);
+	free(matches);
+	imap_sort_program_free(&prog);
+	return IMAP_CMD_DONE;
+}
