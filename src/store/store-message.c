@@ -24,24 +24,63 @@ int store_msg_from_row(sqlite3_stmt *stmt, struct store_msg *m_r)
 	return 0;
 }
 
-/* 1 = the delivery is already stored (*uid_r, *uidvalidity_r set), 0 = not. */
+/* Delivery ids are microsecond timestamps (delivery.c); a journal record
+ * is checkpointed or replayed long before it is this old. */
+#define DELIVERED_KEEP_US (30ull * 24 * 3600 * 1000000)
+
+/* 1 = the delivery was applied before: *uid_r, *uidvalidity_r are its
+ * message, or 0 if the user has expunged it since; 0 = new. */
 static int find_delivery(struct store *st, uint64_t delivery_id, uint32_t *uid_r,
 			 uint32_t *uidvalidity_r, enum tern_error *err_r)
 {
-	STORE_STMT(stmt, st, STMT_MSG_BY_DELIVERY, err_r);
 	int rc;
-
+	{
+		STORE_STMT(seen, st, STMT_DELIVERED_GET, err_r);
+		if (seen == NULL)
+			return -1;
+		sqlite3_bind_int64(seen, 1, (int64_t)delivery_id);
+		rc = sqlite3_step(seen);
+		if (rc == SQLITE_DONE)
+			return 0;
+		if (rc != SQLITE_ROW)
+			return store_fail(st, rc, err_r);
+	}
+	*uid_r = 0;
+	*uidvalidity_r = 0;
+	STORE_STMT(stmt, st, STMT_MSG_BY_DELIVERY, err_r);
 	if (stmt == NULL)
 		return -1;
 	sqlite3_bind_int64(stmt, 1, (int64_t)delivery_id);
 	rc = sqlite3_step(stmt);
 	if (rc == SQLITE_DONE)
-		return 0;
+		return 1;   /* applied, then expunged */
 	if (rc != SQLITE_ROW)
 		return store_fail(st, rc, err_r);
 	*uid_r = (uint32_t)sqlite3_column_int64(stmt, 0);
 	*uidvalidity_r = (uint32_t)sqlite3_column_int64(stmt, 1);
 	return 1;
+}
+
+/* Remembers an applied delivery id and forgets those too old to replay. */
+static int note_delivery(struct store *st, uint64_t delivery_id, enum tern_error *err_r)
+{
+	{
+		STORE_STMT(add, st, STMT_DELIVERED_ADD, err_r);
+		if (add == NULL)
+			return -1;
+		sqlite3_bind_int64(add, 1, (int64_t)delivery_id);
+		int rc = sqlite3_step(add);
+		if (rc != SQLITE_DONE)
+			return store_fail(st, rc, err_r);
+	}
+	if (delivery_id % 256 != 0 || delivery_id <= DELIVERED_KEEP_US)
+		return 0;
+	STORE_STMT(prune, st, STMT_DELIVERED_PRUNE, err_r);
+	if (prune == NULL)
+		return -1;
+	sqlite3_bind_int64(prune, 1, (int64_t)(delivery_id - DELIVERED_KEEP_US));
+	int rc = sqlite3_step(prune);
+	return rc == SQLITE_DONE ? 0 : store_fail(st, rc, err_r);
 }
 
 static void bind_text_or_null(sqlite3_stmt *stmt, int col, const char *text)
@@ -178,6 +217,8 @@ int store_append(struct store *st, const struct store_new_msg *m, uint32_t *uid_
 			      find_delivery(st, m->delivery_id, &uid, &uidvalidity, err_r) : 0;
 		if (ret == 0)
 			ret = append_locked(st, m, c, &r, &uid, &uidvalidity, err_r);
+		if (ret == 0 && m->delivery_id != 0)
+			ret = note_delivery(st, m->delivery_id, err_r);
 		if (ret >= 0)
 			ret = store_tx_commit(&tx, err_r);
 	}

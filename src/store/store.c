@@ -10,7 +10,7 @@
 
 #include "store/store-private.h"
 
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 #define STORE_BUSY_TIMEOUT_MS 5000
 
 const char *const store_default_folders[][2] = {
@@ -111,9 +111,16 @@ static const char schema_v1[] =
 static const char schema_v2[] =
 	"ALTER TABLE folders ADD COLUMN recent_uid INTEGER NOT NULL DEFAULT 1;";
 
+/* v3: every delivery id ever applied, so that a journal replayed after a
+ * crash does not bring back a message the user has since expunged. */
+static const char schema_v3[] =
+	"CREATE TABLE delivered (id INTEGER PRIMARY KEY);"
+	"INSERT INTO delivered(id) SELECT delivery_id FROM messages WHERE delivery_id != 0;";
+
 static const char *const migrations[STORE_SCHEMA_VERSION] = {
 	schema_v1,
 	schema_v2,
+	schema_v3,
 };
 
 static const char *const store_sql[STMT_COUNT] = {
@@ -165,6 +172,9 @@ static const char *const store_sql[STMT_COUNT] = {
 	[STMT_MSG_INSERT] = "INSERT INTO messages(folder_id, uid, blob_id, flags, keywords, modseq,"
 			    " internal_date, internal_tz, size, sent_date, delivery_id)"
 			    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+	[STMT_DELIVERED_GET] = "SELECT 1 FROM delivered WHERE id = ?1",
+	[STMT_DELIVERED_ADD] = "INSERT INTO delivered(id) VALUES (?1)",
+	[STMT_DELIVERED_PRUNE] = "DELETE FROM delivered WHERE id < ?1",
 	[STMT_MSG_BY_DELIVERY] = "SELECT m.uid, f.uidvalidity FROM messages m"
 				 " JOIN folders f ON f.id = m.folder_id WHERE m.delivery_id = ?1",
 	[STMT_MSG_LIST] = "SELECT uid, flags, keywords, modseq, internal_date, internal_tz, size"

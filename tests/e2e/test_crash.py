@@ -110,3 +110,33 @@ def test_sigkill_mid_burst_loses_and_duplicates_nothing(make_ternd, kill_after):
         _, data = c.deliver("a@b.test", ["alice@example.org"], make_message(subject))
         assert [r.code for r in data] == [250]
     assert node.subjects("alice").count(subject) == 1
+
+
+def test_expunged_and_moved_messages_stay_gone_after_a_crash(make_ternd):
+    """A crash replays the delivery journal: a message the user expunged or
+    moved since it arrived must not come back, nor appear twice."""
+    import imaplib
+
+    from imap_helpers import imap_addr, imap_node
+    from ternlib import PASSWORD
+    node = imap_node(make_ternd)
+    subjects = [unique_subject("replay") for _ in range(4)]
+    with LmtpConn(node.lmtp_addr) as c:
+        c.lhlo()
+        for s in subjects:
+            _, replies = c.deliver("x@remote.test", ["alice@example.org"],
+                                   make_message(s, to="alice@example.org"))
+            assert [r.code for r in replies] == [250], replies
+    host, port = imap_addr(node)
+    imap = imaplib.IMAP4(host, port, timeout=20)
+    imap.login("alice", PASSWORD)
+    imap.select("INBOX")
+    assert imap.uid("STORE", "1,2", "+FLAGS.SILENT", "(\\Deleted)")[0] == "OK"
+    assert imap.expunge()[0] == "OK"
+    assert imap.uid("MOVE", "3", "Trash")[0] == "OK"
+    imap.logout()
+    assert node.subjects("alice") == [subjects[3]]
+    node.kill()
+    node.start()
+    assert node.subjects("alice") == [subjects[3]], "expunged or moved messages came back"
+    assert node.subjects("alice", "Trash") == [subjects[2]]
