@@ -259,9 +259,12 @@ static void conn_hook_fire_cb(evutil_socket_t fd, short what, void *arg)
  * where the producer's writes would re-enter the layers being drained. */
 static void conn_hook_schedule(struct conn *c)
 {
-	static const struct timeval now = {0, 0};
+	/* not {0, 0}: libevent would run that at once, in the same pass over
+	 * active events, and a yielding command would starve the other
+	 * connections; a timer waits for the next poll */
+	static const struct timeval next_turn = {0, 1};
 	conn_ref(c);
-	if (event_base_once(c->loop->base, -1, EV_TIMEOUT, conn_hook_fire_cb, c, &now) < 0) {
+	if (event_base_once(c->loop->base, -1, EV_TIMEOUT, conn_hook_fire_cb, c, &next_turn) < 0) {
 		log_error("conn %s: cannot schedule output drain", c->peer);
 		c->refs--;
 	}
@@ -298,6 +301,11 @@ void conn_set_drain_hook(struct conn *c, size_t low, void (*fn)(struct conn *c))
 	c->drain_hook_watch = evbuffer_add_cb(bufferevent_get_output(conn_bottom(c)), conn_hook_cb, c);
 	if (c->drain_hook_watch == NULL)
 		conn_hook_schedule(c);  /* cannot watch: poll on the next turn */
+}
+
+void conn_yield(struct conn *c, void (*fn)(struct conn *c))
+{
+	conn_set_drain_hook(c, SIZE_MAX, fn);
 }
 
 void conn_close(struct conn *c)

@@ -86,6 +86,11 @@ void conn_set_drain_hook(struct conn *c, size_t low, void (*fn)(struct conn *c))
  * cannot make the server buffer without bound. true = paused, stop now. */
 bool conn_throttle_input(struct conn *c);
 
+/* Calls fn on a later turn of the loop (unless the connection closes
+ * first), so that a long command can give other connections their turn.
+ * Shares the one hook slot with conn_set_drain_hook. */
+void conn_yield(struct conn *c, void (*fn)(struct conn *c));
+
 /* Stops reading until conn_resume (an async step is in flight). */
 void conn_pause(struct conn *c);
 /* Reads again and processes input already buffered: no new read event

@@ -5,6 +5,7 @@ the session still in step; literal bytes are never run as commands; a client
 that keeps sending garbage gets "* BYE" (max_bad_commands); ternd survives it
 all and other sessions keep working."""
 
+import os
 import select
 import socket
 import time
@@ -287,7 +288,9 @@ def test_unread_replies_do_not_grow_memory(node):
         end = got.rfind(b"\n") + 1
         answered += got.count(b" OK Capability completed", 0, end)
         got = got[end:]
-    assert peak - base < 32 * 1024, f"ternd grew by {(peak - base) // 1024} MB"
+    if os.environ.get("TERN_SANITIZED") != "1":
+        # ASan keeps freed memory in quarantine: RSS says nothing there
+        assert peak - base < 32 * 1024, f"ternd grew by {(peak - base) // 1024} MB"
 
 
 def test_client_that_never_reads_is_dropped(make_ternd):

@@ -241,3 +241,32 @@ def test_fifty_sessions_converge(node):
         assert got == want, f"session {i} differs from a fresh session"
         c.ok("LOGOUT")
         c.close()
+
+
+def test_long_search_does_not_hold_up_other_sessions(make_ternd):
+    """With one loop thread every session shares it: while one session runs a
+    SEARCH BODY that reads every message, another session's NOOP is still
+    answered (SEARCH gives the thread back between slices), before the
+    SEARCH finishes."""
+    import select
+
+    from imap_helpers import Raw, imap_node
+    from ternlib import LmtpConn, make_message
+    node = imap_node(make_ternd, worker_threads=1)
+    body = ("lorem ipsum dolor sit amet " * 300 + "\r\n") * 2
+    with LmtpConn(node.lmtp_addr) as c:
+        c.lhlo()
+        for i in range(2000):
+            _, replies = c.deliver("x@remote.test", ["alice@example.org"],
+                                   make_message(f"bulk {i}", body=body, to="alice@example.org"))
+            assert [r.code for r in replies] == [250], replies
+    with Raw(node).login("alice") as a, Raw(node).login("alice") as b:
+        a.select("INBOX")
+        a.send(b"S1 SEARCH BODY \"no such words anywhere\"\r\n")
+        untagged, tagged = b.cmd("NOOP")
+        assert tagged.startswith("OK"), tagged
+        readable, _, _ = select.select([a.sock], [], [], 0)
+        still_searching = not readable and b"S1 " not in a.buf
+        untagged, tagged = a.wait("S1")
+        assert tagged.startswith("OK") and untagged == [b"* SEARCH"], (untagged, tagged)
+        assert still_searching, "the NOOP had to wait for the whole SEARCH"

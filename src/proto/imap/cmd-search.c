@@ -4,10 +4,12 @@
  * messages the cheap keys leave undecided (search-eval.c). */
 #include <event2/buffer.h>
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "core/lock.h"
 #include "proto/imap/commands.h"
 #include "proto/imap/quote.h"
 #include "proto/imap/search-eval.h"
@@ -44,56 +46,97 @@ struct search_result {
 	uint64_t max_modseq;
 };
 
-/* Evaluates prog over the view, joined by UID with the store's current
- * metadata (messages expunged meanwhile drop out). 0 or -1 (*err_r). */
-static int run(struct imap_session *s, struct imap_search_program *prog,
-	       struct search_result *res, enum tern_error *err_r)
+/* A SEARCH in progress. Messages whose text must be read are evaluated in
+ * slices of SEARCH_SLICE_MS, giving the loop thread back in between, so one
+ * user's SEARCH BODY over a big folder does not hold up every other session
+ * on the same thread (FETCH pauses the same way for output). */
+#define SEARCH_SLICE_MS 10
+
+struct search_state {
+	struct imap_session *s;
+	struct imap_cmd *cmd;
+	struct imap_search_program *prog;
+	struct store_msg *list;
+	size_t list_count, li, pos;
+	struct search_load load;
+	struct imap_search_ctx ctx;
+	struct search_result res;
+	bool async;
+};
+
+static void search_state_free(void *arg)
 {
+	struct search_state *st = arg;
+	if (st == NULL)
+		return;
+	store_msgs_free(&st->list, st->list_count);
+	free(st->res.uids);
+	free(st->res.seqs);
+	imap_search_program_free(&st->prog);
+	free(st);
+}
+
+/* Loads the store's metadata, which the view is joined with by UID
+ * (messages expunged meanwhile drop out). 0 or -1 (*err_r). */
+static int search_begin(struct search_state *st, enum tern_error *err_r)
+{
+	struct imap_session *s = st->s;
 	struct imap_view *v = s->view;
-	struct store_msg *list = NULL;
-	size_t list_count = 0, li = 0;
-	if (store_msg_list(s->store, v->folder, &list, &list_count, err_r) < 0)
+	if (store_msg_list(s->store, v->folder, &st->list, &st->list_count, err_r) < 0)
 		return -1;
-	int ret = 0;
-	struct search_load l = { .s = s, .err = TERN_ERR_NONE };
-	struct imap_search_ctx ctx = {
+	st->load = (struct search_load){ .s = s, .err = TERN_ERR_NONE };
+	st->ctx = (struct imap_search_ctx){
 		.now = time(NULL), .saved = v->saved, .saved_count = v->saved_count,
-		.load = search_load, .load_arg = &l,
+		.load = search_load, .load_arg = &st->load,
 	};
-	res->uids = malloc(v->count * sizeof(uint32_t) + 1);
-	res->seqs = malloc(v->count * sizeof(uint32_t) + 1);
-	if (res->uids == NULL || res->seqs == NULL ||
-	    imap_search_prepare(prog, (uint32_t)v->count,
+	st->res.uids = malloc(v->count * sizeof(uint32_t) + 1);
+	st->res.seqs = malloc(v->count * sizeof(uint32_t) + 1);
+	if (st->res.uids == NULL || st->res.seqs == NULL ||
+	    imap_search_prepare(st->prog, (uint32_t)v->count,
 				v->count > 0 ? v->msgs[v->count - 1].uid : 0) < 0) {
 		*err_r = TERN_ERR_NOMEM;
-		ret = -1;
+		return -1;
 	}
-	for (size_t i = 0; ret == 0 && i < v->count; i++) {
-		uint32_t uid = v->msgs[i].uid;
-		while (li < list_count && list[li].uid < uid)
-			li++;
-		if (li == list_count || list[li].uid != uid)
+	return 0;
+}
+
+/* Evaluates messages until done (1) or the slice is used up (0); -1 on a
+ * store error (*err_r). The view does not change meanwhile: the session
+ * runs no other command and syncs only when the reply is written. */
+static int search_slice(struct search_state *st, enum tern_error *err_r)
+{
+	struct imap_session *s = st->s;
+	struct imap_view *v = s->view;
+	uint64_t deadline = tern_now_ms() + SEARCH_SLICE_MS;
+	bool needs_content = imap_search_needs_content(st->prog->root);
+	for (; st->pos < v->count; st->pos++) {
+		if (needs_content && st->pos % 16 == 0 && tern_now_ms() >= deadline)
+			return 0;
+		uint32_t uid = v->msgs[st->pos].uid;
+		while (st->li < st->list_count && st->list[st->li].uid < uid)
+			st->li++;
+		if (st->li == st->list_count || st->list[st->li].uid != uid)
 			continue;
-		const struct store_msg *m = &list[li];
+		const struct store_msg *m = &st->list[st->li];
 		struct imap_search_msg sm = {
-			.seq = (uint32_t)(i + 1), .uid = uid, .flags = m->flags,
+			.seq = (uint32_t)(st->pos + 1), .uid = uid, .flags = m->flags,
 			.keywords = m->keywords, .modseq = m->modseq,
 			.internal_date = m->internal_date, .internal_tz = m->internal_tz,
-			.size = m->size, .recent = imap_view_is_recent(s->view, uid),
+			.size = m->size, .recent = imap_view_is_recent(v, uid),
 		};
-		int r = imap_search_match(&ctx, prog->root, &sm);
+		int r = imap_search_match(&st->ctx, st->prog->root, &sm);
 		if (r < 0) {
-			*err_r = l.err;
-			ret = -1;
-		} else if (r > 0) {
-			res->uids[res->count] = uid;
-			res->seqs[res->count++] = sm.seq;
-			if (m->modseq > res->max_modseq)
-				res->max_modseq = m->modseq;
+			*err_r = st->load.err;
+			return -1;
+		}
+		if (r > 0) {
+			st->res.uids[st->res.count] = uid;
+			st->res.seqs[st->res.count++] = sm.seq;
+			if (m->modseq > st->res.max_modseq)
+				st->res.max_modseq = m->modseq;
 		}
 	}
-	store_msgs_free(&list, list_count);
-	return ret;
+	return 1;
 }
 
 /* RFC 5182 §2.4: with SAVE, MIN and/or MAX (and no ALL or COUNT) save just
@@ -161,6 +204,50 @@ static void write_search(struct imap_session *s, const struct imap_cmd *cmd,
 	evbuffer_add(out, "\r\n", 2);
 }
 
+/* Writes the answer and the tagged reply; frees st. */
+static void search_finish(struct search_state *st, int r, enum tern_error err)
+{
+	struct imap_session *s = st->s;
+	struct imap_search_program *prog = st->prog;
+	bool save = prog->esearch && (prog->return_opts & IMAP_SEARCH_RETURN_SAVE) != 0;
+	if (r < 0) {
+		if (save) {
+			/* RFC 5182 §2.1: a failed SEARCH ... SAVE empties "$" */
+			free(s->view->saved);
+			s->view->saved = NULL;
+			s->view->saved_count = 0;
+		}
+		imap_store_error(s, st->cmd, "SEARCH", err);
+	} else {
+		if (save)
+			save_result(s->view, prog, &st->res);
+		/* RFC 5182 §2.4: SAVE alone sends no ESEARCH */
+		if (!prog->esearch)
+			write_search(s, st->cmd, prog, &st->res);
+		else if ((prog->return_opts & ~(unsigned)IMAP_SEARCH_RETURN_SAVE) != 0)
+			write_esearch(s, st->cmd, prog, &st->res);
+		imap_tagged(s, st->cmd, "OK Search completed");
+	}
+	if (st->async)
+		imap_command_finished(s);   /* frees st */
+	else
+		search_state_free(st);
+}
+
+static void search_resume(struct conn *c)
+{
+	struct imap_session *s = c->state;
+	struct search_state *st = s->cmd_state;
+	if (st == NULL || s->cmd_state_free != search_state_free)
+		return;
+	enum tern_error err = TERN_ERR_NONE;
+	int r = search_slice(st, &err);
+	if (r == 0)
+		conn_yield(c, search_resume);
+	else
+		search_finish(st, r, err);
+}
+
 IMAP_HANDLER(cmd_search)
 {
 	struct imap_search_program *prog = NULL;
@@ -176,29 +263,24 @@ IMAP_HANDLER(cmd_search)
 	}
 	if (prog->uses_modseq)
 		s->condstore = true;   /* RFC 7162 §3.1: CONDSTORE-enabling */
-	bool save = prog->esearch && (prog->return_opts & IMAP_SEARCH_RETURN_SAVE) != 0;
-	struct search_result res = { 0 };
-	enum tern_error err = TERN_ERR_NONE;
-	if (run(s, prog, &res, &err) < 0) {
-		if (save) {
-			/* RFC 5182 §2.1: a failed SEARCH ... SAVE empties "$" */
-			free(s->view->saved);
-			s->view->saved = NULL;
-			s->view->saved_count = 0;
-		}
-		imap_store_error(s, cmd, "SEARCH", err);
-	} else {
-		if (save)
-			save_result(s->view, prog, &res);
-		/* RFC 5182 §2.4: SAVE alone sends no ESEARCH */
-		if (!prog->esearch)
-			write_search(s, cmd, prog, &res);
-		else if ((prog->return_opts & ~(unsigned)IMAP_SEARCH_RETURN_SAVE) != 0)
-			write_esearch(s, cmd, prog, &res);
-		imap_tagged(s, cmd, "OK Search completed");
+	struct search_state *st = calloc(1, sizeof(*st));
+	if (st == NULL) {
+		imap_search_program_free(&prog);
+		imap_store_error(s, cmd, "SEARCH", TERN_ERR_NOMEM);
+		return IMAP_CMD_DONE;
 	}
-	free(res.uids);
-	free(res.seqs);
-	imap_search_program_free(&prog);
-	return IMAP_CMD_DONE;
+	*st = (struct search_state){ .s = s, .cmd = cmd, .prog = prog };
+	enum tern_error err = TERN_ERR_NONE;
+	r = search_begin(st, &err);
+	if (r == 0)
+		r = search_slice(st, &err);
+	if (r != 0) {
+		search_finish(st, r, err);
+		return IMAP_CMD_DONE;
+	}
+	st->async = true;
+	s->cmd_state = st;
+	s->cmd_state_free = search_state_free;
+	conn_yield(s->conn, search_resume);
+	return IMAP_CMD_ASYNC;
 }
