@@ -575,6 +575,9 @@ int store_open(const char *data_dir, const char *user, bool create, struct store
 		return -1;
 	}
 	sqlite3_extended_result_codes(st->db, 1);
+	/* Closing must not checkpoint on the closing thread (an IMAP loop
+	 * thread parking an idle session): the delivery workers checkpoint. */
+	(void)sqlite3_db_config(st->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
 	if (store_pragmas(st, err_r) < 0 || store_migrate(st, err_r) < 0) {
 		store_free(st);
 		return -1;
@@ -601,19 +604,6 @@ void store_library_init(void)
 	 * (~90 KiB) at its first read; a node keeps one connection per
 	 * logged-in session, most of them idle, so pages come one at a time. */
 	(void)sqlite3_config(SQLITE_CONFIG_PAGECACHE, NULL, 0, 0);
-}
-
-void store_release_memory(struct store *st)
-{
-	/* prepared statements are most of what a connection keeps; outside a
-	 * transaction none is running, and each is prepared again on first use */
-	if (sqlite3_get_autocommit(st->db)) {
-		for (size_t i = 0; i < sizeof(st->stmts) / sizeof(st->stmts[0]); i++) {
-			sqlite3_finalize(st->stmts[i]);
-			st->stmts[i] = NULL;
-		}
-	}
-	(void)sqlite3_db_release_memory(st->db);
 }
 
 int store_remove(const char *data_dir, const char *user, enum tern_error *err_r)

@@ -90,10 +90,6 @@ struct store_changes {
  * opened (later it changes nothing). */
 void store_library_init(void);
 
-/* Gives back the page cache of an idle store (a session entering IDLE may
- * sit for hours); pages are read again when next needed. */
-void store_release_memory(struct store *st);
-
 /* Path of the user's database: <data_dir>/mail/<user>.db (user already canonical). */
 char *store_path(const char *data_dir, const char *user);
 

@@ -586,6 +586,22 @@ def test_idle_done(node):
         c.ok("NOOP")
 
 
+def test_idle_session_of_a_deleted_user_gets_bye(node):
+    """An IDLE session gives its store back while it waits; if the user is
+    deleted meanwhile it cannot have it again and says so, instead of
+    serving a mailbox that no longer exists."""
+    with selected(node) as c:
+        deliver(node)
+        c.ok("NOOP")
+        tag = c.tag()
+        c.send(f"{tag} IDLE\r\n")
+        assert c.response().startswith(b"+"), "IDLE continuation"
+        node.ctl("user", "del", "alice")
+        c.send("DONE\r\n")
+        rest = c.expect_closed()
+        assert b"* BYE [UNAVAILABLE]" in rest, rest
+
+
 def test_list_extended_special_use_children_status(node):
     with authed(node) as c:
         c.ok("CREATE Parent/Child")

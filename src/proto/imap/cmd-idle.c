@@ -13,6 +13,10 @@ static void idle_line(struct imap_session *s, char *line)
 	bool done = strcasecmp(line, "DONE") == 0;
 	free(line);
 	s->idling = false;
+	if (imap_session_unpark_store(s) < 0) {
+		imap_command_finished(s);
+		return;
+	}
 	if (done)
 		imap_tagged(s, s->pending, "OK Idle completed");
 	else
@@ -33,7 +37,7 @@ IMAP_HANDLER(cmd_idle)
 	if (imap_view_sync(s, true, &err) < 0)
 		log_warn("imap: user=%s, rip=%s: IDLE update failed: %s", s->user,
 			 s->conn->peer_addr, tern_error_str(err));
-	store_release_memory(s->store);
+	imap_session_park_store(s);
 	imap_read_line(s, idle_line);
 	return IMAP_CMD_ASYNC;
 }

@@ -312,16 +312,38 @@ static void imap_input(struct conn *c)
 
 /* ---- change notification ---- */
 
+void imap_session_park_store(struct imap_session *s)
+{
+	store_close(&s->store);
+}
+
+int imap_session_unpark_store(struct imap_session *s)
+{
+	if (s->store != NULL)
+		return 0;
+	enum tern_error err = TERN_ERR_NONE;
+	if (store_open(imap_config(s)->data_dir, s->user, false, &s->store, &err) == 0)
+		return 0;
+	log_warn("imap: user=%s, rip=%s: cannot reopen the store after IDLE: %s", s->user,
+		 s->conn->peer_addr, tern_error_str(err));
+	imap_untagged(s, "BYE [UNAVAILABLE] Mailbox not available, try again later");
+	conn_close(s->conn);
+	return -1;
+}
+
 static void session_changed(struct notify_watcher *w)
 {
 	struct imap_session *s = w->ctx;
 	s->changes_pending = true;
 	if (!s->idling || s->view == NULL || s->conn->closing)
 		return;
+	if (imap_session_unpark_store(s) < 0)
+		return;
 	enum tern_error err = TERN_ERR_NONE;
 	if (imap_view_sync(s, true, &err) < 0)
 		log_warn("imap: user=%s, rip=%s: IDLE update failed: %s", s->user,
 			 s->conn->peer_addr, tern_error_str(err));
+	imap_session_park_store(s);
 }
 
 int imap_session_login(struct imap_session *s, const char *user, enum tern_error *err_r)

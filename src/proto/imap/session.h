@@ -168,6 +168,11 @@ void imap_view_close(struct imap_session *s);
  * client was not told of (RFC 3501 §7.2.6); the view learns them whenever
  * it takes a message's state. */
 void imap_view_announce_keywords(struct imap_session *s);
+/* A session in IDLE may wait for hours: it closes its store connection
+ * (most of what an idle session costs) and reopens it when woken. */
+void imap_session_park_store(struct imap_session *s);
+/* Reopens a parked store: 0, or -1 after "* BYE" and closing the session. */
+int imap_session_unpark_store(struct imap_session *s);
 /* Adds kw's keywords (space-separated) the client was not told of. */
 void imap_view_learn_keywords(struct imap_view *v, const char *kw);
 /* Reports changes made by others (or by this session through the store)
