@@ -7,10 +7,16 @@ lmtp-load --out, imap-load --out, run.sh and run-dovecot-baseline.sh write.
   benchlib.py cpudiff A.json B.json    key=value line, same keys as the Dovecot script
   benchlib.py pss PID                  Pss and Rss (KiB) of one process
   benchlib.py report RESDIR            markdown tables from RESDIR/*.txt
+  benchlib.py idlecheck IMAP_PORT LMTP_PORT USERNUM DOMAIN LMTP_LOAD
+      one new IMAP session (LOGIN, SELECT INBOX, IDLE) of user<USERNUM>, then
+      one message delivered to that user with LMTP_LOAD; key=value line with
+      LOGIN/SELECT ms and how long until IDLE reported the new EXISTS
 """
 import json
 import os
+import socket
 import statistics
+import subprocess
 import sys
 import time
 
@@ -194,46 +200,191 @@ def report(resdir):
     print('\n'.join(out))
 
 
+IMAP_ROWS = [  # label, tool, key, title, digits
+    ('select-first-after-delivery', 'imap', 'select_p50_ms', 'first SELECT after bulk delivery, ms', 2),
+    ('select-cold', 'imap', 'select_p50_ms', 'SELECT cold (restart + evicted), ms', 2),
+    ('select-warm', 'imap', 'select_p50_ms', 'SELECT warm, p50 of 20, ms', 2),
+    ('select-warm', 'imap', 'select_max_ms', 'SELECT warm, max of 20, ms', 2),
+    ('select-warm', 'imap', 'login_p50_ms', 'LOGIN, p50 of 20, ms', 2),
+    ('fetch-cold', 'imap', 'meta_s', 'FETCH 1:* (UID FLAGS RFC822.SIZE) cold, s', 3),
+    ('fetch-cold', 'imap', 'body_s', 'FETCH 1:* BODY.PEEK[] cold, s', 3),
+    ('fetch-warm', 'imap', 'meta_s', 'FETCH 1:* (UID FLAGS RFC822.SIZE) warm, s', 3),
+    ('fetch-warm', 'imap', 'body_s', 'FETCH 1:* BODY.PEEK[] warm, s', 3),
+    ('fetch-warm', 'cpu', 'srv_cpu_s', 'server CPU for the warm fetch-all, s', 2),
+    ('pop3-warm', 'pop3', 'retr_s', 'POP3 RETR 1..N warm (not a goal), s', 3),
+]
+
+
+def vals(rows, tool, label, key):
+    return [float(d[key]) for d in rows if d['tool'] == tool and d.get('label') == label and key in d]
+
+
 def imap_report(servers, dcs, out):
-    """IMAP rows (only if the imap phase ran)."""
+    """IMAP rows (only if the imap phase ran): times, ratios, memory."""
     any_imap = any(d['tool'] in ('imap', 'mem') for rows in servers.values() for d in rows)
-    if not any_imap:
-        return
-    order = ['tern'] + dcs
-    out.append('### IMAP, user0 with 20,000 x 4 KiB messages; idle connections')
-    out.append('')
-    out.append('| server | test | N | SELECT p50 ms | SELECT max ms | LOGIN p50 ms | meta FETCH s | '
-               'body FETCH s | body MB/s | bytes exact |')
-    out.append('|---|---|---|---|---|---|---|---|---|---|')
-    for srv in order:
-        rows = servers.get(srv, [])
-        labels = []
-        for d in rows:
-            if d['tool'] == 'imap' and d.get('label') not in labels:
-                labels.append(d.get('label'))
-        for label in labels:
-            g = [d for d in rows if d['tool'] == 'imap' and d.get('label') == label]
-            def f(key, nd=2):
-                v = [float(d[key]) for d in g if key in d]
-                return fmt(med(v), nd) if v else '-'
-            exact = '-'
-            if g[0].get('mode') == 'fetch-all':
-                exact = 'yes' if all(d.get('size_match') == '1' for d in g) else 'NO'
-            out.append(f"| {srv} | {label} | {len(g)} | {f('select_p50_ms')} | {f('select_max_ms')} | "
-                       f"{f('login_p50_ms')} | {f('meta_s', 3)} | {f('body_s', 3)} | {f('body_mb_s', 1)} | {exact} |")
-    out.append('')
-    out.append('| server | test | N | conns | PSS KiB/conn | RSS KiB/conn | setup conn/s |')
-    out.append('|---|---|---|---|---|---|---|')
-    for srv in order:
-        g = [d for d in servers.get(srv, []) if d['tool'] == 'mem']
-        if not g:
-            continue
-        def f(key, nd=1):
-            v = [float(d[key]) for d in g if key in d]
-            return fmt(med(v), nd) if v else '-'
-        out.append(f"| {srv} | {g[0].get('label')} | {len(g)} | {g[-1].get('conns')} | "
-                   f"{f('pss_per_conn_kb')} | {f('rss_per_conn_kb')} | {f('setup_cps')} |")
-    out.append('')
+    if any_imap:
+        t = servers['tern']
+        for dc in dcs or [None]:
+            d = servers[dc] if dc else []
+            name = dc[len('dovecot-'):] if dc else '(not measured)'
+            out.append(f'### IMAP, user0 with 20,000 x 4 KiB messages: Tern vs Dovecot {name}')
+            out.append('')
+            out.append('Times: lower is better. **speed-up** = Dovecot median / Tern median '
+                       '(above 1 = Tern faster; goal: at least 1).')
+            out.append('')
+            out.append('| test | N T/D | Tern | Dovecot | **speed-up** | bytes exact T/D |')
+            out.append('|---|---|---|---|---|---|')
+            for label, tool, key, title, nd in IMAP_ROWS:
+                tv, dv = vals(t, tool, label, key), vals(d, tool, label, key)
+                if not tv and not dv:
+                    continue
+                ratio = 'n/a'
+                if tv and dv and statistics.median(tv) > 0:
+                    ratio = f'**{statistics.median(dv) / statistics.median(tv):.2f}**'
+                exact = ''
+                if key == 'body_s':
+                    def ex(rows):
+                        g = [x for x in rows if x['tool'] == 'imap' and x.get('label') == label]
+                        return '-' if not g else ('yes' if all(x.get('size_match') == '1' for x in g) else 'NO')
+                    exact = f'{ex(t)}/{ex(d)}'
+                out.append(f'| {title} | {len(tv)}/{len(dv)} | {fmt(med(tv), nd)} | {fmt(med(dv), nd)} | '
+                           f'{ratio} | {exact} |')
+            out.append('')
+            tm = [x for x in t if x['tool'] == 'mem']
+            dm = [x for x in d if x['tool'] == 'mem']
+            if tm or dm:
+                out.append(f'### Memory per idle IMAP connection (LOGIN + SELECT INBOX + IDLE), Tern vs Dovecot {name}')
+                out.append('')
+                out.append('**ratio** = Tern / Dovecot PSS per connection (goal: 0.10 or less).')
+                out.append('')
+                out.append('| server | sessions | N | PSS KiB/conn | RSS KiB/conn | setup conn/s |')
+                out.append('|---|---|---|---|---|---|')
+                for srv, g in (('Tern (ternd, 1 process)', tm), (f'Dovecot {name} (all processes)', dm)):
+                    if not g:
+                        continue
+                    def f(key, nd=1):
+                        v = [float(x[key]) for x in g if key in x]
+                        return fmt(med(v), nd) if v else '-'
+                    out.append(f"| {srv} | {g[-1].get('conns')} | {len(g)} | {f('pss_per_conn_kb')} | "
+                               f"{f('rss_per_conn_kb')} | {f('setup_cps', 0)} |")
+                tp = [float(x['pss_per_conn_kb']) for x in tm]
+                dp = [float(x['pss_per_conn_kb']) for x in dm]
+                if tp and dp:
+                    out.append('')
+                    out.append(f'PSS ratio Tern/Dovecot: **{statistics.median(tp) / statistics.median(dp):.3f}**')
+                out.append('')
+    t = servers['tern']
+    k = [x for x in t if x['tool'] == 'idle10k']
+    if k:
+        out.append('### Tern: one node, many concurrent idle IMAP sessions (idle10k)')
+        out.append('')
+        out.append('| target | idling | failed | setup s | ternd RSS MiB | ternd PSS MiB | PSS KiB/conn | '
+                   'ternd fds | RLIMIT_NOFILE |')
+        out.append('|---|---|---|---|---|---|---|---|---|')
+        for x in k:
+            out.append(f"| {x.get('target')} | {x.get('idling')} | {x.get('failed')} | {x.get('setup_s')} | "
+                       f"{int(x.get('after_rss_kb', 0)) / 1024:.0f} | {int(x.get('after_pss_kb', 0)) / 1024:.0f} | "
+                       f"{x.get('pss_per_conn_kb')} | {x.get('fds')} | {x.get('nofile')} |")
+        out.append('')
+        for x in t:
+            if x['tool'] == 'note' and x.get('label') == 'idle10k-login-at-limit':
+                out.append(f"Fresh LOGIN at the limit: rc={x.get('rc')} {x.get('reply', '')}")
+                out.append('')
+        c = [x for x in t if x['tool'] == 'idle10k-checks']
+        if c:
+            out.append('| sessions idling during the checks | 1 msg to each of N idle users: sessions notified | '
+                       'new IDLE session: delivery seen after (incl. LMTP) | fresh LOGIN+SELECT x5 |')
+            out.append('|---|---|---|---|')
+            for x in c:
+                chk = (f"{x.get('check_idle_notify_ms')} ms" if x.get('idlecheck') == 'ok'
+                       else f"failed: {x.get('check_error', '?')}")
+                lg = [y for y in t if y['tool'] == 'imap' and y.get('label') == 'login-at-idle10k']
+                lgs = (f"ok, LOGIN p50 {lg[-1].get('login_p50_ms')} ms, SELECT p50 {lg[-1].get('select_p50_ms')} ms"
+                       if x.get('fresh_login_rc') == '0' and lg else f"FAILED (rc {x.get('fresh_login_rc')})")
+                out.append(f"| {x.get('idling')} | {x.get('notified')}/{x.get('delivered_to_idle')} | {chk} | {lgs} |")
+            out.append('')
+
+
+# ------------------------------------------------------------------ idlecheck
+class Lines:
+    """CRLF lines from a socket (no literals expected in these replies)."""
+
+    def __init__(self, sock):
+        self.sock, self.buf = sock, b''
+
+    def line(self):
+        while b'\r\n' not in self.buf:
+            d = self.sock.recv(65536)
+            if not d:
+                raise EOFError('connection closed')
+            self.buf += d
+        ln, self.buf = self.buf.split(b'\r\n', 1)
+        return ln.decode('utf-8', 'replace')
+
+
+def imap_cmd(sock, rd, tag, cmd):
+    """Send one command; (ok, last line, untagged lines)."""
+    sock.sendall(f'{tag} {cmd}\r\n'.encode())
+    untagged = []
+    while True:
+        ln = rd.line()
+        if ln.startswith(tag + ' '):
+            return ln[len(tag) + 1:].upper().startswith('OK'), ln, untagged
+        untagged.append(ln)
+
+
+def idlecheck(imap_port, lmtp_port, usernum, domain, lmtp_load):
+    out = {'idlecheck': 'fail'}
+    user = f'user{usernum}@{domain}'
+    try:
+        t0 = time.monotonic()
+        sock = socket.create_connection(('127.0.0.1', imap_port), timeout=30)
+        rd = Lines(sock)
+        greet = rd.line()
+        if not greet.startswith('* OK'):
+            raise RuntimeError(f'greeting: {greet}')
+        t1 = time.monotonic()
+        ok, ln, _ = imap_cmd(sock, rd, 'a1', f'LOGIN "{user}" "pass"')
+        t2 = time.monotonic()
+        out['check_login_ms'] = f'{(t2 - t1) * 1000:.2f}'
+        if not ok:
+            raise RuntimeError(f'LOGIN: {ln}')
+        ok, ln, unt = imap_cmd(sock, rd, 'a2', 'SELECT INBOX')
+        t3 = time.monotonic()
+        out['check_select_ms'] = f'{(t3 - t2) * 1000:.2f}'
+        if not ok:
+            raise RuntimeError(f'SELECT: {ln}')
+        exists = [int(u.split()[1]) for u in unt if u.upper().endswith(' EXISTS')][-1]
+        sock.sendall(b'a3 IDLE\r\n')
+        while not rd.line().startswith('+'):
+            pass
+        t4 = time.monotonic()
+        r = subprocess.run([lmtp_load, '--port', str(lmtp_port), '--conns', '1', '--messages', '1',
+                            '--size', '4096', '--users', '1', '--user-base', str(usernum),
+                            '--domain', domain, '--quiet'], capture_output=True, timeout=60)
+        t5 = time.monotonic()
+        out['check_lmtp_ms'] = f'{(t5 - t4) * 1000:.2f}'
+        if r.returncode != 0:
+            raise RuntimeError(f'lmtp-load rc={r.returncode}')
+        sock.settimeout(10)
+        while True:
+            ln = rd.line()
+            p = ln.split()
+            if len(p) == 3 and p[0] == '*' and p[2].upper() == 'EXISTS' and int(p[1]) > exists:
+                break
+        t6 = time.monotonic()
+        # from the start of the LMTP transaction (incl. starting lmtp-load)
+        out['check_idle_notify_ms'] = f'{(t6 - t4) * 1000:.2f}'
+        sock.sendall(b'DONE\r\n')
+        while not rd.line().startswith('a3 '):
+            pass
+        imap_cmd(sock, rd, 'a4', 'LOGOUT')
+        sock.close()
+        out['idlecheck'] = 'ok'
+        out['check_total_ms'] = f'{(time.monotonic() - t0) * 1000:.1f}'
+    except Exception as e:  # report, do not hide: the caller records the line
+        out['check_error'] = '"' + str(e).replace(' ', '_')[:200] + '"'
+    return ' '.join(f'{k}={v}' for k, v in out.items())
 
 
 if __name__ == '__main__':
@@ -250,6 +401,8 @@ if __name__ == '__main__':
         print(f"pss_kb={r.get('Pss', 0)} rss_kb={s.get('VmRSS', 0)}")
     elif cmd == 'report':
         report(sys.argv[2])
+    elif cmd == 'idlecheck':
+        print(idlecheck(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], sys.argv[6]))
     else:
         sys.stderr.write(__doc__)
         sys.exit(2)
