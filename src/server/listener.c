@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <event2/listener.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,6 +97,13 @@ static void accept_cb(struct evconnlistener *ev, evutil_socket_t fd, struct sock
 	a->listener = l;
 	a->fd = fd;
 	describe_peer(sa, a);
+	/* Replies are assembled in an evbuffer and written once per loop turn,
+	 * so Nagle only adds latency: a multi-segment reply (a FETCH) whose
+	 * short last segment waits for the client's delayed ACK (40 ms). */
+	if (sa->sa_family == AF_INET || sa->sa_family == AF_INET6) {
+		int one = 1;
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	}
 	struct loop *loop = &srv->loops[srv->next_loop++ % srv->loop_count];
 	loop_post(loop, accepted_task, a);
 }

@@ -199,10 +199,13 @@ static const char *const store_sql[STMT_COUNT] = {
 	[STMT_MSG_ALL_UIDS] = "SELECT uid FROM messages WHERE folder_id = ?1 ORDER BY uid",
 	[STMT_TOMBSTONE_INSERT] = "INSERT OR REPLACE INTO expunged(folder_id, uid, modseq)"
 				  " VALUES (?1, ?2, ?3)",
+	/* INDEXED BY: left alone, the planner walks the primary key to save the
+	 * sort, reading the whole folder for the few rows a sync wants. */
 	[STMT_CHANGES] = "SELECT uid, flags, keywords, modseq, internal_date, internal_tz, size"
-			 " FROM messages WHERE folder_id = ?1 AND modseq > ?2 ORDER BY uid",
-	[STMT_VANISHED] = "SELECT uid FROM expunged WHERE folder_id = ?1 AND modseq > ?2"
-			  " ORDER BY uid",
+			 " FROM messages INDEXED BY messages_modseq"
+			 " WHERE folder_id = ?1 AND modseq > ?2 ORDER BY uid",
+	[STMT_VANISHED] = "SELECT uid FROM expunged INDEXED BY expunged_modseq"
+			  " WHERE folder_id = ?1 AND modseq > ?2 ORDER BY uid",
 	[STMT_USAGE] = "SELECT coalesce(sum(bytes), 0), coalesce(sum(messages), 0) FROM folders",
 };
 

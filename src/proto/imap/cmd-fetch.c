@@ -34,6 +34,7 @@ struct fetch_state {
 	bool list_is_changes;      /* CHANGEDSINCE: absent from list = unchanged */
 	uint32_t *seen_set;        /* UIDs whose \Seen this command set */
 	size_t seen_count, seen_pos;
+	size_t view_cursor;        /* imap_view_seq_walk: uids are ascending */
 	bool expunged;             /* a message vanished before it was sent */
 	bool async;
 };
@@ -223,11 +224,11 @@ static bool req_has(const struct imap_fetch_request *req, enum imap_fetch_type t
 static void note_reported(struct fetch_state *f, const struct imap_fetch_msg *fm)
 {
 	struct imap_view *v = f->s->view;
-	uint32_t seq = imap_view_seq(v, fm->meta->uid);
+	uint32_t seq = fm->seq;
 	if (seq == 0 || !(fm->add_flags || req_has(f->req, IMAP_FETCH_FLAGS)))
 		return;
 	bool modseq_told = fm->add_modseq || req_has(f->req, IMAP_FETCH_MODSEQ);
-	imap_view_update_msg(v, fm->meta->uid, fm->meta->flags, fm->meta->keywords,
+	imap_view_update_seq(v, seq, fm->meta->flags, fm->meta->keywords,
 			     modseq_told ? fm->meta->modseq : v->msgs[seq - 1].modseq);
 }
 
@@ -255,7 +256,7 @@ static int fetch_one(struct fetch_state *f, uint32_t uid, enum tern_error *err_r
 	if (r > 0) {
 		bool seen = seen_just_set(f, uid);
 		struct imap_fetch_msg fm = {
-			.seq = imap_view_seq(f->s->view, uid), .meta = &meta,
+			.seq = imap_view_seq_walk(f->s->view, uid, &f->view_cursor), .meta = &meta,
 			.cache = f->needs.cache ? &cache : NULL, .raw = raw,
 			.add_flags = seen, .add_modseq = seen && f->s->condstore,
 			.recent = imap_view_is_recent(f->s->view, uid),

@@ -328,6 +328,21 @@ static int write_body_att(struct evbuffer *out, const struct imap_fetch_att *a,
 
 /* ---- the response ---- */
 
+/* prefix then v in decimal: the per-message items of a whole-folder FETCH,
+ * without a printf each. */
+static int add_number(struct evbuffer *out, const char *prefix, size_t prefix_len, uint64_t v)
+{
+	char buf[48];
+	char *e = buf + sizeof(buf), *p = e;
+	do {
+		*--p = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	p -= prefix_len;
+	memcpy(p, prefix, prefix_len);
+	return evbuffer_add(out, p, (size_t)(e - p)) < 0 ? IMAP_FETCH_WRITE_NOMEM : 0;
+}
+
 static int write_att(struct evbuffer *out, const struct imap_fetch_att *a,
 		     const struct imap_fetch_msg *m)
 {
@@ -335,7 +350,7 @@ static int write_att(struct evbuffer *out, const struct imap_fetch_att *a,
 	const struct store_msg_cache *c = m->cache;
 	char date[IMAP_DATETIME_SIZE];
 
-	if (evbuffer_add_printf(out, "%s", a->response_name) < 0)
+	if (evbuffer_add(out, a->response_name, strlen(a->response_name)) < 0)
 		return IMAP_FETCH_WRITE_NOMEM;
 	switch (a->type) {
 	case IMAP_FETCH_FLAGS:
@@ -348,12 +363,13 @@ static int write_att(struct evbuffer *out, const struct imap_fetch_att *a,
 			snprintf(date, sizeof(date), "01-Jan-1970 00:00:00 +0000");
 		return evbuffer_add_printf(out, " \"%s\"", date) < 0 ? IMAP_FETCH_WRITE_NOMEM : 0;
 	case IMAP_FETCH_RFC822_SIZE:
-		return evbuffer_add_printf(out, " %" PRIu64, meta->size) < 0 ? IMAP_FETCH_WRITE_NOMEM : 0;
+		return add_number(out, " ", 1, meta->size);
 	case IMAP_FETCH_UID:
-		return evbuffer_add_printf(out, " %" PRIu32, meta->uid) < 0 ? IMAP_FETCH_WRITE_NOMEM : 0;
+		return add_number(out, " ", 1, meta->uid);
 	case IMAP_FETCH_MODSEQ:
-		return evbuffer_add_printf(out, " (%" PRIu64 ")", meta->modseq) < 0
-			       ? IMAP_FETCH_WRITE_NOMEM : 0;
+		if (add_number(out, " (", 2, meta->modseq) < 0)
+			return IMAP_FETCH_WRITE_NOMEM;
+		return evbuffer_add(out, ")", 1) < 0 ? IMAP_FETCH_WRITE_NOMEM : 0;
 	case IMAP_FETCH_ENVELOPE:
 	case IMAP_FETCH_BODY:
 	case IMAP_FETCH_BODYSTRUCTURE: {
@@ -381,7 +397,7 @@ static int write_all(struct evbuffer *tmp, const struct imap_fetch_request *req,
 		     const struct imap_fetch_msg *m)
 {
 	int r = 0;
-	if (evbuffer_add_printf(tmp, "* %" PRIu32 " FETCH (", m->seq) < 0)
+	if (add_number(tmp, "* ", 2, m->seq) < 0 || evbuffer_add(tmp, " FETCH (", 8) < 0)
 		return IMAP_FETCH_WRITE_NOMEM;
 	for (size_t i = 0; i < req->count && r == 0; i++) {
 		if (i > 0 && evbuffer_add(tmp, " ", 1) < 0)
@@ -408,7 +424,15 @@ int imap_fetch_write(struct evbuffer *out, const struct imap_fetch_request *req,
 	if (tmp == NULL)
 		return IMAP_FETCH_WRITE_NOMEM;
 	int r = write_all(tmp, req, m);
-	if (r == 0 && evbuffer_add_buffer(out, tmp) < 0)
+	/* Without message data the response is a short line: copied, it joins
+	 * the output's last chain; moved, every message would add a chain of
+	 * its own (a kilobyte each, and one iovec each at write time). */
+	size_t len = evbuffer_get_length(tmp);
+	if (r == 0 && m->raw == NULL && len <= 4096) {
+		unsigned char *line = evbuffer_pullup(tmp, -1);
+		if (line == NULL || evbuffer_add(out, line, len) < 0)
+			r = IMAP_FETCH_WRITE_NOMEM;
+	} else if (r == 0 && evbuffer_add_buffer(out, tmp) < 0)
 		r = IMAP_FETCH_WRITE_NOMEM;
 	evbuffer_free(tmp);
 	return r;

@@ -182,6 +182,9 @@ void imap_view_learn_keywords(struct imap_view *v, const char *kw);
 int imap_view_sync(struct imap_session *s, bool allow_expunge, enum tern_error *err_r);
 /* Sequence number (1-based) of uid, 0 if not in the view. O(log n). */
 uint32_t imap_view_seq(const struct imap_view *v, uint32_t uid);
+/* The same for a walk in ascending UID order: *cursor (start at 0) is where
+ * the last one was found, so each step is O(1) when the UIDs are the view's. */
+uint32_t imap_view_seq_walk(const struct imap_view *v, uint32_t uid, size_t *cursor);
 /* Resolves a sequence-set argument (seq or UID set, "$" included) against the
  * view into ascending UIDs present in the view. A UID set may name absent
  * UIDs (they are skipped); a sequence number beyond the view is an error
@@ -191,6 +194,9 @@ int imap_view_resolve(struct imap_session *s, const struct imap_arg *arg, bool u
 /* Updates the view's copy of one message after this session changed it
  * (STORE), so the next sync does not report it again unless asked. */
 void imap_view_update_msg(struct imap_view *v, uint32_t uid, uint32_t flags,
+			  const char *keywords, uint64_t modseq);
+/* The same by sequence number (1-based, in the view). */
+void imap_view_update_seq(struct imap_view *v, uint32_t seq, uint32_t flags,
 			  const char *keywords, uint64_t modseq);
 /* True when uid is \Recent in this session. */
 bool imap_view_is_recent(const struct imap_view *v, uint32_t uid);

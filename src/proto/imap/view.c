@@ -364,6 +364,21 @@ uint32_t imap_view_seq(const struct imap_view *v, uint32_t uid)
 	return i < v->count && v->msgs[i].uid == uid ? (uint32_t)(i + 1) : 0;
 }
 
+uint32_t imap_view_seq_walk(const struct imap_view *v, uint32_t uid, size_t *cursor)
+{
+	size_t i = *cursor;
+	if (i < v->count && v->msgs[i].uid == uid)
+		return (uint32_t)(i + 1);
+	if (i + 1 < v->count && v->msgs[i + 1].uid == uid) {
+		*cursor = i + 1;
+		return (uint32_t)(i + 2);
+	}
+	uint32_t seq = imap_view_seq(v, uid);
+	if (seq != 0)
+		*cursor = seq - 1;
+	return seq;
+}
+
 /* Reports and drops the messages at the given ascending indexes. */
 static void view_remove(struct imap_session *s, const size_t *idx, size_t n)
 {
@@ -420,8 +435,13 @@ void imap_view_update_msg(struct imap_view *v, uint32_t uid, uint32_t flags,
 			  const char *keywords, uint64_t modseq)
 {
 	uint32_t seq = imap_view_seq(v, uid);
-	if (seq == 0)
-		return;
+	if (seq != 0)
+		imap_view_update_seq(v, seq, flags, keywords, modseq);
+}
+
+void imap_view_update_seq(struct imap_view *v, uint32_t seq, uint32_t flags,
+			  const char *keywords, uint64_t modseq)
+{
 	struct imap_view_msg *m = &v->msgs[seq - 1];
 	m->flags = flags;
 	m->modseq = modseq;
