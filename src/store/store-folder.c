@@ -255,6 +255,7 @@ int store_folder_delete(struct store *st, const char *name, enum tern_error *err
 	if (store_op_modseq(&op, &modseq, err_r) < 0 ||
 	    run_folder_stmt(st, STMT_FOLDER_DEL_EXPUNGED, f.id, err_r) < 0 ||
 	    run_folder_stmt(st, STMT_FOLDER_DEL_MSGS, f.id, err_r) < 0 ||
+	    run_folder_stmt(st, STMT_SNAPSHOT_DEL, f.id, err_r) < 0 ||
 	    run_folder_stmt(st, STMT_FOLDER_DEL, f.id, err_r) < 0 ||
 	    log_folder_delete(st, &f, canon, modseq, err_r) < 0)
 		return -1;

@@ -9,6 +9,9 @@
 #include "core/limits.h"
 #include "store/store.h"
 
+/* How long a handle waits for another's write lock before giving up. */
+#define STORE_BUSY_TIMEOUT_MS 5000
+
 /* Every statement the store runs more than once; prepared lazily, kept for
  * the life of the handle (see store_sql[] in store.c). */
 enum store_stmt_id {
@@ -57,6 +60,10 @@ enum store_stmt_id {
 	STMT_TOMBSTONE_INSERT,
 	STMT_CHANGES,
 	STMT_VANISHED,
+	STMT_SNAPSHOT_GET,
+	STMT_SNAPSHOT_AGE,
+	STMT_SNAPSHOT_PUT,
+	STMT_SNAPSHOT_DEL,
 	STMT_USAGE,
 	STMT_COUNT
 };

@@ -10,8 +10,7 @@
 
 #include "store/store-private.h"
 
-#define STORE_SCHEMA_VERSION 3
-#define STORE_BUSY_TIMEOUT_MS 5000
+#define STORE_SCHEMA_VERSION 4
 
 const char *const store_default_folders[][2] = {
 	{ "INBOX", NULL },
@@ -117,10 +116,19 @@ static const char schema_v3[] =
 	"CREATE TABLE delivered (id INTEGER PRIMARY KEY);"
 	"INSERT INTO delivered(id) SELECT delivery_id FROM messages WHERE delivery_id != 0;";
 
+/* v4: per-folder view snapshots (store-snapshot.c), a cache for SELECT. */
+static const char schema_v4[] =
+	"CREATE TABLE view_snapshots ("
+	" folder_id INTEGER PRIMARY KEY,"
+	" uidvalidity INTEGER NOT NULL,"
+	" modseq INTEGER NOT NULL,"
+	" data BLOB NOT NULL);";
+
 static const char *const migrations[STORE_SCHEMA_VERSION] = {
 	schema_v1,
 	schema_v2,
 	schema_v3,
+	schema_v4,
 };
 
 static const char *const store_sql[STMT_COUNT] = {
@@ -206,6 +214,12 @@ static const char *const store_sql[STMT_COUNT] = {
 			 " WHERE folder_id = ?1 AND modseq > ?2 ORDER BY uid",
 	[STMT_VANISHED] = "SELECT uid FROM expunged INDEXED BY expunged_modseq"
 			  " WHERE folder_id = ?1 AND modseq > ?2 ORDER BY uid",
+	[STMT_SNAPSHOT_GET] = "SELECT uidvalidity, modseq, data FROM view_snapshots"
+			      " WHERE folder_id = ?1",
+	[STMT_SNAPSHOT_AGE] = "SELECT uidvalidity, modseq FROM view_snapshots WHERE folder_id = ?1",
+	[STMT_SNAPSHOT_PUT] = "INSERT OR REPLACE INTO view_snapshots(folder_id, uidvalidity, modseq,"
+			      " data) VALUES (?1, ?2, ?3, ?4)",
+	[STMT_SNAPSHOT_DEL] = "DELETE FROM view_snapshots WHERE folder_id = ?1",
 	[STMT_USAGE] = "SELECT coalesce(sum(bytes), 0), coalesce(sum(messages), 0) FROM folders",
 };
 

@@ -217,6 +217,36 @@ int store_copy(struct store *st, const char *folder, const uint32_t *uids, size_
 int store_changes_since(struct store *st, const char *folder, uint64_t since,
 			struct store_changes *ch_r, enum tern_error *err_r);
 /* The user's total message bytes (QUOTA STORAGE) and message count. */
+/* ---- view snapshots ----
+ * A folder's message list (UID, flags, keywords, modseq) as a session last
+ * saw it, so that the first SELECT after a restart reads one row instead of
+ * every message row (on disk those lie between the message bodies: one
+ * random read per few dozen messages). Only a cache: valid for one
+ * UIDVALIDITY, completed by store_changes_since(modseq), dropped with the
+ * folder, never part of a modseq or of what a mover ships. */
+struct store_snapshot_msg {
+	uint32_t uid;            /* ascending, unique */
+	uint32_t flags;
+	uint64_t modseq;
+	const char *keywords;    /* NULL or space-separated */
+};
+/* Modseq of the folder's snapshot for uidvalidity: 1 (*modseq_r set) or 0
+ * when there is none. */
+int store_snapshot_age(struct store *st, const char *folder, uint32_t uidvalidity,
+		       uint64_t *modseq_r, enum tern_error *err_r);
+/* Replaces the folder's snapshot. Gives up at once (TERN_ERR_TEMP) instead
+ * of waiting when another handle is writing: a cache is not worth a wait. */
+int store_snapshot_put(struct store *st, const char *folder, uint32_t uidvalidity,
+		       uint64_t modseq, const struct store_snapshot_msg *msgs, size_t count,
+		       enum tern_error *err_r);
+/* 1 with the messages (ascending UIDs, uid/flags/keywords/modseq filled,
+ * keywords owned) when the folder has a snapshot for uidvalidity that does
+ * not claim to be newer than the folder itself; 0 when none; -1 on error.
+ * A snapshot that does not decode counts as none. */
+int store_snapshot_get(struct store *st, const char *folder, uint32_t uidvalidity,
+		       uint64_t *modseq_r, struct store_msg **msgs_r, size_t *count_r,
+		       enum tern_error *err_r);
+
 int store_usage(struct store *st, uint64_t *bytes_r, uint64_t *messages_r,
 		enum tern_error *err_r);
 /* The user's modseq counter: the highest modseq any change in any folder got.

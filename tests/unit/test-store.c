@@ -732,6 +732,110 @@ static void test_delete(void **state)
 	assert_int_equal(store_integrity_check(fx->st, &err), 1);
 }
 
+/* ---- view snapshots ---- */
+
+static void test_view_snapshot(void **state)
+{
+	struct fixture *fx = *state;
+	struct store_folder f;
+	struct store_msg *msgs = NULL;
+	enum tern_error err;
+	size_t count = 0;
+	uint64_t modseq = 0;
+	uint32_t uv;
+
+	put(fx->st, "INBOX", "1\r\n");
+	put(fx->st, "INBOX", "2\r\n");
+	get_folder(fx->st, "INBOX", &f);
+	uv = f.uidvalidity;
+	uint64_t hms = f.highestmodseq;
+	store_folder_clear(&f);
+	assert_int_equal(store_snapshot_get(fx->st, "INBOX", uv, &modseq, &msgs, &count, &err), 0);
+	assert_int_equal(store_snapshot_age(fx->st, "INBOX", uv, &modseq, &err), 0);
+
+	const struct store_snapshot_msg in[] = {
+		{ .uid = 1, .flags = STORE_FLAG_SEEN, .modseq = hms - 1, .keywords = NULL },
+		{ .uid = 2, .flags = 0, .modseq = hms, .keywords = "$Junk work" },
+		{ .uid = 300000, .flags = STORE_FLAG_DELETED | STORE_FLAG_DRAFT, .modseq = 1,
+		  .keywords = "" },
+	};
+	assert_int_equal(store_snapshot_put(fx->st, "INBOX", uv, hms, in, 3, &err), 0);
+	assert_int_equal(store_snapshot_age(fx->st, "INBOX", uv, &modseq, &err), 1);
+	assert_int_equal(modseq, hms);
+	assert_int_equal(store_snapshot_get(fx->st, "INBOX", uv, &modseq, &msgs, &count, &err), 1);
+	assert_int_equal(modseq, hms);
+	assert_int_equal(count, 3);
+	for (size_t i = 0; i < count; i++) {
+		assert_int_equal(msgs[i].uid, in[i].uid);
+		assert_int_equal(msgs[i].flags, in[i].flags);
+		assert_int_equal(msgs[i].modseq, in[i].modseq);
+	}
+	assert_null(msgs[0].keywords);
+	assert_string_equal(msgs[1].keywords, "$Junk work");
+	assert_null(msgs[2].keywords);
+	store_msgs_free(&msgs, count);
+
+	/* only for its UIDVALIDITY; never newer than the folder; UIDs ascending */
+	assert_int_equal(store_snapshot_get(fx->st, "INBOX", uv + 1, &modseq, &msgs, &count, &err), 0);
+	assert_int_equal(store_snapshot_put(fx->st, "INBOX", uv, hms + 1, in, 3, &err), -1);
+	assert_int_equal(err, TERN_ERR_INVALID);
+	const struct store_snapshot_msg unordered[] = { { .uid = 5 }, { .uid = 5 } };
+	assert_int_equal(store_snapshot_put(fx->st, "INBOX", uv, hms, unordered, 2, &err), -1);
+	assert_int_equal(err, TERN_ERR_INVALID);
+	/* an empty folder list is a snapshot too */
+	assert_int_equal(store_snapshot_put(fx->st, "Sent", 0, 0, NULL, 0, &err), -1);
+	get_folder(fx->st, "Sent", &f);
+	assert_int_equal(store_snapshot_put(fx->st, "Sent", f.uidvalidity, f.highestmodseq, NULL, 0,
+					    &err), 0);
+	assert_int_equal(store_snapshot_get(fx->st, "Sent", f.uidvalidity, &modseq, &msgs, &count,
+					    &err), 1);
+	assert_int_equal(count, 0);
+	store_msgs_free(&msgs, count);
+	store_folder_clear(&f);
+
+	/* a damaged row reads as no snapshot, whatever its bytes */
+	sqlite3 *db;
+	char path[128];
+	snprintf(path, sizeof(path), "%s/mail/alice.db", fx->dir);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	static const char *const damage[] = {
+		"UPDATE view_snapshots SET data = x'545631'",           /* count missing */
+		"UPDATE view_snapshots SET data = x'54563103010100'",   /* truncated */
+		"UPDATE view_snapshots SET data = x'5456310100ff0000'", /* zero UID step */
+		"UPDATE view_snapshots SET data = x'545631ffffffffff0f'",
+		"UPDATE view_snapshots SET data = x'58583101010100000000'", /* bad magic */
+		"UPDATE view_snapshots SET data = x'5456310101400000'",    /* bad flags */
+	};
+	for (size_t i = 0; i < sizeof(damage) / sizeof(damage[0]); i++) {
+		assert_int_equal(store_snapshot_put(fx->st, "INBOX", uv, hms, in, 3, &err), 0);
+		assert_int_equal(sqlite3_exec(db, damage[i], NULL, NULL, NULL), SQLITE_OK);
+		assert_int_equal(store_snapshot_get(fx->st, "INBOX", uv, &modseq, &msgs, &count,
+						    &err), 0);
+	}
+	sqlite3_close(db);
+
+	/* dropped with the folder */
+	assert_int_equal(store_folder_create(fx->st, "Work", NULL, &err), 0);
+	get_folder(fx->st, "Work", &f);
+	put(fx->st, "Work", "w\r\n");
+	store_folder_clear(&f);
+	get_folder(fx->st, "Work", &f);
+	const struct store_snapshot_msg one[] = { { .uid = 1, .modseq = f.highestmodseq } };
+	assert_int_equal(store_snapshot_put(fx->st, "Work", f.uidvalidity, f.highestmodseq, one, 1,
+					    &err), 0);
+	store_folder_clear(&f);
+	assert_int_equal(store_folder_delete(fx->st, "Work", &err), 0);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	sqlite3_stmt *q;
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*) FROM view_snapshots", -1, &q, NULL),
+			 SQLITE_OK);
+	assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(q, 0), 2);   /* INBOX and Sent */
+	sqlite3_finalize(q);
+	sqlite3_close(db);
+	assert_int_equal(store_integrity_check(fx->st, &err), 1);
+}
+
 static void test_subscriptions(void **state)
 {
 	struct fixture *fx = *state;
@@ -1035,6 +1139,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_copy_move, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rename, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_delete, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_view_snapshot, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_subscriptions, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_invalid_names, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_delivery_id, setup, teardown),

@@ -209,8 +209,60 @@ static void cache_put(const char *user, struct imap_view **_v)
 	}
 }
 
+/* ---- snapshots in the store ----
+ * The per-loop cache is gone after a restart, and a full read of a big
+ * folder's rows from a cold disk is slow (they lie between the bodies), so a
+ * closing view of a big folder is also saved in the store (store.h) when the
+ * saved one is missing or SNAPSHOT_STALE changes behind. */
+#define SNAPSHOT_MIN_MSGS 1000
+#define SNAPSHOT_STALE 128
+
+static int view_append(struct imap_view *v, struct store_msg *msgs, size_t count);
+
+static void snapshot_save(struct imap_session *s)
+{
+	struct imap_view *v = s->view;
+	uint64_t have = 0;
+	enum tern_error err;
+	if (v == NULL || s->store == NULL || v->count < SNAPSHOT_MIN_MSGS)
+		return;
+	int r = store_snapshot_age(s->store, v->folder, v->uidvalidity, &have, &err);
+	if (r < 0 || (r > 0 && v->highestmodseq < have + SNAPSHOT_STALE))
+		return;
+	struct store_snapshot_msg *msgs = malloc(v->count * sizeof(*msgs));
+	if (msgs == NULL)
+		return;
+	for (size_t i = 0; i < v->count; i++)
+		msgs[i] = (struct store_snapshot_msg){ .uid = v->msgs[i].uid,
+			.flags = v->msgs[i].flags, .modseq = v->msgs[i].modseq,
+			.keywords = v->msgs[i].keywords };
+	/* a failure costs the next cold SELECT a full read, nothing more */
+	(void)store_snapshot_put(s->store, v->folder, v->uidvalidity, v->highestmodseq, msgs,
+				 v->count, &err);
+	free(msgs);
+}
+
+/* A view from the folder's snapshot, *since_r = its modseq; NULL if none. */
+static struct imap_view *snapshot_load(struct imap_session *s, const struct store_folder *f,
+				       uint64_t *since_r)
+{
+	struct store_msg *msgs = NULL;
+	size_t count = 0;
+	enum tern_error err;
+	struct imap_view *v = NULL;
+	if (store_snapshot_get(s->store, f->name, f->uidvalidity, since_r, &msgs, &count,
+			       &err) <= 0)
+		return NULL;
+	if ((v = calloc(1, sizeof(*v))) == NULL || (v->folder = strdup(f->name)) == NULL ||
+	    view_append(v, msgs, count) < 0)
+		view_free(&v);
+	store_msgs_free(&msgs, count);
+	return v;
+}
+
 void imap_view_close(struct imap_session *s)
 {
+	snapshot_save(s);
 	if (s->view != NULL && s->user != NULL)
 		cache_put(s->user, &s->view);
 	view_free(&s->view);
@@ -291,6 +343,8 @@ static struct imap_view *view_load(struct imap_session *s, const struct store_fo
 {
 	struct imap_view *v = s->user != NULL ? cache_take(s->user, f->name, f->uidvalidity) : NULL;
 	uint64_t since = v != NULL ? v->highestmodseq : 0;
+	if (v == NULL && f->messages >= SNAPSHOT_MIN_MSGS && (v = snapshot_load(s, f, &since)) == NULL)
+		since = 0;
 	/* since = 0: every message and the folder's counters from one snapshot */
 	if (store_changes_since(s->store, f->name, since, ch, err_r) < 0) {
 		view_free(&v);
