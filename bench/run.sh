@@ -170,9 +170,14 @@ dc() { # run-dovecot-baseline.sh with our settings: dc FORMAT phase...
 		IDLE_CONNS="$IDLE_CONNS" TAG="-vs-tern-$STAMP" \
 		timeout $((TMO * 8)) "$DC_SCRIPT" "$@"
 }
-dc_collect() { # copy the baseline script's results for FORMAT next to ours
+dc_collect() { # the baseline script's results for FORMAT, next to ours
 	local src=$DC_ROOT/results/$1-vs-tern-$STAMP.txt
-	[ -f "$src" ] && cp "$src" "$RESDIR/dovecot-$1.txt"
+	[ -f "$src" ] || return 0
+	# one part per invocation of this script, so phases run later into the
+	# same RESULTS directory add to the earlier ones instead of replacing them
+	mkdir -p "$RESDIR/dovecot-parts"
+	cp "$src" "$RESDIR/dovecot-parts/$1-$STAMP.txt"
+	cat "$RESDIR/dovecot-parts/$1-"*.txt > "$RESDIR/dovecot-$1.txt"
 }
 
 cleanup() {

@@ -621,6 +621,9 @@ void store_library_init(void)
 	 * (~90 KiB) at its first read; a node keeps one connection per
 	 * logged-in session, most of them idle, so pages come one at a time. */
 	(void)sqlite3_config(SQLITE_CONFIG_PAGECACHE, NULL, 0, 0);
+	/* Allocation statistics take a process-wide mutex on every SQLite
+	 * malloc; nothing here reads them. */
+	(void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 }
 
 int store_remove(const char *data_dir, const char *user, enum tern_error *err_r)
@@ -683,6 +686,30 @@ int store_begin(struct store *st, enum tern_error *err_r)
 	st->explicit_tx = true;
 	st->aborted = TERN_ERR_NONE;
 	return 0;
+}
+
+int store_read_begin(struct store *st, enum tern_error *err_r)
+{
+	if (st->depth != 0)
+		return store_err(TERN_ERR_INVALID, err_r);
+	if (store_run(st, STMT_BEGIN_READ, err_r) < 0)
+		return -1;
+	st->depth = 1;
+	st->explicit_tx = true;
+	st->aborted = TERN_ERR_NONE;
+	return 0;
+}
+
+void store_read_end(struct store *st)
+{
+	enum tern_error err;
+	if (!st->explicit_tx)
+		return;
+	/* nothing was written: COMMIT only releases the snapshot */
+	if (!sqlite3_get_autocommit(st->db) && store_run(st, STMT_COMMIT, &err) < 0)
+		store_run(st, STMT_ROLLBACK, &err);
+	st->depth = 0;
+	st->explicit_tx = false;
 }
 
 int store_commit(struct store *st, enum tern_error *err_r)

@@ -113,6 +113,13 @@ int store_checkpoint(struct store *st, enum tern_error *err_r);
 int store_begin(struct store *st, enum tern_error *err_r);
 int store_commit(struct store *st, enum tern_error *err_r);
 void store_rollback(struct store *st);
+/* A read snapshot over several read calls (BEGIN DEFERRED): they see one
+ * state and share one WAL read lock, which a loop of per-message reads (a
+ * whole-folder FETCH) would otherwise take and drop for every call. It keeps
+ * the WAL from being checkpointed past it, so end it before the thread waits
+ * for anything; no write calls inside. */
+int store_read_begin(struct store *st, enum tern_error *err_r);
+void store_read_end(struct store *st);
 
 /* ---- folders ---- */
 /* All folders sorted by name (INBOX first), with counts filled in. */

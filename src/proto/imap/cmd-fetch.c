@@ -305,13 +305,21 @@ static bool fetch_run(struct fetch_state *f)
 	struct imap_session *s = f->s;
 	enum tern_error err = TERN_ERR_NONE;
 	int r = 0;
+	/* one snapshot per burst, ended before waiting for the client; without
+	 * one, each message's reads would take and drop the WAL read lock */
+	bool snapshot = f->count - f->pos > 1 && store_read_begin(s->store, &err) == 0;
+	err = TERN_ERR_NONE;
 	while (f->pos < f->count && r == 0) {
 		if (conn_output_pending(s->conn) > FETCH_OUTPUT_HIGH) {
+			if (snapshot)
+				store_read_end(s->store);
 			conn_set_drain_hook(s->conn, FETCH_OUTPUT_LOW, fetch_drained);
 			return false;
 		}
 		r = fetch_one(f, f->uids[f->pos++], &err);
 	}
+	if (snapshot)
+		store_read_end(s->store);
 	fetch_finish(f, r, err);
 	return true;
 }
