@@ -4,6 +4,7 @@ logins (reply, delay, the fail2ban log line), TOP, byte-stuffing and bad
 commands. Mail arrives over LMTP first, as it would in production."""
 
 import base64
+import imaplib
 import poplib
 import re
 import socket
@@ -251,6 +252,36 @@ def test_dele_applies_at_quit_only(node):
     p.dele(2)
     assert b"1 messages deleted" in p.quit()
     assert node.subjects("alice") == [s1]
+
+
+def test_seen_is_set_at_quit_with_the_deletions(make_ternd):
+    """RETR marks \\Seen in the UPDATE state, like DELE (and like Dovecot):
+    a dropped connection marks nothing; QUIT marks the retrieved messages
+    that were not deleted, also when IMAP expunged one of them meanwhile."""
+    node = pop3_node(make_ternd, imap_listen=f"127.0.0.1:{free_port()}")
+    s1, _ = deliver(node, "alice")
+    s2, _ = deliver(node, "alice")
+    s3, _ = deliver(node, "alice")
+    p = login(node)
+    p.retr(1)
+    p.close()   # no QUIT
+    wait_for(lambda: login(node).quit(), IO_TIMEOUT, "the dropped session to release the maildrop")
+    flags = {m["subject"]: m["flags"] for m in node.messages("alice")}
+    assert "\\Seen" not in flags[s1], "a dropped session set \\Seen"
+    p = login(node)
+    for n in (1, 2, 3):
+        p.retr(n)
+    p.dele(2)
+    host, port = node.settings["imap_listen"].rsplit(":", 1)
+    with imaplib.IMAP4(host, int(port), timeout=IO_TIMEOUT) as m:
+        m.login("alice", PASSWORD)
+        m.select("INBOX")
+        assert m.store("3", "+FLAGS", "(\\Deleted)")[0] == "OK"
+        assert m.expunge()[0] == "OK"
+    assert b"1 messages deleted" in p.quit()
+    flags = {m["subject"]: m["flags"] for m in node.messages("alice")}
+    assert sorted(flags) == [s1], flags
+    assert "\\Seen" in flags[s1]
 
 
 def test_second_session_gets_in_use(node):

@@ -45,7 +45,8 @@ static int maildrop_load(struct pop3_session *s, enum tern_error *err_r, const c
 		return -1;
 	}
 	for (size_t i = 0; i < count; i++)
-		s->msgs[i] = (struct pop3_msg){list[i].uid, list[i].flags, list[i].size, false};
+		s->msgs[i] = (struct pop3_msg){ .uid = list[i].uid, .flags = list[i].flags,
+						.size = list[i].size };
 	s->msg_count = count;
 	store_msgs_free(&list, count);
 	return 0;

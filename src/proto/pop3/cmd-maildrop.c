@@ -111,23 +111,44 @@ void pop3_cmd_noop(struct pop3_session *s, const struct pop3_cmd *cmd)
 	pop3_reply(s, "+OK");
 }
 
-/* RFC 1939 §6: the UPDATE state removes the messages marked by DELE. */
+/* RFC 1939 §6: the UPDATE state removes the messages marked by DELE and
+ * marks \Seen the others that were retrieved, in one transaction. */
 static int update_state(struct pop3_session *s, size_t *deleted_r, enum tern_error *err_r)
 {
-	uint32_t *uids = malloc((s->msg_count > 0 ? s->msg_count : 1) * sizeof(*uids));
-	if (uids == NULL) {
+	uint32_t *gone = malloc((s->msg_count > 0 ? s->msg_count : 1) * sizeof(*gone));
+	uint32_t *seen = malloc((s->msg_count > 0 ? s->msg_count : 1) * sizeof(*seen));
+	size_t ngone = 0, nseen = 0;
+	int r = -1;
+	if (gone == NULL || seen == NULL) {
 		*err_r = TERN_ERR_NOMEM;
-		return -1;
+		goto out;
 	}
-	size_t n = 0;
 	for (size_t i = 0; i < s->msg_count; i++) {
+		/* ascending: the listing is by UID */
 		if (s->msgs[i].deleted)
-			uids[n++] = s->msgs[i].uid;   /* ascending: the listing is by UID */
+			gone[ngone++] = s->msgs[i].uid;
+		else if (s->msgs[i].retrieved)
+			seen[nseen++] = s->msgs[i].uid;
 	}
-	int r = n > 0 ? store_expunge(s->store, "INBOX", uids, n, NULL, NULL, err_r) : 0;
-	free(uids);
+	r = 0;
+	if (ngone + nseen == 0)
+		goto out;
+	if ((r = store_begin(s->store, err_r)) < 0)
+		goto out;
+	if (nseen > 0)
+		r = store_flags_update(s->store, "INBOX", seen, nseen, STORE_FLAGS_ADD,
+				       STORE_FLAG_SEEN, NULL, 0, NULL, NULL, NULL, NULL, err_r);
+	if (r >= 0 && ngone > 0)
+		r = store_expunge(s->store, "INBOX", gone, ngone, NULL, NULL, err_r);
 	if (r >= 0)
-		*deleted_r = n;
+		r = store_commit(s->store, err_r);
+	else
+		store_rollback(s->store);
+out:
+	free(gone);
+	free(seen);
+	if (r >= 0)
+		*deleted_r = ngone;
 	return r < 0 ? -1 : 0;
 }
 

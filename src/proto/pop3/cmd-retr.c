@@ -88,22 +88,6 @@ static struct raw_ref *load(struct pop3_session *s, const struct pop3_msg *m, si
 	return r;
 }
 
-/* RETR marks the message \Seen, as IMAP would see it read (Dovecot does too). */
-static void mark_seen(struct pop3_session *s, struct pop3_msg *m)
-{
-	if ((m->flags & STORE_FLAG_SEEN) != 0)
-		return;
-	enum tern_error err = TERN_ERR_NONE;
-	if (store_flags_update(s->store, "INBOX", &m->uid, 1, STORE_FLAGS_ADD, STORE_FLAG_SEEN,
-			       NULL, 0, NULL, NULL, NULL, NULL, &err) < 0) {
-		/* the message went out; only the flag is lost, so no -ERR */
-		log_warn("pop3: user=%s: setting \\Seen on uid %u failed: %s", s->user, m->uid,
-			 tern_error_str(err));
-		return;
-	}
-	m->flags |= STORE_FLAG_SEEN;
-}
-
 void pop3_cmd_retr(struct pop3_session *s, const struct pop3_cmd *cmd)
 {
 	struct pop3_msg *m = pop3_msg_arg(s, cmd->args[0]);
@@ -117,7 +101,11 @@ void pop3_cmd_retr(struct pop3_session *s, const struct pop3_cmd *cmd)
 		conn_close(s->conn);
 		return;
 	}
-	mark_seen(s, m);
+	/* \Seen as IMAP will see it read, set at QUIT with the deletions (as
+	 * Dovecot does): a write, and with it a sync, per RETR would bound a
+	 * client fetching one message per round trip */
+	if ((m->flags & STORE_FLAG_SEEN) == 0)
+		m->retrieved = true;
 }
 
 void pop3_cmd_top(struct pop3_session *s, const struct pop3_cmd *cmd)

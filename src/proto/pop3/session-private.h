@@ -24,6 +24,7 @@ struct pop3_msg {
 	uint32_t flags;     /* enum store_flag bits */
 	uint64_t size;
 	bool deleted;       /* marked by DELE, applied at QUIT */
+	bool retrieved;     /* RETR'd while unseen: \Seen is set at QUIT */
 };
 
 struct pop3_session {
