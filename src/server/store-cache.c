@@ -118,6 +118,17 @@ static void entry_remove(struct store_cache *c, struct cache_entry *e)
 	c->count--;
 }
 
+/* The delivery side checkpoints a store only after writing to it, so this
+ * is where the view snapshots of its big folders catch up with the mail
+ * delivered while nobody was reading (store.h); a failed refresh costs the
+ * next SELECT a full read, nothing more. */
+static int checkpoint(struct cache_entry *e, enum tern_error *err_r)
+{
+	enum tern_error ignored;
+	(void)store_snapshots_refresh(e->st, &ignored);
+	return store_checkpoint(e->st, err_r);
+}
+
 static struct cache_entry *entry_find(struct store_cache *c, const char *user)
 {
 	for (struct cache_entry *e = c->buckets[name_hash(user)]; e != NULL; e = e->hash_next) {
@@ -141,7 +152,7 @@ struct store *store_cache_get(struct store_cache *c, const char *user, uint64_t 
 		struct cache_entry *old = c->lru_tail;
 		enum tern_error ignored;
 		if (old->dirty)
-			(void)store_checkpoint(old->st, &ignored);
+			(void)checkpoint(old, &ignored);
 		entry_remove(c, old);
 	}
 	struct store *st;
@@ -181,7 +192,7 @@ int store_cache_checkpoint(struct store_cache *c, const char **failed_user_r,
 	int ret = 0;
 	for (struct cache_entry *e = c->dirty_head, *next; e != NULL; e = next) {
 		next = e->dirty_next;
-		if (store_checkpoint(e->st, err_r) < 0) {
+		if (checkpoint(e, err_r) < 0) {
 			if (ret == 0 && failed_user_r != NULL)
 				*failed_user_r = e->user;
 			ret = -1;
@@ -198,7 +209,7 @@ int store_cache_checkpoint_older(struct store_cache *c, uint64_t gen, unsigned m
 	int done = 0;
 	while (c->dirty_head != NULL && c->dirty_head->dirty_gen < gen && (unsigned)done < max) {
 		struct cache_entry *e = c->dirty_head;
-		if (store_checkpoint(e->st, err_r) < 0) {
+		if (checkpoint(e, err_r) < 0) {
 			/* It stays at the head, retried next round; its segments
 			 * stay on disk meanwhile. */
 			if (failed_user_r != NULL)

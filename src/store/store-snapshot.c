@@ -203,3 +203,65 @@ int store_snapshot_put(struct store *st, const char *folder, uint32_t uidvalidit
 	}
 	return ret;
 }
+
+/* A full read of one folder (its messages and highestmodseq from one
+ * snapshot) saved as its view snapshot. */
+static int refresh_one(struct store *st, const struct store_folder *folder,
+		       enum tern_error *err_r)
+{
+	struct store_frow f;
+	struct store_msg *msgs = NULL;
+	size_t count = 0;
+	{
+		STORE_TX(tx);
+		STORE_STMT(stmt, st, STMT_MSG_LIST, err_r);
+		if (stmt == NULL || store_tx_begin_read(st, &tx, err_r) < 0 ||
+		    store_frow_need(st, folder->name, &f, err_r) < 0)
+			return -1;
+		sqlite3_bind_int64(stmt, 1, f.id);
+		if (store_msgs_collect(st, stmt, &msgs, &count, err_r) < 0)
+			return -1;
+		sqlite3_reset(stmt);
+		if (store_tx_commit(&tx, err_r) < 0) {
+			store_msgs_free(&msgs, count);
+			return -1;
+		}
+	}
+	struct store_snapshot_msg *snap = malloc((count > 0 ? count : 1) * sizeof(*snap));
+	int ret = -1;
+	if (snap == NULL) {
+		store_err(TERN_ERR_NOMEM, err_r);
+	} else {
+		for (size_t i = 0; i < count; i++)
+			snap[i] = (struct store_snapshot_msg){ .uid = msgs[i].uid,
+				.flags = msgs[i].flags, .modseq = msgs[i].modseq,
+				.keywords = msgs[i].keywords };
+		ret = store_snapshot_put(st, folder->name, f.uidvalidity, f.highestmodseq, snap,
+					 count, err_r);
+	}
+	free(snap);
+	store_msgs_free(&msgs, count);
+	return ret;
+}
+
+int store_snapshots_refresh(struct store *st, enum tern_error *err_r)
+{
+	struct store_folder *folders = NULL;
+	size_t count = 0;
+	int ret = 0;
+	if (store_folder_list(st, &folders, &count, err_r) < 0)
+		return -1;
+	for (size_t i = 0; i < count && ret == 0; i++) {
+		const struct store_folder *f = &folders[i];
+		uint64_t have = 0;
+		if (f->messages < STORE_SNAPSHOT_MIN_MSGS)
+			continue;
+		int r = store_snapshot_age(st, f->name, f->uidvalidity, &have, err_r);
+		if (r < 0)
+			ret = -1;
+		else if (r == 0 || f->highestmodseq >= have + STORE_SNAPSHOT_STALE)
+			ret = refresh_one(st, f, err_r);
+	}
+	store_folders_free(&folders, count);
+	return ret;
+}

@@ -231,6 +231,8 @@ int store_changes_since(struct store *st, const char *folder, uint64_t since,
  * random read per few dozen messages). Only a cache: valid for one
  * UIDVALIDITY, completed by store_changes_since(modseq), dropped with the
  * folder, never part of a modseq or of what a mover ships. */
+#define STORE_SNAPSHOT_MIN_MSGS 1000  /* smaller folders read fast anyway */
+#define STORE_SNAPSHOT_STALE 128      /* modseqs behind before one is rewritten */
 struct store_snapshot_msg {
 	uint32_t uid;            /* ascending, unique */
 	uint32_t flags;
@@ -253,6 +255,12 @@ int store_snapshot_put(struct store *st, const char *folder, uint32_t uidvalidit
 int store_snapshot_get(struct store *st, const char *folder, uint32_t uidvalidity,
 		       uint64_t *modseq_r, struct store_msg **msgs_r, size_t *count_r,
 		       enum tern_error *err_r);
+
+/* Rewrites the snapshot of every folder of STORE_SNAPSHOT_MIN_MSGS or more
+ * whose snapshot is missing or STORE_SNAPSHOT_STALE behind, from a full
+ * read. For the delivery side, before a checkpoint, so that mail delivered
+ * while nobody was reading does not make the next SELECT read every row. */
+int store_snapshots_refresh(struct store *st, enum tern_error *err_r);
 
 int store_usage(struct store *st, uint64_t *bytes_r, uint64_t *messages_r,
 		enum tern_error *err_r);

@@ -836,6 +836,58 @@ static void test_view_snapshot(void **state)
 	assert_int_equal(store_integrity_check(fx->st, &err), 1);
 }
 
+static void test_view_snapshot_refresh(void **state)
+{
+	struct fixture *fx = *state;
+	struct store_folder f;
+	struct store_msg *msgs = NULL;
+	enum tern_error err;
+	size_t count = 0;
+	uint64_t modseq = 0, first;
+
+	assert_int_equal(store_set_durable(fx->st, false, &err), 0);
+	assert_int_equal(store_begin(fx->st, &err), 0);
+	for (int i = 0; i < STORE_SNAPSHOT_MIN_MSGS; i++)
+		put_full(fx->st, "INBOX", "m\r\n", i % 3 == 0 ? STORE_FLAG_SEEN : 0,
+			 i == 7 ? "$Forwarded" : NULL, 0);
+	put(fx->st, "Sent", "small\r\n");
+	assert_int_equal(store_commit(fx->st, &err), 0);
+	get_folder(fx->st, "INBOX", &f);
+
+	assert_int_equal(store_snapshots_refresh(fx->st, &err), 0);
+	assert_int_equal(store_snapshot_get(fx->st, "INBOX", f.uidvalidity, &first, &msgs, &count,
+					    &err), 1);
+	assert_int_equal(first, f.highestmodseq);
+	assert_int_equal(count, STORE_SNAPSHOT_MIN_MSGS);
+	assert_int_equal(msgs[0].flags, STORE_FLAG_SEEN);
+	assert_int_equal(msgs[1].flags, 0);
+	assert_string_equal(msgs[7].keywords, "$Forwarded");
+	assert_int_equal(msgs[count - 1].uid, f.uidnext - 1);
+	store_msgs_free(&msgs, count);
+	store_folder_clear(&f);
+	get_folder(fx->st, "Sent", &f);   /* below the size that is worth one */
+	assert_int_equal(store_snapshot_age(fx->st, "Sent", f.uidvalidity, &modseq, &err), 0);
+	store_folder_clear(&f);
+
+	/* a few changes later it is still good enough; many later it is redone */
+	put(fx->st, "INBOX", "n\r\n");
+	assert_int_equal(store_snapshots_refresh(fx->st, &err), 0);
+	get_folder(fx->st, "INBOX", &f);
+	assert_int_equal(store_snapshot_age(fx->st, "INBOX", f.uidvalidity, &modseq, &err), 1);
+	assert_int_equal(modseq, first);
+	store_folder_clear(&f);
+	for (int i = 0; i < STORE_SNAPSHOT_STALE; i++)
+		put(fx->st, "INBOX", "n\r\n");
+	assert_int_equal(store_snapshots_refresh(fx->st, &err), 0);
+	get_folder(fx->st, "INBOX", &f);
+	assert_int_equal(store_snapshot_get(fx->st, "INBOX", f.uidvalidity, &modseq, &msgs, &count,
+					    &err), 1);
+	assert_int_equal(modseq, f.highestmodseq);
+	assert_int_equal(count, f.messages);
+	store_msgs_free(&msgs, count);
+	store_folder_clear(&f);
+}
+
 static void test_subscriptions(void **state)
 {
 	struct fixture *fx = *state;
@@ -1140,6 +1192,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_rename, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_delete, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_view_snapshot, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_view_snapshot_refresh, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_subscriptions, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_invalid_names, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_delivery_id, setup, teardown),

@@ -214,8 +214,8 @@ static void cache_put(const char *user, struct imap_view **_v)
  * folder's rows from a cold disk is slow (they lie between the bodies), so a
  * closing view of a big folder is also saved in the store (store.h) when the
  * saved one is missing or SNAPSHOT_STALE changes behind. */
-#define SNAPSHOT_MIN_MSGS 1000
-#define SNAPSHOT_STALE 128
+#define SNAPSHOT_MIN_MSGS STORE_SNAPSHOT_MIN_MSGS
+#define SNAPSHOT_STALE STORE_SNAPSHOT_STALE
 
 static int view_append(struct imap_view *v, struct store_msg *msgs, size_t count);
 
