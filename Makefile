@@ -16,7 +16,7 @@ test-deps:
 
 build: deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo > /dev/null
-	cmake --build $(BUILD) -j $(JOBS)
+	cmake --build $(BUILD) -j $(JOBS) --target ternd ternctl
 
 run: build
 	scripts/run.sh $(BUILD)
