@@ -183,4 +183,13 @@ int store_keywords_normalize(const char *in, char **out_r, enum tern_error *err_
 /* sqlite3 text column as a heap string (NULL for SQL NULL). */
 int store_column_strdup(sqlite3_stmt *stmt, int col, char **out_r);
 
+/* The view snapshot encoding (store-snapshot.c), pure, for the fuzz target.
+ * encode: malloc'd bytes (UIDs must ascend), NULL on allocation failure.
+ * decode: 0 with the messages; -1 when the bytes are not a valid snapshot,
+ * or on allocation failure (*nomem_r set). */
+unsigned char *store_snapshot_encode(const struct store_snapshot_msg *msgs, size_t count,
+				     size_t *len_r);
+int store_snapshot_decode(const void *data, size_t len, struct store_msg **msgs_r,
+			  size_t *count_r, bool *nomem_r);
+
 #endif

@@ -39,7 +39,8 @@ static int varint_get(const unsigned char **p, const unsigned char *end, uint64_
 	return -1;
 }
 
-static unsigned char *encode(const struct store_snapshot_msg *msgs, size_t count, size_t *len_r)
+unsigned char *store_snapshot_encode(const struct store_snapshot_msg *msgs, size_t count,
+				     size_t *len_r)
 {
 	size_t cap = SNAPSHOT_MAGIC_LEN + VARINT_MAX;
 	for (size_t i = 0; i < count; i++)
@@ -65,11 +66,10 @@ static unsigned char *encode(const struct store_snapshot_msg *msgs, size_t count
 	return buf;
 }
 
-/* 0 with the messages, -1 when the data is not a valid snapshot (or on
- * allocation failure, *nomem_r set). */
-static int decode(const unsigned char *p, size_t len, struct store_msg **msgs_r,
-		  size_t *count_r, bool *nomem_r)
+int store_snapshot_decode(const void *data, size_t len, struct store_msg **msgs_r,
+			  size_t *count_r, bool *nomem_r)
 {
+	const unsigned char *p = data;
 	const unsigned char *end = p + len;
 	uint64_t count, step, flags, modseq, kwlen;
 	*nomem_r = false;
@@ -87,7 +87,7 @@ static int decode(const unsigned char *p, size_t len, struct store_msg **msgs_r,
 	uint64_t uid = 0;
 	size_t i = 0;
 	for (; i < count; i++) {
-		if (varint_get(&p, end, &step) < 0 || step == 0 || uid + step > UINT32_MAX ||
+		if (varint_get(&p, end, &step) < 0 || step == 0 || step > UINT32_MAX - uid ||
 		    varint_get(&p, end, &flags) < 0 || (flags & ~(uint64_t)SNAPSHOT_FLAGS_VALID) ||
 		    varint_get(&p, end, &modseq) < 0 || modseq > INT64_MAX ||
 		    varint_get(&p, end, &kwlen) < 0 || kwlen > (uint64_t)(end - p))
@@ -162,7 +162,7 @@ int store_snapshot_get(struct store *st, const char *folder, uint32_t uidvalidit
 	const unsigned char *data = sqlite3_column_blob(stmt, 2);
 	size_t len = (size_t)sqlite3_column_bytes(stmt, 2);
 	bool nomem;
-	if (data == NULL || decode(data, len, msgs_r, count_r, &nomem) < 0)
+	if (data == NULL || store_snapshot_decode(data, len, msgs_r, count_r, &nomem) < 0)
 		return data != NULL && nomem ? store_err(TERN_ERR_NOMEM, err_r) : 0;
 	*modseq_r = modseq;
 	return 1;
@@ -181,7 +181,7 @@ int store_snapshot_put(struct store *st, const char *folder, uint32_t uidvalidit
 	for (size_t i = 1; i < count; i++)
 		if (msgs[i].uid <= msgs[i - 1].uid)
 			return store_err(TERN_ERR_INVALID, err_r);
-	unsigned char *data = encode(msgs, count, &len);
+	unsigned char *data = store_snapshot_encode(msgs, count, &len);
 	if (data == NULL)
 		return store_err(TERN_ERR_NOMEM, err_r);
 	int ret;

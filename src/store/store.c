@@ -676,11 +676,11 @@ int store_checkpoint(struct store *st, enum tern_error *err_r)
 
 /* ---- explicit transactions ---- */
 
-int store_begin(struct store *st, enum tern_error *err_r)
+static int explicit_begin(struct store *st, enum store_stmt_id begin, enum tern_error *err_r)
 {
 	if (st->depth != 0)
 		return store_err(TERN_ERR_INVALID, err_r);
-	if (store_run(st, STMT_BEGIN, err_r) < 0)
+	if (store_run(st, begin, err_r) < 0)
 		return -1;
 	st->depth = 1;
 	st->explicit_tx = true;
@@ -688,16 +688,14 @@ int store_begin(struct store *st, enum tern_error *err_r)
 	return 0;
 }
 
+int store_begin(struct store *st, enum tern_error *err_r)
+{
+	return explicit_begin(st, STMT_BEGIN, err_r);
+}
+
 int store_read_begin(struct store *st, enum tern_error *err_r)
 {
-	if (st->depth != 0)
-		return store_err(TERN_ERR_INVALID, err_r);
-	if (store_run(st, STMT_BEGIN_READ, err_r) < 0)
-		return -1;
-	st->depth = 1;
-	st->explicit_tx = true;
-	st->aborted = TERN_ERR_NONE;
-	return 0;
+	return explicit_begin(st, STMT_BEGIN_READ, err_r);
 }
 
 void store_read_end(struct store *st)
