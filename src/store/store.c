@@ -708,6 +708,7 @@ void store_read_end(struct store *st)
 		store_run(st, STMT_ROLLBACK, &err);
 	st->depth = 0;
 	st->explicit_tx = false;
+	st->aborted = TERN_ERR_NONE;   /* a read that failed inside ends here too */
 }
 
 int store_commit(struct store *st, enum tern_error *err_r)
