@@ -541,16 +541,23 @@ static int vanished_get(struct store *st, int64_t folder_id, uint64_t since, uin
 	return 0;
 }
 
-static int changed_get(struct store *st, int64_t folder_id, uint64_t since,
+/* Modseqs behind the folder from which a primary key scan is the better plan. */
+#define CHANGES_SCAN_FROM 4096
+
+static int changed_get(struct store *st, const struct store_frow *f, uint64_t since,
 		       struct store_changes *ch, enum tern_error *err_r)
 {
-	/* since = 0 is a full resync: the primary key scan beats the modseq
-	 * index, which would need a sort and a table look-up per row. */
-	STORE_STMT(stmt, st, since == 0 ? STMT_MSG_LIST : STMT_CHANGES, err_r);
+	/* A resync from far back (since = 0 above all) wants most rows: the
+	 * primary key scan beats the modseq index, which would need a sort and
+	 * a table look-up per row. A recent since wants few: the index. */
+	enum store_stmt_id id = since == 0 ? STMT_MSG_LIST
+				: f->highestmodseq - since > CHANGES_SCAN_FROM ? STMT_CHANGES_SCAN
+				: STMT_CHANGES;
+	STORE_STMT(stmt, st, id, err_r);
 
 	if (stmt == NULL)
 		return -1;
-	sqlite3_bind_int64(stmt, 1, folder_id);
+	sqlite3_bind_int64(stmt, 1, f->id);
 	if (since != 0)
 		sqlite3_bind_int64(stmt, 2, (int64_t)since);
 	return store_msgs_collect(st, stmt, &ch->changed, &ch->changed_count, err_r);
@@ -567,7 +574,7 @@ int store_changes_since(struct store *st, const char *folder, uint64_t since,
 	 * agree, or a resync could miss what happened between two reads. */
 	if (store_tx_begin_read(st, &tx, err_r) < 0 ||
 	    store_frow_need(st, folder, &f, err_r) < 0 ||
-	    changed_get(st, f.id, since, &ch, err_r) < 0)
+	    changed_get(st, &f, since, &ch, err_r) < 0)
 		return -1;
 	if ((since > 0 && vanished_get(st, f.id, since, &ch.vanished, &ch.vanished_count,
 				       err_r) < 0) ||

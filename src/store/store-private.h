@@ -59,6 +59,7 @@ enum store_stmt_id {
 	STMT_MSG_ALL_UIDS,
 	STMT_TOMBSTONE_INSERT,
 	STMT_CHANGES,
+	STMT_CHANGES_SCAN,
 	STMT_VANISHED,
 	STMT_SNAPSHOT_GET,
 	STMT_SNAPSHOT_AGE,
@@ -75,6 +76,7 @@ struct store {
 	 * operation inside it a savepoint on top. */
 	int depth;
 	bool explicit_tx;
+	bool durable;       /* synchronous=FULL (store_set_durable) */
 	/* Set when SQLite rolled back the explicit transaction by itself (disk
 	 * full, I/O error): store_commit must then fail, not commit half. */
 	enum tern_error aborted;

@@ -168,39 +168,55 @@ int store_snapshot_get(struct store *st, const char *folder, uint32_t uidvalidit
 	return 1;
 }
 
+/* Runs while the caller's busy timeout is 0 and its sync is off. */
+static int snapshot_write(struct store *st, const char *folder, uint32_t uidvalidity,
+			  uint64_t modseq, const unsigned char *data, size_t len,
+			  enum tern_error *err_r)
+{
+	struct store_frow f;
+	STORE_TX(tx);
+	/* the folder is checked inside the write, so a folder deleted meanwhile
+	 * cannot leave a row behind */
+	if (store_tx_begin(st, &tx, err_r) < 0 || store_frow_need(st, folder, &f, err_r) < 0)
+		return -1;
+	if (f.uidvalidity != uidvalidity || modseq > f.highestmodseq)
+		return store_err(TERN_ERR_INVALID, err_r);
+	{
+		STORE_STMT(stmt, st, STMT_SNAPSHOT_PUT, err_r);
+		if (stmt == NULL)
+			return -1;
+		sqlite3_bind_int64(stmt, 1, f.id);
+		sqlite3_bind_int64(stmt, 2, uidvalidity);
+		sqlite3_bind_int64(stmt, 3, (int64_t)modseq);
+		sqlite3_bind_blob64(stmt, 4, data, len, SQLITE_STATIC);
+		if (store_exec_step(st, stmt, err_r) < 0)
+			return -1;
+	}
+	return store_tx_commit(&tx, err_r);
+}
+
 int store_snapshot_put(struct store *st, const char *folder, uint32_t uidvalidity,
 		       uint64_t modseq, const struct store_snapshot_msg *msgs, size_t count,
 		       enum tern_error *err_r)
 {
-	struct store_frow f;
 	size_t len;
-	if (store_frow_need(st, folder, &f, err_r) < 0)
-		return -1;
-	if (f.uidvalidity != uidvalidity || modseq > f.highestmodseq)
-		return store_err(TERN_ERR_INVALID, err_r);
 	for (size_t i = 1; i < count; i++)
 		if (msgs[i].uid <= msgs[i - 1].uid)
 			return store_err(TERN_ERR_INVALID, err_r);
 	unsigned char *data = store_snapshot_encode(msgs, count, &len);
 	if (data == NULL)
 		return store_err(TERN_ERR_NOMEM, err_r);
-	int ret;
-	{
-		STORE_STMT(stmt, st, STMT_SNAPSHOT_PUT, err_r);
-		if (stmt == NULL) {
-			free(data);
-			return -1;
-		}
-		sqlite3_bind_int64(stmt, 1, f.id);
-		sqlite3_bind_int64(stmt, 2, uidvalidity);
-		sqlite3_bind_int64(stmt, 3, (int64_t)modseq);
-		sqlite3_bind_blob(stmt, 4, data, (int)len, free);
-		/* one try: another handle writing means a delivery is on its way,
-		 * which would make this snapshot old anyway */
-		sqlite3_busy_timeout(st->db, 0);
-		ret = store_exec_step(st, stmt, err_r);
-		sqlite3_busy_timeout(st->db, STORE_BUSY_TIMEOUT_MS);
-	}
+	/* One try: another handle writing means a delivery is on its way, which
+	 * would make this snapshot old anyway. No sync: a cache lost in a crash
+	 * costs one full read, and an IMAP handle must not wait for the disk. */
+	sqlite3_busy_timeout(st->db, 0);
+	if (st->durable)
+		(void)sqlite3_exec(st->db, "PRAGMA synchronous = NORMAL", NULL, NULL, NULL);
+	int ret = snapshot_write(st, folder, uidvalidity, modseq, data, len, err_r);
+	if (st->durable)
+		(void)sqlite3_exec(st->db, "PRAGMA synchronous = FULL", NULL, NULL, NULL);
+	sqlite3_busy_timeout(st->db, STORE_BUSY_TIMEOUT_MS);
+	free(data);
 	return ret;
 }
 

@@ -212,6 +212,10 @@ static const char *const store_sql[STMT_COUNT] = {
 	[STMT_CHANGES] = "SELECT uid, flags, keywords, modseq, internal_date, internal_tz, size"
 			 " FROM messages INDEXED BY messages_modseq"
 			 " WHERE folder_id = ?1 AND modseq > ?2 ORDER BY uid",
+	/* "+modseq": keeps the planner off the modseq index, for a scan */
+	[STMT_CHANGES_SCAN] = "SELECT uid, flags, keywords, modseq, internal_date, internal_tz,"
+			      " size FROM messages WHERE folder_id = ?1 AND +modseq > ?2"
+			      " ORDER BY uid",
 	[STMT_VANISHED] = "SELECT uid FROM expunged INDEXED BY expunged_modseq"
 			  " WHERE folder_id = ?1 AND modseq > ?2 ORDER BY uid",
 	[STMT_SNAPSHOT_GET] = "SELECT uidvalidity, modseq, data FROM view_snapshots"
@@ -599,6 +603,7 @@ int store_open(const char *data_dir, const char *user, bool create, struct store
 		store_free(st);
 		return -1;
 	}
+	st->durable = true;     /* store_pragmas: synchronous = FULL */
 	*st_r = st;
 	return 0;
 }
@@ -660,6 +665,7 @@ int store_set_durable(struct store *st, bool durable, enum tern_error *err_r)
 
 	if (rc != SQLITE_OK)
 		return store_fail(st, rc, err_r);
+	st->durable = durable;
 	return 0;
 }
 
