@@ -888,6 +888,53 @@ static void test_view_snapshot_refresh(void **state)
 	store_folder_clear(&f);
 }
 
+/* Far behind the folder, changes come from a primary key scan; near, from
+ * the modseq index: both must give the same answer. */
+static void test_changes_since_far_back(void **state)
+{
+	struct fixture *fx = *state;
+	struct store_changes far, near;
+	struct store_folder f;
+	enum tern_error err;
+	const int n = 4200;
+
+	assert_int_equal(store_set_durable(fx->st, false, &err), 0);
+	assert_int_equal(store_begin(fx->st, &err), 0);
+	for (int i = 0; i < n; i++)
+		put(fx->st, "INBOX", "m\r\n");
+	assert_int_equal(store_commit(fx->st, &err), 0);
+	uint32_t flag_uids[] = { 3, 4000 };
+	assert_int_equal(store_flags_update(fx->st, "INBOX", flag_uids, 2, STORE_FLAGS_ADD,
+					    STORE_FLAG_FLAGGED, NULL, 0, NULL, NULL, NULL, NULL,
+					    &err), 0);
+	get_folder(fx->st, "INBOX", &f);
+	uint64_t since_far = f.highestmodseq - 4150, since_near = f.highestmodseq - 100;
+	store_folder_clear(&f);
+
+	assert_int_equal(store_changes_since(fx->st, "INBOX", since_far, &far, &err), 0);
+	assert_int_equal(store_changes_since(fx->st, "INBOX", since_near, &near, &err), 0);
+	/* appends took HMS-4200..HMS-1, the flag change HMS: far = UIDs 52..4200
+	 * and 3; near = UIDs 4102..4200, 3 and 4000; each in UID order */
+	assert_int_equal(far.changed_count, 4150);
+	assert_int_equal(far.changed[0].uid, 3);
+	assert_int_equal(far.changed[0].flags, STORE_FLAG_FLAGGED);
+	assert_int_equal(far.changed[1].uid, 52);
+	assert_int_equal(far.changed[far.changed_count - 1].uid, n);
+	assert_int_equal(near.changed_count, 101);
+	assert_int_equal(near.changed[0].uid, 3);
+	assert_int_equal(near.changed[1].uid, 4000);
+	assert_int_equal(near.changed[1].flags, STORE_FLAG_FLAGGED);
+	assert_int_equal(near.changed[2].uid, 4102);
+	for (size_t i = 1; i < far.changed_count; i++) {
+		assert_true(far.changed[i].modseq > since_far);
+		assert_true(far.changed[i].uid > far.changed[i - 1].uid);
+	}
+	for (size_t i = 1; i < near.changed_count; i++)
+		assert_true(near.changed[i].uid > near.changed[i - 1].uid);
+	store_changes_clear(&far);
+	store_changes_clear(&near);
+}
+
 static void test_subscriptions(void **state)
 {
 	struct fixture *fx = *state;
@@ -1193,6 +1240,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_delete, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_view_snapshot, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_view_snapshot_refresh, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_changes_since_far_back, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_subscriptions, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_invalid_names, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_delivery_id, setup, teardown),
