@@ -1,7 +1,7 @@
 /* View snapshots (store.h): a folder's message list packed into one row.
  * Encoding, version 1: "TV1", then varints: count, and per message the UID
  * step from the previous one (at least 1), flags, modseq, keyword bytes
- * followed by the keywords. About 7 bytes a message. */
+ * followed by the keywords. About 5 bytes a message without keywords. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -144,6 +144,16 @@ int store_snapshot_age(struct store *st, const char *folder, uint32_t uidvalidit
 	return r;
 }
 
+int store_snapshot_due(struct store *st, const char *folder, uint32_t uidvalidity,
+		       uint64_t modseq, enum tern_error *err_r)
+{
+	uint64_t have = 0;
+	int r = store_snapshot_age(st, folder, uidvalidity, &have, err_r);
+	if (r < 0)
+		return -1;
+	return r == 0 || modseq >= have + STORE_SNAPSHOT_STALE;
+}
+
 int store_snapshot_get(struct store *st, const char *folder, uint32_t uidvalidity,
 		       uint64_t *modseq_r, struct store_msg **msgs_r, size_t *count_r,
 		       enum tern_error *err_r)
@@ -237,7 +247,7 @@ static int refresh_one(struct store *st, const struct store_folder *folder,
 		sqlite3_bind_int64(stmt, 1, f.id);
 		if (store_msgs_collect(st, stmt, &msgs, &count, err_r) < 0)
 			return -1;
-		sqlite3_reset(stmt);
+		sqlite3_reset(stmt);   /* done reading before the COMMIT */
 		if (store_tx_commit(&tx, err_r) < 0) {
 			store_msgs_free(&msgs, count);
 			return -1;
@@ -269,14 +279,11 @@ int store_snapshots_refresh(struct store *st, enum tern_error *err_r)
 		return -1;
 	for (size_t i = 0; i < count && ret == 0; i++) {
 		const struct store_folder *f = &folders[i];
-		uint64_t have = 0;
 		if (f->messages < STORE_SNAPSHOT_MIN_MSGS)
 			continue;
-		int r = store_snapshot_age(st, f->name, f->uidvalidity, &have, err_r);
-		if (r < 0)
-			ret = -1;
-		else if (r == 0 || f->highestmodseq >= have + STORE_SNAPSHOT_STALE)
-			ret = refresh_one(st, f, err_r);
+		int r = store_snapshot_due(st, f->name, f->uidvalidity, f->highestmodseq, err_r);
+		if (r != 0)
+			ret = r < 0 ? -1 : refresh_one(st, f, err_r);
 	}
 	store_folders_free(&folders, count);
 	return ret;

@@ -131,6 +131,9 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
 	schema_v4,
 };
 
+/* The columns store_msg_from_row reads, in its order. */
+#define MSG_COLUMNS "SELECT uid, flags, keywords, modseq, internal_date, internal_tz, size"
+
 static const char *const store_sql[STMT_COUNT] = {
 	[STMT_BEGIN] = "BEGIN IMMEDIATE",
 	[STMT_BEGIN_READ] = "BEGIN",
@@ -185,10 +188,8 @@ static const char *const store_sql[STMT_COUNT] = {
 	[STMT_DELIVERED_PRUNE] = "DELETE FROM delivered WHERE id < ?1",
 	[STMT_MSG_BY_DELIVERY] = "SELECT m.uid, f.uidvalidity FROM messages m"
 				 " JOIN folders f ON f.id = m.folder_id WHERE m.delivery_id = ?1",
-	[STMT_MSG_LIST] = "SELECT uid, flags, keywords, modseq, internal_date, internal_tz, size"
-			  " FROM messages WHERE folder_id = ?1 ORDER BY uid",
-	[STMT_MSG_GET] = "SELECT uid, flags, keywords, modseq, internal_date, internal_tz, size"
-			 " FROM messages WHERE folder_id = ?1 AND uid = ?2",
+	[STMT_MSG_LIST] = MSG_COLUMNS " FROM messages WHERE folder_id = ?1 ORDER BY uid",
+	[STMT_MSG_GET] = MSG_COLUMNS " FROM messages WHERE folder_id = ?1 AND uid = ?2",
 	[STMT_MSG_ROW] = "SELECT blob_id, flags, keywords, internal_date, internal_tz, size,"
 			 " sent_date, delivery_id FROM messages WHERE folder_id = ?1 AND uid = ?2",
 	[STMT_MSG_RAW] = "SELECT b.raw FROM messages m JOIN blobs b ON b.id = m.blob_id"
@@ -209,12 +210,10 @@ static const char *const store_sql[STMT_COUNT] = {
 				  " VALUES (?1, ?2, ?3)",
 	/* INDEXED BY: left alone, the planner walks the primary key to save the
 	 * sort, reading the whole folder for the few rows a sync wants. */
-	[STMT_CHANGES] = "SELECT uid, flags, keywords, modseq, internal_date, internal_tz, size"
-			 " FROM messages INDEXED BY messages_modseq"
+	[STMT_CHANGES] = MSG_COLUMNS " FROM messages INDEXED BY messages_modseq"
 			 " WHERE folder_id = ?1 AND modseq > ?2 ORDER BY uid",
 	/* "+modseq": keeps the planner off the modseq index, for a scan */
-	[STMT_CHANGES_SCAN] = "SELECT uid, flags, keywords, modseq, internal_date, internal_tz,"
-			      " size FROM messages WHERE folder_id = ?1 AND +modseq > ?2"
+	[STMT_CHANGES_SCAN] = MSG_COLUMNS " FROM messages WHERE folder_id = ?1 AND +modseq > ?2"
 			      " ORDER BY uid",
 	[STMT_VANISHED] = "SELECT uid FROM expunged INDEXED BY expunged_modseq"
 			  " WHERE folder_id = ?1 AND modseq > ?2 ORDER BY uid",

@@ -243,6 +243,10 @@ struct store_snapshot_msg {
  * when there is none. */
 int store_snapshot_age(struct store *st, const char *folder, uint32_t uidvalidity,
 		       uint64_t *modseq_r, enum tern_error *err_r);
+/* 1 when the folder's snapshot for uidvalidity is missing or
+ * STORE_SNAPSHOT_STALE modseqs behind modseq (worth rewriting), 0 if not. */
+int store_snapshot_due(struct store *st, const char *folder, uint32_t uidvalidity,
+		       uint64_t modseq, enum tern_error *err_r);
 /* Replaces the folder's snapshot. Gives up at once (TERN_ERR_TEMP) instead
  * of waiting when another handle is writing: a cache is not worth a wait. */
 int store_snapshot_put(struct store *st, const char *folder, uint32_t uidvalidity,

@@ -19,10 +19,10 @@
 /* Pause producing above this much unsent output, resume below the low mark. */
 #define FETCH_OUTPUT_HIGH (4u * 1024 * 1024)
 #define FETCH_OUTPUT_LOW  (1u * 1024 * 1024)
-/* Messages read under one SQLite read snapshot: enough to save the lock
+/* Messages read in one SQLite read transaction: enough to save the lock
  * traffic, few enough that a writer's checkpoint (which waits for readers
  * of old snapshots) never waits long for this session. */
-#define FETCH_SNAPSHOT_MSGS 128
+#define FETCH_READ_TX_MSGS 128
 /* Up to this many messages, one metadata query each beats listing the folder. */
 #define FETCH_PER_MESSAGE_MAX 32
 
@@ -309,31 +309,31 @@ static bool fetch_run(struct fetch_state *f)
 	struct imap_session *s = f->s;
 	enum tern_error err = TERN_ERR_NONE;
 	int r = 0;
-	/* Without a snapshot each message's reads take and drop the WAL read
-	 * lock; with one held too long, writers wait (FETCH_SNAPSHOT_MSGS). It
-	 * always ends before waiting for the client. */
-	bool snapshot = false;
-	size_t in_snapshot = 0;
+	/* Outside a read transaction each message's reads take and drop the
+	 * WAL read lock; in one held too long, writers wait (FETCH_READ_TX_MSGS).
+	 * It always ends before waiting for the client. */
+	bool in_read_tx = false;
+	size_t read_tx_msgs = 0;
 	while (f->pos < f->count && r == 0) {
 		if (conn_output_pending(s->conn) > FETCH_OUTPUT_HIGH) {
-			if (snapshot)
+			if (in_read_tx)
 				store_read_end(s->store);
 			conn_set_drain_hook(s->conn, FETCH_OUTPUT_LOW, fetch_drained);
 			return false;
 		}
-		if (snapshot && in_snapshot == FETCH_SNAPSHOT_MSGS) {
+		if (in_read_tx && read_tx_msgs == FETCH_READ_TX_MSGS) {
 			store_read_end(s->store);
-			snapshot = false;
+			in_read_tx = false;
 		}
-		if (!snapshot && f->count - f->pos > 1) {
+		if (!in_read_tx && f->count - f->pos > 1) {
 			enum tern_error ignored;
-			snapshot = store_read_begin(s->store, &ignored) == 0;
-			in_snapshot = 0;
+			in_read_tx = store_read_begin(s->store, &ignored) == 0;
+			read_tx_msgs = 0;
 		}
 		r = fetch_one(f, f->uids[f->pos++], &err);
-		in_snapshot++;
+		read_tx_msgs++;
 	}
-	if (snapshot)
+	if (in_read_tx)
 		store_read_end(s->store);
 	fetch_finish(f, r, err);
 	return true;

@@ -328,6 +328,9 @@ static int write_body_att(struct evbuffer *out, const struct imap_fetch_att *a,
 
 /* ---- the response ---- */
 
+/* A response up to this long without message data is copied, not moved. */
+#define FETCH_COPY_MAX 4096
+
 /* prefix then v in decimal: the per-message items of a whole-folder FETCH,
  * without a printf each. */
 static int add_number(struct evbuffer *out, const char *prefix, size_t prefix_len, uint64_t v)
@@ -428,7 +431,7 @@ int imap_fetch_write(struct evbuffer *out, const struct imap_fetch_request *req,
 	 * the output's last chain; moved, every message would add a chain of
 	 * its own (a kilobyte each, and one iovec each at write time). */
 	size_t len = evbuffer_get_length(tmp);
-	if (r == 0 && m->raw == NULL && len <= 4096) {
+	if (r == 0 && m->raw == NULL && len <= FETCH_COPY_MAX) {
 		unsigned char *line = evbuffer_pullup(tmp, -1);
 		if (line == NULL || evbuffer_add(out, line, len) < 0)
 			r = IMAP_FETCH_WRITE_NOMEM;

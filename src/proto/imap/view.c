@@ -213,21 +213,15 @@ static void cache_put(const char *user, struct imap_view **_v)
  * The per-loop cache is gone after a restart, and a full read of a big
  * folder's rows from a cold disk is slow (they lie between the bodies), so a
  * closing view of a big folder is also saved in the store (store.h) when the
- * saved one is missing or SNAPSHOT_STALE changes behind. */
-#define SNAPSHOT_MIN_MSGS STORE_SNAPSHOT_MIN_MSGS
-#define SNAPSHOT_STALE STORE_SNAPSHOT_STALE
-
+ * saved one is missing or STORE_SNAPSHOT_STALE changes behind. */
 static int view_append(struct imap_view *v, struct store_msg *msgs, size_t count);
 
 static void snapshot_save(struct imap_session *s)
 {
 	struct imap_view *v = s->view;
-	uint64_t have = 0;
 	enum tern_error err;
-	if (v == NULL || s->store == NULL || v->count < SNAPSHOT_MIN_MSGS)
-		return;
-	int r = store_snapshot_age(s->store, v->folder, v->uidvalidity, &have, &err);
-	if (r < 0 || (r > 0 && v->highestmodseq < have + SNAPSHOT_STALE))
+	if (v == NULL || s->store == NULL || v->count < STORE_SNAPSHOT_MIN_MSGS ||
+	    store_snapshot_due(s->store, v->folder, v->uidvalidity, v->highestmodseq, &err) <= 0)
 		return;
 	struct store_snapshot_msg *msgs = malloc(v->count * sizeof(*msgs));
 	if (msgs == NULL)
@@ -343,7 +337,8 @@ static struct imap_view *view_load(struct imap_session *s, const struct store_fo
 {
 	struct imap_view *v = s->user != NULL ? cache_take(s->user, f->name, f->uidvalidity) : NULL;
 	uint64_t since = v != NULL ? v->highestmodseq : 0;
-	if (v == NULL && f->messages >= SNAPSHOT_MIN_MSGS && (v = snapshot_load(s, f, &since)) == NULL)
+	if (v == NULL && f->messages >= STORE_SNAPSHOT_MIN_MSGS &&
+	    (v = snapshot_load(s, f, &since)) == NULL)
 		since = 0;
 	/* since = 0: every message and the folder's counters from one snapshot */
 	if (store_changes_since(s->store, f->name, since, ch, err_r) < 0) {
