@@ -69,6 +69,12 @@ static const struct key_def keys[] = {
 	DUR(watchdog_threshold, 10, 3600 * SEC),
 	DUR(auth_failure_delay, 0, 60 * SEC),
 	KEY(default_quota, KEY_SIZE64, 0, UINT64_MAX),
+	KEY(quota_full_tempfail, KEY_BOOL, 0, 0),
+	KEY(lmtp_max_connections, KEY_COUNT32, 1, TERN_CONNECTIONS_CEILING),
+	KEY(max_preauth_per_address, KEY_COUNT32, 1, TERN_CONNECTIONS_CEILING),
+	DUR(login_timeout, 1 * SEC, 3600 * SEC),
+	KEY(auth_max_pending, KEY_COUNT32, 1, 1000000),
+	KEY(auth_max_pending_per_address, KEY_COUNT32, 1, 1000000),
 };
 
 static char *xstrdup(const char *s)
@@ -141,6 +147,12 @@ void config_defaults(struct tern_config *cfg)
 	cfg->watchdog_threshold_ms = TERN_WATCHDOG_THRESHOLD_MS_DEFAULT;
 	cfg->auth_failure_delay_ms = 2000;
 	cfg->default_quota = 0;
+	cfg->quota_full_tempfail = false;
+	cfg->lmtp_max_connections = TERN_LMTP_CONNECTIONS_DEFAULT;
+	cfg->max_preauth_per_address = TERN_PREAUTH_PER_ADDRESS_DEFAULT;
+	cfg->login_timeout_ms = TERN_LOGIN_TIMEOUT_MS_DEFAULT;
+	cfg->auth_max_pending = TERN_AUTH_PENDING_DEFAULT;
+	cfg->auth_max_pending_per_address = TERN_AUTH_PENDING_PER_ADDRESS_DEFAULT;
 }
 
 void config_free(struct tern_config *cfg)

@@ -39,6 +39,12 @@ struct tern_config {
 	uint32_t watchdog_threshold_ms;
 	uint32_t auth_failure_delay_ms; /* base delay after a failed login; default 2s */
 	uint64_t default_quota;     /* bytes per user, 0 = unlimited */
+	bool quota_full_tempfail;   /* over quota: LMTP 452 4.2.2 instead of 552 5.2.2 */
+	uint32_t lmtp_max_connections;  /* LMTP's own budget, apart from max_connections */
+	uint32_t max_preauth_per_address; /* not-yet-authenticated connections per client address */
+	uint32_t login_timeout_ms;  /* from connect to successful login, not reset by input */
+	uint32_t auth_max_pending;  /* password checks queued or running, node-wide */
+	uint32_t auth_max_pending_per_address; /* of those, from one client address */
 };
 
 /* Fills *cfg with the defaults (strings are heap copies). */

@@ -22,6 +22,23 @@
 #define TERN_CONNECTIONS_DEFAULT        20000u
 #define TERN_CONNECTIONS_CEILING        1000000u
 
+/* LMTP has a budget of its own so client connections can never take the
+ * MTA's slots (a full client budget would make every delivery defer). */
+#define TERN_LMTP_CONNECTIONS_DEFAULT   1000u
+
+/* Connections from one address that have not logged in yet: one host cannot
+ * hold the node's whole budget with idle pre-login sockets. */
+#define TERN_PREAUTH_PER_ADDRESS_DEFAULT 50u
+
+/* From connect to a successful login (IMAP/POP3), not reset by input, so a
+ * client trickling a byte at a time cannot hold a pre-login slot for long. */
+#define TERN_LOGIN_TIMEOUT_MS_DEFAULT   (60u * 1000)
+
+/* Password checks waiting or running (each costs milliseconds of CPU), for
+ * the node and for one client address: a guesser fills its own share only. */
+#define TERN_AUTH_PENDING_DEFAULT       256u
+#define TERN_AUTH_PENDING_PER_ADDRESS_DEFAULT 8u
+
 /* Bad commands in a row before a session is closed (421 / * BYE / -ERR). */
 #define TERN_BAD_COMMANDS_DEFAULT       10u
 #define TERN_BAD_COMMANDS_CEILING       1000u
