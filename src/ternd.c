@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/config.h"
+#include "core/fs-perms.h"
 #include "core/log.h"
 #include "server/server.h"
 #include "server/tls.h"
@@ -101,6 +102,11 @@ int main(int argc, char **argv)
 			printf("ternd: %s: configuration OK\n", config_path);
 		config_free(&cfg);
 		return rc;
+	}
+	fs_private_umask();
+	if (fs_secure_data_dir(cfg.data_dir, cfg.directory) < 0) {
+		config_free(&cfg);
+		return 1;
 	}
 	struct server srv;
 	int status = 1;

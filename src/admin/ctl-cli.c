@@ -11,6 +11,7 @@
 #include "admin/ctl-password.h"
 #include "admin/ctl-user.h"
 #include "admin/ctl.h"
+#include "core/fs-perms.h"
 #include "core/log.h"
 
 static const char usage_text[] =
@@ -472,9 +473,12 @@ int ctl_main(int argc, char **argv)
 	/* Only the one "ternctl: " line may reach stderr; nothing below logs
 	 * (store/ and directory/ never do), and anything that might stays quiet. */
 	log_init("ternctl", LOG_LEVEL_ERROR);
+	fs_private_umask();
 	struct ctl c;
 	ctl_init(&c);
 	int ret = run(&c, argc, argv);
+	if (c.cfg_loaded)
+		fs_match_data_dir_owner(c.cfg.data_dir, c.cfg.directory);
 	int status = ret == 0 ? CTL_OK : (c.status != CTL_OK ? c.status : CTL_ERROR);
 	if (ret != 0)
 		fprintf(stderr, "ternctl: %s\n", c.error[0] != '\0' ? c.error : "failed");

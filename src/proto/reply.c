@@ -16,7 +16,7 @@ static const struct tern_reply err_replies[TERN_ERR_COUNT] = {
 	[TERN_ERR_EXISTS] = {"NO [ALREADYEXISTS] Already exists", "-ERR Already exists",
 			     "451 4.3.0 Local error in processing"},
 	[TERN_ERR_INVALID] = {"NO [CANNOT] Invalid name or argument", "-ERR Invalid argument",
-			      "501 5.5.4 Invalid argument"},
+			      "451 4.3.0 Local error in processing"},
 	[TERN_ERR_TOOBIG] = {"NO [TOOBIG] Message too large", "-ERR Message too large",
 			     "552 5.3.4 Message too big for system"},
 	[TERN_ERR_IO] = {"NO [SERVERBUG] Internal storage error", "-ERR [SYS/TEMP] Internal storage error",

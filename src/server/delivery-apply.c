@@ -20,22 +20,43 @@
 /* Stores checkpointed per round: spreads a segment's fsyncs over many rounds. */
 #define WORKER_CHECKPOINTS_PER_ROUND 4u
 
-int delivery_apply_one(struct store *st, const char *folder, bool fallback, uint64_t id,
-		       const void *data, size_t size, uint32_t flags, const char *keywords,
-		       int64_t date, int32_t tz, const struct store_msg_cache *cache,
-		       uint32_t *uid_r, uint32_t *uidvalidity_r, enum tern_error *err_r)
+bool delivery_error_is_item_own(enum tern_error err)
+{
+	return err == TERN_ERR_NOQUOTA || err == TERN_ERR_TOOBIG || err == TERN_ERR_NOTFOUND ||
+	       err == TERN_ERR_INVALID;
+}
+
+static int append_to(struct store *st, const struct delivery_apply *a, const char *folder,
+		     const void *bytes, size_t size, uint32_t *uid_r, uint32_t *uidvalidity_r,
+		     enum tern_error *err_r)
 {
 	struct store_new_msg m = {
-		.folder = folder, .data = data, .size = size, .internal_date = date,
-		.internal_tz = tz, .flags = flags, .keywords = keywords, .cache = cache,
-		.delivery_id = id,
+		.folder = folder, .data = bytes, .size = size, .internal_date = a->date,
+		.internal_tz = a->tz, .flags = a->flags, .keywords = a->keywords,
+		.cache = a->cache, .delivery_id = a->id,
 	};
-	if (store_append(st, &m, uid_r, uidvalidity_r, err_r) == 0)
-		return 0;
-	if (*err_r != TERN_ERR_NOTFOUND || !fallback || strcmp(folder, "INBOX") == 0)
-		return -1;
-	m.folder = "INBOX";
 	return store_append(st, &m, uid_r, uidvalidity_r, err_r);
+}
+
+int delivery_apply_one(struct store *st, const struct delivery_apply *a, uint32_t *uid_r,
+		       uint32_t *uidvalidity_r, enum tern_error *err_r)
+{
+	size_t size = a->prefix_size + a->size;
+	char *bytes = malloc(size + 1);
+	if (bytes == NULL) {
+		*err_r = TERN_ERR_NOMEM;
+		return -1;
+	}
+	if (a->prefix_size > 0)
+		memcpy(bytes, a->prefix, a->prefix_size);
+	if (a->size > 0)
+		memcpy(bytes + a->prefix_size, a->data, a->size);
+	int r = append_to(st, a, a->folder, bytes, size, uid_r, uidvalidity_r, err_r);
+	if (r < 0 && a->fallback && strcmp(a->folder, "INBOX") != 0 &&
+	    (*err_r == TERN_ERR_NOTFOUND || *err_r == TERN_ERR_INVALID))
+		r = append_to(st, a, "INBOX", bytes, size, uid_r, uidvalidity_r, err_r);
+	free(bytes);
+	return r;
 }
 
 static void job_done_task(void *arg)
@@ -47,7 +68,7 @@ static void job_done_task(void *arg)
 void delivery_item_finished(struct delivery_item *it)
 {
 	struct delivery_job *job = it->job;
-	free(it->bytes);
+	free(it->prefix);
 	free(it);
 	if (atomic_fetch_sub(&job->pending, 1) == 1)
 		loop_post(job->loop, job_done_task, job);
@@ -86,10 +107,13 @@ static int item_cmp_user(const void *a, const void *b)
 
 /* A refused delivery must not come back at replay: its abort record is
  * durable before the 4xx reply leaves. */
-static void journal_aborts(struct delivery *d, struct delivery_item **items, size_t n)
+static void journal_aborts(struct delivery *d, struct delivery_item **items, const bool *which,
+			   size_t n)
 {
 	TERN_LOCK_GUARD(&d->journal_mu);
 	for (size_t i = 0; i < n; i++) {
+		if (!which[i])
+			continue;
 		struct journal_record rec = {
 			.type = JOURNAL_ABORT, .id = items[i]->id, .user = items[i]->rcpt->user,
 			.folder = "", .keywords = "",
@@ -100,34 +124,76 @@ static void journal_aborts(struct delivery *d, struct delivery_item **items, siz
 		log_error("delivery: journal abort records not synced: %s", strerror(errno));
 }
 
-/* Applies one user's items in one transaction. */
+static int apply_item(struct store *st, struct delivery_item *it, enum tern_error *err_r)
+{
+	const struct delivery_job *job = it->job;
+	struct delivery_apply a = {
+		.folder = it->rcpt->folder, .fallback = it->rcpt->fallback_inbox, .id = it->id,
+		.prefix = it->prefix, .prefix_size = it->prefix_size, .data = job->data,
+		.size = job->size, .flags = job->flags, .keywords = job->keywords,
+		.date = job->internal_date, .tz = job->internal_tz, .cache = job->cache,
+	};
+	store_set_quota(st, it->rcpt->quota);
+	int r = delivery_apply_one(st, &a, &it->rcpt->uid, &it->rcpt->uidvalidity, err_r);
+	store_set_quota(st, 0);
+	return r;
+}
+
+/* Applies one user's items in one transaction. An item refused for a reason
+ * of its own (its quota, its size) is left out and the others commit; any
+ * other failure fails the transaction, and then each item is tried alone,
+ * so that one item never decides another item's reply. */
 static bool apply_user(struct apply_worker *w, struct delivery_item **items, size_t n)
 {
 	const char *user = items[0]->rcpt->user;
 	enum tern_error err = TERN_ERR_NONE;
-	struct store *st = store_cache_get(w->stores, user, items[0]->gen, &err);
+	bool *refused = calloc(n, sizeof(*refused));
+	struct store *st = refused != NULL ? store_cache_get(w->stores, user, items[0]->gen, &err)
+					   : NULL;
+	if (refused == NULL)
+		err = TERN_ERR_NOMEM;
+	size_t stored = 0;
 	if (st != NULL && store_begin(st, &err) == 0) {
 		size_t i;
 		for (i = 0; i < n; i++) {
-			struct delivery_item *it = items[i];
-			const struct delivery_job *job = it->job;
-			if (delivery_apply_one(st, it->rcpt->folder, it->rcpt->fallback_inbox, it->id,
-					       it->bytes, it->size, job->flags, job->keywords,
-					       job->internal_date, job->internal_tz, job->cache,
-					       &it->rcpt->uid, &it->rcpt->uidvalidity, &err) < 0)
+			enum tern_error item_err = TERN_ERR_NONE;
+			if (apply_item(st, items[i], &item_err) == 0) {
+				stored++;
+				continue;
+			}
+			if (!delivery_error_is_item_own(item_err)) {
+				err = item_err;
 				break;
+			}
+			items[i]->rcpt->err = item_err;
+			refused[i] = true;
 		}
-		if (i == n && store_commit(st, &err) == 0)
-			return true;
+		if (i == n && store_commit(st, &err) == 0) {
+			if (stored < n)
+				journal_aborts(w->d, items, refused, n);
+			free(refused);
+			return stored > 0;
+		}
 		store_rollback(st);
 	}
-	log_error("delivery: user=%s: storing %zu message(s) failed: %s", user, n,
-		  tern_error_str(err));
+	free(refused);
 	if (st != NULL)
 		store_cache_drop(w->stores, user);
-	for (size_t i = 0; i < n; i++)
-		items[i]->rcpt->err = err != TERN_ERR_NONE ? err : TERN_ERR_IO;
-	journal_aborts(w->d, items, n);
+	if (n > 1) {
+		bool any = false;
+		for (size_t i = 0; i < n; i++) {
+			items[i]->rcpt->err = TERN_ERR_NONE;
+			any = apply_user(w, items + i, 1) || any;
+		}
+		return any;
+	}
+	if (err == TERN_ERR_NONE)
+		err = TERN_ERR_IO;
+	log_error("delivery: user=%s: storing delivery %llu failed: %s", user,
+		  (unsigned long long)items[0]->id, tern_error_str(err));
+	items[0]->rcpt->err = err;
+	bool one = true;
+	journal_aborts(w->d, items, &one, 1);
 	return false;
 }
 

@@ -20,14 +20,15 @@ struct store_msg_cache;
 /* Journal flag bit (never a store flag): deliver to INBOX if the folder is gone. */
 #define DELIVERY_FALLBACK_INBOX (1u << 31)
 
-/* One stored copy: a recipient of a job, with the bytes to store. */
+/* One stored copy: a recipient of a job. The message itself stays in the
+ * job, once for all recipients; only the trace headers are per recipient. */
 struct delivery_item {
 	struct delivery_job *job;
 	struct delivery_rcpt *rcpt;
 	uint64_t id;                    /* node-unique delivery id */
 	uint64_t gen;                   /* journal segment holding it */
-	char *bytes;                    /* trace headers + job->data */
-	size_t size;
+	char *prefix;                   /* Return-Path/Delivered-To lines */
+	size_t prefix_size;
 	struct delivery_item *next;
 };
 
@@ -79,11 +80,30 @@ bool apply_workers_stop(struct delivery *d);
 uint64_t apply_workers_needed_gen(struct delivery *d);
 /* Age in ms of the oldest batch a worker is applying (0 = none). */
 uint64_t apply_workers_busy_ms(struct delivery *d);
-/* Applies one message to an open store, falling back to INBOX if asked. */
-int delivery_apply_one(struct store *st, const char *folder, bool fallback, uint64_t id,
-		       const void *data, size_t size, uint32_t flags, const char *keywords,
-		       int64_t date, int32_t tz, const struct store_msg_cache *cache,
-		       uint32_t *uid_r, uint32_t *uidvalidity_r, enum tern_error *err_r);
+/* Applies one message to an open store: the bytes are prefix + data (so a
+ * message with many recipients is never copied per recipient ahead of
+ * time). With fallback, a folder that is missing or whose name the store
+ * refuses means INBOX: a +detail is the sender's choice, never a reason to
+ * refuse mail. */
+struct delivery_apply {
+	const char *folder;
+	bool fallback;
+	uint64_t id;
+	const void *prefix;
+	size_t prefix_size;
+	const void *data;
+	size_t size;
+	uint32_t flags;
+	const char *keywords;
+	int64_t date;
+	int32_t tz;
+	const struct store_msg_cache *cache;
+};
+int delivery_apply_one(struct store *st, const struct delivery_apply *a, uint32_t *uid_r,
+		       uint32_t *uidvalidity_r, enum tern_error *err_r);
+/* An error that belongs to one recipient and one message (its quota, its
+ * size, its user gone): the others of a batch are not affected by it. */
+bool delivery_error_is_item_own(enum tern_error err);
 /* Completes one recipient; the job's done callback is posted after the last. */
 void delivery_item_finished(struct delivery_item *it);
 

@@ -19,13 +19,23 @@
 /* Handles kept open during replay (it runs before the workers start). */
 #define REPLAY_STORE_HANDLES 1024u
 
+/* A JOURNAL_MESSAGE record of the segment being replayed; its bytes point
+ * into the segment's mapping, valid until the segment is done. */
+struct replay_message {
+	uint64_t id;
+	const void *data;
+	size_t size;
+};
+
 struct replay_ctx {
 	struct delivery *d;
 	struct store_cache *stores;
 	uint64_t *aborted;        /* sorted after collection */
 	size_t aborted_count, aborted_cap;
-	size_t applied;
+	size_t applied, skipped;
 	bool collecting_aborts;
+	struct replay_message *messages; /* this segment's, ascending id */
+	size_t message_count, message_cap;
 };
 
 char *delivery_segment_path(const struct delivery *d, uint64_t gen)
@@ -99,16 +109,64 @@ static int collect_abort(struct replay_ctx *rc, uint64_t id)
 	return 0;
 }
 
+static int remember_message(struct replay_ctx *rc, const struct journal_record *rec)
+{
+	if (rc->message_count == rc->message_cap) {
+		size_t cap = rc->message_cap > 0 ? rc->message_cap * 2 : 64;
+		struct replay_message *m = realloc(rc->messages, cap * sizeof(*m));
+		if (m == NULL)
+			return -1;
+		rc->messages = m;
+		rc->message_cap = cap;
+	}
+	rc->messages[rc->message_count++] =
+		(struct replay_message){.id = rec->id, .data = rec->data, .size = rec->size};
+	return 0;
+}
+
+static int message_cmp(const void *key, const void *elem)
+{
+	uint64_t id = *(const uint64_t *)key, other = ((const struct replay_message *)elem)->id;
+	return id < other ? -1 : id > other;
+}
+
 static int replay_record(const struct journal_record *rec, void *ctx)
 {
 	struct replay_ctx *rc = ctx;
 	if (rc->collecting_aborts)
 		return rec->type == JOURNAL_ABORT ? collect_abort(rc, rec->id) : 0;
-	if (rec->type != JOURNAL_DELIVER)
+	if (rec->type == JOURNAL_MESSAGE)
+		return remember_message(rc, rec);
+	if (rec->type != JOURNAL_DELIVER && rec->type != JOURNAL_RCPT)
 		return 0;
 	if (rc->aborted_count > 0 &&
 	    bsearch(&rec->id, rc->aborted, rc->aborted_count, sizeof(uint64_t), u64_cmp) != NULL)
 		return 0;
+	struct delivery_apply a = {
+		.folder = rec->folder, .fallback = (rec->flags & DELIVERY_FALLBACK_INBOX) != 0,
+		.id = rec->id, .data = rec->data, .size = rec->size,
+		.flags = rec->flags & ~DELIVERY_FALLBACK_INBOX, .keywords = rec->keywords,
+		.date = rec->internal_date, .tz = rec->internal_tz,
+	};
+	if (rec->type == JOURNAL_RCPT) {
+		const struct replay_message *m =
+			rc->message_count > 0 ? bsearch(&rec->message_id, rc->messages,
+							rc->message_count, sizeof(*m), message_cmp)
+					      : NULL;
+		if (m == NULL) {
+			/* Its message record is torn or damaged: it was never
+			 * acknowledged (the reply waits for the whole group). */
+			log_error("journal replay: user=%s delivery=%llu: message %llu missing, skipped",
+				  rec->user, (unsigned long long)rec->id,
+				  (unsigned long long)rec->message_id);
+			rc->skipped++;
+			return 0;
+		}
+		a.prefix = rec->data;
+		a.prefix_size = rec->size;
+		a.data = m->data;
+		a.size = m->size;
+	}
 	enum tern_error err = TERN_ERR_NONE;
 	struct store *st = store_cache_get(rc->stores, rec->user, atomic_load(&rc->d->gen), &err);
 	if (st == NULL) {
@@ -117,13 +175,16 @@ static int replay_record(const struct journal_record *rec, void *ctx)
 		return -1;
 	}
 	uint32_t uid;
-	if (delivery_apply_one(st, rec->folder, (rec->flags & DELIVERY_FALLBACK_INBOX) != 0, rec->id,
-			       rec->data, rec->size, rec->flags & ~DELIVERY_FALLBACK_INBOX,
-			       rec->keywords, rec->internal_date, rec->internal_tz, NULL, &uid, NULL,
-			       &err) < 0) {
-		log_error("journal replay: user=%s delivery=%llu folder=%s: %s", rec->user,
-			  (unsigned long long)rec->id, rec->folder, tern_error_str(err));
-		return -1;
+	if (delivery_apply_one(st, &a, &uid, NULL, &err) < 0) {
+		log_error("journal replay: user=%s delivery=%llu folder=%s: %s%s", rec->user,
+			  (unsigned long long)rec->id, rec->folder, tern_error_str(err),
+			  delivery_error_is_item_own(err) ? ", skipped" : "");
+		/* One record the store can never take must not keep the node
+		 * from starting; a failure that may pass (I/O) must. */
+		if (!delivery_error_is_item_own(err))
+			return -1;
+		rc->skipped++;
+		return 0;
 	}
 	rc->applied++;
 	return 0;
@@ -135,6 +196,7 @@ static int replay_segments(struct replay_ctx *rc, const uint64_t *gens, size_t n
 	for (size_t i = 0; i < n; i++) {
 		char *path = delivery_segment_path(d, gens[i]);
 		uint64_t max_id = 0;
+		rc->message_count = 0;
 		int r = path != NULL ? journal_replay(path, replay_record, rc, &max_id, err_r) : -1;
 		free(path);
 		if (r < 0)
@@ -163,6 +225,7 @@ int delivery_replay(struct delivery *d, char **err_r)
 		ret = replay_segments(&rc, gens, n, err_r);
 	}
 	free(rc.aborted);
+	free(rc.messages);
 	free(gens);
 	if (ret == 0) {
 		if (rc.applied > 0)

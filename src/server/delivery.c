@@ -73,34 +73,53 @@ static enum tern_error errno_to_tern(int e)
 	return e == ENOSPC || e == EDQUOT ? TERN_ERR_NOSPACE : TERN_ERR_IO;
 }
 
-static char *build_bytes(const struct delivery_job *job, const struct delivery_rcpt *rcpt,
-			 size_t *size_r)
+/* The trace headers stored in front of this recipient's copy. */
+static char *build_prefix(const struct delivery_job *job, const struct delivery_rcpt *rcpt,
+			  size_t *size_r)
 {
-	char prefix[2200];
-	int n = 0;
-	if (job->return_path != NULL)
-		n += snprintf(prefix + n, sizeof(prefix) - (size_t)n, "Return-Path: <%s>\r\n",
-			      job->return_path);
-	if (rcpt->delivered_to != NULL && (size_t)n < sizeof(prefix))
-		n += snprintf(prefix + n, sizeof(prefix) - (size_t)n, "Delivered-To: %s\r\n",
-			      rcpt->delivered_to);
-	if ((size_t)n >= sizeof(prefix))
-		n = 0; /* addresses are bounded by the line limit; never truncate a header */
-	char *buf = malloc((size_t)n + job->size + 1);
-	if (buf == NULL)
+	char *buf = NULL;
+	int n = asprintf(&buf, "%s%s%s%s%s%s", job->return_path != NULL ? "Return-Path: <" : "",
+			 job->return_path != NULL ? job->return_path : "",
+			 job->return_path != NULL ? ">\r\n" : "",
+			 rcpt->delivered_to != NULL ? "Delivered-To: " : "",
+			 rcpt->delivered_to != NULL ? rcpt->delivered_to : "",
+			 rcpt->delivered_to != NULL ? "\r\n" : "");
+	if (n < 0)
 		return NULL;
-	memcpy(buf, prefix, (size_t)n);
-	memcpy(buf + n, job->data, job->size);
-	*size_r = (size_t)n + job->size;
+	*size_r = (size_t)n;
 	return buf;
 }
 
-/* Builds the items of one job and adds them to the journal (not yet synced).
- * Returns 0, or -1 with the items built so far in *items_r. */
+/* One parse per message, before the journal lock is taken: the trace
+ * headers change neither ENVELOPE nor BODYSTRUCTURE, and a big message's
+ * parse must not hold up every other delivery of the node. A failed parse
+ * leaves job->cache NULL and the store parses it itself. */
+static void summarize_job(struct delivery_job *job)
+{
+	if (job->cache != NULL || (job->cache = calloc(1, sizeof(*job->cache))) == NULL)
+		return;
+	if (mime_summarize(job->data, job->size, job->cache) < 0) {
+		free(job->cache);
+		job->cache = NULL;
+	}
+}
+
+/* Journals one job: its message once, then a small record per recipient
+ * that refers to it. Returns 0, or -1 with the items built so far in
+ * *items_r. */
 static int journal_job(struct delivery *d, struct delivery_job *job,
 		       struct delivery_item **items_r)
 {
 	uint64_t gen = atomic_load(&d->gen);
+	uint64_t message_id = d->next_id++;
+	struct journal_record msg = {
+		.type = JOURNAL_MESSAGE, .id = message_id, .user = "", .folder = "",
+		.keywords = job->keywords, .flags = job->flags,
+		.internal_date = job->internal_date, .internal_tz = job->internal_tz,
+		.data = job->data, .size = job->size,
+	};
+	if (journal_add(d->journal, &msg) < 0)
+		return -1;
 	for (size_t r = 0; r < job->rcpt_count; r++) {
 		struct delivery_item *it = calloc(1, sizeof(*it));
 		if (it == NULL)
@@ -111,22 +130,15 @@ static int journal_job(struct delivery *d, struct delivery_job *job,
 		it->gen = gen;
 		it->next = *items_r;
 		*items_r = it;
-		it->bytes = build_bytes(job, it->rcpt, &it->size);
-		if (it->bytes == NULL)
+		it->prefix = build_prefix(job, it->rcpt, &it->prefix_size);
+		if (it->prefix == NULL)
 			return -1;
-		/* One parse per message: the added trace headers change neither
-		 * ENVELOPE nor BODYSTRUCTURE. */
-		if (r == 0 && (job->cache = calloc(1, sizeof(*job->cache))) != NULL &&
-		    mime_summarize(it->bytes, it->size, job->cache) < 0) {
-			free(job->cache);
-			job->cache = NULL;
-		}
 		uint32_t flags = job->flags | (it->rcpt->fallback_inbox ? DELIVERY_FALLBACK_INBOX : 0);
 		struct journal_record rec = {
-			.type = JOURNAL_DELIVER, .id = it->id, .user = it->rcpt->user,
+			.type = JOURNAL_RCPT, .id = it->id, .user = it->rcpt->user,
 			.folder = it->rcpt->folder, .keywords = job->keywords, .flags = flags,
 			.internal_date = job->internal_date, .internal_tz = job->internal_tz,
-			.data = it->bytes, .size = it->size,
+			.data = it->prefix, .size = it->prefix_size, .message_id = message_id,
 		};
 		if (journal_add(d->journal, &rec) < 0)
 			return -1;
@@ -150,8 +162,10 @@ static void commit_batch(struct delivery *d, struct delivery_job *batch)
 {
 	struct delivery_item *items = NULL;
 	int failed_errno = 0;
-	for (struct delivery_job *j = batch; j != NULL; j = j->next)
+	for (struct delivery_job *j = batch; j != NULL; j = j->next) {
 		atomic_store(&j->pending, j->rcpt_count);
+		summarize_job(j);
+	}
 	{
 		TERN_LOCK_GUARD(&d->journal_mu);
 		for (struct delivery_job *j = batch; j != NULL && failed_errno == 0; j = j->next) {

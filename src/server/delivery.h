@@ -25,6 +25,7 @@ struct delivery_rcpt {
 	                          and fallback_inbox is set */
 	char *delivered_to;    /* Delivered-To header value, NULL = none */
 	bool fallback_inbox;
+	uint64_t quota;        /* the user's limit in bytes, 0 = none */
 	/* results */
 	enum tern_error err;   /* TERN_ERR_NONE = stored durably */
 	uint32_t uid;

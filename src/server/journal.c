@@ -13,7 +13,8 @@
 /* Record layout (little-endian host order; the journal never leaves the node):
  *   u32 magic, u32 type, u64 id, u32 payload_len, u32 crc32(payload)
  *   payload: u32 flags, i32 tz, i64 date, u32 user_len, u32 folder_len,
- *            u32 keywords_len, u64 data_len, user, folder, keywords, data */
+ *            u32 keywords_len, u64 data_len, user, folder, keywords, data
+ * A JOURNAL_RCPT record's data starts with the u64 message id it refers to. */
 #define JOURNAL_MAGIC 0x314a5254u /* "TRJ1" */
 #define JOURNAL_HEADER 24u
 #define JOURNAL_PAYLOAD_FIXED 36u
@@ -69,17 +70,23 @@ static void put64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
 static uint32_t get32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
 static uint64_t get64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return v; }
 
+static size_t data_field_size(const struct journal_record *rec)
+{
+	return rec->size + (rec->type == JOURNAL_RCPT ? 8 : 0);
+}
+
 static size_t journal_encoded_size(const struct journal_record *rec)
 {
 	return JOURNAL_HEADER + JOURNAL_PAYLOAD_FIXED + strlen(rec->user) + strlen(rec->folder) +
-	       strlen(rec->keywords != NULL ? rec->keywords : "") + rec->size;
+	       strlen(rec->keywords != NULL ? rec->keywords : "") + data_field_size(rec);
 }
 
 static void journal_encode_into(const struct journal_record *rec, uint8_t *out)
 {
 	const char *kw = rec->keywords != NULL ? rec->keywords : "";
 	size_t ul = strlen(rec->user), fl = strlen(rec->folder), kl = strlen(kw);
-	size_t payload = JOURNAL_PAYLOAD_FIXED + ul + fl + kl + rec->size;
+	size_t dl = data_field_size(rec);
+	size_t payload = JOURNAL_PAYLOAD_FIXED + ul + fl + kl + dl;
 	uint8_t *p = out + JOURNAL_HEADER;
 	put32(p, rec->flags);
 	put32(p + 4, (uint32_t)rec->internal_tz);
@@ -87,7 +94,7 @@ static void journal_encode_into(const struct journal_record *rec, uint8_t *out)
 	put32(p + 16, (uint32_t)ul);
 	put32(p + 20, (uint32_t)fl);
 	put32(p + 24, (uint32_t)kl);
-	put64(p + 28, rec->size);
+	put64(p + 28, dl);
 	p += JOURNAL_PAYLOAD_FIXED;
 	memcpy(p, rec->user, ul);
 	p += ul;
@@ -95,6 +102,10 @@ static void journal_encode_into(const struct journal_record *rec, uint8_t *out)
 	p += fl;
 	memcpy(p, kw, kl);
 	p += kl;
+	if (rec->type == JOURNAL_RCPT) {
+		put64(p, rec->message_id);
+		p += 8;
+	}
 	if (rec->size > 0)
 		memcpy(p, rec->data, rec->size);
 	put32(out, JOURNAL_MAGIC);
@@ -201,7 +212,7 @@ int journal_decode(const uint8_t *buf, size_t len, struct journal_record *rec_r,
 		return 0;
 	uint32_t type = get32(buf + 4);
 	uint64_t payload = get32(buf + 16);
-	if ((type != JOURNAL_DELIVER && type != JOURNAL_ABORT) || payload < JOURNAL_PAYLOAD_FIXED ||
+	if (type < JOURNAL_DELIVER || type > JOURNAL_RCPT || payload < JOURNAL_PAYLOAD_FIXED ||
 	    payload > JOURNAL_MAX_PAYLOAD || payload > len - JOURNAL_HEADER)
 		return 0;
 	const uint8_t *p = buf + JOURNAL_HEADER;
@@ -216,7 +227,7 @@ int journal_decode(const uint8_t *buf, size_t len, struct journal_record *rec_r,
 	if ((uint32_t)crc != get32(buf + 20))
 		return 0;
 	uint64_t ul = get32(p + 16), fl = get32(p + 20), kl = get32(p + 24), dl = get64(p + 28);
-	if (JOURNAL_PAYLOAD_FIXED + ul + fl + kl + dl != payload)
+	if (JOURNAL_PAYLOAD_FIXED + ul + fl + kl + dl != payload || (type == JOURNAL_RCPT && dl < 8))
 		return 0;
 	static _Thread_local char strings[3][1100];
 	if (ul >= sizeof(strings[0]) || fl >= sizeof(strings[1]) || kl >= sizeof(strings[2]))
@@ -238,6 +249,12 @@ int journal_decode(const uint8_t *buf, size_t len, struct journal_record *rec_r,
 	rec_r->keywords = strings[2];
 	rec_r->data = s + ul + fl + kl;
 	rec_r->size = dl;
+	rec_r->message_id = 0;
+	if (type == JOURNAL_RCPT) {
+		rec_r->message_id = get64(s + ul + fl + kl);
+		rec_r->data = s + ul + fl + kl + 8;
+		rec_r->size = dl - 8;
+	}
 	*used_r = JOURNAL_HEADER + payload;
 	return 1;
 }

@@ -9,8 +9,13 @@
 #include <stdint.h>
 
 enum journal_record_type {
-	JOURNAL_DELIVER = 1, /* a message for one user's folder */
+	JOURNAL_DELIVER = 1, /* a message for one user's folder (written by older
+	                        versions; still replayed) */
 	JOURNAL_ABORT = 2,   /* the delivery with this id failed and was refused */
+	JOURNAL_MESSAGE = 3, /* a message's bytes, once for all its recipients */
+	JOURNAL_RCPT = 4,    /* one recipient of the JOURNAL_MESSAGE message_id, in
+	                        the same segment before it; data = the trace
+	                        headers stored in front of that message */
 };
 
 struct journal_record {
@@ -24,6 +29,7 @@ struct journal_record {
 	int32_t internal_tz;
 	const void *data;
 	size_t size;
+	uint64_t message_id;     /* JOURNAL_RCPT only */
 };
 
 struct journal;

@@ -456,6 +456,10 @@ int store_copy_locked(struct store *st, struct store_op *op, struct store_frow *
 			dst_out[copied] = uid;
 		copied++;
 	}
+	/* Counted after the copy, in the same transaction: a move leaves the
+	 * total unchanged and is never refused. */
+	if (copied > 0 && !move && store_quota_check(st, 0, err_r) < 0)
+		return -1;
 	if (copied > 0) {
 		dst->highestmodseq = op->modseq;
 		if (store_frow_update(st, dst, err_r) < 0)

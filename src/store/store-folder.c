@@ -86,6 +86,13 @@ int store_folder_name_canon(const char *name, char *buf)
 	return 0;
 }
 
+bool store_folder_name_valid(const char *name)
+{
+	char canon[TERN_FOLDER_NAME_MAX + 1];
+
+	return store_folder_name_canon(name, canon) == 0;
+}
+
 static bool special_use_valid(const char *su)
 {
 	if (su == NULL)

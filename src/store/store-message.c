@@ -216,6 +216,8 @@ int store_append(struct store *st, const struct store_new_msg *m, uint32_t *uid_
 		ret = m->delivery_id != 0 ?
 			      find_delivery(st, m->delivery_id, &uid, &uidvalidity, err_r) : 0;
 		if (ret == 0)
+			ret = store_quota_check(st, m->size, err_r);
+		if (ret == 0)
 			ret = append_locked(st, m, c, &r, &uid, &uidvalidity, err_r);
 		if (ret == 0 && m->delivery_id != 0)
 			ret = note_delivery(st, m->delivery_id, err_r);

@@ -80,8 +80,15 @@ struct store {
 	/* Set when SQLite rolled back the explicit transaction by itself (disk
 	 * full, I/O error): store_commit must then fail, not commit half. */
 	enum tern_error aborted;
+	/* Bytes the user may hold (store_set_quota); 0 = no limit. */
+	uint64_t quota_bytes;
 	sqlite3_stmt *stmts[STMT_COUNT];
 };
+
+/* TERN_ERR_NOQUOTA when the handle has a quota and the user's messages,
+ * plus `adding` bytes, would exceed it. Inside the write transaction, so two
+ * writers cannot both fit into the last free bytes. */
+int store_quota_check(struct store *st, uint64_t adding, enum tern_error *err_r);
 
 /* The write state of a folder that operations update. */
 struct store_frow {

@@ -750,6 +750,24 @@ void store_rollback(struct store *st)
 
 /* ---- whole-store queries ---- */
 
+void store_set_quota(struct store *st, uint64_t bytes)
+{
+	st->quota_bytes = bytes;
+}
+
+int store_quota_check(struct store *st, uint64_t adding, enum tern_error *err_r)
+{
+	uint64_t used, messages;
+
+	if (st->quota_bytes == 0)
+		return 0;
+	if (store_usage(st, &used, &messages, err_r) < 0)
+		return -1;
+	if (used > st->quota_bytes || adding > st->quota_bytes - used)
+		return store_err(TERN_ERR_NOQUOTA, err_r);
+	return 0;
+}
+
 int store_usage(struct store *st, uint64_t *bytes_r, uint64_t *messages_r,
 		enum tern_error *err_r)
 {

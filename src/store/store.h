@@ -105,6 +105,12 @@ int store_remove(const char *data_dir, const char *user, enum tern_error *err_r)
  * (synchronous=FULL), false = fsync at checkpoints only (NORMAL; the caller
  * guarantees durability elsewhere, e.g. the delivery journal). Default true. */
 int store_set_durable(struct store *st, bool durable, enum tern_error *err_r);
+/* The user's quota for later writes from this handle: an append or a copy
+ * that would take the user's message bytes past it fails with
+ * TERN_ERR_NOQUOTA; a move, an expunge or a flag change never does (a user
+ * over quota can always clean up). 0 = no limit, the default (journal
+ * replay must never refuse what was acknowledged). */
+void store_set_quota(struct store *st, uint64_t bytes);
 /* Flushes the WAL into the database and fsyncs it (PRAGMA wal_checkpoint). */
 int store_checkpoint(struct store *st, enum tern_error *err_r);
 
@@ -122,6 +128,9 @@ int store_read_begin(struct store *st, enum tern_error *err_r);
 void store_read_end(struct store *st);
 
 /* ---- folders ---- */
+/* Whether name is one the store accepts for a folder (UTF-8, no empty or
+ * dot components, no controls or LIST wildcards, within the length limit). */
+bool store_folder_name_valid(const char *name);
 /* All folders sorted by name (INBOX first), with counts filled in. */
 int store_folder_list(struct store *st, struct store_folder **folders_r, size_t *count_r,
 		      enum tern_error *err_r);

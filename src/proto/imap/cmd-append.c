@@ -239,7 +239,7 @@ static void append_done(struct delivery_job *job)
 /* Refuses early, before the pipeline, what is known to fail: a missing
  * folder and a message over quota. 0 = go on, -1 = replied. */
 static int append_precheck(struct imap_session *s, const struct imap_cmd *cmd,
-			   const char *folder, size_t size)
+			   const char *folder, size_t size, uint64_t *quota_r)
 {
 	struct store_folder f;
 	enum tern_error err = TERN_ERR_NONE;
@@ -262,13 +262,14 @@ static int append_precheck(struct imap_session *s, const struct imap_cmd *cmd,
 		imap_tagged(s, cmd, "NO [OVERQUOTA] Quota exceeded");
 		return -1;
 	}
+	*quota_r = limit;
 	return 0;
 }
 
 /* Builds every job first, so that either all messages go to the pipeline
  * or none does. 0, or -1 when out of memory (nothing submitted). */
 static int append_submit(struct imap_session *s, struct imap_cmd *cmd, char *folder,
-			 struct append_args *args)
+			 struct append_args *args, uint64_t quota)
 {
 	size_t n = args->count;
 	struct append_ctx *a = calloc(1, sizeof(*a));
@@ -285,6 +286,9 @@ static int append_submit(struct imap_session *s, struct imap_cmd *cmd, char *fol
 		}
 		job->rcpts[0].user = strdup(s->user);
 		job->rcpts[0].folder = strdup(folder);
+		/* Checked again where the message is written: the precheck
+		 * above races with deliveries and other sessions. */
+		job->rcpts[0].quota = quota;
 		job->data = take_message(m->message, &job->size);
 		job->keywords = m->keywords;
 		m->keywords = NULL;
@@ -354,9 +358,10 @@ IMAP_HANDLER(cmd_append)
 			goto fail;
 		}
 	}
-	if (append_precheck(s, cmd, folder, total) < 0)
+	uint64_t quota = 0;
+	if (append_precheck(s, cmd, folder, total, &quota) < 0)
 		goto fail;
-	if (append_submit(s, cmd, folder, &a) < 0) {
+	if (append_submit(s, cmd, folder, &a, quota) < 0) {
 		append_args_clear(&a);
 		imap_store_error(s, cmd, "append", TERN_ERR_NOMEM);
 		return IMAP_CMD_DONE;

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "proto/imap/commands.h"
+#include "proto/imap/quota.h"
 #include "proto/imap/seqset.h"
 #include "store/store.h"
 
@@ -65,8 +66,19 @@ IMAP_HANDLER(cmd_copy)
 		imap_tagged(s, cmd, "NO [READ-ONLY] Mailbox is read-only");
 		goto out;
 	}
-	if (count > 0 && store_copy(s->store, s->view->folder, uids, count, dest, move, &src, &dst,
-				    &copied, &uidvalidity, &err) < 0) {
+	/* The store counts the quota inside the copy's transaction (a move adds
+	 * nothing and is never refused, so a full mailbox can be cleaned up). */
+	uint64_t limit = 0, used;
+	if (!move && count > 0 && imap_quota_get(s, &limit, &used, &err) < 0) {
+		imap_store_error(s, cmd, "copy quota", err);
+		goto out;
+	}
+	store_set_quota(s->store, limit);
+	int copy_r = count > 0 ? store_copy(s->store, s->view->folder, uids, count, dest, move,
+					    &src, &dst, &copied, &uidvalidity, &err)
+			       : 0;
+	store_set_quota(s->store, 0);
+	if (copy_r < 0) {
 		if (err == TERN_ERR_NOTFOUND)
 			imap_tagged(s, cmd, "NO [TRYCREATE] Mailbox doesn't exist");
 		else

@@ -15,11 +15,13 @@
 #include "server/delivery.h"
 #include "server/loop.h"
 #include "server/server.h"
+#include "store/store.h"
 
 struct lmtp_rcpt {
 	char *user;
 	char *folder;
 	char *address;    /* as the client gave it, for replies and Delivered-To */
+	uint64_t quota;   /* bytes, 0 = none */
 };
 
 struct lmtp_session {
@@ -112,11 +114,40 @@ static void cmd_mail(struct lmtp_session *s, const struct lmtp_cmd *cmd)
 		return;
 	}
 	s->mail_from = strdup(cmd->arg);
+	if (s->mail_from == NULL) {
+		reply(s, "451 4.3.0 Out of memory, try again later");
+		return;
+	}
 	reply(s, "250 2.1.0 Sender OK");
 }
 
+static void reply_over_quota(struct lmtp_session *s, const char *address)
+{
+	conn_printf(s->conn, session_config(s)->quota_full_tempfail
+				     ? "452 4.2.2 <%s> Mailbox is full\r\n"
+				     : "552 5.2.2 <%s> Mailbox is full\r\n",
+		    address);
+}
+
+/* RCPT-time quota check: a user already at or over the limit is refused at
+ * once, before the MTA sends the message. (A read of the user's store on the
+ * loop thread, and only for users with a quota.) */
+static bool rcpt_over_quota(struct lmtp_session *s, const char *user, uint64_t limit)
+{
+	struct store *st = NULL;
+	enum tern_error err = TERN_ERR_NONE;
+	uint64_t used = 0, messages;
+	if (limit == 0)
+		return false;
+	if (store_open(session_config(s)->data_dir, user, false, &st, &err) < 0)
+		return false; /* no store yet: nothing used */
+	bool over = store_usage(st, &used, &messages, &err) == 0 && used >= limit;
+	store_close(&st);
+	return over;
+}
+
 static bool rcpt_resolve(struct lmtp_session *s, const char *address, char *user,
-			 size_t user_size, char *detail, size_t detail_size)
+			 size_t user_size, char *detail, size_t detail_size, uint64_t *quota_r)
 {
 	const struct tern_config *cfg = session_config(s);
 	if (username_parse(address, cfg->domains, user, user_size, detail, detail_size) < 0) {
@@ -138,6 +169,13 @@ static bool rcpt_resolve(struct lmtp_session *s, const char *address, char *user
 		return false;
 	}
 	bool here = strcmp(u.home, cfg->node_name) == 0;
+	*quota_r = u.quota != 0 ? u.quota : cfg->default_quota;
+	if (here && rcpt_over_quota(s, user, *quota_r)) {
+		log_info("lmtp: rcpt=%s user=%s: over quota, refused", address, user);
+		reply_over_quota(s, address);
+		dir_user_clear(&u);
+		return false;
+	}
 	if (!here) {
 		/* Relaying to the home node comes with the proxy; until then the MTA retries. */
 		conn_printf(s->conn, "451 4.4.0 <%s> Mailbox is on node %s, not reachable from here\r\n",
@@ -162,8 +200,13 @@ static void cmd_rcpt(struct lmtp_session *s, const struct lmtp_cmd *cmd)
 		return;
 	}
 	char user[TERN_USERNAME_MAX + 1], detail[TERN_FOLDER_NAME_MAX + 1];
-	if (!rcpt_resolve(s, cmd->arg, user, sizeof(user), detail, sizeof(detail)))
+	uint64_t quota = 0;
+	if (!rcpt_resolve(s, cmd->arg, user, sizeof(user), detail, sizeof(detail), &quota))
 		return;
+	/* A +detail that cannot name a folder delivers to INBOX, as one that
+	 * names no existing folder does: it is the sender's text, never a
+	 * reason to refuse the recipient's mail. */
+	const char *folder = detail[0] != '\0' && store_folder_name_valid(detail) ? detail : "INBOX";
 	if (s->rcpt_count == s->rcpt_cap) {
 		size_t cap = s->rcpt_cap > 0 ? s->rcpt_cap * 2 : 4;
 		struct lmtp_rcpt *r = realloc(s->rcpts, cap * sizeof(*r));
@@ -176,8 +219,17 @@ static void cmd_rcpt(struct lmtp_session *s, const struct lmtp_cmd *cmd)
 	}
 	struct lmtp_rcpt *r = &s->rcpts[s->rcpt_count++];
 	r->user = strdup(user);
-	r->folder = strdup(detail[0] != '\0' ? detail : "INBOX");
+	r->folder = strdup(folder);
 	r->address = strdup(cmd->arg);
+	r->quota = quota;
+	if (r->user == NULL || r->folder == NULL || r->address == NULL) {
+		free(r->user);
+		free(r->folder);
+		free(r->address);
+		s->rcpt_count--;
+		reply(s, "452 4.3.0 Out of memory");
+		return;
+	}
 	conn_printf(s->conn, "250 2.1.5 <%s> Recipient OK\r\n", cmd->arg);
 }
 
@@ -188,11 +240,16 @@ static void delivery_done(struct delivery_job *job)
 	if (!c->closing) {
 		for (size_t i = 0; i < job->rcpt_count; i++) {
 			const struct delivery_rcpt *r = &job->rcpts[i];
-			if (r->err == TERN_ERR_NONE)
+			if (r->err == TERN_ERR_NONE) {
 				conn_printf(c, "250 2.0.0 <%s> %u Saved\r\n", s->rcpts[i].address, r->uid);
-			else
+			} else if (r->err == TERN_ERR_NOQUOTA) {
+				log_info("lmtp: rcpt=%s user=%s: message of %zu bytes over quota, refused",
+					 s->rcpts[i].address, r->user, job->size);
+				reply_over_quota(s, s->rcpts[i].address);
+			} else {
 				conn_printf(c, "%s <%s>\r\n", tern_reply_for(r->err)->lmtp,
 					    s->rcpts[i].address);
+			}
 		}
 	}
 	s->delivering = false;
@@ -225,6 +282,7 @@ static void deliver_body(struct lmtp_session *s)
 		r->folder = strdup(s->rcpts[i].folder);
 		r->delivered_to = strdup(s->rcpts[i].address);
 		r->fallback_inbox = true;
+		r->quota = s->rcpts[i].quota;
 		if (r->user == NULL || r->folder == NULL || r->delivered_to == NULL)
 			goto oom;
 	}
