@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/fault.h"
 #include "core/log.h"
 #include "server/delivery-private.h"
 #include "server/journal.h"
@@ -254,6 +255,8 @@ static void *worker_main(void *arg)
 			w->busy_since_ms = tern_now_ms();
 			w->processing_min_gen = batch->gen;
 		}
+		/* Tests: a crash after the journal sync, before the stores. */
+		fault_stall_once("APPLY_STALL");
 		apply_batch(w, batch);
 		worker_housekeeping(w);
 		{

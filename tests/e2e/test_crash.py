@@ -3,6 +3,7 @@ concurrent LMTP clients; after a restart every message that got 250 is in
 its mailbox exactly once and every store passes PRAGMA integrity_check."""
 
 import collections
+import os
 import subprocess
 import threading
 import uuid
@@ -140,3 +141,45 @@ def test_expunged_and_moved_messages_stay_gone_after_a_crash(make_ternd):
     node.start()
     assert node.subjects("alice") == [subjects[3]], "expunged or moved messages came back"
     assert node.subjects("alice", "Trash") == [subjects[2]]
+
+
+def test_crash_before_the_stores_replays_a_many_recipient_message_once_each(make_ternd):
+    """The journal holds a message once and a record per recipient that refers
+    to it: killed after the journal sync but before any store was written,
+    the restarted node gives each recipient its copy, once, with its own
+    Delivered-To."""
+    node = make_ternd(start=False, users=())
+    os.environ["TERN_FAULT_APPLY_STALL_MS"] = "60000"
+    try:
+        node.start()
+    finally:
+        del os.environ["TERN_FAULT_APPLY_STALL_MS"]
+    for user in ("alice", "bob"):
+        node.add_user(user)
+    subject = unique_subject("replay-fanout")
+    msg = make_message(subject, body="r" * 50_000 + "\r\n")
+    rcpts = ["alice@example.org", "alice+Sent@example.org", "bob@example.org"]
+    c = LmtpConn(node.lmtp_addr)
+    c.lhlo()
+    c.expect("MAIL FROM:<a@b.test>", 250)
+    for r in rcpts:
+        c.expect(f"RCPT TO:<{r}>", 250)
+    c.expect("DATA", 354)
+    c.send(msg + b".\r\n")
+
+    def journaled():
+        return sum(os.path.getsize(os.path.join(node.data_dir, f))
+                   for f in os.listdir(node.data_dir) if f.startswith("delivery.journal")) > len(msg)
+    wait_for(journaled, 15, "the message in the journal")
+    c.sock.setblocking(False)
+    with pytest.raises(BlockingIOError):
+        c.sock.recv(1)  # no reply yet: the stores were never written
+    node.kill()
+    c.close()
+    node.start()
+    assert node.subjects("alice", "INBOX").count(subject) == 1
+    assert node.subjects("alice", "Sent").count(subject) == 1
+    assert node.subjects("bob", "INBOX").count(subject) == 1
+    raw = node.find("alice", "Sent", subject)
+    assert b"Delivered-To: alice+Sent@example.org" in raw
+    assert raw.endswith(b"r" * 50_000 + b"\r\n")
