@@ -18,6 +18,13 @@
 #define TERN_LITERAL_SIZE_DEFAULT       (64u * 1024)
 #define TERN_LITERAL_SIZE_CEILING       (16u * 1024 * 1024)
 
+/* Before login a literal can only be a user name, a password or an ID
+ * value, so none may be larger than this (nor than max_literal_size): a
+ * bigger synchronising one gets a tagged NO and no continuation, a bigger
+ * LITERAL+ one ends the connection. Literal bytes are buffered, so an
+ * anonymous client must not get to announce a message's worth. */
+#define TERN_PREAUTH_LITERAL_MAX        4096u
+
 /* Open client connections per node, all protocols together. */
 #define TERN_CONNECTIONS_DEFAULT        20000u
 #define TERN_CONNECTIONS_CEILING        1000000u

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <malloc.h>
 
 #include "proto/imap/parser.h"
 
@@ -664,6 +665,152 @@ static void test_bad_limits(void **state)
 	assert_null(imap_parser_new(&lim));
 }
 
+/* ---- memory and limits under hostile input ------------------------------------- */
+
+/* Heap bytes in use (glibc); under ASan the figure does not move and the
+ * bound checks pass vacuously. */
+static size_t heap_in_use(void)
+{
+	return mallinfo2().uordblks;
+}
+
+/* A line of many short tokens of one kind ("" or "x" or x or ()) separated
+ * by spaces; returns its length. */
+static size_t many_tokens_line(char *buf, size_t cap, const char *token, size_t count)
+{
+	size_t n = (size_t)snprintf(buf, cap, "t NOOP");
+	for (size_t i = 0; i < count; i++)
+		n += (size_t)snprintf(buf + n, cap - n, " %s", token);
+	n += (size_t)snprintf(buf + n, cap - n, "\r\n");
+	assert_true(n < cap);
+	return n;
+}
+
+/* Memory held by a parsed command grows with its line, never with the
+ * square of it: 20,000 empty strings in a 60 KB line used to reserve the
+ * rest of the line for each (600 MB). */
+static void test_many_tokens_memory_is_linear(void **state)
+{
+	(void)state;
+	static const struct { const char *token; size_t count; } kinds[] = {
+		{ "\"\"", 20000 }, { "\"x\"", 15000 }, { "x", 30000 }, { "()", 20000 },
+		{ "\"\\\\\"", 12000 },
+	};
+	const size_t line_max = 64 * 1024;
+	char *line = malloc(line_max);
+	assert_non_null(line);
+	for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+		size_t len = many_tokens_line(line, line_max, kinds[k].token, kinds[k].count);
+		struct imap_parser_limits lim = { .max_line_length = line_max,
+						  .max_literal_size = 1024,
+						  .max_message_size = 1024 };
+		struct imap_parser *p = imap_parser_new(&lim);
+		assert_non_null(p);
+		/* whole, and in 1000-byte pieces (the line buffer path) */
+		for (size_t piece = len; piece >= 1000; piece = piece == len ? 1000 : 0) {
+			size_t before = heap_in_use(), pos = 0, used = 0;
+			struct imap_cmd *cmd = NULL;
+			const char *err = NULL;
+			enum tern_parse r = TERN_PARSE_NEED_MORE;
+			while (r == TERN_PARSE_NEED_MORE && pos < len) {
+				size_t n = len - pos < piece ? len - pos : piece;
+				r = imap_parser_feed(p, (const uint8_t *)line + pos, n, &used, &cmd,
+						     &err);
+				pos += used;
+			}
+			assert_int_equal(r, TERN_PARSE_OK);
+			assert_int_equal(cmd->arg_count, kinds[k].count);
+			size_t held = heap_in_use() - before;
+			if (held > 64 * len)
+				fail_msg("%s x %zu: %zu bytes held for a %zu-byte line", kinds[k].token,
+					 kinds[k].count, held, len);
+			imap_cmd_free(&cmd);
+		}
+		imap_parser_free(&p);
+	}
+	free(line);
+}
+
+static void test_quoted_escapes(void **state)
+{
+	struct imap_parser *p = *state;
+	struct imap_cmd *cmd = parse_ok(p, S("t X \"a\\\"b\\\\c\" \"\" \"\\\\\" \"\\\"\"\r\n"), 0);
+	assert_int_equal(cmd->arg_count, 4);
+	assert_arg(&cmd->args[0], IMAP_ARG_STRING, "a\"b\\c");
+	assert_arg(&cmd->args[1], IMAP_ARG_STRING, "");
+	assert_arg(&cmd->args[2], IMAP_ARG_STRING, "\\");
+	assert_arg(&cmd->args[3], IMAP_ARG_STRING, "\"");
+	imap_cmd_free(&cmd);
+	expect_recoverable(p, S("t1 X \"ab\\\r\n"), "Unterminated quoted string", "t1");
+	expect_recoverable(p, S("t2 X \"a\\x\"\r\n"), "Invalid escape in quoted string", "t2");
+	expect_recoverable(p, S("t3 X \"a\rb\"\r\n"), "Invalid characters in quoted string", "t3");
+	expect_recoverable(p, S("t4 X \"\" \"abc\r\n"), "Unterminated quoted string", "t4");
+}
+
+/* Before login a session narrows literals to a login's size: a bigger one
+ * gets no continuation (synchronising) or ends the connection (LITERAL+);
+ * widened after login, an APPEND message may be large again. */
+static void test_set_limits(void **state)
+{
+	(void)state;
+	struct imap_parser_limits narrow = { .max_line_length = 200, .max_literal_size = 16,
+					     .max_message_size = 16 };
+	struct imap_parser_limits wide = { .max_line_length = 200, .max_literal_size = 16,
+					   .max_message_size = 1000 };
+	struct imap_parser *p = imap_parser_new(&wide);
+	struct imap_cmd *cmd = NULL;
+	const char *err = NULL;
+	size_t used;
+
+	assert_non_null(p);
+	assert_true(imap_parser_set_limits(p, &narrow));
+	assert_int_equal(imap_parser_feed(p, (const uint8_t *)S("a1 APPEND INBOX {17}\r\n"), &used,
+					  &cmd, &err), TERN_PARSE_ERROR_RECOVERABLE);
+	assert_true(imap_parser_error_toobig(p));
+	assert_false(imap_parser_continuation_needed(p));
+	cmd = parse_ok(p, S("a2 LOGIN {5}\r\nalice {16}\r\n0123456789abcdef\r\n"), 2);
+	assert_arg(&cmd->args[1], IMAP_ARG_LITERAL, "0123456789abcdef");
+	imap_cmd_free(&cmd);
+
+	assert_true(imap_parser_set_limits(p, &wide));
+	char msg[600];
+	int n = snprintf(msg, sizeof(msg), "a3 APPEND INBOX {500}\r\n%0500d\r\n", 0);
+	cmd = parse_ok(p, msg, (size_t)n, 1);
+	assert_int_equal(cmd->args[1].len, 500);
+	imap_cmd_free(&cmd);
+
+	/* bad limits change nothing */
+	struct imap_parser_limits bad = { .max_line_length = 15 };
+	assert_false(imap_parser_set_limits(p, &bad));
+	cmd = parse_ok(p, msg, (size_t)n, 1);
+	imap_cmd_free(&cmd);
+
+	/* narrowed in the middle of a command whose literals already sum past
+	 * the new cap: the next literal is refused, not waved through */
+	assert_int_equal(imap_parser_feed(p, (const uint8_t *)S("a4 SEARCH {16}\r\n"), &used,
+					  &cmd, &err), TERN_PARSE_NEED_MORE);
+	assert_true(imap_parser_continuation_needed(p));
+	assert_int_equal(imap_parser_feed(p, (const uint8_t *)S("0123456789abcdef {16}\r\n"),
+					  &used, &cmd, &err), TERN_PARSE_NEED_MORE);
+	assert_true(imap_parser_continuation_needed(p));
+	struct imap_parser_limits tiny = { .max_line_length = 200, .max_literal_size = 2,
+					   .max_message_size = 2 };
+	assert_true(imap_parser_set_limits(p, &tiny));
+	assert_int_equal(imap_parser_feed(p, (const uint8_t *)S("0123456789abcdef {1}\r\n"),
+					  &used, &cmd, &err), TERN_PARSE_ERROR_RECOVERABLE);
+	assert_true(imap_parser_error_toobig(p));
+	assert_false(imap_parser_continuation_needed(p));
+	imap_parser_free(&p);
+
+	/* LITERAL+ over the narrowed limit cannot be skipped: fatal */
+	p = imap_parser_new(&narrow);
+	assert_non_null(p);
+	assert_int_equal(imap_parser_feed(p, (const uint8_t *)S("a5 APPEND INBOX {52428800+}\r\n"),
+					  &used, &cmd, &err), TERN_PARSE_ERROR_FATAL);
+	assert_true(imap_parser_error_toobig(p));
+	imap_parser_free(&p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -689,6 +836,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_read_line, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_accessors, setup, teardown),
 		cmocka_unit_test(test_bad_limits),
+		cmocka_unit_test(test_many_tokens_memory_is_linear),
+		cmocka_unit_test_setup_teardown(test_quoted_escapes, setup, teardown),
+		cmocka_unit_test(test_set_limits),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

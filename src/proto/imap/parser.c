@@ -215,6 +215,19 @@ static bool arg_push(struct arglist *l, const struct imap_arg *a)
 
 /* ---- lifetime ------------------------------------------------------------ */
 
+bool imap_parser_set_limits(struct imap_parser *p, const struct imap_parser_limits *limits)
+{
+	if (limits->max_line_length < 16)
+		return false;
+	p->lim = *limits;
+	/* A literal buffer holds its bytes plus a NUL. */
+	if (p->lim.max_literal_size > SIZE_MAX / (2 * OTHER_LITERALS_FACTOR))
+		p->lim.max_literal_size = SIZE_MAX / (2 * OTHER_LITERALS_FACTOR);
+	if (p->lim.max_message_size > SIZE_MAX / 2)
+		p->lim.max_message_size = SIZE_MAX / 2;
+	return true;
+}
+
 struct imap_parser *imap_parser_new(const struct imap_parser_limits *limits)
 {
 	if (limits->max_line_length < 16)
@@ -222,12 +235,7 @@ struct imap_parser *imap_parser_new(const struct imap_parser_limits *limits)
 	struct imap_parser *p = calloc(1, sizeof(*p));
 	if (p == NULL)
 		return NULL;
-	p->lim = *limits;
-	/* A literal buffer holds its bytes plus a NUL. */
-	if (p->lim.max_literal_size > SIZE_MAX / (2 * OTHER_LITERALS_FACTOR))
-		p->lim.max_literal_size = SIZE_MAX / (2 * OTHER_LITERALS_FACTOR);
-	if (p->lim.max_message_size > SIZE_MAX / 2)
-		p->lim.max_message_size = SIZE_MAX / 2;
+	(void)imap_parser_set_limits(p, limits);
 	return p;
 }
 
@@ -333,37 +341,40 @@ static enum frag read_tag_name(struct imap_parser *p, const char *s, size_t n, s
 }
 
 /* Quoted string (RFC 3501 quoted: only \" and \\ escapes). 8-bit is kept
- * for UTF8=ACCEPT (RFC 6855); the session decides whether it is allowed. */
+ * for UTF8=ACCEPT (RFC 6855); the session decides whether it is allowed.
+ * The string is measured before anything is allocated: sizing the buffer by
+ * the rest of the line made a line of many short strings cost the square of
+ * its length. */
 static enum frag read_quoted(struct imap_parser *p, const char *s, size_t n, size_t *i_r,
 			     struct imap_arg *a)
 {
-	size_t i = *i_r + 1;
-	char *buf = malloc(n - i + 1), *o = buf;   /* unescaping only shrinks */
+	size_t start = *i_r + 1, i = start, unescaped = 0;
 
-	if (buf == NULL)
-		return p->err = err_nomem, FRAG_FATAL;
 	for (;;) {
-		if (i >= n) {
-			free(buf);
+		if (i >= n)
 			return frag_error(p, err_unterminated);
-		}
 		unsigned char c = (unsigned char)s[i++];
 		if (c == '"')
 			break;
 		if (c == '\\') {
-			if (i >= n || (s[i] != '"' && s[i] != '\\')) {
-				free(buf);
+			if (i >= n || (s[i] != '"' && s[i] != '\\'))
 				return frag_error(p, i >= n ? err_unterminated : err_escape);
-			}
-			c = (unsigned char)s[i++];
+			i++;
 		} else if (c == '\0' || c == '\r') {
-			free(buf);
 			return frag_error(p, err_quoted);
 		}
-		*o++ = (char)c;
+		unescaped++;
+	}
+	char *buf = malloc(unescaped + 1), *o = buf;
+	if (buf == NULL)
+		return p->err = err_nomem, FRAG_FATAL;
+	for (size_t j = start; j < i - 1; j++) {
+		if (s[j] == '\\')
+			j++;
+		*o++ = s[j];
 	}
 	*o = '\0';
-	*a = (struct imap_arg){ .type = IMAP_ARG_STRING, .str = buf, .len = (size_t)(o - buf) };
+	*a = (struct imap_arg){ .type = IMAP_ARG_STRING, .str = buf, .len = unescaped };
 	*i_r = i;
 	return FRAG_DONE;
 }
@@ -460,7 +471,8 @@ static enum frag read_literal_header(struct imap_parser *p, const char *s, size_
 	uint64_t total = msg ? p->msg_total : p->other_total;
 	uint64_t total_max = msg ? p->lim.max_message_size
 				 : p->lim.max_literal_size * OTHER_LITERALS_FACTOR;
-	if (overflow || size > limit || size > total_max - total) {
+	/* total may exceed total_max once the limits were narrowed mid-command */
+	if (overflow || size > limit || total > total_max || size > total_max - total) {
 		p->toobig = true;
 		p->err = err_toobig;
 		return plus ? FRAG_FATAL : FRAG_ERROR;

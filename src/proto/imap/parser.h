@@ -60,6 +60,14 @@ struct imap_parser;
 struct imap_parser *imap_parser_new(const struct imap_parser_limits *limits);
 void imap_parser_free(struct imap_parser **p);
 
+/* Replaces the limits; false (nothing changed) on bad limits. A session
+ * keeps literals to a login's size until the client has logged in (a
+ * literal's bytes are buffered, so an anonymous client must not get to
+ * announce a message's worth). A literal already announced keeps the size
+ * it was accepted with; the next literal header is checked against the new
+ * limits. */
+bool imap_parser_set_limits(struct imap_parser *p, const struct imap_parser_limits *limits);
+
 /* Feeds bytes; resumable at any byte boundary, and any split of the input
  * gives the same results. *consumed_r = bytes used; feed the rest next.
  *

@@ -11,6 +11,7 @@
 
 #include <event2/buffer.h>
 
+#include "core/limits.h"
 #include "core/log.h"
 #include "proto/auth.h"
 #include "proto/imap/commands.h"
@@ -250,6 +251,23 @@ static void parse_error(struct imap_session *s, const char *error)
 	too_many_bad(s);
 }
 
+/* A synchronising literal of a command that cannot run now (unknown, or not
+ * in this state: APPEND before login) is refused before its bytes are
+ * asked for; the client then sends its next command. */
+static bool literal_wanted(struct imap_session *s)
+{
+	const char *name = imap_parser_cmd_name(s->parser);
+	const struct imap_command *def = name != NULL ? imap_command_find(name) : NULL;
+	const char *why = def == NULL ? "Unknown command" :
+			  (def->states & s->state) == 0 ? "Command not valid in this state" : NULL;
+	if (why == NULL)
+		return true;
+	conn_printf(s->conn, "%s BAD %s\r\n", imap_parser_tag(s->parser), why);
+	imap_parser_reset_line(s->parser);
+	too_many_bad(s);
+	return false;
+}
+
 static void input_command(struct imap_session *s, struct evbuffer *in,
 			  const struct evbuffer_iovec *v)
 {
@@ -261,7 +279,7 @@ static void input_command(struct imap_session *s, struct evbuffer *in,
 	switch (r) {
 	case TERN_PARSE_NEED_MORE:
 		evbuffer_drain(in, consumed);
-		if (imap_parser_continuation_needed(s->parser))
+		if (imap_parser_continuation_needed(s->parser) && literal_wanted(s))
 			conn_printf(s->conn, "+ Ready for literal data\r\n");
 		break;
 	case TERN_PARSE_OK:
@@ -346,9 +364,28 @@ static void session_changed(struct notify_watcher *w)
 	imap_session_park_store(s);
 }
 
+/* The parser's limits for the session's state: before login only what a
+ * login needs (TERN_PREAUTH_LITERAL_MAX), after it the configured sizes. */
+static struct imap_parser_limits parser_limits(const struct tern_config *cfg, bool logged_in)
+{
+	struct imap_parser_limits limits = {
+		.max_line_length = cfg->max_line_length,
+		.max_literal_size = cfg->max_literal_size,
+		.max_message_size = cfg->max_message_size,
+	};
+	if (!logged_in) {
+		if (limits.max_literal_size > TERN_PREAUTH_LITERAL_MAX)
+			limits.max_literal_size = TERN_PREAUTH_LITERAL_MAX;
+		if (limits.max_message_size > limits.max_literal_size)
+			limits.max_message_size = limits.max_literal_size;
+	}
+	return limits;
+}
+
 int imap_session_login(struct imap_session *s, const char *user, enum tern_error *err_r)
 {
 	struct store *st = NULL;
+	struct imap_parser_limits limits = parser_limits(imap_config(s), true);
 	if (store_open(imap_config(s)->data_dir, user, true, &st, err_r) < 0)
 		return -1;
 	char *copy = strdup(user);
@@ -357,6 +394,8 @@ int imap_session_login(struct imap_session *s, const char *user, enum tern_error
 		*err_r = TERN_ERR_NOMEM;
 		return -1;
 	}
+	/* cannot fail: the same line length was accepted at open */
+	(void)imap_parser_set_limits(s->parser, &limits);
 	s->store = st;
 	s->user = copy;
 	s->state = IMAP_STATE_AUTH;
@@ -377,11 +416,7 @@ static int imap_open(struct conn *c)
 	struct imap_session *s = calloc(1, sizeof(*s));
 	if (s == NULL)
 		return -1;
-	struct imap_parser_limits limits = {
-		.max_line_length = cfg->max_line_length,
-		.max_literal_size = cfg->max_literal_size,
-		.max_message_size = cfg->max_message_size,
-	};
+	struct imap_parser_limits limits = parser_limits(cfg, false);
 	s->conn = c;
 	s->state = IMAP_STATE_NOT_AUTH;
 	s->tls_active = tls_active(c);
