@@ -68,4 +68,15 @@
 /* The watchdog reports a lock held or a request in flight past this. */
 #define TERN_WATCHDOG_THRESHOLD_MS_DEFAULT 5000u
 
+/* Input read from a client while its connection waits on async work (the
+ * failure delay after a bad login, a delivery): enough for a few pipelined
+ * commands and the hang-up after them, so a client that leaves is noticed at
+ * once, while a client that keeps sending waits in its socket buffer. */
+#define TERN_PAUSED_INPUT_MAX           (16u * 1024)
+
+/* When accept() fails for lack of descriptors or kernel memory, listeners
+ * stop for this long before trying again instead of spinning on a listening
+ * socket that stays readable. */
+#define TERN_ACCEPT_BACKOFF_MS          100u
+
 #endif

@@ -9,15 +9,195 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/limits.h"
+#include "core/lock.h"
 #include "core/log.h"
 #include "server/loop.h"
+#include "server/server.h"
 #include "server/tls.h"
 
 static _Atomic unsigned conns_open;
+static _Atomic unsigned class_open[CONN_CLASS_COUNT];
 
 unsigned conn_count_total(void)
 {
 	return atomic_load(&conns_open);
+}
+
+unsigned conn_count_class(enum conn_class cls)
+{
+	return atomic_load(&class_open[cls]);
+}
+
+/* ---- pre-login connections per client address ----
+ *
+ * Every loop thread admits connections, so the table is split into shards,
+ * each with its own mutex held for one short scan: no process-wide lock on
+ * the accept path. An entry exists only while its address has a connection
+ * not yet logged in, so the table never holds more entries than there are
+ * connections. */
+
+#define PREAUTH_SHARDS 64u
+#define PREAUTH_BUCKETS 64u
+
+struct preauth_entry {
+	struct preauth_entry *next;
+	uint32_t count;
+	char addr[48];
+};
+
+struct preauth_shard {
+	struct tern_mutex mu;   /* guards buckets */
+	struct preauth_entry *buckets[PREAUTH_BUCKETS];
+};
+
+static struct preauth_shard preauth_shards[PREAUTH_SHARDS];
+static pthread_once_t preauth_once = PTHREAD_ONCE_INIT;
+
+static void preauth_init(void)
+{
+	for (unsigned i = 0; i < PREAUTH_SHARDS; i++)
+		tern_mutex_init(&preauth_shards[i].mu, "pre-login address shard");
+}
+
+/* FNV-1a */
+static uint64_t addr_hash(const char *addr)
+{
+	uint64_t h = 14695981039346656037ull;
+	for (const unsigned char *p = (const unsigned char *)addr; *p != '\0'; p++) {
+		h ^= *p;
+		h *= 1099511628211ull;
+	}
+	return h;
+}
+
+static struct preauth_entry **preauth_slot(const char *addr, struct preauth_shard **shard_r)
+{
+	pthread_once(&preauth_once, preauth_init);
+	uint64_t h = addr_hash(addr);
+	*shard_r = &preauth_shards[h % PREAUTH_SHARDS];
+	return &(*shard_r)->buckets[(h / PREAUTH_SHARDS) % PREAUTH_BUCKETS];
+}
+
+/* Counts one more connection of addr unless it already has limit. */
+static bool preauth_take(const char *addr, uint32_t limit)
+{
+	struct preauth_shard *sh;
+	struct preauth_entry **head = preauth_slot(addr, &sh);
+	TERN_LOCK_GUARD(&sh->mu);
+	struct preauth_entry *e = *head;
+	while (e != NULL && strcmp(e->addr, addr) != 0)
+		e = e->next;
+	if (e != NULL) {
+		if (e->count >= limit)
+			return false;
+		e->count++;
+		return true;
+	}
+	if (limit == 0)
+		return false;
+	e = calloc(1, sizeof(*e));
+	if (e == NULL)
+		return false;
+	snprintf(e->addr, sizeof(e->addr), "%s", addr);
+	e->count = 1;
+	e->next = *head;
+	*head = e;
+	return true;
+}
+
+static void preauth_put(const char *addr)
+{
+	struct preauth_shard *sh;
+	struct preauth_entry **pp = preauth_slot(addr, &sh);
+	struct preauth_entry *gone = NULL;
+	{
+		TERN_LOCK_GUARD(&sh->mu);
+		while (*pp != NULL && strcmp((*pp)->addr, addr) != 0)
+			pp = &(*pp)->next;
+		if (*pp == NULL) {
+			log_error("conn: rip=%s: pre-login count released twice", addr);
+			return;
+		}
+		if (--(*pp)->count == 0) {
+			gone = *pp;
+			*pp = gone->next;
+		}
+	}
+	free(gone);
+}
+
+enum conn_admit conn_admit(const struct conn_proto *proto, const char *peer_addr,
+			   uint32_t class_limit, uint32_t preauth_limit)
+{
+	_Atomic unsigned *open = &class_open[proto->conn_class];
+	/* add first, then check: two loop threads cannot both take the last slot */
+	if (atomic_fetch_add(open, 1) >= class_limit) {
+		atomic_fetch_sub(open, 1);
+		return CONN_ADMIT_CLASS_FULL;
+	}
+	if (proto->login_timeout_reply != NULL && !preauth_take(peer_addr, preauth_limit)) {
+		atomic_fetch_sub(open, 1);
+		return CONN_ADMIT_PREAUTH_FULL;
+	}
+	return CONN_ADMIT_OK;
+}
+
+/* Undoes a conn_admit that no connection came of. */
+static void admit_undo(const struct conn_proto *proto, const char *peer_addr)
+{
+	if (proto->login_timeout_reply != NULL)
+		preauth_put(peer_addr);
+	atomic_fetch_sub(&class_open[proto->conn_class], 1);
+}
+
+/* Gives the connection's budget slots back, once, when it is released: a
+ * closed connection whose struct lives on (an async step still holds it)
+ * must not keep a slot. */
+static void conn_put_slots(struct conn *c)
+{
+	if (c->preauth_held) {
+		c->preauth_held = false;
+		preauth_put(c->peer_addr);
+	}
+	if (c->slot_held) {
+		c->slot_held = false;
+		atomic_fetch_sub(&class_open[c->proto->conn_class], 1);
+	}
+}
+
+static void conn_stop_login_timer(struct conn *c)
+{
+	if (c->login_timer != NULL) {
+		event_free(c->login_timer);
+		c->login_timer = NULL;
+	}
+}
+
+void conn_set_authenticated(struct conn *c)
+{
+	if (c->authenticated)
+		return;
+	c->authenticated = true;
+	conn_stop_login_timer(c);
+	if (c->preauth_held) {
+		c->preauth_held = false;
+		preauth_put(c->peer_addr);
+	}
+}
+
+static void conn_login_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct conn *c = arg;
+	if (c->closing || c->authenticated)
+		return;
+	log_info("%s: rip=%s: login timeout (%u ms since connect), closing", c->proto->name,
+		 c->peer_addr, c->loop->server->config->login_timeout_ms);
+	const char *reply = c->proto->login_timeout_reply;
+	(void)conn_write(c, reply, strlen(reply));
+	conn_close(c);
 }
 
 /* Replies a client may leave unread before its commands wait; the low mark
@@ -45,10 +225,11 @@ static void conn_setcb(struct conn *c)
 
 struct conn *conn_new(struct loop *loop, int fd, const struct conn_proto *proto,
 		      const char *peer, const char *peer_addr, bool loopback,
-		      uint32_t idle_timeout_ms, bool tls)
+		      uint32_t idle_timeout_ms, uint32_t login_timeout_ms, bool tls)
 {
 	struct conn *c = calloc(1, sizeof(*c));
 	if (c == NULL) {
+		admit_undo(proto, peer_addr);
 		evutil_closesocket(fd);
 		return NULL;
 	}
@@ -59,15 +240,33 @@ struct conn *conn_new(struct loop *loop, int fd, const struct conn_proto *proto,
 	c->started_ms = tern_now_ms();
 	snprintf(c->peer, sizeof(c->peer), "%s", peer);
 	snprintf(c->peer_addr, sizeof(c->peer_addr), "%s", peer_addr);
+	c->slot_held = true;
+	c->preauth_held = proto->login_timeout_reply != NULL;
 	c->tls = tls;
 	if (tls)
 		c->bev = tls_socket_bufferevent(loop->server, loop->base, fd);
 	else
 		c->bev = bufferevent_socket_new(loop->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (c->bev == NULL) {
+		conn_put_slots(c);
 		evutil_closesocket(fd);
 		free(c);
 		return NULL;
+	}
+	if (proto->login_timeout_reply != NULL && login_timeout_ms > 0) {
+		/* from connect, and input does not reset it: a client trickling
+		 * a byte at a time keeps an idle timer fresh for ever */
+		struct timeval tv = {.tv_sec = login_timeout_ms / 1000,
+				     .tv_usec = (login_timeout_ms % 1000) * 1000};
+		c->login_timer = evtimer_new(loop->base, conn_login_timeout_cb, c);
+		if (c->login_timer == NULL || evtimer_add(c->login_timer, &tv) < 0) {
+			log_error("conn %s: cannot arm the login timer", c->peer);
+			conn_stop_login_timer(c);
+			conn_put_slots(c);
+			bufferevent_free(c->bev);
+			free(c);
+			return NULL;
+		}
 	}
 	conn_setcb(c);
 	conn_set_idle_timeout(c, idle_timeout_ms);
@@ -106,10 +305,15 @@ void conn_set_bufferevent(struct conn *c, struct bufferevent *bev)
 	/* the idle timeout belongs to the top layer, which sees the client's
 	 * commands; the layer below only carries them */
 	bufferevent_set_timeouts(c->bev, NULL, NULL);
+	/* the pause's input bound moves up too: the new top layer's own
+	 * bound stops this one from reading */
+	bufferevent_setwatermark(c->bev, EV_READ, 0, 0);
 	c->bev = bev;
 	conn_setcb(c);
 	conn_set_idle_timeout(c, c->idle_timeout_ms);
-	bufferevent_enable(c->bev, c->read_paused ? EV_WRITE : EV_READ | EV_WRITE);
+	if (c->read_paused)
+		bufferevent_setwatermark(c->bev, EV_READ, 0, TERN_PAUSED_INPUT_MAX);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 }
 
 struct evbuffer *conn_input(struct conn *c)
@@ -148,6 +352,8 @@ static void conn_free(struct conn *c)
 	if (c->next != NULL)
 		c->next->prev = c->prev;
 	loop->conn_count--;
+	conn_stop_login_timer(c);
+	conn_put_slots(c);
 	bufferevent_free(c->bev);
 	atomic_fetch_sub(&conns_open, 1);
 	free(c);
@@ -205,6 +411,8 @@ static void conn_release(struct conn *c)
 		c->drain_watch = NULL;
 	}
 	conn_set_drain_hook(c, 0, NULL);
+	conn_stop_login_timer(c);
+	conn_put_slots(c);
 	bufferevent_disable(c->bev, EV_READ | EV_WRITE);
 	bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
 	if (event_base_once(c->loop->base, -1, EV_TIMEOUT, conn_free_later_cb, c, &now) < 0)
@@ -320,10 +528,17 @@ void conn_close(struct conn *c)
 	conn_release_when_drained(c);
 }
 
+/* A paused connection keeps reading (into a bounded buffer) rather than
+ * stopping: only a read sees the client's EOF or reset, and a client that
+ * hangs up during the failure delay or a delivery must give its slot back
+ * then, not when the wait ends. Once the buffer is full reading stops, and
+ * the hang-up of a client that sent that much waits for conn_resume. A
+ * watermark on the top layer is enough: a full TLS or COMPRESS layer stops
+ * the layer below from reading too. */
 void conn_pause(struct conn *c)
 {
 	c->read_paused = true;
-	bufferevent_disable(c->bev, EV_READ);
+	bufferevent_setwatermark(c->bev, EV_READ, 0, TERN_PAUSED_INPUT_MAX);
 }
 
 void conn_resume(struct conn *c)
@@ -331,6 +546,7 @@ void conn_resume(struct conn *c)
 	if (c->closing)
 		return;
 	c->read_paused = false;
+	bufferevent_setwatermark(c->bev, EV_READ, 0, 0);
 	bufferevent_enable(c->bev, EV_READ);
 	if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
 		c->proto->input(c);
@@ -366,9 +582,10 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 		what |= BEV_EVENT_ERROR;
 	} else if ((what & BEV_EVENT_TIMEOUT) != 0 && !c->closing) {
 		if (c->read_paused) {
-			/* waiting on our own async work, not on the client */
+			/* waiting on our own async work, not on the client: the
+			 * timeout stopped reading, and reading is how a hang-up
+			 * is noticed */
 			bufferevent_enable(c->bev, EV_READ);
-			bufferevent_disable(c->bev, EV_READ);
 			return;
 		}
 		if (c->proto->timeout != NULL)

@@ -12,12 +12,26 @@
 struct bufferevent;
 struct evbuffer;
 struct evbuffer_cb_entry;
+struct event;
 struct loop;
 struct conn;
+
+/* Connection budgets: each class has its own limit, so clients can never
+ * take the slots the MTA (or, later, the cluster) needs. */
+enum conn_class {
+	CONN_CLASS_CLIENT,   /* IMAP and POP3: max_connections */
+	CONN_CLASS_LMTP,     /* lmtp_max_connections */
+	CONN_CLASS_COUNT
+};
 
 /* What a protocol front end plugs into a connection. */
 struct conn_proto {
 	const char *name;                         /* "lmtp", "imap", "pop3" */
+	enum conn_class conn_class;
+	/* Sent when login_timeout expires before a login; NULL for a protocol
+	 * without logins (LMTP), which then has no login timer and no
+	 * pre-login count per address. */
+	const char *login_timeout_reply;
 	/* Called once the connection is set up; sends the greeting. */
 	int (*open)(struct conn *c);
 	/* New input is in conn_input(c). Also called by conn_resume(). */
@@ -28,8 +42,15 @@ struct conn_proto {
 	void (*timeout)(struct conn *c);
 	/* Frees the protocol state (c->proto). */
 	void (*free)(struct conn *c);
-	/* Refusal line sent when the connection limit is reached. */
+	/* Refusal line sent when a connection limit is reached. */
 	const char *busy_reply;
+};
+
+/* Why conn_admit refused. */
+enum conn_admit {
+	CONN_ADMIT_OK,
+	CONN_ADMIT_CLASS_FULL,     /* the class budget is used up */
+	CONN_ADMIT_PREAUTH_FULL,   /* addr has preauth_limit connections not logged in */
 };
 
 struct conn {
@@ -47,7 +68,11 @@ struct conn {
 	bool tls_closed;           /* close_notify sent */
 	bool compressed;           /* COMPRESS=DEFLATE active */
 	bool released;             /* the loop's reference is being dropped */
+	bool slot_held;            /* counted in its class budget */
+	bool preauth_held;         /* counted against peer_addr's pre-login limit */
+	bool authenticated;        /* conn_set_authenticated was called */
 	uint32_t idle_timeout_ms;
+	struct event *login_timer; /* until login (protocols with logins) */
 	/* closing: watches the lowest layer's output until it has drained */
 	struct evbuffer_cb_entry *drain_watch;
 	/* a producer waiting for output to drain (conn_set_drain_hook) */
@@ -59,12 +84,26 @@ struct conn {
 	struct conn *prev, *next;  /* the loop's connection list */
 };
 
-/* Wraps an accepted socket on the current loop and calls proto->open. With
- * tls the socket speaks TLS from the first byte (imaps, pop3s): the greeting
- * waits for the handshake. */
+/* Takes a slot in proto's class budget (at most class_limit open) and, for a
+ * protocol with logins, one of peer_addr's pre-login slots (at most
+ * preauth_limit). Any thread. On CONN_ADMIT_OK the slots belong to the next
+ * conn_new for this socket, which gives them back when the connection is
+ * released (or at once if it cannot be set up); otherwise nothing is held. */
+enum conn_admit conn_admit(const struct conn_proto *proto, const char *peer_addr,
+			   uint32_t class_limit, uint32_t preauth_limit);
+
+/* Wraps an accepted socket on the current loop and calls proto->open. The
+ * caller has had it admitted (conn_admit). With tls the socket speaks TLS
+ * from the first byte (imaps, pop3s): the greeting waits for the handshake.
+ * For a protocol with logins, login_timeout_ms (from now, not reset by
+ * input; 0 = none) bounds the time until conn_set_authenticated. */
 struct conn *conn_new(struct loop *loop, int fd, const struct conn_proto *proto,
 		      const char *peer, const char *peer_addr, bool loopback,
-		      uint32_t idle_timeout_ms, bool tls);
+		      uint32_t idle_timeout_ms, uint32_t login_timeout_ms, bool tls);
+
+/* The session has logged in: gives back its pre-login slot and stops the
+ * login timer. Idempotent. */
+void conn_set_authenticated(struct conn *c);
 
 struct evbuffer *conn_input(struct conn *c);
 struct evbuffer *conn_output(struct conn *c);
@@ -91,7 +130,12 @@ bool conn_throttle_input(struct conn *c);
  * Shares the one hook slot with conn_set_drain_hook. */
 void conn_yield(struct conn *c, void (*fn)(struct conn *c));
 
-/* Stops reading until conn_resume (an async step is in flight). */
+/* Stops processing input until conn_resume (an async step is in flight).
+ * The socket is still read, up to TERN_PAUSED_INPUT_MAX bytes of buffered
+ * input, so a client that hangs up meanwhile is noticed at once: the
+ * connection is released then (c->closing set, its slots given back) while
+ * the async step's reference keeps the struct valid. Input the client sent
+ * before hanging up is not processed: it can see no reply. */
 void conn_pause(struct conn *c);
 /* Reads again and processes input already buffered: no new read event
  * would come for bytes that arrived while paused. */
@@ -104,8 +148,11 @@ void conn_close(struct conn *c);
 void conn_ref(struct conn *c);
 void conn_unref(struct conn **c);
 
-/* Number of open client connections in the whole process. */
+/* Connections not yet freed, in the whole process (shutdown waits for
+ * these). */
 unsigned conn_count_total(void);
+/* Connections counted in a class budget (released ones are not). */
+unsigned conn_count_class(enum conn_class cls);
 /* Replaces the bufferevent with one layered over it (STARTTLS/COMPRESS):
  * callbacks and the idle timeout move to the new one. */
 void conn_set_bufferevent(struct conn *c, struct bufferevent *bev);

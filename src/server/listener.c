@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <event2/event.h>
 #include <event2/listener.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -12,6 +13,8 @@
 #include <unistd.h>
 
 #include "core/config.h"
+#include "core/limits.h"
+#include "core/lock.h"
 #include "core/log.h"
 #include "server/conn.h"
 #include "server/loop.h"
@@ -20,10 +23,36 @@
 struct listener {
 	struct server *server;
 	struct evconnlistener *ev;
+	struct event *backoff;       /* re-enables ev after an accept shortage */
 	const struct conn_proto *proto;
 	bool tls;
 	char what[16];
 };
+
+/* An episode ends after this long without a failed accept(): under
+ * sustained pressure accepts succeed and fail by turns, and one episode
+ * must not log two lines per turn. */
+#define SHORTAGE_QUIET_MS (10u * TERN_ACCEPT_BACKOFF_MS)
+
+static bool out_of_resources(int e)
+{
+	return e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM;
+}
+
+static void shortage_quiet_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct server *srv = arg;
+	if (!srv->accept_shortage.active)
+		return;
+	srv->accept_shortage.active = false;
+	log_warn("accept: no failure for %u ms: shortage over after %llu ms, %lu accept(s) deferred",
+		 SHORTAGE_QUIET_MS,
+		 (unsigned long long)(srv->accept_shortage.last_ms - srv->accept_shortage.since_ms),
+		 srv->accept_shortage.deferred);
+	srv->accept_shortage.deferred = 0;
+}
 
 struct accepted {
 	struct listener *listener;
@@ -33,30 +62,49 @@ struct accepted {
 	bool loopback;
 };
 
+/* Refuses an accepted socket with the protocol's busy reply. Over implicit
+ * TLS the line would reach a client expecting a handshake as garbage: just
+ * close. The socket is non-blocking and the line short: one write. */
+static void refuse(struct accepted *a, const char *limit, uint32_t value)
+{
+	const struct listener *l = a->listener;
+	if (!l->tls) {
+		const char *busy = l->proto->busy_reply;
+		ssize_t ignored = write(a->fd, busy, strlen(busy));
+		(void)ignored;
+	}
+	log_warn("%s: rip=%s: connection refused: %s (%u) reached", l->what, a->peer_addr, limit,
+		 value);
+	close(a->fd);
+}
+
 static void accepted_task(void *arg)
 {
 	struct accepted *a = arg;
 	struct loop *loop = loop_current();
 	struct server *srv = a->listener->server;
+	const struct tern_config *cfg = srv->config;
+	const struct conn_proto *proto = a->listener->proto;
 	if (loop == NULL || atomic_load(&srv->stopping)) {
 		close(a->fd);
 		free(a);
 		return;
 	}
-	if (conn_count_total() >= srv->config->max_connections) {
-		const char *busy = a->listener->proto->busy_reply;
-		ssize_t ignored = write(a->fd, busy, strlen(busy));
-		(void)ignored;
-		log_warn("%s: rip=%s: connection refused: max_connections (%u) reached",
-			 a->listener->what, a->peer_addr, srv->config->max_connections);
-		close(a->fd);
-		free(a);
-		return;
+	bool lmtp = proto->conn_class == CONN_CLASS_LMTP;
+	uint32_t class_limit = lmtp ? cfg->lmtp_max_connections : cfg->max_connections;
+	switch (conn_admit(proto, a->peer_addr, class_limit, cfg->max_preauth_per_address)) {
+	case CONN_ADMIT_OK:
+		(void)conn_new(loop, a->fd, proto, a->peer, a->peer_addr, a->loopback,
+			       lmtp ? cfg->lmtp_timeout_ms : cfg->idle_timeout_ms, cfg->login_timeout_ms,
+			       a->listener->tls);
+		break;
+	case CONN_ADMIT_CLASS_FULL:
+		refuse(a, lmtp ? "lmtp_max_connections" : "max_connections", class_limit);
+		break;
+	case CONN_ADMIT_PREAUTH_FULL:
+		refuse(a, "max_preauth_per_address", cfg->max_preauth_per_address);
+		break;
 	}
-	uint32_t idle = strcmp(a->listener->proto->name, "lmtp") == 0 ? srv->config->lmtp_timeout_ms
-									 : srv->config->idle_timeout_ms;
-	(void)conn_new(loop, a->fd, a->listener->proto, a->peer, a->peer_addr, a->loopback, idle,
-		       a->listener->tls);
 	free(a);
 }
 
@@ -108,13 +156,51 @@ static void accept_cb(struct evconnlistener *ev, evutil_socket_t fd, struct sock
 	loop_post(loop, accepted_task, a);
 }
 
+static void backoff_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct listener *l = arg;
+	if (l->ev != NULL)
+		evconnlistener_enable(l->ev);
+}
+
 static void accept_error_cb(struct evconnlistener *ev, void *arg)
 {
 	struct listener *l = arg;
 	int e = EVUTIL_SOCKET_ERROR();
-	/* EMFILE and friends: keep listening; the next accept may succeed. */
-	log_error("%s: accept failed: %s", l->what, evutil_socket_error_to_string(e));
-	(void)ev;
+	if (!out_of_resources(e)) {
+		/* a failure of one pending connection (Linux reports its
+		 * network errors here); the next accept may well succeed */
+		log_error("%s: accept failed: %s", l->what, evutil_socket_error_to_string(e));
+		return;
+	}
+	/* The connection stays in the backlog and the listening socket stays
+	 * readable: trying again at once spins a CPU and floods the log. Pause
+	 * this listener; the connection waits in the backlog and is served
+	 * once descriptors are free (its client may give up first). No spare
+	 * descriptor is kept to accept-and-close it: that would turn a short
+	 * shortage into refused connections, the MTA's among them, and in a
+	 * threaded process the freed slot can be taken by a loop thread
+	 * before accept() gets it. */
+	struct server *srv = l->server;
+	uint64_t now = tern_now_ms();
+	srv->accept_shortage.deferred++;
+	srv->accept_shortage.last_ms = now;
+	if (!srv->accept_shortage.active) {
+		srv->accept_shortage.active = true;
+		srv->accept_shortage.since_ms = now;
+		log_error("%s: accept failed: %s; pausing accepts (%u ms at a time) until "
+			  "descriptors are free", l->what, evutil_socket_error_to_string(e),
+			  TERN_ACCEPT_BACKOFF_MS);
+	}
+	static const struct timeval quiet = {.tv_sec = SHORTAGE_QUIET_MS / 1000,
+					     .tv_usec = (SHORTAGE_QUIET_MS % 1000) * 1000};
+	(void)evtimer_add(srv->accept_shortage.quiet_timer, &quiet);
+	static const struct timeval pause = {.tv_sec = TERN_ACCEPT_BACKOFF_MS / 1000,
+					     .tv_usec = (TERN_ACCEPT_BACKOFF_MS % 1000) * 1000};
+	if (evconnlistener_disable(ev) == 0 && evtimer_add(l->backoff, &pause) < 0)
+		evconnlistener_enable(ev);   /* no timer: better to spin than to stop for good */
 }
 
 int listener_new(struct server *srv, const char *what, const char *addr,
@@ -154,6 +240,18 @@ int listener_new(struct server *srv, const char *what, const char *addr,
 		free(l);
 		return -1;
 	}
+	if (srv->accept_shortage.quiet_timer == NULL)
+		srv->accept_shortage.quiet_timer = evtimer_new(srv->base, shortage_quiet_cb, srv);
+	l->backoff = evtimer_new(srv->base, backoff_cb, l);
+	if (l->backoff == NULL || srv->accept_shortage.quiet_timer == NULL) {
+		if (asprintf(err_r, "%s: cannot create a timer", what) < 0)
+			*err_r = NULL;
+		if (l->backoff != NULL)
+			event_free(l->backoff);
+		evconnlistener_free(l->ev);
+		free(l);
+		return -1;
+	}
 	evconnlistener_set_error_cb(l->ev, accept_error_cb);
 	*l_r = l;
 	return 0;
@@ -161,6 +259,8 @@ int listener_new(struct server *srv, const char *what, const char *addr,
 
 void listener_disable(struct listener *l)
 {
+	if (l->backoff != NULL)
+		evtimer_del(l->backoff);
 	if (l->ev != NULL) {
 		evconnlistener_free(l->ev);
 		l->ev = NULL;
@@ -174,5 +274,7 @@ void listener_free(struct listener **lp)
 		return;
 	*lp = NULL;
 	listener_disable(l);
+	if (l->backoff != NULL)
+		event_free(l->backoff);
 	free(l);
 }

@@ -262,6 +262,8 @@ void server_deinit(struct server *srv)
 	free(srv->loops);
 	if (srv->stop_timer != NULL)
 		event_free(srv->stop_timer);
+	if (srv->accept_shortage.quiet_timer != NULL)
+		event_free(srv->accept_shortage.quiet_timer);
 	if (srv->base != NULL)
 		event_base_free(srv->base);
 	tls_deinit(srv);

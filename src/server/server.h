@@ -36,6 +36,15 @@ struct server {
 	atomic_bool stopping;
 	struct event *stop_timer;
 	uint64_t stop_deadline;         /* monotonic ms */
+	/* An episode of accept() failing for lack of descriptors or memory
+	 * (listener.c, main thread only). The shortage is the process's, not
+	 * one listener's, so the episode is shared. */
+	struct {
+		bool active;
+		uint64_t since_ms, last_ms;
+		unsigned long deferred;     /* accept() calls that failed */
+		struct event *quiet_timer;  /* ends the episode */
+	} accept_shortage;
 };
 
 /* Sets everything up (binds listeners, replays the journal). -1 on error,

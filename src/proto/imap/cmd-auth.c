@@ -33,6 +33,7 @@ static void login_ok(struct imap_session *s, const char *user)
 		imap_store_error(s, s->pending, "open mailbox", err);
 		return;
 	}
+	conn_set_authenticated(s->conn);
 	imap_tagged(s, s->pending, "OK [CAPABILITY %s] Logged in", imap_capabilities(s));
 }
 

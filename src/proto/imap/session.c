@@ -464,6 +464,8 @@ static void imap_free(struct conn *c)
 
 const struct conn_proto imap_proto = {
 	.name = "imap",
+	.conn_class = CONN_CLASS_CLIENT,
+	.login_timeout_reply = "* BYE Login timeout\r\n",
 	.open = imap_open,
 	.input = imap_input,
 	.shutdown = imap_shutdown,

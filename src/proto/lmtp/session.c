@@ -521,6 +521,7 @@ static void lmtp_free(struct conn *c)
 
 const struct conn_proto lmtp_proto = {
 	.name = "lmtp",
+	.conn_class = CONN_CLASS_LMTP,
 	.open = lmtp_open,
 	.input = lmtp_input,
 	.shutdown = lmtp_shutdown,

@@ -89,6 +89,7 @@ static void login_complete(struct pop3_session *s, const char *user)
 		return;
 	}
 	s->state = POP3_STATE_TRANSACTION;
+	conn_set_authenticated(s->conn);
 	conn_printf(s->conn, "+OK Logged in, %zu messages\r\n", s->msg_count);
 }
 

@@ -227,6 +227,8 @@ static void pop3_free(struct conn *c)
 
 const struct conn_proto pop3_proto = {
 	.name = "pop3",
+	.conn_class = CONN_CLASS_CLIENT,
+	.login_timeout_reply = "-ERR Login timeout\r\n",
 	.open = pop3_open,
 	.input = pop3_input,
 	.shutdown = pop3_shutdown,
