@@ -1,9 +1,10 @@
 /* COMPRESS=DEFLATE (RFC 4978) as a bufferevent filter over the connection's
  * bufferevent. Output is deflated as it is written and sync-flushed once per
  * loop turn, so a burst of responses costs one flush and every response still
- * reaches the client without waiting for more. Input is inflated up to the
- * same amount a plaintext connection could hold; beyond that, or on a corrupt
- * stream, the connection is closed. */
+ * reaches the client without waiting for more. Input is inflated only as fast
+ * as the session consumes it: at most a command line's worth waits inflated,
+ * the rest stays compressed below (a kilobyte of deflate can stand for a
+ * megabyte of text). A corrupt stream closes the connection. */
 #include "server/compress.h"
 
 #include <stdbool.h>
@@ -35,7 +36,9 @@ struct compress {
 	bool in_ready, out_ready;
 	bool unflushed;           /* deflated since the last sync flush */
 	bool failed;
-	size_t max_input;         /* inflated bytes waiting for the session */
+	/* Inflated bytes that may wait for the session: inflating stops there
+	 * and goes on when the session has read some (inflated_drained). */
+	size_t max_pending;
 };
 
 static void compress_free(void *arg)
@@ -83,23 +86,38 @@ static enum bufferevent_filter_result compress_fail(struct compress *z, const ch
 	return BEV_ERROR;
 }
 
+/* Inflates until the session has max_pending bytes waiting (or libevent's
+ * limit, when a watermark is set), the input is used up, or zlib holds
+ * nothing more to give. Making no progress must not be reported as BEV_OK:
+ * libevent calls the filter again for as long as it says OK and compressed
+ * bytes remain. */
 static enum bufferevent_filter_result inflate_filter(struct evbuffer *src, struct evbuffer *dst,
 						     ev_ssize_t limit,
 						     enum bufferevent_flush_mode mode, void *arg)
 {
-	(void)limit;
 	(void)mode;
 	struct compress *z = arg;
+	bool progress = false;
 	if (z->failed) {
 		evbuffer_drain(src, evbuffer_get_length(src));
 		return BEV_ERROR;
 	}
 	for (;;) {
+		size_t pending = evbuffer_get_length(dst);
+		size_t room = pending < z->max_pending ? z->max_pending - pending : 0;
+		if (limit >= 0 && (size_t)limit < room)
+			room = (size_t)limit;
+		if (room > COMPRESS_CHUNK)
+			room = COMPRESS_CHUNK;
+		if (room == 0)
+			break;
 		struct evbuffer_iovec in = {NULL, 0}, out;
 		if (evbuffer_get_length(src) > 0 && evbuffer_peek(src, -1, NULL, &in, 1) < 1)
 			return compress_fail(z, "input buffer error");
-		if (evbuffer_reserve_space(dst, COMPRESS_CHUNK, &out, 1) < 1)
+		if (evbuffer_reserve_space(dst, room, &out, 1) < 1)
 			return compress_fail(z, "out of memory");
+		if (out.iov_len > room)
+			out.iov_len = room;
 		z->in.next_in = in.iov_base;
 		z->in.avail_in = (uInt)in.iov_len;
 		z->in.next_out = out.iov_base;
@@ -114,15 +132,27 @@ static enum bufferevent_filter_result inflate_filter(struct evbuffer *src, struc
 			return compress_fail(z, "the client ended the deflate stream");
 		if (r != Z_OK && r != Z_BUF_ERROR)
 			return compress_fail(z, z->in.msg != NULL ? z->in.msg : "corrupt deflate stream");
-		if (evbuffer_get_length(dst) > z->max_input)
-			return compress_fail(z, "too much input at once");
+		progress = progress || made > 0 || used > 0;
 		/* done when zlib has no more room to ask for and no input left */
 		if (made == 0 && used == 0)
 			break;
 		if (z->in.avail_out > 0 && evbuffer_get_length(src) == 0)
 			break;
 	}
-	return BEV_OK;
+	return progress ? BEV_OK : BEV_NEED_MORE;
+}
+
+/* The session read inflated input: inflate what waits below, up to the
+ * bound again. The session's input loop sees the new bytes; after a pause,
+ * conn_resume finds them. */
+static void inflated_drained(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+	struct compress *z = arg;
+	if (info->n_deleted == 0 || z->failed || evbuffer_get_length(buf) >= z->max_pending)
+		return;
+	struct bufferevent *below = bufferevent_get_underlying(z->bev);
+	if (below != NULL && evbuffer_get_length(bufferevent_get_input(below)) > 0)
+		bufferevent_flush(z->bev, EV_READ, BEV_NORMAL);
 }
 
 static enum bufferevent_filter_result deflate_filter(struct evbuffer *src, struct evbuffer *dst,
@@ -181,8 +211,9 @@ static struct compress *compress_new(struct conn *c)
 		return NULL;
 	const struct tern_config *cfg = c->loop->server->config;
 	z->conn = c;
-	/* an APPEND literal and a command line around it, as in clear */
-	z->max_input = (size_t)cfg->max_message_size + 2 * (size_t)cfg->max_line_length;
+	/* the parser holds partial lines and literals itself, so a line's worth
+	 * ahead of it is all it ever needs to make progress */
+	z->max_pending = cfg->max_line_length;
 	z->turn_end = event_new(c->loop->base, -1, 0, compress_turn_end, z);
 	/* RFC 4978 §3: raw deflate, no zlib header (negative windowBits) */
 	z->in_ready = z->turn_end != NULL && inflateInit2(&z->in, -15) == Z_OK;
@@ -211,6 +242,9 @@ int compress_start(struct conn *c)
 		return -1;
 	}
 	z->bev = bev;
+	/* (freed with the input buffer) */
+	if (evbuffer_add_cb(bufferevent_get_input(bev), inflated_drained, z) == NULL)
+		(void)compress_fail(z, "out of memory");
 	c->compressed = true;
 	conn_set_bufferevent(c, bev);
 	/* Compressed bytes that came in behind the command would otherwise wait

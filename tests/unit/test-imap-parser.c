@@ -811,6 +811,36 @@ static void test_set_limits(void **state)
 	imap_parser_free(&p);
 }
 
+/* The session learns of an over-long line while it is being skipped, not
+ * only at its end (behind COMPRESS it closes at once). */
+static void test_line_too_long_reported_early(void **state)
+{
+	struct imap_parser *p = *state;
+	struct imap_cmd *cmd = NULL;
+	const char *err = NULL;
+	char junk[150];
+	size_t used;
+
+	memset(junk, 'x', sizeof(junk));
+	assert_false(imap_parser_line_too_long(p));
+	assert_int_equal(imap_parser_feed(p, (const uint8_t *)S("t1 NOOP "), &used, &cmd, &err),
+			 TERN_PARSE_NEED_MORE);
+	assert_false(imap_parser_line_too_long(p));
+	assert_int_equal(imap_parser_feed(p, (const uint8_t *)junk, sizeof(junk), &used, &cmd,
+					  &err), TERN_PARSE_NEED_MORE);
+	assert_false(imap_parser_line_too_long(p));
+	assert_int_equal(imap_parser_feed(p, (const uint8_t *)junk, sizeof(junk), &used, &cmd,
+					  &err), TERN_PARSE_NEED_MORE);
+	assert_true(imap_parser_line_too_long(p));
+	assert_int_equal(imap_parser_feed(p, (const uint8_t *)S("xx\r\n"), &used, &cmd, &err),
+			 TERN_PARSE_ERROR_RECOVERABLE);
+	assert_string_equal(err, "Line too long");
+	assert_true(imap_parser_line_too_long(p));
+	cmd = parse_ok(p, S("a001 NOOP\r\n"), 0);
+	assert_false(imap_parser_line_too_long(p));
+	imap_cmd_free(&cmd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -839,6 +869,7 @@ int main(void)
 		cmocka_unit_test(test_many_tokens_memory_is_linear),
 		cmocka_unit_test_setup_teardown(test_quoted_escapes, setup, teardown),
 		cmocka_unit_test(test_set_limits),
+		cmocka_unit_test_setup_teardown(test_line_too_long_reported_early, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

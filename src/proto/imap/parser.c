@@ -69,6 +69,7 @@ struct imap_parser {
 
 	bool cont_pending;
 	bool toobig;
+	bool too_long;              /* the last feed ended an over-long line */
 	const char *err;            /* set by the tokeniser with FRAG_ERROR/FATAL */
 };
 
@@ -273,6 +274,11 @@ const char *imap_parser_tag(const struct imap_parser *p)
 bool imap_parser_error_toobig(const struct imap_parser *p)
 {
 	return p->toobig;
+}
+
+bool imap_parser_line_too_long(const struct imap_parser *p)
+{
+	return p->st == ST_SKIP || p->too_long;
 }
 
 const char *imap_parser_cmd_name(const struct imap_parser *p)
@@ -602,6 +608,7 @@ static enum tern_parse skip_line(struct imap_parser *p, const uint8_t *data, siz
 		tl--;
 	if (announces_nonsync(p->skip_tail, tl))
 		return fail(p, err_too_long, error_r);
+	p->too_long = true;
 	*error_r = err_too_long;
 	return TERN_PARSE_ERROR_RECOVERABLE;
 }
@@ -680,6 +687,7 @@ enum tern_parse imap_parser_feed(struct imap_parser *p, const uint8_t *data, siz
 	}
 	p->cont_pending = false;
 	p->toobig = false;
+	p->too_long = false;
 	while (pos < len) {
 		if (p->st == ST_SKIP) {
 			enum tern_parse r = skip_line(p, data + pos, len - pos, &pos, error_r);

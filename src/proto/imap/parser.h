@@ -107,6 +107,12 @@ const char *imap_parser_tag(const struct imap_parser *p);
  * limit (reply with [TOOBIG], RFC 7888 §4 / RFC 4469). */
 bool imap_parser_error_toobig(const struct imap_parser *p);
 
+/* True while a line over max_line_length is being discarded (the feed said
+ * NEED_MORE), and after the ERROR_RECOVERABLE that ends it. In clear the
+ * line cost the client as much as it costs the server to skip; behind
+ * COMPRESS it may have cost the client a thousandth of that. */
+bool imap_parser_line_too_long(const struct imap_parser *p);
+
 /* Name (uppercased, "UID" resolved) of the command being parsed, NULL before
  * it was read. Lets the session refuse a literal per command. */
 const char *imap_parser_cmd_name(const struct imap_parser *p);

@@ -276,6 +276,18 @@ static void input_command(struct imap_session *s, struct evbuffer *in,
 	const char *error = NULL;
 	enum tern_parse r = imap_parser_feed(s->parser, v->iov_base, v->iov_len, &consumed, &cmd,
 					     &error);
+	/* Skipping an over-long line behind COMPRESS would inflate up to a
+	 * thousand bytes for each one the client sent: no real client sends
+	 * such a line, so the stream ends as soon as one is seen. */
+	if (s->compress_active &&
+	    (r == TERN_PARSE_NEED_MORE || r == TERN_PARSE_ERROR_RECOVERABLE) &&
+	    imap_parser_line_too_long(s->parser)) {
+		log_info("imap: user=%s, rip=%s: line too long behind COMPRESS, closing",
+			 s->user != NULL ? s->user : "-", s->conn->peer_addr);
+		imap_untagged(s, "BYE Line too long");
+		conn_close(s->conn);
+		return;
+	}
 	switch (r) {
 	case TERN_PARSE_NEED_MORE:
 		evbuffer_drain(in, consumed);
