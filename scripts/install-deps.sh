@@ -4,7 +4,8 @@
 set -euo pipefail
 what=${1:-build}
 build_pkgs=(cmake make gcc pkg-config libevent-dev libsqlite3-dev libgmime-3.0-dev libssl-dev
-	libjansson-dev libargon2-dev libcrypt-dev zlib1g-dev libpq-dev openssl python3 sqlite3)
+	libjansson-dev libargon2-dev libcrypt-dev zlib1g-dev libunistring-dev libpq-dev openssl python3
+	sqlite3)
 test_pkgs=(libcmocka-dev python3-pytest swaks postfix curl isync offlineimap fetchmail mutt
 	clang libclang-rt-14-dev dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd)
 pkgs=("${build_pkgs[@]}")

@@ -100,6 +100,8 @@ IMAP_HANDLER(cmd_create)
 	}
 	if (strcmp(name, "INBOX") == 0)
 		imap_tagged(s, cmd, "NO [ALREADYEXISTS] INBOX always exists");
+	else if (!imap_folder_name_valid(name, strlen(name), &bad))
+		imap_tagged(s, cmd, "NO [CANNOT] %s", bad);
 	else if (store_folder_create(s->store, name, use, &err) < 0)
 		imap_mailbox_error(s, cmd, "create", err);
 	else
@@ -163,6 +165,7 @@ IMAP_HANDLER(cmd_rename)
 {
 	enum tern_error err = TERN_ERR_NONE;
 	char *from = NULL, *to = NULL;
+	const char *bad = NULL;
 
 	if (cmd->arg_count != 2) {
 		imap_bad(s, cmd, "RENAME needs two mailbox names");
@@ -175,6 +178,8 @@ IMAP_HANDLER(cmd_rename)
 		goto out;
 	if (strcmp(to, "INBOX") == 0)
 		imap_tagged(s, cmd, "NO [ALREADYEXISTS] INBOX always exists");
+	else if (!imap_folder_name_valid(to, strlen(to), &bad))
+		imap_tagged(s, cmd, "NO [CANNOT] %s", bad);
 	else if (store_folder_rename(s->store, from, to, &err) < 0)
 		imap_mailbox_error(s, cmd, "rename", err);
 	else if (view_follow_rename(s, from, to) < 0)

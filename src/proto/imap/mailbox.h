@@ -5,9 +5,23 @@
 #ifndef TERN_PROTO_IMAP_MAILBOX_H
 #define TERN_PROTO_IMAP_MAILBOX_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "proto/imap/session.h"
+
+/* Whether a new folder may get this name (UTF-8, '/'-separated, as the store
+ * keeps it): valid UTF-8 in Unicode normalization form C, without control
+ * characters (C0, DEL, C1) or invisible formatting ones (a byte-order mark,
+ * bidi marks, embeddings, overrides and isolates, zero-width spaces, line
+ * separators, noncharacters), per RFC 9051 §5.1 and RFC 5198: such a name
+ * can pass for another ("<BOM>INBOX") or show reversed. ZWNJ and ZWJ are
+ * allowed: Persian, Indic scripts and emoji need them. On false, *reason_r
+ * is static text for a "NO [CANNOT]" reply. Pure and thread-safe: every
+ * path that makes a folder (IMAP CREATE and RENAME, LMTP +detail) uses it.
+ * Existing folders are not checked, so one made before can still be
+ * renamed or deleted. */
+bool imap_folder_name_valid(const char *name, size_t len, const char **reason_r);
 
 /* The store name of a mailbox argument (astring from the wire); heap. NULL
  * after replying BAD (not an astring, or an invalid name). */

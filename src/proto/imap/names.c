@@ -5,8 +5,12 @@
 #include <strings.h>
 
 #include <event2/buffer.h>
+#include <unictype.h>
+#include <uninorm.h>
+#include <unistr.h>
 
 #include "core/limits.h"
+#include "proto/imap/mailbox.h"
 #include "proto/imap/mutf7.h"
 #include "proto/imap/quote.h"
 #include "proto/imap/session.h"
@@ -96,4 +100,67 @@ void imap_name_write(const struct imap_session *s, struct evbuffer *out, const c
 	}
 	imap_write_astring(out, m, strlen(m), 0);
 	free(m);
+}
+
+/* ---- which names a new folder may have ---- */
+
+static bool is_noncharacter(ucs4_t uc)
+{
+	return (uc >= 0xfdd0 && uc <= 0xfdef) || (uc & 0xfffe) == 0xfffe;
+}
+
+/* Invisible characters that change how the text around them shows. */
+static bool is_hidden_format(ucs4_t uc)
+{
+	if (uc == 0x200c || uc == 0x200d)   /* ZWNJ, ZWJ: part of the spelling */
+		return false;
+	return uc_is_general_category(uc, UC_CATEGORY_Cf) ||
+	       uc_is_general_category(uc, UC_CATEGORY_Zl) ||
+	       uc_is_general_category(uc, UC_CATEGORY_Zp);
+}
+
+bool imap_folder_name_valid(const char *name, size_t len, const char **reason_r)
+{
+	const uint8_t *s = (const uint8_t *)name;
+	bool ascii = true;
+
+	if (len == 0) {
+		*reason_r = "Empty mailbox name";
+		return false;
+	}
+	if (u8_check(s, len) != NULL) {
+		*reason_r = "Mailbox name is not valid UTF-8";
+		return false;
+	}
+	for (size_t i = 0; i < len;) {
+		ucs4_t uc;
+		int n = u8_mbtouc(&uc, s + i, len - i);
+		i += (size_t)n;
+		ascii = ascii && uc < 0x80;
+		if (uc < 0x20 || (uc >= 0x7f && uc <= 0x9f)) {
+			*reason_r = "Mailbox name contains control characters";
+			return false;
+		}
+		if (is_hidden_format(uc)) {
+			*reason_r = "Mailbox name contains invisible formatting characters";
+			return false;
+		}
+		if (is_noncharacter(uc)) {
+			*reason_r = "Mailbox name contains a noncharacter";
+			return false;
+		}
+	}
+	if (ascii)
+		return true;
+	size_t nfc_len = 0;
+	uint8_t *nfc = u8_normalize(UNINORM_NFC, s, len, NULL, &nfc_len);
+	if (nfc == NULL) {
+		*reason_r = "Out of memory";
+		return false;
+	}
+	bool same = nfc_len == len && memcmp(nfc, s, len) == 0;
+	free(nfc);
+	if (!same)
+		*reason_r = "Mailbox name is not in Unicode normalization form C";
+	return same;
 }
