@@ -104,11 +104,20 @@ uint32_t auth_failures_add(const char *key, uint64_t now_ms)
 
 uint32_t auth_failures_get(const char *key, uint64_t now_ms)
 {
+	return auth_failures_peek(key, now_ms, NULL);
+}
+
+uint32_t auth_failures_peek(const char *key, uint64_t now_ms, uint64_t *last_ms_r)
+{
 	uint64_t h = key_hash(key);
 	struct fail_shard *sh = shard_of(h);
 	TERN_LOCK_GUARD(&sh->mu);
 	struct fail_slot *s = slot_find_locked(sh, h);
-	return s != NULL && slot_live(s, now_ms) ? s->count : 0;
+	if (s == NULL || !slot_live(s, now_ms))
+		return 0;
+	if (last_ms_r != NULL)
+		*last_ms_r = s->last_ms;
+	return s->count;
 }
 
 void auth_failures_clear(const char *key)

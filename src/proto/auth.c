@@ -1,24 +1,42 @@
-/* Asynchronous password logins (see auth.h). Requests go to a queue served by
- * two worker threads, each with its own directory handle; the result goes
- * back to the connection's loop with loop_post(), where it is counted, logged
- * and, for a failure, held back by a libevent timer (no thread ever sleeps).
+/* Asynchronous password logins (see auth.h). Checks run on two worker
+ * threads, each with its own directory handle; everything else happens on
+ * the connection's loop thread, and every wait is a libevent timer there (no
+ * thread ever sleeps to delay, the loop never hashes).
  *
- * A request's life: queued -> on a worker -> posted to the loop -> (failure:
- * timer) -> done. The request owns a reference on the connection throughout;
- * only a forced destroy at server stop can free the connection under it, and
- * that path calls auth_cancel(), which marks the request so the loop-side
- * steps touch nothing but the request itself. */
+ * A request's life:
+ *   enter   counted as a login in progress from its address (bounded);
+ *   gate    on the loop, waits out the penalties it has earned: recent
+ *           failures of its address, and of its user when this address has
+ *           failed for that user; an address's checks are also spaced by its
+ *           penalty, so parallel guesses serialise instead of all waiting
+ *           the same delay and then hashing together;
+ *   queue   behind its address's other checks, addresses served in turn
+ *           (auth-queue.c), node-wide bounded;
+ *   check   on a worker;
+ *   delay   back on the loop: counted and logged; a failure is padded to the
+ *           node's failure floor (so no failure is faster than the check of
+ *           an unknown user) and then delayed by the failure delay;
+ *   done.
+ * The request owns a reference on the connection throughout. Whenever a
+ * step runs on the loop and finds the connection closing, the request ends
+ * there without writing; a failure already checked is still counted and
+ * logged. Only a forced destroy at server stop can free the connection under
+ * a request, and that path calls auth_cancel(). */
 #include "proto/auth.h"
 
 #include <arpa/inet.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <inttypes.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "core/config.h"
 #include "core/limits.h"
@@ -27,11 +45,30 @@
 #include "core/username.h"
 #include "directory/directory.h"
 #include "directory/password.h"
+#include "proto/auth-queue.h"
 #include "server/conn.h"
 #include "server/loop.h"
 #include "server/server.h"
 
 #define AUTH_WORKERS 2u
+
+/* A request waiting on a timer looks at its connection this often: the
+ * connection cannot tell it about a hang-up or a server stop, and neither
+ * should hold the connection (and its address's slot) for a whole penalty. */
+#define AUTH_WAIT_SLICE_MS 250u
+
+/* The failure floor covers twice the CPU time of the costliest check seen
+ * (the dummy check measured at start, and every real one since), plus this:
+ * a check's wall time exceeds its CPU time only when the host is loaded. */
+#define AUTH_PAD_MARGIN_US 2000u
+/* Beyond this a hash is misconfigured, not a reason to slow every failure. */
+#define AUTH_PAD_MAX_US (1000u * 1000u)
+
+enum req_stage {
+	STAGE_GATE,   /* on the loop, waiting out a penalty before its check */
+	STAGE_POOL,   /* queued, on a worker, or posted back to the loop */
+	STAGE_DELAY,  /* on the loop, a failure waiting for its reply */
+};
 
 struct auth_request {
 	/* set on the loop thread before queueing; read-only on the worker */
@@ -44,24 +81,31 @@ struct auth_request {
 	char proto[8];
 	char rip[48];
 	char lip[48];
+	char user[TERN_USERNAME_MAX + 1]; /* canonical, or "" if the login is not a user name */
+	char name[TERN_USERNAME_MAX + 1]; /* user, else the login made safe for keys and logs */
 	auth_done_fn *done;
 	void *ctx;
 	struct auth_request **owner;  /* the session's pointer to this request */
-	/* written by the worker before loop_post */
+	struct aq_item item;          /* in pool.q, under pool.mu */
+	/* written by whoever produces the result (a worker, or the loop when
+	 * refusing) before loop_post */
 	enum auth_result result;
-	char user[TERN_USERNAME_MAX + 1]; /* canonical, or "" */
-	const char *reason;               /* static text for the log */
+	const char *reason;           /* static text for the log */
 	enum tern_error dir_err;
+	bool quiet;                   /* a temporary failure already logged once */
+	uint64_t check_started_us;
 	/* loop thread only */
+	enum req_stage stage;
+	bool reserved;                /* has had its start reserved once */
 	bool cancelled;
 	struct event *timer;
-	struct auth_request *next;    /* pool queue */
+	uint64_t wake_us;
 };
 
 struct auth_pool {
-	struct tern_mutex mu;         /* guards head, tail, stopping */
+	struct tern_mutex mu;         /* guards q and stopping */
 	pthread_cond_t cond;
-	struct auth_request *head, *tail;
+	struct auth_queue q;
 	bool stopping;
 	pthread_t threads[AUTH_WORKERS];
 	unsigned thread_count;
@@ -70,46 +114,80 @@ struct auth_pool {
 static struct auth_pool pool;
 static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
 
+/* Checked against for unknown users, so a wrong name costs a check too. */
+static char *dummy_hash;
+static pthread_once_t dummy_once = PTHREAD_ONCE_INIT;
+/* The failure floor: no failed check is answered sooner after it began. */
+static _Atomic uint64_t pad_us;
+static _Atomic unsigned stop_refused;
+
+static uint64_t clock_us(clockid_t id)
+{
+	struct timespec ts;
+	clock_gettime(id, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static uint64_t now_us(void)
+{
+	return clock_us(CLOCK_MONOTONIC);
+}
+
 /* ---- worker side ---- */
 
 struct auth_worker {
 	struct directory *dir;
-	char *dummy_hash;   /* verified against for unknown users, to keep timing flat */
 };
 
-static void worker_check_password(struct auth_worker *w, struct auth_request *req,
-				  const struct dir_user *u)
+/* Raises the failure floor to cover a check that cost cpu_us of CPU. CPU
+ * time, not wall time: a busy host must not ratchet the floor up for good. */
+static void pad_cover(uint64_t cpu_us)
 {
-	if (!password_verify(req->password, u->password_hash)) {
-		req->result = AUTH_FAILED;
-		req->reason = "password mismatch";
-	} else if (strcmp(u->home, req->cfg->node_name) != 0) {
-		req->result = AUTH_NOT_HERE;
-		req->reason = "homed on another node";
-	} else {
-		req->result = AUTH_OK;
-	}
-	(void)w;
+	uint64_t want = cpu_us * 2 + AUTH_PAD_MARGIN_US;
+	if (want > AUTH_PAD_MAX_US)
+		want = AUTH_PAD_MAX_US;
+	uint64_t cur = atomic_load(&pad_us);
+	while (want > cur && !atomic_compare_exchange_weak(&pad_us, &cur, want))
+		;
 }
 
-/* An unknown name still costs one hash, so a wrong name answers no faster
- * than a wrong password (no user enumeration by timing). */
-static void worker_burn_hash(struct auth_worker *w, const char *password)
+static bool timed_verify(const char *password, const char *hash)
 {
-	if (w->dummy_hash == NULL && password_hash("tern-dummy-password", &w->dummy_hash) < 0)
-		w->dummy_hash = NULL;
-	if (w->dummy_hash != NULL)
-		(void)password_verify(password, w->dummy_hash);
+	uint64_t t0 = clock_us(CLOCK_THREAD_CPUTIME_ID);
+	bool ok = password_verify(password, hash);
+	pad_cover(clock_us(CLOCK_THREAD_CPUTIME_ID) - t0);
+	return ok;
+}
+
+/* Runs once, on a worker, before any check: the floor must be known before
+ * the first failure is answered. */
+static void dummy_init(void)
+{
+	if (password_hash("tern-dummy-password", &dummy_hash) < 0) {
+		dummy_hash = NULL;
+		log_error("auth: cannot make the dummy password hash; unknown users will fail faster");
+		pad_cover(0);
+		return;
+	}
+	/* the first runs fault in yescrypt's memory; keep the costliest */
+	for (int i = 0; i < 3; i++)
+		(void)timed_verify("tern-measure", dummy_hash);
+	log_info("auth: failed logins are answered no sooner than %" PRIu64 " ms after their check "
+		 "begins", (atomic_load(&pad_us) + 999) / 1000);
+}
+
+static void worker_burn_hash(const char *password)
+{
+	if (dummy_hash != NULL)
+		(void)timed_verify(password, dummy_hash);
 }
 
 static void worker_run(struct auth_worker *w, struct auth_request *req)
 {
 	req->result = AUTH_FAILED;
-	if (username_parse(req->login, req->cfg->domains, req->user, sizeof(req->user), NULL,
-			   0) < 0) {
-		req->user[0] = '\0';
+	if (req->user[0] == '\0') {
 		req->reason = "invalid user name";
-		worker_burn_hash(w, req->password);
+		worker_burn_hash(req->password);
 		return;
 	}
 	if (w->dir == NULL) {
@@ -133,38 +211,62 @@ static void worker_run(struct auth_worker *w, struct auth_request *req)
 	}
 	if (found == 0) {
 		req->reason = "unknown user";
-		worker_burn_hash(w, req->password);
+		worker_burn_hash(req->password);
 		return;
 	}
-	worker_check_password(w, req, &u);
+	if (!timed_verify(req->password, u.password_hash)) {
+		req->reason = "password mismatch";
+	} else if (strcmp(u.home, req->cfg->node_name) != 0) {
+		req->result = AUTH_NOT_HERE;
+		req->reason = "homed on another node";
+	} else {
+		req->result = AUTH_OK;
+	}
 	dir_user_clear(&u);
 }
 
 static void auth_result_task(void *arg);
 
+static struct auth_request *request_of(struct aq_item *it)
+{
+	return (struct auth_request *)(void *)((char *)it - offsetof(struct auth_request, item));
+}
+
 static void *worker_main(void *arg)
 {
 	(void)arg;
 	struct auth_worker w = {0};
+	pthread_once(&dummy_once, dummy_init);
 	for (;;) {
-		struct auth_request *req;
+		struct aq_item *it;
+		bool stopping;
 		{
 			TERN_LOCK_GUARD(&pool.mu);
-			while (pool.head == NULL && !pool.stopping)
+			while ((it = aq_pop(&pool.q)) == NULL && !pool.stopping)
 				tern_cond_wait(&pool.cond, &pool.mu, 0);
-			req = pool.head;
-			if (req == NULL)
-				break;   /* stopping and drained */
-			pool.head = req->next;
-			if (pool.head == NULL)
-				pool.tail = NULL;
+			stopping = pool.stopping;
 		}
-		worker_run(&w, req);
+		if (it == NULL)
+			break;   /* stopping and drained */
+		struct auth_request *req = request_of(it);
+		req->check_started_us = now_us();
+		if (stopping) {
+			/* a stop should not wait for a queue of checks nobody will use */
+			req->result = AUTH_TEMPFAIL;
+			req->reason = "server stopping";
+			req->quiet = true;
+			atomic_fetch_add(&stop_refused, 1);
+		} else {
+			worker_run(&w, req);
+		}
 		explicit_bzero(req->password, strlen(req->password));
+		{
+			TERN_LOCK_GUARD(&pool.mu);
+			aq_checked(&pool.q);
+		}
 		loop_post(req->loop, auth_result_task, req);
 	}
 	directory_close(&w.dir);
-	free(w.dummy_hash);
 	return NULL;
 }
 
@@ -172,6 +274,7 @@ static void pool_init(void)
 {
 	tern_mutex_init(&pool.mu, "auth queue");
 	tern_cond_init(&pool.cond);
+	aq_init(&pool.q);
 	for (unsigned i = 0; i < AUTH_WORKERS; i++) {
 		if (pthread_create(&pool.threads[pool.thread_count], NULL, worker_main, NULL) != 0)
 			break;
@@ -192,9 +295,15 @@ void auth_pool_stop(void)
 	/* thread_count is fixed once pool_init has run */
 	for (unsigned i = 0; i < pool.thread_count; i++)
 		pthread_join(pool.threads[i], NULL);
+	unsigned refused = atomic_exchange(&stop_refused, 0);
+	if (refused > 0)
+		log_info("auth: server stopping: %u queued login(s) answered with a temporary failure",
+			 refused);
 }
 
 /* ---- loop side ---- */
+
+static void wait_until(struct auth_request *req, uint64_t wake_us);
 
 static void request_free(struct auth_request *req)
 {
@@ -208,48 +317,78 @@ static void request_free(struct auth_request *req)
 	free(req);
 }
 
-/* Calls done and ends the request (loop thread). */
-static void request_finish(struct auth_request *req)
+/* Ends the request's time as a login in progress from its address. */
+static void request_leave(struct auth_request *req)
+{
+	struct aq_addr *unused;
+	{
+		TERN_LOCK_GUARD(&pool.mu);
+		unused = aq_leave(&pool.q, &req->item);
+	}
+	free(unused);
+}
+
+/* Ends the request; done runs unless the connection is closing. */
+static void request_end(struct auth_request *req)
 {
 	struct conn *c = req->conn;
 	if (req->owner != NULL)
 		*req->owner = NULL;
-	bool named = req->result == AUTH_OK || req->result == AUTH_NOT_HERE;
-	req->done(c, req->result, named ? req->user : NULL, req->ctx);
+	/* first: done may start the next attempt at once (a pipelined PASS) */
+	request_leave(req);
+	if (!c->closing) {
+		bool named = req->result == AUTH_OK || req->result == AUTH_NOT_HERE;
+		req->done(c, req->result, named ? req->user : NULL, req->ctx);
+	}
 	request_free(req);
 	conn_unref(&c);
 }
 
-/* The name to log: the canonical one, else the login made safe for a log
- * line (no control bytes, no '>' or ',' to fake fields). */
-static void log_name(const struct auth_request *req, char *buf, size_t size)
+static void key_user(const struct auth_request *req, char *buf, size_t size)
 {
-	const char *src = req->user[0] != '\0' ? req->user : req->login;
-	size_t n = 0;
-	for (const unsigned char *p = (const unsigned char *)src; *p != '\0' && n + 1 < size; p++)
-		buf[n++] = (*p < 0x20 || *p >= 0x7f || *p == '>' || *p == ',') ? '?' : (char)*p;
-	buf[n] = '\0';
+	snprintf(buf, size, "u:%s", req->name);
 }
 
-/* Counts the outcome and logs it; returns the delay to apply (ms). */
-static uint32_t request_account(struct auth_request *req)
+static void key_address(const struct auth_request *req, char *buf, size_t size)
 {
-	char name[TERN_USERNAME_MAX + 1];
-	char ukey[TERN_USERNAME_MAX + 8], akey[64];
-	log_name(req, name, sizeof(name));
-	snprintf(ukey, sizeof(ukey), "u:%s", name);
-	snprintf(akey, sizeof(akey), "a:%s", req->rip);
+	snprintf(buf, size, "a:%s", req->rip);
+}
+
+/* An address never holds a space, so the pair cannot be read two ways. */
+static void key_pair(const struct auth_request *req, char *buf, size_t size)
+{
+	snprintf(buf, size, "p:%s %s", req->rip, req->name);
+}
+
+static void key_refusals(const struct auth_request *req, char *buf, size_t size)
+{
+	snprintf(buf, size, "r:%s", req->rip);
+}
+
+#define KEY_SIZE (TERN_USERNAME_MAX + 64)
+
+/* Counts the outcome and logs it; returns how long to hold the reply (us). */
+static uint64_t request_account(struct auth_request *req)
+{
+	char ukey[KEY_SIZE], akey[KEY_SIZE], pkey[KEY_SIZE];
+	key_user(req, ukey, sizeof(ukey));
+	key_address(req, akey, sizeof(akey));
+	key_pair(req, pkey, sizeof(pkey));
 	switch (req->result) {
 	case AUTH_OK:
 	case AUTH_NOT_HERE:
-		auth_failures_clear(ukey);
-		log_info("login: user=<%s>, method=%s, rip=%s, proto=%s%s", name, req->method,
+		/* This address knows the password: it is the user's own again.
+		 * The user's count stays: the failures may be someone else's,
+		 * and it only slows addresses that failed for the user. */
+		auth_failures_clear(pkey);
+		log_info("login: user=<%s>, method=%s, rip=%s, proto=%s%s", req->name, req->method,
 			 req->rip, req->proto,
 			 req->result == AUTH_NOT_HERE ? ", homed on another node" : "");
 		return 0;
 	case AUTH_TEMPFAIL:
-		log_error("auth: user=<%s>, method=%s, rip=%s: %s: %s", name, req->method, req->rip,
-			  req->reason, tern_error_str(req->dir_err));
+		if (!req->quiet)
+			log_error("auth: user=<%s>, method=%s, rip=%s: %s: %s", req->name, req->method,
+				  req->rip, req->reason, tern_error_str(req->dir_err));
 		return 0;
 	case AUTH_FAILED:
 		break;
@@ -257,34 +396,214 @@ static uint32_t request_account(struct auth_request *req)
 	uint64_t now = tern_now_ms();
 	uint32_t fu = auth_failures_add(ukey, now);
 	uint32_t fa = auth_failures_add(akey, now);
-	log_info("auth failed: user=<%s>, method=%s, rip=%s, lip=%s, reason=%s", name, req->method,
-		 req->rip, req->lip, req->reason);
-	return auth_failure_delay_ms(req->cfg->auth_failure_delay_ms, fu > fa ? fu : fa);
-}
-
-static void auth_delay_cb(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	request_finish(arg);
+	(void)auth_failures_add(pkey, now);
+	log_info("auth failed: user=<%s>, method=%s, rip=%s, lip=%s, reason=%s", req->name,
+		 req->method, req->rip, req->lip, req->reason);
+	uint64_t floor = req->check_started_us + atomic_load(&pad_us), t = now_us();
+	uint64_t pad = floor > t ? floor - t : 0;
+	return pad + 1000u * (uint64_t)auth_failure_delay_ms(req->cfg->auth_failure_delay_ms,
+							       fu > fa ? fu : fa);
 }
 
 static void auth_result_task(void *arg)
 {
 	struct auth_request *req = arg;
 	if (req->cancelled) {
+		request_leave(req);
 		request_free(req);
 		return;
 	}
-	uint32_t delay = request_account(req);
-	/* a client that already left gains nothing from the wait */
-	if (delay > 0 && !req->conn->closing) {
-		struct timeval tv = {.tv_sec = delay / 1000, .tv_usec = (delay % 1000) * 1000};
-		req->timer = evtimer_new(req->loop->base, auth_delay_cb, req);
-		if (req->timer != NULL && evtimer_add(req->timer, &tv) == 0)
-			return;
+	uint64_t hold_us = request_account(req);
+	req->stage = STAGE_DELAY;
+	if (hold_us > 0 && !req->conn->closing && !req->conn->shutting_down) {
+		wait_until(req, now_us() + hold_us);
+		return;
 	}
-	request_finish(req);
+	request_end(req);
+}
+
+/* Answers AUTH_TEMPFAIL, on a later turn (done never runs inside auth_verify). */
+static void request_refuse(struct auth_request *req, const char *reason, bool quiet)
+{
+	req->result = AUTH_TEMPFAIL;
+	req->reason = reason;
+	req->quiet = quiet;
+	req->stage = STAGE_POOL;
+	loop_post(req->loop, auth_result_task, req);
+}
+
+/* Logs a refusal once per episode: refusals for an address are one episode
+ * until a check from it is admitted again, or until they stop for
+ * AUTH_FAILURE_WINDOW_MS. A guesser refused thousands of times a second must
+ * not flood the log. */
+static void note_refusal(const struct auth_request *req, enum aq_verdict v)
+{
+	const struct tern_config *cfg = req->cfg;
+	char key[KEY_SIZE];
+	key_refusals(req, key, sizeof(key));
+	if (auth_failures_add(key, tern_now_ms()) != 1)
+		return;
+	switch (v) {
+	case AQ_FULL_ADDRESS:
+		log_warn("auth: user=<%s>, rip=%s: %u logins from this address in progress, "
+			 "refusing more for now", req->name, req->rip, cfg->auth_max_pending_per_address);
+		break;
+	case AQ_THROTTLED:
+		log_warn("auth: user=<%s>, rip=%s: throttled after recent failures, refusing logins "
+			 "for now", req->name, req->rip);
+		break;
+	case AQ_FULL_NODE:
+		log_warn("auth: user=<%s>, rip=%s: %u password checks pending on this node, refusing "
+			 "logins for now", req->name, req->rip, cfg->auth_max_pending);
+		break;
+	case AQ_OK:
+		break;
+	}
+}
+
+/* When this request's check may start (ms) at the earliest: its address's
+ * penalty, and its user's when this address has failed for the user. Each
+ * penalty runs from the latest failure it counts, so a client that waited
+ * for its failure reply (which was held as long) waits no more here; only
+ * parallel attempts do. *spacing_r: what the address's next check must
+ * wait after this one. */
+static uint64_t request_earliest(const struct auth_request *req, uint64_t now,
+				 uint32_t *spacing_r)
+{
+	uint32_t base = req->cfg->auth_failure_delay_ms;
+	char key[KEY_SIZE];
+	uint64_t earliest = now, last = 0;
+	*spacing_r = 0;
+	if (base == 0)
+		return now;
+	key_address(req, key, sizeof(key));
+	uint32_t fa = auth_failures_peek(key, now, &last);
+	if (fa > 0) {
+		*spacing_r = auth_failure_delay_ms(base, fa);
+		if (last + *spacing_r > earliest)
+			earliest = last + *spacing_r;
+	}
+	/* Not for an address that never failed for this user: a guesser
+	 * elsewhere must not lock the user out from home. */
+	key_pair(req, key, sizeof(key));
+	if (auth_failures_get(key, now) > 0) {
+		key_user(req, key, sizeof(key));
+		uint32_t fu = auth_failures_peek(key, now, &last);
+		if (fu > 0 && last + auth_failure_delay_ms(base, fu) > earliest)
+			earliest = last + auth_failure_delay_ms(base, fu);
+	}
+	return earliest;
+}
+
+/* Gate stage: serves the penalty, then queues the check (loop thread). */
+static void request_admit(struct auth_request *req)
+{
+	struct conn *c = req->conn;
+	const struct tern_config *cfg = req->cfg;
+	if (c->closing) {
+		request_end(req);
+		return;
+	}
+	if (c->shutting_down) {
+		request_refuse(req, "server stopping", true);
+		return;
+	}
+	uint64_t now = tern_now_ms();
+	uint32_t spacing, max_wait = cfg->auth_failure_delay_ms > AUTH_DELAY_CAP_MS
+					     ? cfg->auth_failure_delay_ms : AUTH_DELAY_CAP_MS;
+	uint64_t earliest = request_earliest(req, now, &spacing), start = now;
+	enum aq_verdict v = AQ_OK;
+	bool queued = false, stopping, workers;
+	{
+		TERN_LOCK_GUARD(&pool.mu);
+		/* once its turn has come, it waits again only for a failure
+		 * counted since (not behind the reservations made after it) */
+		if (!req->reserved || earliest > now)
+			v = aq_reserve(&pool.q, &req->item, now, earliest, spacing, max_wait, &start);
+		stopping = pool.stopping;
+		workers = pool.thread_count > 0;
+		if (v == AQ_OK && start <= now && workers && !stopping) {
+			v = aq_push(&pool.q, &req->item, cfg->auth_max_pending);
+			queued = v == AQ_OK;
+			if (queued)
+				pthread_cond_signal(&pool.cond);
+		}
+	}
+	if (v != AQ_OK) {
+		note_refusal(req, v);
+		request_refuse(req, v == AQ_THROTTLED ? "throttled" : "too many logins", true);
+		return;
+	}
+	req->reserved = true;
+	if (queued) {
+		req->stage = STAGE_POOL;
+		char key[KEY_SIZE];
+		key_refusals(req, key, sizeof(key));
+		auth_failures_clear(key);
+		return;
+	}
+	if (stopping) {
+		request_refuse(req, "server stopping", true);
+		return;
+	}
+	if (!workers) {
+		request_refuse(req, "no auth workers", false);
+		return;
+	}
+	wait_until(req, start * 1000u);
+}
+
+static void wait_arm(struct auth_request *req);
+
+static void wait_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct auth_request *req = arg;
+	struct conn *c = req->conn;
+	if (!c->closing && !c->shutting_down && now_us() < req->wake_us) {
+		wait_arm(req);
+		return;
+	}
+	if (req->stage == STAGE_GATE)
+		request_admit(req);
+	else
+		request_end(req);
+}
+
+static void wait_arm(struct auth_request *req)
+{
+	uint64_t t = now_us();
+	uint64_t left = req->wake_us > t ? req->wake_us - t : 0;
+	if (left > AUTH_WAIT_SLICE_MS * 1000u)
+		left = AUTH_WAIT_SLICE_MS * 1000u;
+	struct timeval tv = {.tv_sec = (time_t)(left / 1000000u),
+			     .tv_usec = (suseconds_t)(left % 1000000u)};
+	if (evtimer_add(req->timer, &tv) == 0)
+		return;
+	/* no timer: a penalty not served is a login refused, a delay skipped */
+	if (req->stage == STAGE_GATE)
+		request_refuse(req, "no timer", false);
+	else
+		request_end(req);
+}
+
+/* Holds the request on its loop until wake_us (monotonic, us), looking at
+ * its connection every AUTH_WAIT_SLICE_MS; then admits it (gate stage) or
+ * ends it (delay stage). */
+static void wait_until(struct auth_request *req, uint64_t wake_us)
+{
+	req->wake_us = wake_us;
+	if (req->timer == NULL)
+		req->timer = evtimer_new(req->loop->base, wait_cb, req);
+	if (req->timer != NULL) {
+		wait_arm(req);
+		return;
+	}
+	if (req->stage == STAGE_GATE)
+		request_refuse(req, "no timer", false);
+	else
+		request_end(req);
 }
 
 void auth_cancel(struct auth_request **reqp)
@@ -294,13 +613,21 @@ void auth_cancel(struct auth_request **reqp)
 		return;
 	*reqp = NULL;
 	req->owner = NULL;
-	if (req->timer != NULL) {
-		/* waiting out the delay on this loop: nothing else refers to it */
-		request_free(req);
-		return;
+	if (req->stage == STAGE_POOL) {
+		bool taken;
+		{
+			TERN_LOCK_GUARD(&pool.mu);
+			taken = aq_unqueue(&pool.q, &req->item);
+		}
+		if (!taken) {
+			/* on a worker or in the loop's inbox: auth_result_task frees it */
+			req->cancelled = true;
+			return;
+		}
 	}
-	/* on a worker or in the loop's inbox: auth_result_task frees it */
-	req->cancelled = true;
+	/* waiting on this loop, or taken out of the queue: nothing else refers to it */
+	request_leave(req);
+	request_free(req);
 }
 
 static void local_address(struct conn *c, char *buf, size_t size)
@@ -316,12 +643,31 @@ static void local_address(struct conn *c, char *buf, size_t size)
 		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, buf, (socklen_t)size);
 }
 
+/* The canonical user name, as the directory knows it; failing that, the
+ * login made safe for a log line and a key (no control bytes, no '>' or ','
+ * to fake fields), so unknown and malformed names are counted too. */
+static void request_name(struct auth_request *req)
+{
+	if (username_parse(req->login, req->cfg->domains, req->user, sizeof(req->user), NULL, 0) ==
+	    0) {
+		snprintf(req->name, sizeof(req->name), "%s", req->user);
+		return;
+	}
+	req->user[0] = '\0';
+	size_t n = 0;
+	for (const unsigned char *p = (const unsigned char *)req->login;
+	     *p != '\0' && n + 1 < sizeof(req->name); p++)
+		req->name[n++] = (*p < 0x20 || *p >= 0x7f || *p == '>' || *p == ',') ? '?' : (char)*p;
+	req->name[n] = '\0';
+}
+
 void auth_verify(struct conn *c, const char *login, const char *password, const char *method,
 		 auth_done_fn *done, void *ctx, struct auth_request **req_r)
 {
 	pthread_once(&pool_once, pool_init);
 	struct auth_request *req = calloc(1, sizeof(*req));
-	if (req == NULL)
+	struct aq_addr *spare = calloc(1, sizeof(*spare));
+	if (req == NULL || spare == NULL)
 		abort();   /* as loop_post does: a login cannot proceed without memory */
 	req->conn = c;
 	req->loop = c->loop;
@@ -334,29 +680,26 @@ void auth_verify(struct conn *c, const char *login, const char *password, const 
 	snprintf(req->proto, sizeof(req->proto), "%s", c->proto->name);
 	snprintf(req->rip, sizeof(req->rip), "%s", c->peer_addr);
 	local_address(c, req->lip, sizeof(req->lip));
+	request_name(req);
 	req->done = done;
 	req->ctx = ctx;
 	req->owner = req_r;
+	req->stage = STAGE_GATE;
 	*req_r = req;
 	conn_ref(c);
-	bool queued = false;
+	enum aq_verdict v;
 	{
 		TERN_LOCK_GUARD(&pool.mu);
-		if (pool.thread_count > 0 && !pool.stopping) {
-			if (pool.tail != NULL)
-				pool.tail->next = req;
-			else
-				pool.head = req;
-			pool.tail = req;
-			pthread_cond_signal(&pool.cond);
-			queued = true;
-		}
+		v = aq_enter(&pool.q, &req->item, req->rip, req->cfg->auth_max_pending_per_address,
+			     &spare);
 	}
-	if (!queued) {
-		req->result = AUTH_TEMPFAIL;
-		req->reason = "no auth workers";
-		loop_post(req->loop, auth_result_task, req);
+	free(spare);
+	if (v != AQ_OK) {
+		note_refusal(req, v);
+		request_refuse(req, "too many logins", true);
+		return;
 	}
+	request_admit(req);
 }
 
 bool auth_plaintext_allowed(const struct conn *c, bool tls_active)

@@ -1,8 +1,12 @@
-/* Password logins for the mail front ends (POP3 now, IMAP later): canonical
- * user name, directory look-up and password check on a small worker pool (a
- * password hash costs milliseconds of CPU, which a loop thread must not
- * spend), failure accounting per user and per client address, a growing delay
- * before a failure is reported, and the log lines fail2ban reads. */
+/* Password logins for the mail front ends (IMAP, POP3): canonical user name,
+ * directory look-up and password check on a small worker pool (a password
+ * hash costs milliseconds of CPU, which a loop thread must not spend), and
+ * the defences around it: penalties for recent failures of the client
+ * address and of the user, served before the check so parallel guesses
+ * serialise; a bounded check queue shared round-robin between addresses;
+ * failed checks padded to one duration so the time of a failure does not
+ * tell whether the user exists; a growing delay before a failure is
+ * reported; and the log lines fail2ban reads. */
 #ifndef TERN_PROTO_AUTH_H
 #define TERN_PROTO_AUTH_H
 
@@ -27,10 +31,15 @@ struct auth_request;
 
 /* Starts checking login/password (copied) on the worker pool; method
  * ("PLAIN") is for the log. Call on c's loop thread. done runs later on that
- * thread, always (never from inside this call), after the failure delay for
- * AUTH_FAILED. A reference on c is held meanwhile. *req_r names the request
- * until it ends: it is set back to NULL just before done runs, so keep it in
- * the session and pass it to auth_cancel() when the session is freed. */
+ * thread (never from inside this call): after any penalty the client's
+ * address or the user has earned, the check, and for AUTH_FAILED the failure
+ * delay. AUTH_TEMPFAIL comes at once when the address has
+ * auth_max_pending_per_address logins in progress, when its penalty would
+ * outlast AUTH_DELAY_CAP_MS, or when auth_max_pending checks are queued.
+ * A reference on c is held meanwhile. Once c is closing, done is not called:
+ * the request ends without touching the session. *req_r names the request
+ * until it ends: it is set back to NULL when it ends, so keep it in the
+ * session and pass it to auth_cancel() when the session is freed. */
 void auth_verify(struct conn *c, const char *login, const char *password, const char *method,
 		 auth_done_fn *done, void *ctx, struct auth_request **req_r);
 
@@ -38,8 +47,9 @@ void auth_verify(struct conn *c, const char *login, const char *password, const 
  * will not run and the connection is not touched again. NULL is fine. */
 void auth_cancel(struct auth_request **req);
 
-/* Finishes the queued checks and stops the worker threads. Call at server
- * stop while the loops still run (their results are posted to them). */
+/* Answers the checks still queued with AUTH_TEMPFAIL (unchecked) and stops
+ * the worker threads. Call at server stop while the loops still run (the
+ * answers are posted to them). */
 void auth_pool_stop(void);
 
 /* RFC 2595 §2.1 / RFC 1939 §13: a password may travel in the clear only on
@@ -64,13 +74,17 @@ int auth_base64_decode(const char *in, unsigned char **out_r, size_t *len_r);
 #define AUTH_DELAY_CAP_MS 15000u
 uint32_t auth_failure_delay_ms(uint32_t base_ms, uint32_t failures);
 
-/* Failure accounting (sharded; no process-wide lock). A key is "u:<user>" or
- * "a:<address>"; counts decay after AUTH_FAILURE_WINDOW_MS without failures. */
+/* Failure accounting (sharded; no process-wide lock). A key is "u:<user>",
+ * "a:<address>", "p:<address> <user>" (the user's failures from that
+ * address) or "r:<address>" (logins refused since the last one admitted);
+ * counts decay after AUTH_FAILURE_WINDOW_MS without failures. */
 #define AUTH_FAILURE_WINDOW_MS (15u * 60 * 1000)
 /* Counts one failure for key at now_ms; returns the recent failures including it. */
 uint32_t auth_failures_add(const char *key, uint64_t now_ms);
 /* Recent failures of key (0 when unknown or expired). */
 uint32_t auth_failures_get(const char *key, uint64_t now_ms);
+/* The same, and when there are any, the time of the latest in *last_ms_r. */
+uint32_t auth_failures_peek(const char *key, uint64_t now_ms, uint64_t *last_ms_r);
 void auth_failures_clear(const char *key);
 
 #endif
