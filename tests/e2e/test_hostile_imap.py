@@ -169,7 +169,8 @@ def test_preauth_large_nonsync_literal_closes_with_bye(node):
             except OSError:
                 pass        # already closed: fine
             got = c.expect_closed()
-            assert b"* BYE" in got, f"{head}: {got[-300:]!r}"
+            # (a reset for the unread bytes may overtake the BYE)
+            assert got == b"" or b"* BYE" in got, f"{head}: {got[-300:]!r}"
             assert b"L1 OK" not in got
     with Raw(node).login() as c:
         c.ok("NOOP")
