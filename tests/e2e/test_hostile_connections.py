@@ -9,8 +9,9 @@ instead of spinning and flooding the log."""
 import os
 import re
 import resource
-import select
 import socket
+import ssl
+import subprocess
 import time
 
 import pytest
@@ -81,11 +82,10 @@ class Client:
         return line.decode(errors="replace")
 
     def closed_within(self, timeout):
-        """Reads until the server closes; returns what it sent, or None if
-        it still had not closed after timeout seconds."""
+        """Reads until the server closes; returns all it sent since the
+        last line read, or None if it still had not closed after timeout
+        seconds (what arrived meanwhile is kept for the next call)."""
         deadline = time.monotonic() + timeout
-        got = self.buf
-        self.buf = b""
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -96,10 +96,11 @@ class Client:
             except socket.timeout:
                 continue
             except (ConnectionResetError, BrokenPipeError):
-                return got
+                chunk = b""
             if not chunk:
+                got, self.buf = self.buf, b""
                 return got
-            got += chunk
+            self.buf += chunk
 
 
 def greeted(node, proto, source="127.0.0.1"):
@@ -280,6 +281,64 @@ def test_hangup_during_failure_delay_frees_the_slot(make_ternd, proto):
     # the failed logins were still counted and logged
     wait_for(lambda: node.stderr_text().count("auth failed: user=<alice>") >= 3, 10,
              "three failed logins in the log")
+
+
+@pytest.fixture(scope="module")
+def cert(tmp_path_factory):
+    d = tmp_path_factory.mktemp("tls")
+    crt, key = d / "cert.pem", d / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
+                    "-days", "1", "-keyout", str(key), "-out", str(crt)],
+                   check=True, capture_output=True, timeout=60)
+    return str(crt), str(key)
+
+
+@pytest.mark.parametrize("how", ["imaps", "starttls"])
+def test_hangup_during_failure_delay_over_tls(make_ternd, cert, how):
+    """The same through the TLS layers: implicit TLS (an OpenSSL socket
+    bufferevent) and STARTTLS (a filter over the plain one)."""
+    node = node_with(make_ternd, auth_failure_delay="5s", max_connections=2,
+                     tls_cert=cert[0], tls_key=cert[1], imaps_listen=f"127.0.0.1:{free_port()}")
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+
+    def connect():
+        if how == "imaps":
+            raw = socket.create_connection(addr_of(node, "imaps"), timeout=IO_TIMEOUT)
+            return ctx.wrap_socket(raw), b""
+        raw = socket.create_connection(addr_of(node, "imap"), timeout=IO_TIMEOUT)
+        f = raw.makefile("rb")
+        greeting = f.readline()
+        if not greeting.startswith(b"* OK"):
+            raw.close()
+            return None, greeting
+        raw.sendall(b"s STARTTLS\r\n")
+        assert f.readline().startswith(b"s OK")
+        return ctx.wrap_socket(raw), greeting
+
+    for _ in range(2):
+        tls, _ = connect()
+        f = tls.makefile("rb")
+        if how == "imaps":
+            assert f.readline().startswith(b"* OK")
+        tls.sendall(b"a1 LOGIN alice wrong-password\r\n")
+        tls.close()
+
+    def slot_free():
+        tls, greeting = connect()
+        if tls is None:
+            return False
+        try:
+            if how == "imaps":
+                greeting = tls.makefile("rb").readline()
+            return greeting.startswith(b"* OK")
+        finally:
+            tls.close()
+    started = time.monotonic()
+    wait_for(slot_free, 1.0, "a slot freed by the TLS clients that hung up",
+             retry_on=(OSError, ssl.SSLError))
+    assert time.monotonic() - started < 1.0
 
 
 def test_lmtp_delivery_completes_after_the_client_hangs_up(make_ternd):
