@@ -4,7 +4,7 @@
 BUILD ?= build
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: all deps test-deps build run test sanitize fuzz clean
+.PHONY: all deps test-deps build run test sanitize fuzz fuzz-build fuzz-ci clean
 
 all: build
 
@@ -33,17 +33,23 @@ sanitize: test-deps
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		ctest --test-dir build-asan --output-on-failure -j $(JOBS)
 
-# Coverage-guided fuzzing of every parser (clang/libFuzzer), FUZZ_SECONDS each;
-# new inputs go to a scratch corpus, crashes to build-fuzz/crash-*.
+# Coverage-guided fuzzing (clang/libFuzzer) of every parser and of whole IMAP
+# and LMTP sessions on an in-process server: FUZZ_SECONDS per target, FUZZ_JOBS
+# targets at once (fuzz/run.sh). New inputs go to a scratch corpus; a finding
+# fails the run with its report and the path of the input, under
+# build-fuzz/findings/. fuzz-ci is the short run CI does after `make sanitize`
+# (20 s a target unless FUZZ_SECONDS is given on the command line).
 FUZZ_SECONDS ?= 60
-fuzz: test-deps
+fuzz-build: test-deps
 	CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTERN_FUZZ=ON > /dev/null
 	cmake --build build-fuzz -j $(JOBS)
-	for f in build-fuzz/fuzz/fuzz-*; do case $$f in *-replay) continue;; esac; \
-		n=$$(basename $$f); mkdir -p build-fuzz/corpus-$$n; \
-		dict=$$(ls fuzz/$${n#fuzz-}.dict fuzz/$$n.dict 2>/dev/null | head -1); \
-		$$f -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=build-fuzz/crash-$$n- \
-			$${dict:+-dict=$$dict} build-fuzz/corpus-$$n fuzz/corpus/$$n || exit 1; done
+
+fuzz: fuzz-build
+	fuzz/run.sh build-fuzz $(FUZZ_SECONDS)
+
+fuzz-ci: FUZZ_SECONDS = 20
+fuzz-ci: fuzz-build
+	fuzz/run.sh build-fuzz $(FUZZ_SECONDS)
 
 clean:
 	rm -rf $(BUILD) build-asan build-fuzz
