@@ -84,10 +84,17 @@ static struct fail_slot *slot_claim_locked(struct fail_shard *sh, uint64_t now_m
 
 uint32_t auth_failures_add(const char *key, uint64_t now_ms)
 {
+	return auth_failures_add_since(key, now_ms, NULL);
+}
+
+uint32_t auth_failures_add_since(const char *key, uint64_t now_ms, uint64_t *prev_ms_r)
+{
 	uint64_t h = key_hash(key);
 	struct fail_shard *sh = shard_of(h);
 	TERN_LOCK_GUARD(&sh->mu);
 	struct fail_slot *s = slot_find_locked(sh, h);
+	if (prev_ms_r != NULL)
+		*prev_ms_r = s != NULL && slot_live(s, now_ms) ? s->last_ms : 0;
 	if (s == NULL || !slot_live(s, now_ms)) {
 		if (s == NULL)
 			s = slot_claim_locked(sh, now_ms);

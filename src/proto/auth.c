@@ -57,12 +57,20 @@
  * should hold the connection (and its address's slot) for a whole penalty. */
 #define AUTH_WAIT_SLICE_MS 250u
 
-/* The failure floor covers twice the CPU time of the costliest check seen
- * (the dummy check measured at start, and every real one since), plus this:
- * a check's wall time exceeds its CPU time only when the host is loaded. */
+/* The failure floor is the larger of two bounds. One covers twice the CPU
+ * time of the costliest check seen (the dummy check measured at start, and
+ * every real one since) plus a margin: it never comes down, and it is the
+ * whole floor on an idle host. The other follows the wall time of recent
+ * checks, a quarter over the longest, decaying by 1/64 a check: on a loaded
+ * host a yescrypt check takes twice its CPU time or more, and without it a
+ * cheap $6$ failure would again be told from an unknown user's. */
 #define AUTH_PAD_MARGIN_US 2000u
+#define AUTH_WALL_DECAY 64u
 /* Beyond this a hash is misconfigured, not a reason to slow every failure. */
 #define AUTH_PAD_MAX_US (1000u * 1000u)
+
+/* Refusals of one address with no gap this long are one episode, logged once. */
+#define AUTH_REFUSAL_QUIET_MS (60u * 1000)
 
 enum req_stage {
 	STAGE_GATE,   /* on the loop, waiting out a penalty before its check */
@@ -80,6 +88,7 @@ struct auth_request {
 	char method[16];
 	char proto[8];
 	char rip[48];
+	char addr[AQ_ADDR_MAX];           /* rip as counted: IPv6 by its /64 */
 	char lip[48];
 	char user[TERN_USERNAME_MAX + 1]; /* canonical, or "" if the login is not a user name */
 	char name[TERN_USERNAME_MAX + 1]; /* user, else the login made safe for keys and logs */
@@ -117,8 +126,10 @@ static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
 /* Checked against for unknown users, so a wrong name costs a check too. */
 static char *dummy_hash;
 static pthread_once_t dummy_once = PTHREAD_ONCE_INIT;
-/* The failure floor: no failed check is answered sooner after it began. */
+/* The failure floor (us): no failed check is answered sooner after it
+ * began than the larger of these two. */
 static _Atomic uint64_t pad_us;
+static _Atomic uint64_t wall_floor_us;
 static _Atomic unsigned stop_refused;
 
 static uint64_t clock_us(clockid_t id)
@@ -151,6 +162,25 @@ static void pad_cover(uint64_t cpu_us)
 		;
 }
 
+/* Follows the wall time of a check that took wall_us, start to end. */
+static void floor_follow(uint64_t wall_us)
+{
+	uint64_t want = wall_us + wall_us / 4, cur = atomic_load(&wall_floor_us), next;
+	do {
+		next = cur - cur / AUTH_WALL_DECAY;
+		if (want > next)
+			next = want;
+		if (next > AUTH_PAD_MAX_US)
+			next = AUTH_PAD_MAX_US;
+	} while (!atomic_compare_exchange_weak(&wall_floor_us, &cur, next));
+}
+
+static uint64_t failure_floor_us(void)
+{
+	uint64_t a = atomic_load(&pad_us), b = atomic_load(&wall_floor_us);
+	return a > b ? a : b;
+}
+
 static bool timed_verify(const char *password, const char *hash)
 {
 	uint64_t t0 = clock_us(CLOCK_THREAD_CPUTIME_ID);
@@ -170,10 +200,13 @@ static void dummy_init(void)
 		return;
 	}
 	/* the first runs fault in yescrypt's memory; keep the costliest */
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < 3; i++) {
+		uint64_t t0 = now_us();
 		(void)timed_verify("tern-measure", dummy_hash);
+		floor_follow(now_us() - t0);
+	}
 	log_info("auth: failed logins are answered no sooner than %" PRIu64 " ms after their check "
-		 "begins", (atomic_load(&pad_us) + 999) / 1000);
+		 "begins (more while checks run slower)", (atomic_load(&pad_us) + 999) / 1000);
 }
 
 static void worker_burn_hash(const char *password)
@@ -236,10 +269,16 @@ static void *worker_main(void *arg)
 {
 	(void)arg;
 	struct auth_worker w = {0};
-	pthread_once(&dummy_once, dummy_init);
+	bool stopping;
+	{
+		TERN_LOCK_GUARD(&pool.mu);
+		stopping = pool.stopping;
+	}
+	/* a pool started only to be stopped has nothing to measure */
+	if (!stopping)
+		pthread_once(&dummy_once, dummy_init);
 	for (;;) {
 		struct aq_item *it;
-		bool stopping;
 		{
 			TERN_LOCK_GUARD(&pool.mu);
 			while ((it = aq_pop(&pool.q)) == NULL && !pool.stopping)
@@ -258,6 +297,8 @@ static void *worker_main(void *arg)
 			atomic_fetch_add(&stop_refused, 1);
 		} else {
 			worker_run(&w, req);
+			if (req->result != AUTH_TEMPFAIL)
+				floor_follow(now_us() - req->check_started_us);
 		}
 		explicit_bzero(req->password, strlen(req->password));
 		{
@@ -351,18 +392,18 @@ static void key_user(const struct auth_request *req, char *buf, size_t size)
 
 static void key_address(const struct auth_request *req, char *buf, size_t size)
 {
-	snprintf(buf, size, "a:%s", req->rip);
+	snprintf(buf, size, "a:%s", req->addr);
 }
 
 /* An address never holds a space, so the pair cannot be read two ways. */
 static void key_pair(const struct auth_request *req, char *buf, size_t size)
 {
-	snprintf(buf, size, "p:%s %s", req->rip, req->name);
+	snprintf(buf, size, "p:%s %s", req->addr, req->name);
 }
 
 static void key_refusals(const struct auth_request *req, char *buf, size_t size)
 {
-	snprintf(buf, size, "r:%s", req->rip);
+	snprintf(buf, size, "r:%s", req->addr);
 }
 
 #define KEY_SIZE (TERN_USERNAME_MAX + 64)
@@ -399,7 +440,7 @@ static uint64_t request_account(struct auth_request *req)
 	(void)auth_failures_add(pkey, now);
 	log_info("auth failed: user=<%s>, method=%s, rip=%s, lip=%s, reason=%s", req->name,
 		 req->method, req->rip, req->lip, req->reason);
-	uint64_t floor = req->check_started_us + atomic_load(&pad_us), t = now_us();
+	uint64_t floor = req->check_started_us + failure_floor_us(), t = now_us();
 	uint64_t pad = floor > t ? floor - t : 0;
 	return pad + 1000u * (uint64_t)auth_failure_delay_ms(req->cfg->auth_failure_delay_ms,
 							       fu > fa ? fu : fa);
@@ -432,25 +473,31 @@ static void request_refuse(struct auth_request *req, const char *reason, bool qu
 	loop_post(req->loop, auth_result_task, req);
 }
 
-/* Logs a refusal once per episode: refusals for an address are one episode
- * until a check from it is admitted again, or until they stop for
- * AUTH_FAILURE_WINDOW_MS. A guesser refused thousands of times a second must
- * not flood the log. */
+/* Logs a refusal once per episode: an address's refusals are one episode
+ * until AUTH_REFUSAL_QUIET_MS pass without one. A guesser refused thousands
+ * of times a second must not flood the log. */
 static void note_refusal(const struct auth_request *req, enum aq_verdict v)
 {
 	const struct tern_config *cfg = req->cfg;
 	char key[KEY_SIZE];
+	uint64_t now = tern_now_ms(), prev;
 	key_refusals(req, key, sizeof(key));
-	if (auth_failures_add(key, tern_now_ms()) != 1)
+	(void)auth_failures_add_since(key, now, &prev);
+	if (prev != 0 && (prev >= now || now - prev < AUTH_REFUSAL_QUIET_MS))
 		return;
+	/* an IPv6 client is counted with its /64: say so */
+	char net[AQ_ADDR_MAX + 16] = "";
+	if (strcmp(req->addr, req->rip) != 0)
+		snprintf(net, sizeof(net), " (%s)", req->addr);
 	switch (v) {
 	case AQ_FULL_ADDRESS:
-		log_warn("auth: user=<%s>, rip=%s: %u logins from this address in progress, "
-			 "refusing more for now", req->name, req->rip, cfg->auth_max_pending_per_address);
+		log_warn("auth: user=<%s>, rip=%s: %u logins from this address%s in progress, "
+			 "refusing more for now", req->name, req->rip, cfg->auth_max_pending_per_address,
+			 net);
 		break;
 	case AQ_THROTTLED:
-		log_warn("auth: user=<%s>, rip=%s: throttled after recent failures, refusing logins "
-			 "for now", req->name, req->rip);
+		log_warn("auth: user=<%s>, rip=%s: throttled after recent failures%s, refusing logins "
+			 "for now", req->name, req->rip, net);
 		break;
 	case AQ_FULL_NODE:
 		log_warn("auth: user=<%s>, rip=%s: %u password checks pending on this node, refusing "
@@ -537,9 +584,6 @@ static void request_admit(struct auth_request *req)
 	req->reserved = true;
 	if (queued) {
 		req->stage = STAGE_POOL;
-		char key[KEY_SIZE];
-		key_refusals(req, key, sizeof(key));
-		auth_failures_clear(key);
 		return;
 	}
 	if (stopping) {
@@ -679,6 +723,7 @@ void auth_verify(struct conn *c, const char *login, const char *password, const 
 	snprintf(req->method, sizeof(req->method), "%s", method);
 	snprintf(req->proto, sizeof(req->proto), "%s", c->proto->name);
 	snprintf(req->rip, sizeof(req->rip), "%s", c->peer_addr);
+	aq_address_key(req->rip, req->addr, sizeof(req->addr));
 	local_address(c, req->lip, sizeof(req->lip));
 	request_name(req);
 	req->done = done;
@@ -690,7 +735,7 @@ void auth_verify(struct conn *c, const char *login, const char *password, const 
 	enum aq_verdict v;
 	{
 		TERN_LOCK_GUARD(&pool.mu);
-		v = aq_enter(&pool.q, &req->item, req->rip, req->cfg->auth_max_pending_per_address,
+		v = aq_enter(&pool.q, &req->item, req->addr, req->cfg->auth_max_pending_per_address,
 			     &spare);
 	}
 	free(spare);

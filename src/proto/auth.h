@@ -76,11 +76,15 @@ uint32_t auth_failure_delay_ms(uint32_t base_ms, uint32_t failures);
 
 /* Failure accounting (sharded; no process-wide lock). A key is "u:<user>",
  * "a:<address>", "p:<address> <user>" (the user's failures from that
- * address) or "r:<address>" (logins refused since the last one admitted);
- * counts decay after AUTH_FAILURE_WINDOW_MS without failures. */
+ * address) or "r:<address>" (logins refused without a check); counts decay
+ * after AUTH_FAILURE_WINDOW_MS without failures. */
 #define AUTH_FAILURE_WINDOW_MS (15u * 60 * 1000)
 /* Counts one failure for key at now_ms; returns the recent failures including it. */
 uint32_t auth_failures_add(const char *key, uint64_t now_ms);
+/* The same, and *prev_ms_r = the time of the latest failure before this one
+ * (0 if none is recent), read in the same step so that of two threads
+ * counting at once exactly one sees itself first. */
+uint32_t auth_failures_add_since(const char *key, uint64_t now_ms, uint64_t *prev_ms_r);
 /* Recent failures of key (0 when unknown or expired). */
 uint32_t auth_failures_get(const char *key, uint64_t now_ms);
 /* The same, and when there are any, the time of the latest in *last_ms_r. */

@@ -39,6 +39,24 @@ static void test_peek(void **state)
 	assert_int_equal(auth_failures_get("p:192.0.2.50 dave", t + 900), 0);
 }
 
+/* Refusal episodes: the previous time comes with the count, in one step. */
+static void test_add_since(void **state)
+{
+	(void)state;
+	const uint64_t t = 9000000;
+	uint64_t prev = 99;
+	assert_int_equal(auth_failures_add_since("r:198.51.100.9", t, &prev), 1);
+	assert_int_equal(prev, 0);
+	assert_int_equal(auth_failures_add_since("r:198.51.100.9", t + 30, &prev), 2);
+	assert_int_equal(prev, t);
+	assert_int_equal(auth_failures_add_since("r:198.51.100.9", t + 10, &prev), 3);
+	assert_int_equal(prev, t + 30);
+	/* after the window it starts over */
+	assert_int_equal(auth_failures_add_since("r:198.51.100.9", t + 30 + AUTH_FAILURE_WINDOW_MS,
+						 &prev), 1);
+	assert_int_equal(prev, 0);
+}
+
 /* The penalty an address has earned, as auth.c computes its earliest start:
  * the delay for its count, from its latest failure. */
 static void test_penalty_grows_and_caps(void **state)
@@ -56,6 +74,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_peek),
+		cmocka_unit_test(test_add_since),
 		cmocka_unit_test(test_penalty_grows_and_caps),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -227,9 +227,34 @@ static void test_many_addresses(void **state)
 	free(f);
 }
 
+static void test_address_key(void **state)
+{
+	(void)state;
+	static const struct { const char *in, *out; } cases[] = {
+		{"192.0.2.7", "192.0.2.7"},
+		{"::ffff:192.0.2.7", "192.0.2.7"},
+		{"2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"},
+		{"2001:db8:1:2::9", "2001:db8:1:2::/64"},
+		{"2001:db8::1", "2001:db8::/64"},
+		{"::1", "::/64"},
+		{"fe80::1:2:3:4", "fe80::/64"},
+		{"?", "?"},
+		{"not an address", "not an address"},
+	};
+	char buf[AQ_ADDR_MAX];
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		aq_address_key(cases[i].in, buf, sizeof(buf));
+		assert_string_equal(buf, cases[i].out);
+	}
+	/* the longest IPv6 text still fits with its suffix */
+	aq_address_key("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", buf, sizeof(buf));
+	assert_string_equal(buf, "ffff:ffff:ffff:ffff::/64");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_address_key),
 		cmocka_unit_test(test_round_robin),
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_reservations),
