@@ -325,6 +325,11 @@ static void pool_init(void)
 		log_error("auth: cannot start worker threads; logins will fail temporarily");
 }
 
+void auth_pool_start(void)
+{
+	pthread_once(&pool_once, pool_init);
+}
+
 void auth_pool_stop(void)
 {
 	pthread_once(&pool_once, pool_init);

@@ -47,6 +47,11 @@ void auth_verify(struct conn *c, const char *login, const char *password, const 
  * will not run and the connection is not touched again. NULL is fine. */
 void auth_cancel(struct auth_request **req);
 
+/* Starts the worker threads, which first time one password check to set
+ * the failure floor. Optional (the first auth_verify starts them too); call
+ * it at server start so the first login does not pay for the measurement. */
+void auth_pool_start(void);
+
 /* Answers the checks still queued with AUTH_TEMPFAIL (unchecked) and stops
  * the worker threads. Call at server stop while the loops still run (the
  * answers are posted to them). */
