@@ -2,27 +2,8 @@
  * and the round-robin check queue (see auth-queue.h). */
 #include "proto/auth-queue.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
-
-void aq_address_key(const char *addr, char *buf, size_t size)
-{
-	struct in6_addr a6;
-	char text[INET6_ADDRSTRLEN];
-	snprintf(buf, size, "%s", addr);
-	if (inet_pton(AF_INET6, addr, &a6) != 1)
-		return;
-	if (IN6_IS_ADDR_V4MAPPED(&a6)) {
-		if (inet_ntop(AF_INET, &a6.s6_addr[12], text, sizeof(text)) != NULL)
-			snprintf(buf, size, "%s", text);
-		return;
-	}
-	memset(&a6.s6_addr[8], 0, 8);
-	if (inet_ntop(AF_INET6, &a6, text, sizeof(text)) != NULL)
-		snprintf(buf, size, "%s/64", text);
-}
 
 void aq_init(struct auth_queue *q)
 {

@@ -56,13 +56,6 @@ enum aq_verdict {
 	AQ_THROTTLED,     /* the address's or user's penalty would outlast max_wait */
 };
 
-/* The key a client address is counted under, here and in the failure
- * counts: an IPv4 address as it is (also when IPv4-mapped), an IPv6 address
- * as its /64 ("2001:db8:1:2::/64"), because one host commonly owns a whole
- * /64 and could otherwise take a fresh address for every guess. Text that
- * is not an address is kept as it is. */
-void aq_address_key(const char *addr, char *buf, size_t size);
-
 /* Zeroes q. */
 void aq_init(struct auth_queue *q);
 

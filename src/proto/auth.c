@@ -38,6 +38,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "core/client-addr.h"
 #include "core/config.h"
 #include "core/limits.h"
 #include "core/lock.h"
@@ -728,7 +729,7 @@ void auth_verify(struct conn *c, const char *login, const char *password, const 
 	snprintf(req->method, sizeof(req->method), "%s", method);
 	snprintf(req->proto, sizeof(req->proto), "%s", c->proto->name);
 	snprintf(req->rip, sizeof(req->rip), "%s", c->peer_addr);
-	aq_address_key(req->rip, req->addr, sizeof(req->addr));
+	client_addr_key(req->rip, req->addr, sizeof(req->addr));
 	local_address(c, req->lip, sizeof(req->lip));
 	request_name(req);
 	req->done = done;

@@ -11,6 +11,7 @@
 
 #include "core/limits.h"
 #include "core/lock.h"
+#include "core/client-addr.h"
 #include "core/log.h"
 #include "server/loop.h"
 #include "server/server.h"
@@ -43,7 +44,7 @@ unsigned conn_count_class(enum conn_class cls)
 struct preauth_entry {
 	struct preauth_entry *next;
 	uint32_t count;
-	char addr[48];
+	char addr[64];   /* client_addr_key: IPv6 by its /64 */
 };
 
 struct preauth_shard {
@@ -79,9 +80,11 @@ static struct preauth_entry **preauth_slot(const char *addr, struct preauth_shar
 	return &(*shard_r)->buckets[(h / PREAUTH_SHARDS) % PREAUTH_BUCKETS];
 }
 
-/* Counts one more connection of addr unless it already has limit. */
-static bool preauth_take(const char *addr, uint32_t limit)
+/* Counts one more connection of peer unless its key already has limit. */
+static bool preauth_take(const char *peer, uint32_t limit)
 {
+	char addr[64];
+	client_addr_key(peer, addr, sizeof(addr));
 	struct preauth_shard *sh;
 	struct preauth_entry **head = preauth_slot(addr, &sh);
 	TERN_LOCK_GUARD(&sh->mu);
@@ -106,8 +109,10 @@ static bool preauth_take(const char *addr, uint32_t limit)
 	return true;
 }
 
-static void preauth_put(const char *addr)
+static void preauth_put(const char *peer)
 {
+	char addr[64];
+	client_addr_key(peer, addr, sizeof(addr));
 	struct preauth_shard *sh;
 	struct preauth_entry **pp = preauth_slot(addr, &sh);
 	struct preauth_entry *gone = NULL;

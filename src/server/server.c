@@ -164,6 +164,8 @@ int server_init(struct server *srv, struct tern_config *cfg)
 		}
 		srv->loops_running = i + 1;
 	}
+	/* Measures the failure-time floor now, not at the first login. */
+	auth_pool_start();
 	if (open_listeners(srv) < 0)
 		return -1;
 	if (watchdog_start(srv, cfg->watchdog_threshold_ms, &server_watchdog) < 0)

@@ -11,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include "core/client-addr.h"
 #include "proto/auth-queue.h"
 
 #define ITEMS 64
@@ -243,11 +244,11 @@ static void test_address_key(void **state)
 	};
 	char buf[AQ_ADDR_MAX];
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		aq_address_key(cases[i].in, buf, sizeof(buf));
+		client_addr_key(cases[i].in, buf, sizeof(buf));
 		assert_string_equal(buf, cases[i].out);
 	}
 	/* the longest IPv6 text still fits with its suffix */
-	aq_address_key("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", buf, sizeof(buf));
+	client_addr_key("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", buf, sizeof(buf));
 	assert_string_equal(buf, "ffff:ffff:ffff:ffff::/64");
 }
 
