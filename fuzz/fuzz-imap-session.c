@@ -7,8 +7,9 @@
  * 1 LOGIN alice, 2 AUTHENTICATE PLAIN alice with SASL-IR, 3 LOGIN alice and
  * SELECT INBOX); the rest is sent as the client's bytes. When a line
  * "tag COMPRESS ..." is answered "tag OK DEFLATE active", what follows is
- * sent deflated, as a real client would. Then the client half-closes and
- * reads until the server closes.
+ * sent deflated, as a real client would. Then come two NOOPs of the
+ * harness (see SENTINEL) and, once they are answered, the client
+ * half-closes and reads until the server closes.
  *
  * Checked: a greeting comes; every response (literals skipped by their
  * counts) is untagged, a continuation or "tag OK|NO|BAD", with no NUL, CR or
@@ -170,11 +171,13 @@ static void check_response(struct fz_session *s, struct scan *sc, size_t start, 
 	}
 	/* RFC 4978: the output after this line is compressed. The line ends a
 	 * response of its own, so a literal's content never matches here. */
-	if (tagged && s->zin == NULL) {
-		const uint8_t *sp = memchr(p + start, ' ', end - start);
-		if (sp != NULL && (size_t)(p + end - sp) == strlen(" OK DEFLATE active\r\n") &&
-		    memcmp(sp, " OK DEFLATE active\r\n", (size_t)(p + end - sp)) == 0)
-			fz_compress(s, end);
+	static const char deflate_ok[] = " OK DEFLATE active\r\n";
+	const uint8_t *sp = tagged ? memchr(p + start, ' ', end - start) : NULL;
+	if (sp != NULL && (size_t)(p + end - sp) == strlen(deflate_ok) &&
+	    memcmp(sp, deflate_ok, strlen(deflate_ok)) == 0) {
+		if (s->zin != NULL)
+			fz_fail(s, "COMPRESS accepted a second time (offset %zu)", start);
+		fz_compress(s, end);
 	}
 }
 
@@ -187,16 +190,12 @@ static void scan_output(struct fz_session *s, struct scan *sc)
 	}
 }
 
-struct wait_ctx {
-	struct scan *sc;
-};
-
 /* The awaited tag has its answer, or COMPRESS switched the stream. */
 static bool compress_answered(struct fz_session *s, void *arg)
 {
-	struct wait_ctx *w = arg;
-	scan_output(s, w->sc);
-	return s->zin != NULL || w->sc->want_done;
+	struct scan *sc = arg;
+	scan_output(s, sc);
+	return s->zin != NULL || sc->want_done;
 }
 
 /* Finds the next line (from pos) that reads "tag COMPRESS ...": its end
@@ -209,7 +208,8 @@ static bool find_compress(const uint8_t *in, size_t len, size_t pos, size_t *end
 		size_t eol = lf != NULL ? (size_t)(lf - in) : len;
 		const uint8_t *sp = memchr(in + pos, ' ', eol - pos);
 		if (lf != NULL && sp != NULL && (size_t)(sp - (in + pos)) < tag_size &&
-		    eol - (size_t)(sp + 1 - in) >= 9 && strncasecmp((const char *)sp + 1, "COMPRESS ", 9) == 0) {
+		    eol - (size_t)(sp + 1 - in) >= 9 &&
+		    strncasecmp((const char *)sp + 1, "COMPRESS ", 9) == 0) {
 			size_t n = (size_t)(sp - (in + pos));
 			memcpy(tag, in + pos, n);
 			tag[n] = '\0';
@@ -231,10 +231,9 @@ static void send_input(struct fz_session *s, struct scan *sc, const uint8_t *in,
 		/* Compressed bytes must not go before the answer (RFC 4978 §3).
 		 * A line that was no command (a literal's text) gets no answer:
 		 * a short silence says so. */
-		struct wait_ctx w = {sc};
 		sc->want_tag = tag;
 		sc->want_done = false;
-		(void)fz_wait(s, compress_answered, &w, 30);
+		(void)fz_wait(s, compress_answered, sc, FZ_QUIET_MS);
 		sc->want_tag = NULL;
 	}
 	fz_send(s, in + pos, len - pos);
@@ -266,7 +265,8 @@ static void probe(void)
 	fz_send(&s, script, strlen(script));
 	(void)fz_wait(&s, has_line_p3, NULL, 3000);
 	fz_finish(&s);
-	if (fz_out_find(&s, 0, "\r\np1 OK") == SIZE_MAX || fz_out_find(&s, 0, "\r\np2 OK") == SIZE_MAX ||
+	if (fz_out_find(&s, 0, "\r\np1 OK") == SIZE_MAX ||
+	    fz_out_find(&s, 0, "\r\np2 OK") == SIZE_MAX ||
 	    fz_out_find(&s, 0, "\r\np3 OK") == SIZE_MAX)
 		fz_fail(&s, "after the input, a well-behaved client is not served");
 	fz_close(&s);

@@ -6,7 +6,8 @@
  *
  * Input: byte 0 picks a prefix the harness sends first (low 2 bits:
  * 0 none, 1 LHLO, 2 LHLO MAIL RCPT alice, 3 the same and RCPT bob); the
- * rest is sent as the client's bytes, then the client half-closes and reads
+ * rest is sent as the client's bytes, then a HELP of the harness (see
+ * SENTINEL) and, once it is answered, the client half-closes and reads
  * until the server closes.
  *
  * Checked: the greeting is "220 "; every line is "NNN " or "NNN-" with NNN

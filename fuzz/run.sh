@@ -44,8 +44,9 @@ run_one() {
 	rm -f "$findings"*
 	local args=(-max_total_time="$seconds" -timeout="$timeout" -rss_limit_mb="$rss"
 		-artifact_prefix="$findings" -print_final_stats=1)
-	local dict
-	dict=$(ls "fuzz/${n#fuzz-}.dict" "fuzz/$n.dict" 2>/dev/null | head -1)
+	# a session target shares its protocol's dictionary (imap.dict)
+	local dict base=${n#fuzz-}
+	dict=$(ls "fuzz/$base.dict" "fuzz/$n.dict" "fuzz/${base%-session}.dict" 2>/dev/null | head -1)
 	[ -n "$dict" ] && args+=(-dict="$dict")
 	case $n in
 	*-session)

@@ -31,10 +31,10 @@
  * far below libFuzzer's -timeout, so a hang is reported as one, with the
  * transcript. TERN_FUZZ_DEADLINE_MS overrides it on a slow machine. */
 #define FZ_DEADLINE_MS_DEFAULT 3000
-/* Sessions between two tidyings of the stores: a few dozen APPENDs and
- * deliveries of at most max_message_size each, so a FETCH 1:* or a SEARCH
- * stays fast however long the fuzzer runs. */
-#define FZ_TIDY_EVERY 32
+/* Sessions between two tidyings of the stores: a few APPENDs, COPYs and
+ * deliveries, so a FETCH 1:* or a SEARCH stays fast however long the
+ * fuzzer runs. */
+#define FZ_TIDY_EVERY 8
 
 static struct tern_config cfg;
 static struct server srv;
@@ -353,6 +353,7 @@ void fz_send(struct fz_session *s, const void *data, size_t len)
 	size_t wlen = len, pos = 0;
 	z_stream *z = s->zout;
 	if (z != NULL && len > 0) {
+		/* deflateBound plus room for the sync flush's empty block */
 		size_t cap = deflateBound(z, (uLong)len) + 64;
 		zbuf = malloc(cap);
 		if (zbuf == NULL)
@@ -361,8 +362,10 @@ void fz_send(struct fz_session *s, const void *data, size_t len)
 		z->avail_in = (uInt)len;
 		z->next_out = zbuf;
 		z->avail_out = (uInt)cap;
-		if (deflate(z, Z_SYNC_FLUSH) != Z_OK || z->avail_in != 0)
+		if (deflate(z, Z_SYNC_FLUSH) != Z_OK || z->avail_in != 0 || z->avail_out == 0) {
+			fprintf(stderr, "fuzz: deflate of %zu bytes did not fit %zu\n", len, cap);
 			abort();
+		}
 		w = zbuf;
 		wlen = cap - z->avail_out;
 	}
