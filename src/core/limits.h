@@ -79,4 +79,18 @@
  * socket that stays readable. */
 #define TERN_ACCEPT_BACKOFF_MS          100u
 
+/* Keywords on one message. Cyrus has room for 128 user flags in a whole
+ * mailbox and advertises 100 keywords per email over JMAP (RFC 8621
+ * maxKeywordsPerEmail), so no real client needs more; it bounds what one
+ * STORE or APPEND makes every step of the keyword path handle. A message
+ * already over it keeps its keywords and may lose some, but gains none. */
+#define TERN_KEYWORDS_PER_MESSAGE_MAX   128u
+
+/* Distinct keywords in one folder, as its IMAP sessions know them. Every
+ * FLAGS/PERMANENTFLAGS line lists all of them, so this bounds those lines
+ * (a few tens of KB) and the view's keyword set. 1000 is eight times what
+ * Cyrus allows; at the limit PERMANENTFLAGS drops \* (RFC 3501 §7.1) and a
+ * STORE of a keyword the folder does not have gets NO [LIMIT]. */
+#define TERN_KEYWORDS_PER_FOLDER_MAX    1000u
+
 #endif

@@ -1,10 +1,13 @@
 /* Changes to existing messages: flags and keywords (with CONDSTORE's
  * UNCHANGEDSINCE), expunge with tombstones, copy and move, and the changes
  * since a modseq that CONDSTORE/QRESYNC resync and the mover read. */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "core/keyword-set.h"
+#include "core/limits.h"
 #include "store/store-private.h"
 
 #define STORE_FLAGS_ALL (STORE_FLAG_SEEN | STORE_FLAG_ANSWERED | STORE_FLAG_FLAGGED | \
@@ -27,100 +30,85 @@ static bool keyword_valid(const char *kw, size_t len)
 	return true;
 }
 
-static bool keyword_in(const char *list, const char *kw, size_t len)
-{
-	const char *p = list;
-
-	while (p != NULL && *p != '\0') {
-		size_t n = strcspn(p, " ");
-
-		if (n == len && strncasecmp(p, kw, len) == 0)
-			return true;
-		p += n;
-		p += strspn(p, " ");
-	}
-	return false;
-}
-
-/* Appends each keyword of src to the buffer out (already holding *len
- * bytes) unless skip says no; out has room for strlen(src) + 1 more. */
-static void keywords_add(char *out, size_t *len, const char *src, const char *exclude)
-{
-	const char *p = src;
-
-	while (p != NULL && *p != '\0') {
-		size_t n;
-
-		p += strspn(p, " ");
-		n = strcspn(p, " ");
-		if (n > 0 && !keyword_in(out, p, n) &&
-		    (exclude == NULL || !keyword_in(exclude, p, n))) {
-			if (*len > 0)
-				out[(*len)++] = ' ';
-			memcpy(out + *len, p, n);
-			*len += n;
-			out[*len] = '\0';
-		}
-		p += n;
-	}
-}
+struct flags_req {
+	enum store_flag_op op;
+	uint32_t flags;
+	const char *keywords;          /* normalized */
+	struct keyword_set keyword_set;/* the same keywords, for look-ups */
+	bool keywords_given;
+	uint64_t unchangedsince;
+};
 
 int store_keywords_normalize(const char *in, char **out_r, enum tern_error *err_r)
 {
-	size_t len = 0;
-	char *out;
+	struct keyword_set set = KEYWORD_SET_INIT;
+	const char *p = in, *kw;
+	size_t len;
 
 	*out_r = NULL;
-	if (in == NULL)
-		return 0;
-	for (const char *p = in + strspn(in, " "); *p != '\0'; p += strspn(p, " ")) {
-		size_t n = strcspn(p, " ");
-
-		if (!keyword_valid(p, n))
+	while (keyword_list_next(&p, &kw, &len)) {
+		if (!keyword_valid(kw, len)) {
+			keyword_set_clear(&set);
 			return store_err(TERN_ERR_INVALID, err_r);
-		p += n;
+		}
+		if (keyword_set_add(&set, kw, len) < 0) {
+			keyword_set_clear(&set);
+			return store_err(TERN_ERR_NOMEM, err_r);
+		}
 	}
-	out = malloc(strlen(in) + 1);
-	if (out == NULL)
-		return store_err(TERN_ERR_NOMEM, err_r);
-	out[0] = '\0';
-	keywords_add(out, &len, in, NULL);
-	if (len == 0) {
-		free(out);
-		out = NULL;
-	}
-	*out_r = out;
+	*out_r = keyword_set_take_text(&set);
 	return 0;
 }
 
-/* The keyword list after op; arg is already normalized. NULL = none. */
-static int keywords_apply(enum store_flag_op op, const char *cur, const char *arg,
-			  char **out_r, enum tern_error *err_r)
+/* The keyword list after op (NULL = none). req->keywords is normalized and
+ * req->keyword_set holds the same keywords. A message may not grow past
+ * TERN_KEYWORDS_PER_MESSAGE_MAX (TOOBIG); one already past it (stored
+ * before the limit) keeps working as long as it does not grow. */
+static int keywords_apply(const struct flags_req *req, const char *cur, char **out_r,
+			  enum tern_error *err_r)
 {
-	size_t len = 0;
-	char *out;
+	struct keyword_set out = KEYWORD_SET_INIT;
+	const char *p = cur, *kw;
+	size_t len, before = 0;
+	int ret = 0;
 
-	out = malloc((cur ? strlen(cur) : 0) + (arg ? strlen(arg) : 0) + 2);
-	if (out == NULL)
-		return store_err(TERN_ERR_NOMEM, err_r);
-	out[0] = '\0';
-	switch (op) {
+	*out_r = NULL;
+	switch (req->op) {
 	case STORE_FLAGS_SET:
-		keywords_add(out, &len, arg, NULL);
+		ret = keyword_set_add_list(&out, req->keywords, NULL);
+		if (ret == 0 && keyword_set_count(&out) > TERN_KEYWORDS_PER_MESSAGE_MAX) {
+			/* only now is the old count worth working out */
+			struct keyword_set old = KEYWORD_SET_INIT;
+
+			ret = keyword_set_add_list(&old, cur, NULL);
+			before = keyword_set_count(&old);
+			keyword_set_clear(&old);
+		}
 		break;
 	case STORE_FLAGS_ADD:
-		keywords_add(out, &len, cur, NULL);
-		keywords_add(out, &len, arg, NULL);
+		ret = keyword_set_add_list(&out, cur, NULL);
+		before = keyword_set_count(&out);
+		if (ret == 0)
+			ret = keyword_set_add_list(&out, req->keywords, NULL);
 		break;
 	case STORE_FLAGS_REMOVE:
-		keywords_add(out, &len, cur, arg);
+		while (ret == 0 && keyword_list_next(&p, &kw, &len)) {
+			if (!keyword_set_contains(&req->keyword_set, kw, len))
+				ret = keyword_set_add(&out, kw, len) < 0 ? -1 : 0;
+		}
+		before = SIZE_MAX;      /* removing never grows a message */
 		break;
 	}
-	if (len == 0) {
-		free(out);
-		out = NULL;
+	if (ret < 0) {
+		keyword_set_clear(&out);
+		return store_err(TERN_ERR_NOMEM, err_r);
 	}
-	*out_r = out;
+	if (keyword_set_count(&out) > TERN_KEYWORDS_PER_MESSAGE_MAX &&
+	    keyword_set_count(&out) > before) {
+		keyword_set_clear(&out);
+		return store_err(TERN_ERR_TOOBIG, err_r);
+	}
+	*out_r = keyword_set_take_text(&out);
 	return 0;
 }
 
@@ -174,14 +162,6 @@ static int folder_set_hms(struct store *st, int64_t folder_id, uint64_t modseq,
 
 /* ---- flags ---- */
 
-struct flags_req {
-	enum store_flag_op op;
-	uint32_t flags;
-	const char *keywords;          /* normalized */
-	bool keywords_given;
-	uint64_t unchangedsince;
-};
-
 static int msg_read(struct store *st, int64_t folder_id, uint32_t uid, struct store_msg *m_r,
 		    enum tern_error *err_r)
 {
@@ -227,7 +207,7 @@ static int flags_one(struct store *st, struct store_op *op, int64_t folder_id,
 	uint64_t modseq;
 
 	if (req->keywords_given) {
-		if (keywords_apply(req->op, m->keywords, req->keywords, &kw, err_r) < 0)
+		if (keywords_apply(req, m->keywords, &kw, err_r) < 0)
 			return -1;
 	} else if (m->keywords != NULL && (kw = strdup(m->keywords)) == NULL) {
 		return store_err(TERN_ERR_NOMEM, err_r);
@@ -333,9 +313,12 @@ int store_flags_update(struct store *st, const char *folder, const uint32_t *uid
 	/* SET with no keywords clears them; ADD/REMOVE with none leave them. */
 	req.keywords = kw;
 	req.keywords_given = kw != NULL || op == STORE_FLAGS_SET;
-	if (store_tx_begin(st, &tx, err_r) == 0 &&
-	    flags_update_locked(st, folder, uids, count, &req, msgs_r != NULL, &o, err_r) == 0)
+	if (keyword_set_add_list(&req.keyword_set, kw, NULL) < 0)
+		(void)store_err(TERN_ERR_NOMEM, err_r);
+	else if (store_tx_begin(st, &tx, err_r) == 0 &&
+		 flags_update_locked(st, folder, uids, count, &req, msgs_r != NULL, &o, err_r) == 0)
 		ret = store_tx_commit(&tx, err_r);
+	keyword_set_clear(&req.keyword_set);
 	free(kw);
 	if (ret < 0) {
 		flags_out_free(&o);

@@ -19,6 +19,7 @@ struct store_req {
 	uint64_t unchangedsince;
 	uint32_t flags;
 	char *keywords;
+	bool too_many_keywords;    /* more than one message may have */
 };
 
 /* "[+-]FLAGS[.SILENT]" */
@@ -68,7 +69,10 @@ static const char *parse_args(const struct imap_cmd *cmd, struct store_req *r)
 	};
 	const struct imap_arg *flags = cmd->arg_count - i == 1 ? &cmd->args[i] : &spread;
 	const char *bad = NULL;
-	if (imap_flags_parse(flags, &r->flags, &r->keywords, &bad) < 0)
+	int ret = imap_flags_parse(flags, &r->flags, &r->keywords, &bad);
+	if (ret == IMAP_FLAGS_TOO_MANY_KEYWORDS)
+		r->too_many_keywords = true;   /* well-formed, refused with NO */
+	else if (ret < 0)
 		return bad != NULL ? bad : "Invalid flags";
 	return NULL;
 }
@@ -184,6 +188,14 @@ IMAP_HANDLER(cmd_store)
 		imap_tagged(s, cmd, "NO [READ-ONLY] Mailbox is read-only");
 		goto out;
 	}
+	/* RFC 5530 [LIMIT]: past a keyword limit, checked before the store is
+	 * touched; only keywords the folder does not have yet count against
+	 * its limit, and removing never does */
+	if (r.too_many_keywords ||
+	    (r.op != STORE_FLAGS_REMOVE && !imap_view_keywords_fit(s->view, r.keywords))) {
+		imap_tagged(s, cmd, "NO [LIMIT] Too many keywords");
+		goto out;
+	}
 	if (r.unchangedsince_given)
 		s->condstore = true;   /* RFC 7162 §3.1: CONDSTORE-enabling */
 	if (r.unchangedsince_given && r.unchangedsince == 0) {
@@ -196,7 +208,12 @@ IMAP_HANDLER(cmd_store)
 	    store_flags_update(s->store, s->view->folder, uids, count, r.op, r.flags, r.keywords,
 			       r.unchangedsince, &msgs, &msgs_count, &failed, &failed_count,
 			       &err) < 0) {
-		imap_store_error(s, cmd, "STORE", err);
+		/* TOOBIG from a flag update: a message would pass
+		 * TERN_KEYWORDS_PER_MESSAGE_MAX; the client's doing, not logged */
+		if (err == TERN_ERR_TOOBIG)
+			imap_tagged(s, cmd, "NO [LIMIT] Too many keywords");
+		else
+			imap_store_error(s, cmd, "STORE", err);
 		goto out;
 	}
 	report_all(s, cmd, &r, msgs, msgs_count, failed, failed_count);

@@ -1,11 +1,15 @@
 /* IMAP flag lists (RFC 3501 §2.3.2) to and from the store's representation:
- * system flags as bits, keywords as one space-separated string. */
+ * system flags as bits, keywords as one space-separated string, each
+ * keyword once (compared case-insensitively) and at most
+ * TERN_KEYWORDS_PER_MESSAGE_MAX of them. */
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include <event2/buffer.h>
 
+#include "core/keyword-set.h"
+#include "core/limits.h"
 #include "proto/imap/session.h"
 #include "store/store.h"
 
@@ -36,32 +40,7 @@ static bool keyword_valid(const char *s, size_t len)
 	return true;
 }
 
-/* Appends kw to *buf unless it is already there (case-insensitively). */
-static int keyword_add(char **buf, size_t *len, const char *kw, size_t kwlen)
-{
-	if (*buf != NULL) {
-		for (const char *p = *buf; *p != '\0';) {
-			size_t n = strcspn(p, " ");
-			if (n == kwlen && strncasecmp(p, kw, n) == 0)
-				return 0;
-			p += n;
-			if (*p == ' ')
-				p++;
-		}
-	}
-	char *grown = realloc(*buf, *len + kwlen + 2);
-	if (grown == NULL)
-		return -1;
-	if (*len > 0)
-		grown[(*len)++] = ' ';
-	memcpy(grown + *len, kw, kwlen);
-	*len += kwlen;
-	grown[*len] = '\0';
-	*buf = grown;
-	return 0;
-}
-
-static int flag_parse_one(const struct imap_arg *a, uint32_t *flags, char **kw, size_t *kwlen,
+static int flag_parse_one(const struct imap_arg *a, uint32_t *flags, struct keyword_set *kws,
 			  const char **bad_r)
 {
 	const char *s;
@@ -85,9 +64,16 @@ static int flag_parse_one(const struct imap_arg *a, uint32_t *flags, char **kw, 
 		*bad_r = "Invalid keyword";
 		return -1;
 	}
-	if (keyword_add(kw, kwlen, s, strlen(s)) < 0) {
+	/* the same keyword in another case is the same keyword: the first
+	 * spelling stays, in the client's order */
+	if (keyword_set_add(kws, s, strlen(s)) < 0) {
 		*bad_r = "Out of memory";
 		return -1;
+	}
+	if (keyword_set_count(kws) > TERN_KEYWORDS_PER_MESSAGE_MAX) {
+		/* stop here: the rest of a hostile list is not even looked at */
+		*bad_r = "Too many keywords";
+		return IMAP_FLAGS_TOO_MANY_KEYWORDS;
 	}
 	return 0;
 }
@@ -98,8 +84,7 @@ int imap_flags_parse(const struct imap_arg *arg, uint32_t *flags_r, char **keywo
 	const struct imap_arg *list = arg;
 	size_t count = 1;
 	uint32_t flags = 0;
-	char *kw = NULL;
-	size_t kwlen = 0;
+	struct keyword_set kws = KEYWORD_SET_INIT;
 	if (arg == NULL) {
 		*bad_r = "Missing flags";
 		return -1;
@@ -107,13 +92,14 @@ int imap_flags_parse(const struct imap_arg *arg, uint32_t *flags_r, char **keywo
 	if (arg->type == IMAP_ARG_LIST)
 		(void)imap_arg_list(arg, &list, &count);
 	for (size_t i = 0; i < count; i++) {
-		if (flag_parse_one(&list[i], &flags, &kw, &kwlen, bad_r) < 0) {
-			free(kw);
-			return -1;
+		int ret = flag_parse_one(&list[i], &flags, &kws, bad_r);
+		if (ret < 0) {
+			keyword_set_clear(&kws);
+			return ret;
 		}
 	}
 	*flags_r = flags;
-	*keywords_r = kw;
+	*keywords_r = keyword_set_take_text(&kws);
 	return 0;
 }
 

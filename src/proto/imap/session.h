@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "core/error.h"
+#include "core/keyword-set.h"
 #include "proto/imap/parser.h"
 #include "server/conn.h"
 
@@ -54,9 +55,10 @@ struct imap_view {
 	 * claimed from the store; no other session sees them as recent. */
 	struct { uint32_t first, next; } *recent;
 	size_t recent_count;
-	/* Keywords the client was told of in FLAGS (" kw1 kw2" or NULL): only
-	 * ever grows, so a keyword in any FETCH was announced before it. */
-	char *keywords;
+	/* Keywords the client was told of in FLAGS: only ever grows (while
+	 * the view lives), so a keyword in any FETCH was announced before it.
+	 * A set, so learning a message's keywords costs their number only. */
+	struct keyword_set keywords;
 	bool keywords_pending;   /* grown since the last FLAGS response */
 };
 
@@ -175,6 +177,11 @@ void imap_session_park_store(struct imap_session *s);
 int imap_session_unpark_store(struct imap_session *s);
 /* Adds kw's keywords (space-separated) the client was not told of. */
 void imap_view_learn_keywords(struct imap_view *v, const char *kw);
+/* False when keywords (space-separated) would take the folder past
+ * TERN_KEYWORDS_PER_FOLDER_MAX distinct keywords as this view knows them:
+ * only keywords new to the folder count, so a folder already over the
+ * limit still takes the ones it has. */
+bool imap_view_keywords_fit(const struct imap_view *v, const char *keywords);
 /* Reports changes made by others (or by this session through the store)
  * since the view was last synced: EXPUNGE (or VANISHED with QRESYNC, unless
  * allow_expunge is false, in which case expunges wait), EXISTS, RECENT,
@@ -222,9 +229,14 @@ void imap_name_write(const struct imap_session *s, struct evbuffer *out, const c
 
 /* ---- flags (flags.c) ---- */
 
+/* imap_flags_parse's answer to a list naming more distinct keywords than
+ * one message may have (TERN_KEYWORDS_PER_MESSAGE_MAX): not a syntax error,
+ * the command gets NO [LIMIT] (RFC 5530). */
+#define IMAP_FLAGS_TOO_MANY_KEYWORDS (-2)
 /* Parses a flag list "(\Seen foo)" or a single flag atom into store bits and
- * a keyword string (space separated, heap, NULL if none). \Recent is refused
- * for STORE/APPEND. 0 ok, -1 bad (*bad_r). */
+ * a keyword string (space separated, each keyword once in the case first
+ * given, heap, NULL if none). \Recent is refused for STORE/APPEND. 0 ok,
+ * -1 bad (*bad_r), IMAP_FLAGS_TOO_MANY_KEYWORDS (*bad_r set as well). */
 int imap_flags_parse(const struct imap_arg *arg, uint32_t *flags_r, char **keywords_r,
 		     const char **bad_r);
 /* Writes "(\Seen \Answered kw)" for flags + keywords. */

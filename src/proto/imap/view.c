@@ -9,6 +9,7 @@
 
 #include <event2/buffer.h>
 
+#include "core/limits.h"
 #include "proto/imap/seqset.h"
 #include "proto/imap/session.h"
 #include "store/store.h"
@@ -24,28 +25,38 @@ static bool keywords_equal(const char *a, const char *b)
  * not told of. Keywords compare case-insensitively (RFC 3501 §2.3.2). */
 void imap_view_learn_keywords(struct imap_view *v, const char *kw)
 {
-	while (kw != NULL && *kw != '\0') {
-		size_t n = strcspn(kw, " ");
-		bool known = false;
-		for (const char *p = v->keywords; p != NULL && *p != '\0' && !known;) {
-			p += *p == ' ';
-			size_t pn = strcspn(p, " ");
-			known = pn == n && strncasecmp(p, kw, n) == 0;
-			p += pn;
-		}
-		if (!known && n > 0) {
-			size_t len = v->keywords != NULL ? strlen(v->keywords) : 0;
-			char *grown = realloc(v->keywords, len + n + 2);
-			if (grown == NULL)
-				return;   /* the FLAGS list stays short; nothing else depends on it */
-			grown[len] = ' ';
-			memcpy(grown + len + 1, kw, n);
-			grown[len + n + 1] = '\0';
-			v->keywords = grown;
-			v->keywords_pending = true;
-		}
-		kw += n + (kw[n] == ' ');
+	size_t added = 0;
+	/* out of memory: the FLAGS list stays short; nothing else depends on it */
+	(void)keyword_set_add_list(&v->keywords, kw, &added);
+	if (added > 0)
+		v->keywords_pending = true;
+}
+
+bool imap_view_keywords_fit(const struct imap_view *v, const char *keywords)
+{
+	size_t known = keyword_set_count(&v->keywords), fresh = 0;
+	const char *kw;
+	size_t len;
+	/* keywords comes from imap_flags_parse: each keyword once */
+	while (keyword_list_next(&keywords, &kw, &len)) {
+		if (keyword_set_contains(&v->keywords, kw, len))
+			continue;
+		if (known + ++fresh > TERN_KEYWORDS_PER_FOLDER_MAX)
+			return false;
 	}
+	return true;
+}
+
+/* The view's keywords only ever grow, so a cached view of a folder that was
+ * at the limit would stay there after its keywords were removed: one that
+ * is at the limit is recounted from its messages when it is opened again. */
+static void keywords_recount(struct imap_view *v)
+{
+	if (keyword_set_count(&v->keywords) < TERN_KEYWORDS_PER_FOLDER_MAX)
+		return;
+	keyword_set_clear(&v->keywords);
+	for (size_t i = 0; i < v->count; i++)
+		(void)keyword_set_add_list(&v->keywords, v->msgs[i].keywords, NULL);
 }
 
 void imap_view_announce_keywords(struct imap_session *s)
@@ -53,14 +64,20 @@ void imap_view_announce_keywords(struct imap_session *s)
 	struct imap_view *v = s->view;
 	if (v == NULL || !v->keywords_pending)
 		return;
-	const char *k = v->keywords != NULL ? v->keywords : "";
+	const char *k = keyword_set_text(&v->keywords);
+	const char *sep = *k != '\0' ? " " : "";
 	v->keywords_pending = false;
-	imap_untagged(s, "FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft%s)", k);
+	imap_untagged(s, "FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft%s%s)", sep, k);
 	if (v->readonly)
 		imap_untagged(s, "OK [PERMANENTFLAGS ()] Read-only mailbox.");
+	else if (keyword_set_count(&v->keywords) >= TERN_KEYWORDS_PER_FOLDER_MAX)
+		/* RFC 3501 §7.1: without \* the client knows it cannot create
+		 * keywords here, only use those listed */
+		imap_untagged(s, "OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen "
+				 "\\Draft%s%s)] Flags permitted.", sep, k);
 	else
-		imap_untagged(s, "OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft%s "
-				 "\\*)] Flags permitted.", k);
+		imap_untagged(s, "OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen "
+				 "\\Draft%s%s \\*)] Flags permitted.", sep, k);
 }
 
 /* Takes ownership of kw: "" becomes NULL. */
@@ -86,7 +103,7 @@ static void view_free(struct imap_view **_v)
 	free(v->msgs);
 	free(v->saved);
 	free(v->recent);
-	free(v->keywords);
+	keyword_set_clear(&v->keywords);
 	free(v->folder);
 	free(v);
 }
@@ -336,6 +353,7 @@ static struct imap_view *view_load(struct imap_session *s, const struct store_fo
 				   struct store_changes *ch, enum tern_error *err_r)
 {
 	struct imap_view *v = s->user != NULL ? cache_take(s->user, f->name, f->uidvalidity) : NULL;
+	bool cached = v != NULL;
 	uint64_t since = v != NULL ? v->highestmodseq : 0;
 	if (v == NULL && f->messages >= STORE_SNAPSHOT_MIN_MSGS &&
 	    (v = snapshot_load(s, f, &since)) == NULL)
@@ -358,6 +376,8 @@ static struct imap_view *view_load(struct imap_session *s, const struct store_fo
 		*err_r = TERN_ERR_NOMEM;
 		return NULL;
 	}
+	if (cached)
+		keywords_recount(v);
 	return v;
 }
 
