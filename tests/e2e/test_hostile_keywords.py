@@ -165,10 +165,6 @@ def test_append_of_10000_keywords_does_not_hold_up_other_sessions(make_ternd):
         assert flags_of(a, 2) == ["\\Seen"] + kws.split()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "cmd-append.c still answers imap_flags_parse's IMAP_FLAGS_TOO_MANY_KEYWORDS with "
-    "BAD; the hunk that makes it NO [LIMIT] is in the message of the commit that added "
-    "this test: apply it and drop this mark"))
 def test_append_over_the_keyword_limit_gets_no_limit(make_ternd):
     node = node_for(make_ternd)
     msg = make_message("too many keywords", to="alice@example.org")

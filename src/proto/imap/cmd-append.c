@@ -327,13 +327,20 @@ IMAP_HANDLER(cmd_append)
 	char *folder = NULL;
 	uint64_t total = 0;
 	int tz = local_tz_minutes();
+	bool too_many_keywords = false;
 
 	for (size_t i = 0; bad == NULL && i < a.count; i++) {
 		struct append_msg *m = &a.msgs[i];
 		m->tz = tz;
-		if (m->flags != NULL &&
-		    imap_flags_parse(m->flags, &m->flag_bits, &m->keywords, &bad) < 0)
+		int parsed = m->flags != NULL ?
+			     imap_flags_parse(m->flags, &m->flag_bits, &m->keywords, &bad) : 0;
+		if (parsed == IMAP_FLAGS_TOO_MANY_KEYWORDS) {
+			/* well-formed: refused with NO once the rest is checked */
+			too_many_keywords = true;
+			bad = NULL;
+		} else if (parsed < 0) {
 			bad = bad != NULL ? bad : "Invalid flags";
+		}
 		if (bad == NULL && m->date != NULL &&
 		    imap_datetime_parse(m->date->str, m->date->len, &m->internal_date, &m->tz) < 0)
 			bad = "Invalid date-time";
@@ -341,6 +348,11 @@ IMAP_HANDLER(cmd_append)
 	}
 	if (bad != NULL) {
 		imap_bad(s, cmd, bad);
+		goto fail;
+	}
+	if (too_many_keywords) {
+		/* RFC 5530: over TERN_KEYWORDS_PER_MESSAGE_MAX is a limit, not bad syntax */
+		imap_tagged(s, cmd, "NO [LIMIT] Too many keywords");
 		goto fail;
 	}
 	folder = imap_mailbox_arg(s, cmd, a.mailbox);
