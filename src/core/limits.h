@@ -25,7 +25,7 @@
  * anonymous client must not get to announce a message's worth. */
 #define TERN_PREAUTH_LITERAL_MAX        4096u
 
-/* Open client connections per node, all protocols together. */
+/* Open IMAP and POP3 client connections per node (LMTP has its own budget). */
 #define TERN_CONNECTIONS_DEFAULT        20000u
 #define TERN_CONNECTIONS_CEILING        1000000u
 
