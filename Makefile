@@ -40,9 +40,10 @@ sanitize: test-deps
 # build-fuzz/findings/. fuzz-ci is the short run CI does after `make sanitize`
 # (20 s a target unless FUZZ_SECONDS is given on the command line).
 FUZZ_SECONDS ?= 60
+FUZZ_TARGETS_ALL := $(basename $(notdir $(wildcard fuzz/fuzz-*.c)))
 fuzz-build: test-deps
 	CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTERN_FUZZ=ON > /dev/null
-	cmake --build build-fuzz -j $(JOBS)
+	cmake --build build-fuzz -j $(JOBS) --target $(FUZZ_TARGETS_ALL)
 
 fuzz: fuzz-build
 	fuzz/run.sh build-fuzz $(FUZZ_SECONDS)

@@ -71,7 +71,7 @@ run_one() {
 			$((SECONDS - start)) "$log"
 		# the report without libFuzzer's progress lines: what the target
 		# printed (a harness check's reason) and the sanitizer's report
-		grep -v -E '^#[0-9]+[[:space:]]|^INFO: |^MS: |^0x|^[[:space:]]*$' "$log" | tail -150
+		grep -v -E '^#[0-9]+[[:space:]]|^INFO: |^MS: |^0x|^Dictionary: |NEW_FUNC|^[[:space:]]*$' "$log" | tail -150
 		for a in "$findings"*; do
 			[ -e "$a" ] || continue
 			echo "fuzz: $n: input that caused it: $a"

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -86,12 +87,20 @@ static void remove_stale_dirs(const char *base)
 }
 
 /* tmpfs first: every APPEND and delivery ends in an fdatasync of the
- * journal, which costs milliseconds on a disk and nothing in memory. */
+ * journal, which costs milliseconds on a disk and nothing in memory. But a
+ * journal segment grows to 64 MiB before the next starts, and a container's
+ * /dev/shm is often 64 MiB in all: a full disk would show up as findings. */
+#define FZ_MIN_FREE (512ull * 1024 * 1024)
+
 static void make_data_dir(void)
 {
 	const char *bases[] = {getenv("TERN_FUZZ_TMPDIR"), "/dev/shm", getenv("TMPDIR"), "/tmp"};
 	for (size_t i = 0; i < sizeof(bases) / sizeof(bases[0]); i++) {
+		struct statvfs vfs;
 		if (bases[i] == NULL || bases[i][0] == '\0')
+			continue;
+		if (i == 1 && (statvfs(bases[i], &vfs) < 0 ||
+			       (unsigned long long)vfs.f_bavail * vfs.f_frsize < FZ_MIN_FREE))
 			continue;
 		remove_stale_dirs(bases[i]);
 		snprintf(data_dir, sizeof(data_dir), "%s/tern-fuzz-%ld-XXXXXX", bases[i],
