@@ -505,6 +505,34 @@ static void test_fatal_errors(void **state)
 	imap_parser_free(&p);
 }
 
+/* The limit crossed inside a {n+} announcement that arrives in small
+ * pieces: the bytes before the crossing were buffered, and the verdict must
+ * still be the one the whole line gets (fatal), for every piece size. */
+static void test_long_nonsync_line_split_anywhere(void **state)
+{
+	(void)state;
+	char line[LINE_MAX_TEST + 2];
+	memset(line, 'x', sizeof(line));
+	memcpy(line, "a1 APPEND INBOX ", 16);
+	memcpy(line + sizeof(line) - 8, " {20+}\r\n", 8);
+	for (size_t piece = 1; piece <= 16; piece++) {
+		struct imap_parser *p = new_parser();
+		struct imap_cmd *cmd = NULL;
+		const char *err = NULL;
+		enum tern_parse r = TERN_PARSE_NEED_MORE;
+		size_t off = 0, used;
+		while (off < sizeof(line) && r == TERN_PARSE_NEED_MORE) {
+			size_t n = sizeof(line) - off < piece ? sizeof(line) - off : piece;
+			used = 0;
+			r = imap_parser_feed(p, (const uint8_t *)line + off, n, &used, &cmd, &err);
+			off += used;
+		}
+		assert_int_equal(r, TERN_PARSE_ERROR_FATAL);
+		assert_string_equal(err, "Line too long");
+		imap_parser_free(&p);
+	}
+}
+
 /* An over-long line is skipped up to its LF and refused; the session goes on. */
 static void test_long_line_recoverable(void **state)
 {
@@ -859,6 +887,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_error_after_literal, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sync_literal_too_big, setup, teardown),
 		cmocka_unit_test(test_fatal_errors),
+		cmocka_unit_test(test_long_nonsync_line_split_anywhere),
 		cmocka_unit_test_setup_teardown(test_long_line_recoverable, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_line_at_limit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refuse_continuation, setup, teardown),

@@ -714,10 +714,17 @@ enum tern_parse imap_parser_feed(struct imap_parser *p, const uint8_t *data, siz
 		if (used > p->lim.max_line_length || chunk > p->lim.max_line_length - used) {
 			/* Skip to the LF and answer BAD: the session survives. */
 			guess_tag(p, data + pos, len - pos);
+			/* The skip step decides by the line's last bytes whether it
+			 * announced a {n+} literal; some of them may be buffered
+			 * already when the input came in pieces, so they carry over
+			 * (fed whole or split, the verdict must be the same). */
+			size_t keep = p->line_len < SKIP_TAIL ? p->line_len : SKIP_TAIL;
+			if (keep > 0)
+				memcpy(p->skip_tail, p->line + p->line_len - keep, keep);
+			p->skip_tail_len = keep;
 			drop_command(p);
 			line_clear(p);
 			p->st = ST_SKIP;
-			p->skip_tail_len = 0;
 			continue;
 		}
 		if (lf == NULL || p->line_len > 0) {

@@ -344,6 +344,8 @@ static int view_apply_quietly(struct imap_view *v, struct store_changes *ch)
 		v->msgs[i].keywords = keywords_take(&c->keywords);
 		imap_view_learn_keywords(v, v->msgs[i].keywords);
 	}
+	if (first_new >= ch->changed_count)
+		return 0; /* also when changed is NULL: no pointer arithmetic on it */
 	return view_append(v, ch->changed + first_new, ch->changed_count - first_new);
 }
 
