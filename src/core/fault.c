@@ -1,25 +1,34 @@
 #include "core/fault.h"
 
-#include <stdatomic.h>
+#ifdef TERN_TEST_FAULTS
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 
 #include "core/log.h"
 
-void fault_stall_once(const char *name)
+void fault_point_fire(struct fault_point *fp)
 {
-	static atomic_bool fired;
-	char var[96];
-	snprintf(var, sizeof(var), "TERN_FAULT_%s_MS", name);
-	const char *v = getenv(var);
-	if (v == NULL || atomic_exchange(&fired, true))
+	/* The first caller looks the variable up; racing callers see it spent
+	 * and go on, which is what "once" asks for. */
+	if (atomic_exchange(&fp->spent, true))
 		return;
-	long ms = strtol(v, NULL, 10);
+	char var[96];
+	snprintf(var, sizeof(var), "TERN_FAULT_%s_MS", fp->name);
+	const char *v = getenv(var);
+	long ms = v != NULL ? strtol(v, NULL, 10) : 0;
 	if (ms <= 0)
 		return;
-	log_warn("fault injection: %s stalls for %ld ms", name, ms);
+	log_warn("fault injection: %s stalls for %ld ms", fp->name, ms);
 	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
 	while (nanosleep(&ts, &ts) != 0)
 		;
 }
+
+#else
+
+/* Faults are compiled out (TERN_TEST_FAULTS=OFF): nothing to build. */
+typedef int fault_compiled_out;
+
+#endif

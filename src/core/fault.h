@@ -1,14 +1,43 @@
 /* Fault injection for tests: named stalls read from the environment
- * (TERN_FAULT_<NAME>_MS=n), so end-to-end tests can hold a lock on purpose
- * and check that the watchdog reports it and the server keeps serving.
- * Unset in production; costs one branch per call. */
+ * (TERN_FAULT_<NAME>_MS=n), so end-to-end tests can hold a lock, a worker or
+ * a loop thread on purpose and check that the watchdog reports it and the
+ * server keeps serving.
+ *
+ * Compiled in only when TERN_TEST_FAULTS is defined (CMake option
+ * TERN_TEST_FAULTS, ON for the build `make test` uses; a release package
+ * turns it OFF and then every call site compiles to nothing). When compiled
+ * in but unset, a call site costs one relaxed atomic load after its first
+ * call, which reads the environment once. */
 #ifndef TERN_CORE_FAULT_H
 #define TERN_CORE_FAULT_H
 
-#include <stdint.h>
+#ifdef TERN_TEST_FAULTS
+
+#include <stdatomic.h>
+
+struct fault_point {
+	const char *name;
+	atomic_bool spent;       /* looked up (and fired, if set): never again */
+};
+
+/* Do not call directly; use fault_stall_once. */
+void fault_point_fire(struct fault_point *fp);
 
 /* Sleeps the configured time once per process for this name
- * ("JOURNAL_STALL" reads TERN_FAULT_JOURNAL_STALL_MS); no-op when unset. */
-void fault_stall_once(const char *name);
+ * ("JOURNAL_STALL" reads TERN_FAULT_JOURNAL_STALL_MS); no-op when unset.
+ * Each call site keeps its own state, so faults of different names are
+ * independent. */
+#define fault_stall_once(fault_name)                                                   \
+	do {                                                                           \
+		static struct fault_point fault_point_ = {.name = (fault_name)};       \
+		if (!atomic_load_explicit(&fault_point_.spent, memory_order_relaxed)) \
+			fault_point_fire(&fault_point_);                               \
+	} while (0)
+
+#else
+
+#define fault_stall_once(fault_name) ((void)0)
+
+#endif
 
 #endif

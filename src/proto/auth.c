@@ -50,6 +50,7 @@
 #include "server/conn.h"
 #include "server/loop.h"
 #include "server/server.h"
+#include "server/watchdog.h"
 
 #define AUTH_WORKERS 2u
 
@@ -268,9 +269,9 @@ static struct auth_request *request_of(struct aq_item *it)
 
 static void *worker_main(void *arg)
 {
-	(void)arg;
 	struct auth_worker w = {0};
 	bool stopping;
+	watch_thread_begin(WATCH_WORKER, "password worker %u", (unsigned)(uintptr_t)arg);
 	{
 		TERN_LOCK_GUARD(&pool.mu);
 		stopping = pool.stopping;
@@ -289,6 +290,7 @@ static void *worker_main(void *arg)
 		if (it == NULL)
 			break;   /* stopping and drained */
 		struct auth_request *req = request_of(it);
+		watch_busy("password check for user=<%s>", req->name);
 		req->check_started_us = now_us();
 		if (stopping) {
 			/* a stop should not wait for a queue of checks nobody will use */
@@ -307,8 +309,10 @@ static void *worker_main(void *arg)
 			aq_checked(&pool.q);
 		}
 		loop_post(req->loop, auth_result_task, req);
+		watch_idle();
 	}
 	directory_close(&w.dir);
+	watch_thread_end();
 	return NULL;
 }
 
@@ -318,7 +322,8 @@ static void pool_init(void)
 	tern_cond_init(&pool.cond);
 	aq_init(&pool.q);
 	for (unsigned i = 0; i < AUTH_WORKERS; i++) {
-		if (pthread_create(&pool.threads[pool.thread_count], NULL, worker_main, NULL) != 0)
+		if (pthread_create(&pool.threads[pool.thread_count], NULL, worker_main,
+				   (void *)(uintptr_t)pool.thread_count) != 0)
 			break;
 		pool.thread_count++;
 	}

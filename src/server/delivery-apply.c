@@ -14,6 +14,7 @@
 #include "server/journal.h"
 #include "server/loop.h"
 #include "server/store-cache.h"
+#include "server/watchdog.h"
 #include "store/store.h"
 
 /* Open store handles per worker (three descriptors each). */
@@ -220,6 +221,7 @@ static void apply_batch(struct apply_worker *w, struct delivery_item *batch)
 		size_t k = i + 1;
 		while (k < n && strcmp(items[k]->rcpt->user, items[i]->rcpt->user) == 0)
 			k++;
+		watch_busy_text("user=%s, %zu item(s)", items[i]->rcpt->user, k - i);
 		if (apply_user(w, items + i, k - i) && delivery_user_changed_hook != NULL)
 			delivery_user_changed_hook(items[i]->rcpt->user);
 		i = k;
@@ -242,6 +244,7 @@ static void worker_housekeeping(struct apply_worker *w)
 static void *worker_main(void *arg)
 {
 	struct apply_worker *w = arg;
+	watch_thread_begin(WATCH_WORKER, "apply worker %u", w->index);
 	for (;;) {
 		struct delivery_item *batch;
 		{
@@ -255,9 +258,14 @@ static void *worker_main(void *arg)
 			w->busy_since_ms = tern_now_ms();
 			w->processing_min_gen = batch->gen;
 		}
+		size_t n = 0;
+		for (struct delivery_item *it = batch; it != NULL; it = it->next)
+			n++;
+		watch_busy("%zu item(s), first for user=%s", n, batch->rcpt->user);
 		/* Tests: a crash after the journal sync, before the stores. */
 		fault_stall_once("APPLY_STALL");
 		apply_batch(w, batch);
+		watch_busy_text("checkpoints");
 		worker_housekeeping(w);
 		{
 			TERN_LOCK_GUARD(&w->mu);
@@ -265,7 +273,9 @@ static void *worker_main(void *arg)
 			w->processing_min_gen = UINT64_MAX;
 			w->dirty_min_gen = store_cache_oldest_dirty_gen(w->stores);
 		}
+		watch_idle();
 	}
+	watch_thread_end();
 	enum tern_error err;
 	const char *failed = "?";
 	bool clean = store_cache_checkpoint(w->stores, &failed, &err) == 0;

@@ -13,6 +13,7 @@
 #include "server/journal.h"
 #include "server/loop.h"
 #include "server/server.h"
+#include "server/watchdog.h"
 #include "store/mime.h"
 #include "store/store.h"
 
@@ -247,6 +248,7 @@ static void rotate_segment(struct delivery *d)
 static void *committer_main(void *arg)
 {
 	struct delivery *d = arg;
+	watch_thread_begin(WATCH_WORKER, "delivery committer");
 	for (;;) {
 		struct delivery_job *batch;
 		{
@@ -259,6 +261,11 @@ static void *committer_main(void *arg)
 			if (batch == NULL)
 				break; /* stopping and drained */
 		}
+		size_t jobs = 0;
+		for (struct delivery_job *j = batch; j != NULL; j = j->next)
+			jobs++;
+		watch_busy("%zu job(s), first for user=%s", jobs,
+			   batch->rcpt_count > 0 ? batch->rcpts[0].user : "-");
 		commit_batch(d, batch);
 		{
 			TERN_LOCK_GUARD(&d->mu);
@@ -268,7 +275,9 @@ static void *committer_main(void *arg)
 		uint64_t needed = apply_workers_needed_gen(d);
 		uint64_t gen = atomic_load(&d->gen);
 		delivery_delete_segments_before(d, needed < gen ? needed : gen);
+		watch_idle();
 	}
+	watch_thread_end();
 	return NULL;
 }
 

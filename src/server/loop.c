@@ -4,9 +4,11 @@
 #include <event2/thread.h>
 #include <stdlib.h>
 
+#include "core/limits.h"
 #include "core/log.h"
 #include "directory/directory.h"
 #include "server/server.h"
+#include "server/watchdog.h"
 
 struct loop_task {
 	loop_task_fn *fn;
@@ -40,6 +42,16 @@ static void loop_inbox_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+/* The heartbeat. An idle loop runs it too, so a beat older than the
+ * watchdog threshold means one callback, or one turn, has run that long. */
+static void loop_beat_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	watch_beat();
+}
+
 int loop_init(struct loop *loop, struct server *server, unsigned index)
 {
 	loop->server = server;
@@ -52,6 +64,14 @@ int loop_init(struct loop *loop, struct server *server, unsigned index)
 	if (loop->inbox_event == NULL)
 		return -1;
 	tern_mutex_init(&loop->inbox_mu, "loop inbox");
+	uint32_t threshold = server != NULL && server->config != NULL
+				     ? server->config->watchdog_threshold_ms
+				     : TERN_WATCHDOG_THRESHOLD_MS_DEFAULT;
+	uint32_t period = watch_beat_period_ms(threshold);
+	struct timeval every = {.tv_sec = period / 1000, .tv_usec = (period % 1000) * 1000};
+	loop->beat_event = event_new(loop->base, -1, EV_PERSIST, loop_beat_cb, loop);
+	if (loop->beat_event == NULL || event_add(loop->beat_event, &every) < 0)
+		return -1;
 	return 0;
 }
 
@@ -59,9 +79,11 @@ static void *loop_thread_main(void *arg)
 {
 	struct loop *loop = arg;
 	current_loop = loop;
-	/* A never-firing persistent timer keeps the base running while idle;
-	 * loop_join deletes it and breaks the loop. */
+	watch_thread_begin(WATCH_LOOP, "loop %u", loop->index);
+	/* Runs while idle too (the heartbeat alone would keep it running);
+	 * loop_join breaks it. */
 	event_base_loop(loop->base, EVLOOP_NO_EXIT_ON_EMPTY);
+	watch_thread_end();
 	if (loop->dir != NULL)
 		directory_close(&loop->dir);
 	current_loop = NULL;
@@ -92,11 +114,14 @@ void loop_deinit(struct loop *loop)
 	loop_inbox_cb(-1, 0, loop);
 	if (loop->inbox_event != NULL)
 		event_free(loop->inbox_event);
+	if (loop->beat_event != NULL)
+		event_free(loop->beat_event);
 	if (loop->base != NULL)
 		event_base_free(loop->base);
 	tern_mutex_destroy(&loop->inbox_mu);
 	loop->base = NULL;
 	loop->inbox_event = NULL;
+	loop->beat_event = NULL;
 }
 
 void loop_post(struct loop *loop, loop_task_fn *fn, void *arg)

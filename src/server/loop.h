@@ -25,6 +25,7 @@ struct loop {
 	pthread_t thread;
 	struct event_base *base;
 	struct event *inbox_event;
+	struct event *beat_event;        /* the watchdog heartbeat (watch_beat) */
 	struct tern_mutex inbox_mu;      /* guards inbox_head/inbox_tail */
 	struct loop_task *inbox_head, *inbox_tail;
 	struct directory *dir;           /* this thread's directory handle (lazy) */

@@ -11,6 +11,7 @@
 
 #include <event2/buffer.h>
 
+#include "core/fault.h"
 #include "core/limits.h"
 #include "core/log.h"
 #include "proto/auth.h"
@@ -20,6 +21,7 @@
 #include "server/notify.h"
 #include "server/server.h"
 #include "server/tls.h"
+#include "server/watchdog.h"
 #include "store/store.h"
 
 const struct tern_config *imap_config(const struct imap_session *s)
@@ -206,7 +208,13 @@ static void dispatch(struct imap_session *s, struct imap_cmd *cmd)
 	s->bad_commands = 0;
 	s->current = cmd;
 	s->current_flags = def->flags;
-	if (def->handler(s, cmd) == IMAP_CMD_ASYNC) {
+	/* names what this loop runs, should the watchdog find it stuck */
+	watch_activity("imap", s->user, def->name);
+	if (s->user != NULL)
+		fault_stall_once("LOOP_STALL");   /* tests: the first command after a login */
+	enum imap_cmd_result result = def->handler(s, cmd);
+	watch_activity_clear();
+	if (result == IMAP_CMD_ASYNC) {
 		s->pending = cmd;
 		if (s->line_handler == NULL)
 			conn_pause(s->conn);
@@ -233,7 +241,9 @@ static bool input_line(struct imap_session *s, struct evbuffer *in, const struct
 		return true;
 	void (*fn)(struct imap_session *, char *) = s->line_handler;
 	s->line_handler = NULL;
+	watch_activity("imap", s->user, s->current != NULL ? s->current->name : NULL);
 	fn(s, line);
+	watch_activity_clear();
 	/* the handler went on asynchronously without wanting a line */
 	if (s->pending != NULL && s->line_handler == NULL && !s->conn->read_paused)
 		conn_pause(s->conn);

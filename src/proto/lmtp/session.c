@@ -15,6 +15,7 @@
 #include "server/delivery.h"
 #include "server/loop.h"
 #include "server/server.h"
+#include "server/watchdog.h"
 #include "store/store.h"
 
 struct lmtp_rcpt {
@@ -416,6 +417,15 @@ static const struct lmtp_command lmtp_commands[] = {
 	[LMTP_CMD_STARTTLS] = {cmd_starttls, false},
 };
 
+/* For the watchdog's report of a stuck loop. */
+static const char *const lmtp_command_names[] = {
+	[LMTP_CMD_LHLO] = "LHLO", [LMTP_CMD_HELO] = "HELO", [LMTP_CMD_EHLO] = "EHLO",
+	[LMTP_CMD_MAIL] = "MAIL", [LMTP_CMD_RCPT] = "RCPT", [LMTP_CMD_DATA] = "DATA",
+	[LMTP_CMD_BDAT] = "BDAT", [LMTP_CMD_RSET] = "RSET", [LMTP_CMD_NOOP] = "NOOP",
+	[LMTP_CMD_QUIT] = "QUIT", [LMTP_CMD_VRFY] = "VRFY", [LMTP_CMD_HELP] = "HELP",
+	[LMTP_CMD_STARTTLS] = "STARTTLS",
+};
+
 static void dispatch(struct lmtp_session *s, const struct lmtp_cmd *cmd)
 {
 	const struct lmtp_command *c = &lmtp_commands[cmd->type];
@@ -429,7 +439,9 @@ static void dispatch(struct lmtp_session *s, const struct lmtp_cmd *cmd)
 		bad_command(s, "503 5.5.1 Send LHLO first");
 		return;
 	}
+	watch_activity("lmtp", NULL, lmtp_command_names[cmd->type]);
 	c->handler(s, cmd);
+	watch_activity_clear();
 }
 
 /* ---- connection glue ---- */

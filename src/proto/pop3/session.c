@@ -16,6 +16,7 @@
 #include "server/loop.h"
 #include "server/server.h"
 #include "server/tls.h"
+#include "server/watchdog.h"
 
 const struct tern_config *pop3_config(const struct pop3_session *s)
 {
@@ -123,7 +124,10 @@ static void dispatch(struct pop3_session *s, const struct pop3_cmd *cmd)
 	}
 	if (cmd->type != POP3_CMD_CONTINUATION)
 		s->bad_commands = 0;
+	/* names what this loop runs, should the watchdog find it stuck */
+	watch_activity("pop3", s->user, pop3_cmd_name(cmd->type));
 	c->handler(s, cmd);
+	watch_activity_clear();
 }
 
 /* A line the parser refused. During a SASL exchange it ends the exchange. */
