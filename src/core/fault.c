@@ -14,9 +14,15 @@ void fault_point_fire(struct fault_point *fp)
 	 * and go on, which is what "once" asks for. */
 	if (atomic_exchange(&fp->spent, true))
 		return;
+	/* TERN_FAULT_<NAME>_MS, or TERN_FAULT_<NAME> as the issues spell
+	 * some of them (TERN_FAULT_LOOP_STALL=MS). */
 	char var[96];
 	snprintf(var, sizeof(var), "TERN_FAULT_%s_MS", fp->name);
 	const char *v = getenv(var);
+	if (v == NULL) {
+		snprintf(var, sizeof(var), "TERN_FAULT_%s", fp->name);
+		v = getenv(var);
+	}
 	long ms = v != NULL ? strtol(v, NULL, 10) : 0;
 	if (ms <= 0)
 		return;

@@ -1,5 +1,5 @@
 /* Fault injection for tests: named stalls read from the environment
- * (TERN_FAULT_<NAME>_MS=n), so end-to-end tests can hold a lock, a worker or
+ * (TERN_FAULT_<NAME>_MS=n, or TERN_FAULT_<NAME>=n), so end-to-end tests can hold a lock, a worker or
  * a loop thread on purpose and check that the watchdog reports it and the
  * server keeps serving.
  *
