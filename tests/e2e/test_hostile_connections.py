@@ -278,9 +278,11 @@ def test_hangup_during_failure_delay_frees_the_slot(make_ternd, proto):
                  retry_on=(AssertionError, OSError, ConnectionError))
     c.close()
     assert time.monotonic() - started < 1.0
-    # the failed logins were still counted and logged
-    wait_for(lambda: node.stderr_text().count("auth failed: user=<alice>") >= 3, 10,
-             "three failed logins in the log")
+    # A check that had started is still counted and logged; the later ones
+    # wait out the address's penalty first, and a client gone meanwhile is
+    # dropped unchecked (it can learn nothing), so at least one line.
+    wait_for(lambda: node.stderr_text().count("auth failed: user=<alice>") >= 1, 10,
+             "a failed login in the log")
 
 
 @pytest.fixture(scope="module")
