@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/fault.h"
+#include "core/limits.h"
 #include "core/log.h"
 #include "server/delivery-private.h"
 #include "server/journal.h"
@@ -84,11 +85,18 @@ static unsigned user_shard(const char *user, unsigned count)
 	return h % count;
 }
 
+const char *delivery_item_user(const struct delivery_item *it)
+{
+	return it->task != NULL ? it->task->user : it->rcpt->user;
+}
+
 void apply_worker_push(struct delivery *d, struct delivery_item *item)
 {
-	struct apply_worker *w = &d->workers[user_shard(item->rcpt->user, d->worker_count)];
+	struct apply_worker *w =
+		&d->workers[user_shard(delivery_item_user(item), d->worker_count)];
 	item->next = NULL;
 	TERN_LOCK_GUARD(&w->mu);
+	item->order = w->next_order++;
 	if (w->tail != NULL)
 		w->tail->next = item;
 	else
@@ -101,10 +109,10 @@ static int item_cmp_user(const void *a, const void *b)
 {
 	const struct delivery_item *x = *(struct delivery_item *const *)a;
 	const struct delivery_item *y = *(struct delivery_item *const *)b;
-	int c = strcmp(x->rcpt->user, y->rcpt->user);
+	int c = strcmp(delivery_item_user(x), delivery_item_user(y));
 	if (c != 0)
 		return c;
-	return x->id < y->id ? -1 : x->id > y->id;
+	return x->order < y->order ? -1 : x->order > y->order;
 }
 
 /* A refused delivery must not come back at replay: its abort record is
@@ -199,6 +207,68 @@ static bool apply_user(struct apply_worker *w, struct delivery_item **items, siz
 	return false;
 }
 
+void delivery_task_done(void *arg)
+{
+	struct store_task *t = arg;
+	t->done(t);
+}
+
+/* A session's write, in its own durable transaction(s), within the task's
+ * deadline: the store's lock is waited for only until then. */
+static void run_task(struct apply_worker *w, struct delivery_item *it)
+{
+	struct store_task *t = it->task;
+	uint64_t now = tern_now_ms();
+	t->result = -1;
+	if (now >= t->deadline_ms) {
+		t->err = TERN_ERR_TEMP;
+	} else {
+		struct store *st = store_cache_get(w->stores, t->user, it->gen, &t->err);
+		enum tern_error ignored;
+		if (st != NULL && store_set_durable(st, true, &t->err) == 0) {
+			store_set_busy_timeout(st, (unsigned)(t->deadline_ms - now));
+			t->result = t->run(st, t->arg, &t->err);
+			store_set_busy_timeout(st, TERN_STORE_BUSY_TIMEOUT_MS);
+			if (store_set_durable(st, false, &ignored) < 0 ||
+			    (t->result < 0 && !delivery_error_is_item_own(t->err) &&
+			     t->err != TERN_ERR_EXISTS && t->err != TERN_ERR_TEMP))
+				store_cache_drop(w->stores, t->user);
+		}
+	}
+	free(it);
+	loop_post(t->loop, delivery_task_done, t);
+}
+
+static void flush_deliveries(struct apply_worker *w, struct delivery_item **items, size_t n)
+{
+	if (n == 0)
+		return;
+	const char *user = items[0]->rcpt->user;
+	watch_busy_text("user=%s, %zu item(s)", user, n);
+	if (apply_user(w, items, n) && delivery_user_changed_hook != NULL)
+		delivery_user_changed_hook(user);
+	for (size_t i = 0; i < n; i++)
+		delivery_item_finished(items[i]);
+}
+
+static void fail_batch(struct delivery_item *batch)
+{
+	for (struct delivery_item *it = batch, *next; it != NULL; it = next) {
+		next = it->next;
+		if (it->task != NULL) {
+			it->task->result = -1;
+			it->task->err = TERN_ERR_NOMEM;
+			loop_post(it->task->loop, delivery_task_done, it->task);
+			free(it);
+			continue;
+		}
+		it->rcpt->err = TERN_ERR_NOMEM;
+		delivery_item_finished(it);
+	}
+}
+
+/* Per user, in arrival order: runs of deliveries are applied together (one
+ * transaction), a session's write on its own between them. */
 static void apply_batch(struct apply_worker *w, struct delivery_item *batch)
 {
 	size_t n = 0;
@@ -206,28 +276,28 @@ static void apply_batch(struct apply_worker *w, struct delivery_item *batch)
 		n++;
 	struct delivery_item **items = malloc(n * sizeof(*items));
 	if (items == NULL) {
-		for (struct delivery_item *it = batch, *next; it != NULL; it = next) {
-			next = it->next;
-			it->rcpt->err = TERN_ERR_NOMEM;
-			delivery_item_finished(it);
-		}
+		fail_batch(batch);
 		return;
 	}
 	n = 0;
 	for (struct delivery_item *it = batch; it != NULL; it = it->next)
 		items[n++] = it;
 	qsort(items, n, sizeof(*items), item_cmp_user);
-	for (size_t i = 0; i < n;) {
-		size_t k = i + 1;
-		while (k < n && strcmp(items[k]->rcpt->user, items[i]->rcpt->user) == 0)
-			k++;
-		watch_busy_text("user=%s, %zu item(s)", items[i]->rcpt->user, k - i);
-		if (apply_user(w, items + i, k - i) && delivery_user_changed_hook != NULL)
-			delivery_user_changed_hook(items[i]->rcpt->user);
-		i = k;
+	size_t run_start = 0;
+	for (size_t i = 0; i < n; i++) {
+		bool same_user = i > run_start && strcmp(delivery_item_user(items[i]),
+							  delivery_item_user(items[run_start])) == 0;
+		if (!same_user || items[i]->task != NULL) {
+			flush_deliveries(w, items + run_start, i - run_start);
+			run_start = i;
+		}
+		if (items[i]->task != NULL) {
+			watch_busy_text("user=%s, a session's write", items[i]->task->user);
+			run_task(w, items[i]);
+			run_start = i + 1;
+		}
 	}
-	for (size_t i = 0; i < n; i++)
-		delivery_item_finished(items[i]);
+	flush_deliveries(w, items + run_start, n - run_start);
 	free(items);
 }
 
@@ -261,7 +331,7 @@ static void *worker_main(void *arg)
 		size_t n = 0;
 		for (struct delivery_item *it = batch; it != NULL; it = it->next)
 			n++;
-		watch_busy("%zu item(s), first for user=%s", n, batch->rcpt->user);
+		watch_busy("%zu item(s), first for user=%s", n, delivery_item_user(batch));
 		/* Tests: a crash after the journal sync, before the stores. */
 		fault_stall_once("APPLY_STALL");
 		apply_batch(w, batch);

@@ -23,8 +23,10 @@ struct store_msg_cache;
 /* One stored copy: a recipient of a job. The message itself stays in the
  * job, once for all recipients; only the trace headers are per recipient. */
 struct delivery_item {
-	struct delivery_job *job;
-	struct delivery_rcpt *rcpt;
+	struct delivery_job *job;       /* NULL for a store task */
+	struct delivery_rcpt *rcpt;     /* NULL for a store task */
+	struct store_task *task;        /* a store write from a session, or NULL */
+	uint64_t order;                 /* arrival at its worker */
 	uint64_t id;                    /* node-unique delivery id */
 	uint64_t gen;                   /* journal segment holding it */
 	char *prefix;                   /* Return-Path/Delivered-To lines */
@@ -39,6 +41,7 @@ struct apply_worker {
 	struct tern_mutex mu;           /* guards everything below but stores */
 	pthread_cond_t cond;
 	struct delivery_item *head, *tail;
+	uint64_t next_order;
 	bool stopping;
 	bool finished_clean;            /* every store checkpointed at stop */
 	uint64_t busy_since_ms;         /* 0 = idle */
@@ -71,6 +74,10 @@ struct delivery {
 
 /* delivery-apply.c */
 int apply_workers_start(struct delivery *d, unsigned count, char **err_r);
+/* Calls a store task's done (a loop_post callback). */
+void delivery_task_done(void *arg);
+/* The user an item writes to. */
+const char *delivery_item_user(const struct delivery_item *it);
 /* Queues one item on the worker that owns its user. */
 void apply_worker_push(struct delivery *d, struct delivery_item *item);
 /* Drains, checkpoints and joins every worker. True if all stores were

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "core/fault.h"
+#include "core/limits.h"
 #include "core/log.h"
 #include "server/delivery-private.h"
 #include "server/journal.h"
@@ -355,6 +356,22 @@ void delivery_submit(struct delivery *d, struct delivery_job *job)
 		d->queue_head = job;
 	d->queue_tail = job;
 	pthread_cond_signal(&d->cond);
+}
+
+void delivery_store_task(struct delivery *d, struct store_task *t)
+{
+	if (t->deadline_ms == 0)
+		t->deadline_ms = tern_now_ms() + TERN_STORE_WRITE_DEADLINE_MS;
+	struct delivery_item *it = calloc(1, sizeof(*it));
+	if (it == NULL) {
+		t->result = -1;
+		t->err = TERN_ERR_NOMEM;
+		loop_post(t->loop, delivery_task_done, t);
+		return;
+	}
+	it->task = t;
+	it->gen = atomic_load(&d->gen);
+	apply_worker_push(d, it);
 }
 
 uint64_t delivery_oldest_ms(struct delivery *d)

@@ -13,6 +13,7 @@
 
 #include "core/error.h"
 
+struct store;
 struct store_msg_cache;
 
 struct loop;
@@ -52,6 +53,32 @@ struct delivery_job {
 	_Atomic size_t pending;           /* recipients not yet applied */
 	struct store_msg_cache *cache;    /* one parse for every recipient */
 };
+
+/* A write to one user's store (IMAP STORE, EXPUNGE, COPY, folder changes,
+ * POP3's QUIT, creating a store at first login), run on the apply worker
+ * that owns the user: the one thread that writes that user's store, so
+ * these writes and deliveries never wait on each other's locks, and a slow
+ * disk or a lock held on the store stalls that worker, never a loop
+ * thread. Commits made by run are durable (fsync) before done is called. */
+struct store_task {
+	const char *user;        /* canonical; must outlive the task */
+	/* Runs on the worker with the user's store, opened (created) for it. */
+	int (*run)(struct store *st, void *arg, enum tern_error *err_r);
+	void *arg;
+	/* Runs on `loop` afterwards, always exactly once. */
+	void (*done)(struct store_task *t);
+	struct loop *loop;
+	/* tern_now_ms() by which the answer is due: a task still queued then
+	 * is not run, and waits for the store's lock end there; both give
+	 * TERN_ERR_TEMP. 0 = the default, TERN_STORE_WRITE_DEADLINE_MS. */
+	uint64_t deadline_ms;
+	/* results, valid in done */
+	int result;              /* what run returned, -1 if it did not run */
+	enum tern_error err;
+};
+
+/* Queues t on the worker that owns t->user. Callable from any thread. */
+void delivery_store_task(struct delivery *d, struct store_task *t);
 
 /* Replays the journal left by an earlier run into the stores, then starts the
  * committer. -1 with *err_r (heap) if the journal cannot be replayed. */

@@ -10,7 +10,7 @@
 #include "store/store.h"
 
 /* How long a handle waits for another's write lock before giving up. */
-#define STORE_BUSY_TIMEOUT_MS 5000
+#define STORE_BUSY_TIMEOUT_MS TERN_STORE_BUSY_TIMEOUT_MS
 
 /* Every statement the store runs more than once; prepared lazily, kept for
  * the life of the handle (see store_sql[] in store.c). */

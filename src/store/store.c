@@ -750,6 +750,11 @@ void store_rollback(struct store *st)
 
 /* ---- whole-store queries ---- */
 
+void store_set_busy_timeout(struct store *st, unsigned ms)
+{
+	sqlite3_busy_timeout(st->db, (int)(ms > INT32_MAX ? INT32_MAX : ms));
+}
+
 void store_set_quota(struct store *st, uint64_t bytes)
 {
 	st->quota_bytes = bytes;

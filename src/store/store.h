@@ -111,6 +111,9 @@ int store_set_durable(struct store *st, bool durable, enum tern_error *err_r);
  * over quota can always clean up). 0 = no limit, the default (journal
  * replay must never refuse what was acknowledged). */
 void store_set_quota(struct store *st, uint64_t bytes);
+/* How long a call waits for another handle's write lock before it fails
+ * with TERN_ERR_TEMP (default STORE_BUSY_TIMEOUT_MS); 0 = not at all. */
+void store_set_busy_timeout(struct store *st, unsigned ms);
 /* Flushes the WAL into the database and fsyncs it (PRAGMA wal_checkpoint). */
 int store_checkpoint(struct store *st, enum tern_error *err_r);
 

@@ -10,6 +10,7 @@
 
 #include "proto/imap/commands.h"
 #include "proto/imap/seqset.h"
+#include "proto/imap/store-write.h"
 #include "store/store.h"
 
 struct store_req {
@@ -169,15 +170,68 @@ static void finish(struct imap_session *s, const struct imap_cmd *cmd, uint32_t 
 	free(set);
 }
 
+/* The write, on the user's worker, and what it gives back to the loop. */
+struct store_write {
+	struct store_req r;
+	char *folder;
+	uint32_t *uids;
+	size_t count;
+	struct store_msg *msgs;
+	size_t msgs_count;
+	uint32_t *failed;
+	size_t failed_count;
+};
+
+static void store_write_free(struct store_write *w)
+{
+	store_msgs_free(&w->msgs, w->msgs_count);
+	free(w->failed);
+	free(w->uids);
+	free(w->folder);
+	free(w->r.keywords);
+	free(w);
+}
+
+static int store_write_run(struct store *st, void *arg, enum tern_error *err_r)
+{
+	struct store_write *w = arg;
+	return store_flags_update(st, w->folder, w->uids, w->count, w->r.op, w->r.flags,
+				  w->r.keywords, w->r.unchangedsince, &w->msgs, &w->msgs_count,
+				  &w->failed, &w->failed_count, err_r);
+}
+
+static void store_write_done(struct imap_session *s, struct imap_cmd *cmd, void *arg, int result,
+			     enum tern_error err, bool closing)
+{
+	struct store_write *w = arg;
+	if (closing) {
+		/* the client is gone; its change is made all the same */
+	} else if (result < 0) {
+		/* TOOBIG from a flag update: a message would pass
+		 * TERN_KEYWORDS_PER_MESSAGE_MAX; the client's doing, not logged */
+		if (err == TERN_ERR_TOOBIG)
+			imap_tagged(s, cmd, "NO [LIMIT] Too many keywords");
+		else
+			imap_store_error(s, cmd, "STORE", err);
+	} else {
+		report_all(s, cmd, &w->r, w->msgs, w->msgs_count, w->failed, w->failed_count);
+		finish(s, cmd, w->failed, w->failed_count);
+	}
+	if (result == 0 && w->msgs_count > w->failed_count)
+		imap_notify_changed(s);
+	store_write_free(w);
+}
+
 IMAP_HANDLER(cmd_store)
 {
-	struct store_req r = { 0 };
-	uint32_t *uids = NULL, *failed = NULL;
-	size_t count = 0, failed_count = 0, msgs_count = 0;
-	struct store_msg *msgs = NULL;
-	enum tern_error err = TERN_ERR_NONE;
-	const char *bad = parse_args(cmd, &r);
-	if (bad == NULL && imap_view_resolve(s, &cmd->args[0], cmd->uid, &uids, &count, &bad) < 0 &&
+	struct store_write *w = calloc(1, sizeof(*w));
+	if (w == NULL) {
+		imap_store_error(s, cmd, "STORE", TERN_ERR_NOMEM);
+		return IMAP_CMD_DONE;
+	}
+	struct store_req *r = &w->r;
+	const char *bad = parse_args(cmd, r);
+	if (bad == NULL && imap_view_resolve(s, &cmd->args[0], cmd->uid, &w->uids, &w->count, &bad) < 0 &&
 	    bad == NULL)
 		bad = "Invalid messageset";
 	if (bad != NULL) {
@@ -191,39 +245,29 @@ IMAP_HANDLER(cmd_store)
 	/* RFC 5530 [LIMIT]: past a keyword limit, checked before the store is
 	 * touched; only keywords the folder does not have yet count against
 	 * its limit, and removing never does */
-	if (r.too_many_keywords ||
-	    (r.op != STORE_FLAGS_REMOVE && !imap_view_keywords_fit(s->view, r.keywords))) {
+	if (r->too_many_keywords ||
+	    (r->op != STORE_FLAGS_REMOVE && !imap_view_keywords_fit(s->view, r->keywords))) {
 		imap_tagged(s, cmd, "NO [LIMIT] Too many keywords");
 		goto out;
 	}
-	if (r.unchangedsince_given)
+	if (r->unchangedsince_given)
 		s->condstore = true;   /* RFC 7162 §3.1: CONDSTORE-enabling */
-	if (r.unchangedsince_given && r.unchangedsince == 0) {
+	if (r->unchangedsince_given && r->unchangedsince == 0) {
 		/* RFC 7162 §3.1.3: UNCHANGEDSINCE 0 fails for every existing
 		 * message; the store reads 0 as "no condition" */
-		finish(s, cmd, uids, count);
+		finish(s, cmd, w->uids, w->count);
 		goto out;
 	}
-	if (count > 0 &&
-	    store_flags_update(s->store, s->view->folder, uids, count, r.op, r.flags, r.keywords,
-			       r.unchangedsince, &msgs, &msgs_count, &failed, &failed_count,
-			       &err) < 0) {
-		/* TOOBIG from a flag update: a message would pass
-		 * TERN_KEYWORDS_PER_MESSAGE_MAX; the client's doing, not logged */
-		if (err == TERN_ERR_TOOBIG)
-			imap_tagged(s, cmd, "NO [LIMIT] Too many keywords");
-		else
-			imap_store_error(s, cmd, "STORE", err);
+	if (w->count == 0) {
+		finish(s, cmd, NULL, 0);
 		goto out;
 	}
-	report_all(s, cmd, &r, msgs, msgs_count, failed, failed_count);
-	if (msgs_count > failed_count)
-		imap_notify_changed(s);
-	finish(s, cmd, failed, failed_count);
+	if ((w->folder = strdup(s->view->folder)) == NULL) {
+		imap_store_error(s, cmd, "STORE", TERN_ERR_NOMEM);
+		goto out;
+	}
+	return imap_store_write(s, cmd, store_write_run, w, store_write_done);
 out:
-	store_msgs_free(&msgs, msgs_count);
-	free(failed);
-	free(uids);
-	free(r.keywords);
+	store_write_free(w);
 	return IMAP_CMD_DONE;
 }
