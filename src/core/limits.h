@@ -93,4 +93,16 @@
  * STORE of a keyword the folder does not have gets NO [LIMIT]. */
 #define TERN_KEYWORDS_PER_FOLDER_MAX    1000u
 
+/* How long a store call waits for another handle's write lock (SQLite's
+ * busy timeout) before it fails with a temporary error. Request paths wait
+ * less: TERN_STORE_WRITE_DEADLINE_MS counts from the request. */
+#define TERN_STORE_BUSY_TIMEOUT_MS      5000u
+
+/* A session's store write (STORE, EXPUNGE, COPY, folder changes, POP3's
+ * QUIT) is answered within this: queued behind others on its worker or
+ * waiting for a lock another process holds on the store, it then ends with
+ * a temporary error (NO [UNAVAILABLE], -ERR [SYS/TEMP]) instead of leaving
+ * the client waiting on a disk or a lock. */
+#define TERN_STORE_WRITE_DEADLINE_MS    5000u
+
 #endif
