@@ -93,6 +93,14 @@
  * STORE of a keyword the folder does not have gets NO [LIMIT]. */
 #define TERN_KEYWORDS_PER_FOLDER_MAX    1000u
 
+/* How long one command (SEARCH, SORT, THREAD over a big folder) runs before
+ * it gives its loop thread back to the other sessions for a turn. Another
+ * session's reply can wait up to two slices: its command is read in the
+ * turn after the slice it arrived in, and its reply written in the turn
+ * after the next one. 5 ms keeps that well under the 25 ms a session may be
+ * held up by another (issue 8); with 10 ms a NOOP waited up to 34 ms. */
+#define TERN_COMMAND_SLICE_MS           5u
+
 /* How long a store call waits for another handle's write lock (SQLite's
  * busy timeout) before it fails with a temporary error. Request paths wait
  * less: TERN_STORE_WRITE_DEADLINE_MS counts from the request. */

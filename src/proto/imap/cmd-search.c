@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/limits.h"
 #include "core/lock.h"
 #include "proto/imap/commands.h"
 #include "proto/imap/quote.h"
@@ -47,10 +48,10 @@ struct search_result {
 };
 
 /* A SEARCH in progress. Messages whose text must be read are evaluated in
- * slices of SEARCH_SLICE_MS, giving the loop thread back in between, so one
- * user's SEARCH BODY over a big folder does not hold up every other session
- * on the same thread (FETCH pauses the same way for output). */
-#define SEARCH_SLICE_MS 10
+ * slices of TERN_COMMAND_SLICE_MS (shared with SORT and THREAD), giving the
+ * loop thread back in between, so one user's SEARCH BODY over a big folder
+ * does not hold up every other session on the same thread (FETCH pauses
+ * the same way for output). */
 
 struct search_state {
 	struct imap_session *s;
@@ -107,7 +108,7 @@ static int search_slice(struct search_state *st, enum tern_error *err_r)
 {
 	struct imap_session *s = st->s;
 	struct imap_view *v = s->view;
-	uint64_t deadline = tern_now_ms() + SEARCH_SLICE_MS;
+	uint64_t deadline = tern_now_ms() + TERN_COMMAND_SLICE_MS;
 	bool needs_content = imap_search_needs_content(st->prog->root);
 	for (; st->pos < v->count; st->pos++) {
 		if (needs_content && st->pos % 16 == 0 && tern_now_ms() >= deadline)

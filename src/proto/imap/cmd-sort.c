@@ -1,7 +1,9 @@
 /* SORT and UID SORT (RFC 5256) with SORT=DISPLAY keys (RFC 5957), ESORT's
  * RETURN options (RFC 5267), SAVE (RFC 5182) and MODSEQ (RFC 7162 §3.1.5).
  * The search runs as for SEARCH (sort-run.c); keys come from the cached
- * ENVELOPE and subject, never from the message text. */
+ * ENVELOPE and subject, never from the message text. Search, key loading
+ * and ordering all run in slices (sort-run.h), so a big folder does not
+ * hold up the other sessions of the loop thread. */
 #include <event2/buffer.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -14,23 +16,75 @@
 #include "proto/imap/sort-run.h"
 #include "store/store.h"
 
-static int load_keys(struct imap_session *s, struct imap_sort_msg *msgs, size_t n,
-		     unsigned needs, enum tern_error *err_r)
+/* A SORT in progress (sort-run.h's arg). */
+struct sort_state {
+	struct imap_sort_program *prog;
+	unsigned needs;                      /* imap_sort_cache_needs */
+	struct imap_sort_msg *msgs;
+	size_t n;
+	uint64_t max_modseq;
+	struct imap_sort_ordering *ordering;
+};
+
+static void sort_state_free(void *arg)
 {
+	struct sort_state *st = arg;
+	imap_sort_order_free(&st->ordering);
+	imap_sort_msgs_free(&st->msgs, st->n);
+	imap_sort_program_free(&st->prog);
+	free(st);
+}
+
+static int sort_prepare(void *arg, const struct imap_sort_match *matches, size_t n,
+			uint64_t max_modseq, enum tern_error *err_r)
+{
+	struct sort_state *st = arg;
+	st->msgs = calloc(n + 1, sizeof(*st->msgs));
+	if (st->msgs == NULL) {
+		*err_r = TERN_ERR_NOMEM;
+		return -1;
+	}
+	st->n = n;
+	st->max_modseq = max_modseq;
 	for (size_t i = 0; i < n; i++) {
-		struct store_msg_cache c = { 0 };
-		int r = store_msg_cache(s->store, s->view->folder, msgs[i].uid, &c, err_r);
-		if (r < 0)
-			return -1;
-		/* expunged meanwhile: sorts with empty keys */
-		r = imap_sort_fill_keys(&msgs[i], needs, c.envelope, c.subject, c.sent_date);
-		store_msg_cache_clear(&c);
-		if (r < 0) {
+		st->msgs[i].seq = matches[i].seq;
+		st->msgs[i].uid = matches[i].uid;
+		st->msgs[i].arrival = matches[i].internal_date;
+		st->msgs[i].date = matches[i].internal_date;
+		st->msgs[i].size = matches[i].size;
+	}
+	return st->needs != 0;
+}
+
+static int sort_load(struct imap_session *s, void *arg, size_t i, enum tern_error *err_r)
+{
+	struct sort_state *st = arg;
+	struct imap_sort_msg *m = &st->msgs[i];
+	struct store_msg_cache c = { 0 };
+	int r = store_msg_cache(s->store, s->view->folder, m->uid, &c, err_r);
+	if (r < 0)
+		return -1;
+	/* expunged meanwhile: sorts with empty keys */
+	r = imap_sort_fill_keys(m, st->needs, c.envelope, c.subject, c.sent_date);
+	store_msg_cache_clear(&c);
+	if (r < 0) {
+		*err_r = TERN_ERR_NOMEM;
+		return -1;
+	}
+	return 0;
+}
+
+static int sort_compute(void *arg, uint64_t deadline_ms, enum tern_error *err_r)
+{
+	struct sort_state *st = arg;
+	if (st->ordering == NULL) {
+		st->ordering = imap_sort_order_begin(st->msgs, st->n, st->prog);
+		if (st->ordering == NULL) {
 			*err_r = TERN_ERR_NOMEM;
 			return -1;
 		}
 	}
-	return 0;
+	return imap_sort_order_step(st->ordering, deadline_ms);
 }
 
 /* ESORT ALL: the ids in sort order; only ascending runs become ranges. */
@@ -120,6 +174,36 @@ static void write_result(struct imap_session *s, const struct imap_cmd *cmd,
 	free(ids);
 }
 
+static void sort_finish(struct imap_session *s, struct imap_cmd *cmd, void *arg, int r,
+			enum tern_error err)
+{
+	struct sort_state *st = arg;
+	struct imap_search_program *sp = st->prog->search;
+	bool save = sp->esearch && (sp->return_opts & IMAP_SEARCH_RETURN_SAVE) != 0;
+	if (r < 0) {
+		if (save) {
+			/* RFC 5182 §2.1: a failed command with SAVE empties "$" */
+			free(s->view->saved);
+			s->view->saved = NULL;
+			s->view->saved_count = 0;
+		}
+		imap_store_error(s, cmd, "SORT", err);
+		return;
+	}
+	if (save)
+		save_result(s->view, sp->return_opts, st->msgs, st->n);
+	write_result(s, cmd, sp, st->msgs, st->n, st->max_modseq);
+	imap_tagged(s, cmd, "OK Sort completed");
+}
+
+static const struct imap_sort_run_ops sort_ops = {
+	.prepare = sort_prepare,
+	.load = sort_load,
+	.compute = sort_compute,
+	.finish = sort_finish,
+	.free = sort_state_free,
+};
+
 IMAP_HANDLER(cmd_sort)
 {
 	struct imap_sort_program *prog = NULL;
@@ -133,52 +217,15 @@ IMAP_HANDLER(cmd_sort)
 		imap_bad(s, cmd, error != NULL ? error : "Invalid SORT");
 		return IMAP_CMD_DONE;
 	}
-	struct imap_search_program *sp = prog->search;
-	if (sp->uses_modseq)
+	if (prog->search->uses_modseq)
 		s->condstore = true;   /* RFC 7162 §3.1: CONDSTORE-enabling */
-	bool save = sp->esearch && (sp->return_opts & IMAP_SEARCH_RETURN_SAVE) != 0;
-	struct imap_sort_match *matches = NULL;
-	struct imap_sort_msg *msgs = NULL;
-	size_t n = 0;
-	uint64_t max_modseq = 0;
-	enum tern_error err = TERN_ERR_NONE;
-	int ret = imap_sort_search(s, sp, &matches, &n, &max_modseq, &err);
-	if (ret == 0) {
-		msgs = calloc(n + 1, sizeof(*msgs));
-		if (msgs == NULL) {
-			err = TERN_ERR_NOMEM;
-			ret = -1;
-		}
+	struct sort_state *st = calloc(1, sizeof(*st));
+	if (st == NULL) {
+		imap_sort_program_free(&prog);
+		imap_store_error(s, cmd, "SORT", TERN_ERR_NOMEM);
+		return IMAP_CMD_DONE;
 	}
-	if (ret == 0) {
-		for (size_t i = 0; i < n; i++) {
-			msgs[i].seq = matches[i].seq;
-			msgs[i].uid = matches[i].uid;
-			msgs[i].arrival = matches[i].internal_date;
-			msgs[i].date = matches[i].internal_date;
-			msgs[i].size = matches[i].size;
-		}
-		unsigned needs = imap_sort_cache_needs(prog);
-		if (needs != 0)
-			ret = load_keys(s, msgs, n, needs, &err);
-	}
-	if (ret < 0) {
-		if (save) {
-			/* RFC 5182 §2.1: a failed command with SAVE empties "$" */
-			free(s->view->saved);
-			s->view->saved = NULL;
-			s->view->saved_count = 0;
-		}
-		imap_store_error(s, cmd, "SORT", err);
-	} else {
-		imap_sort_order(msgs, n, prog);
-		if (save)
-			save_result(s->view, sp->return_opts, msgs, n);
-		write_result(s, cmd, sp, msgs, n, max_modseq);
-		imap_tagged(s, cmd, "OK Sort completed");
-	}
-	imap_sort_msgs_free(&msgs, n);
-	free(matches);
-	imap_sort_program_free(&prog);
-	return IMAP_CMD_DONE;
+	st->prog = prog;
+	st->needs = imap_sort_cache_needs(prog);
+	return imap_sort_run(s, cmd, prog->search, &sort_ops, st);
 }

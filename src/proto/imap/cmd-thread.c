@@ -1,11 +1,15 @@
 /* THREAD and UID THREAD (RFC 5256) with ORDEREDSUBJECT and REFERENCES. The
  * search runs as for SEARCH (sort-run.c); subject and sent date come from
  * the store's cached parse, Message-ID, In-Reply-To and References from each
- * message's header block (REFERENCES only). */
+ * message's header block (REFERENCES only). Search, loading and building
+ * the threads all run in slices (sort-run.h), so a big folder does not hold
+ * up the other sessions of the loop thread. */
 #include <event2/buffer.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/lock.h"
 #include "proto/imap/commands.h"
 #include "proto/imap/sort-parse.h"
 #include "proto/imap/sort-run.h"
@@ -72,6 +76,51 @@ static int parse_ids(const char *head, size_t size, struct thread_data *d)
 	return 0;
 }
 
+/* A THREAD in progress (sort-run.h's arg). */
+struct thread_state {
+	struct imap_search_program *sp;
+	enum imap_thread_algo algo;
+	bool uid;
+	const struct imap_sort_match *matches;   /* the run's */
+	size_t n;
+	struct imap_thread_msg *tm;
+	struct thread_data *data;
+	struct imap_thread_build *build;
+	struct evbuffer *body;          /* the answer, written in slices */
+	bool built, written;
+	size_t cleared;                 /* data[] before this is freed */
+};
+
+static void thread_state_free(void *arg)
+{
+	struct thread_state *st = arg;
+	imap_thread_build_free(&st->build);
+	if (st->body != NULL)
+		evbuffer_free(st->body);
+	for (size_t i = st->cleared; st->data != NULL && i < st->n; i++)
+		data_clear(&st->data[i]);
+	free(st->data);
+	free(st->tm);
+	imap_search_program_free(&st->sp);
+	free(st);
+}
+
+static int thread_prepare(void *arg, const struct imap_sort_match *matches, size_t n,
+			  uint64_t max_modseq, enum tern_error *err_r)
+{
+	(void)max_modseq;   /* THREAD has no MODSEQ in its answer */
+	struct thread_state *st = arg;
+	st->tm = calloc(n + 1, sizeof(*st->tm));
+	st->data = calloc(n + 1, sizeof(*st->data));
+	if (st->tm == NULL || st->data == NULL) {
+		*err_r = TERN_ERR_NOMEM;
+		return -1;
+	}
+	st->matches = matches;
+	st->n = n;
+	return 1;
+}
+
 static int load_one(struct imap_session *s, enum imap_thread_algo algo,
 		    const struct imap_sort_match *m, struct imap_thread_msg *tm,
 		    struct thread_data *d, enum tern_error *err_r)
@@ -111,6 +160,83 @@ static int load_one(struct imap_session *s, enum imap_thread_algo algo,
 	return 0;
 }
 
+static int thread_load(struct imap_session *s, void *arg, size_t i, enum tern_error *err_r)
+{
+	struct thread_state *st = arg;
+	st->tm[i].id = st->uid ? st->matches[i].uid : st->matches[i].seq;
+	st->tm[i].seq = st->matches[i].seq;
+	return load_one(s, st->algo, &st->matches[i], &st->tm[i], &st->data[i], err_r);
+}
+
+/* Builds the threads, writes them, and frees the strings they were built
+ * from (about 300,000 allocations for 20,000 messages: a few milliseconds
+ * better spent in slices than in the turn that sends the answer). */
+static int thread_compute(void *arg, uint64_t deadline_ms, enum tern_error *err_r)
+{
+	struct thread_state *st = arg;
+	if (st->build == NULL) {
+		st->build = imap_thread_build_new(st->algo, st->tm, st->n);
+		st->body = evbuffer_new();
+		if (st->build == NULL || st->body == NULL)
+			goto nomem;
+	}
+	if (!st->built) {
+		int r = imap_thread_build_step(st->build, deadline_ms);
+		if (r <= 0) {
+			if (r < 0)
+				goto nomem;
+			return 0;
+		}
+		st->built = true;
+	}
+	if (!st->written) {
+		int r = imap_thread_build_write(st->build, st->body, deadline_ms);
+		if (r <= 0) {
+			if (r < 0)
+				goto nomem;
+			return 0;
+		}
+		st->written = true;
+	}
+	/* only the ids are left to use */
+	for (; st->cleared < st->n; st->cleared++) {
+		data_clear(&st->data[st->cleared]);
+		if (st->cleared % 256 == 255 && tern_now_ms() >= deadline_ms) {
+			st->cleared++;
+			return 0;
+		}
+	}
+	return 1;
+nomem:
+	*err_r = TERN_ERR_NOMEM;
+	return -1;
+}
+
+static void thread_finish(struct imap_session *s, struct imap_cmd *cmd, void *arg, int r,
+			  enum tern_error err)
+{
+	struct thread_state *st = arg;
+	if (r < 0) {
+		imap_store_error(s, cmd, "THREAD", err);
+		return;
+	}
+	struct evbuffer *out = imap_out(s);
+	evbuffer_add(out, "* THREAD", 8);
+	if (evbuffer_get_length(st->body) > 0)
+		evbuffer_add(out, " ", 1);
+	evbuffer_add_buffer(out, st->body);
+	evbuffer_add(out, "\r\n", 2);
+	imap_tagged(s, cmd, "OK Thread completed");
+}
+
+static const struct imap_sort_run_ops thread_ops = {
+	.prepare = thread_prepare,
+	.load = thread_load,
+	.compute = thread_compute,
+	.finish = thread_finish,
+	.free = thread_state_free,
+};
+
 IMAP_HANDLER(cmd_thread)
 {
 	struct imap_search_program *sp = NULL;
@@ -127,49 +253,12 @@ IMAP_HANDLER(cmd_thread)
 	}
 	if (sp->uses_modseq)
 		s->condstore = true;
-	struct imap_sort_match *matches = NULL;
-	size_t n = 0;
-	uint64_t max_modseq = 0;
-	enum tern_error err = TERN_ERR_NONE;
-	int ret = imap_sort_search(s, sp, &matches, &n, &max_modseq, &err);
-	struct imap_thread_msg *tm = NULL;
-	struct thread_data *data = NULL;
-	if (ret == 0) {
-		tm = calloc(n + 1, sizeof(*tm));
-		data = calloc(n + 1, sizeof(*data));
-		if (tm == NULL || data == NULL) {
-			err = TERN_ERR_NOMEM;
-			ret = -1;
-		}
+	struct thread_state *st = calloc(1, sizeof(*st));
+	if (st == NULL) {
+		imap_search_program_free(&sp);
+		imap_store_error(s, cmd, "THREAD", TERN_ERR_NOMEM);
+		return IMAP_CMD_DONE;
 	}
-	for (size_t i = 0; ret == 0 && i < n; i++) {
-		tm[i].id = cmd->uid ? matches[i].uid : matches[i].seq;
-		tm[i].seq = matches[i].seq;
-		ret = load_one(s, algo, &matches[i], &tm[i], &data[i], &err);
-	}
-	struct evbuffer *body = ret == 0 ? evbuffer_new() : NULL;
-	if (ret == 0 && (body == NULL || imap_thread_write(body, algo, tm, n) < 0)) {
-		err = TERN_ERR_NOMEM;
-		ret = -1;
-	}
-	if (ret < 0) {
-		imap_store_error(s, cmd, "THREAD", err);
-	} else {
-		struct evbuffer *out = imap_out(s);
-		evbuffer_add(out, "* THREAD", 8);
-		if (evbuffer_get_length(body) > 0)
-			evbuffer_add(out, " ", 1);
-		evbuffer_add_buffer(out, body);
-		evbuffer_add(out, "\r\n", 2);
-		imap_tagged(s, cmd, "OK Thread completed");
-	}
-	if (body != NULL)
-		evbuffer_free(body);
-	for (size_t i = 0; data != NULL && i < n; i++)
-		data_clear(&data[i]);
-	free(data);
-	free(tm);
-	free(matches);
-	imap_search_program_free(&sp);
-	return IMAP_CMD_DONE;
+	*st = (struct thread_state){ .sp = sp, .algo = algo, .uid = cmd->uid };
+	return imap_sort_run(s, cmd, sp, &thread_ops, st);
 }

@@ -3,9 +3,11 @@
 
 #include <glib.h>
 #include <gmime/gmime.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/lock.h"
 #include "proto/imap/sort-envelope.h"
 #include "proto/imap/sort-subject.h"
 
@@ -146,11 +148,182 @@ static int compare(const void *pa, const void *pb, void *arg)
 	return cmp_num(a->seq, b->seq);
 }
 
+/* ---- merge sort in steps ---- */
+
+/* Elements merged between looks at the clock: a few microseconds of work,
+ * so a step overruns its deadline by about that much at most. */
+#define MERGE_CHECK 256
+
+struct imap_index_sort {
+	size_t n;
+	size_t *src, *dst;   /* a merge pass reads src, writes dst; then they swap */
+	imap_index_cmp *cmp;
+	void *arg;
+	size_t sorted;       /* runs: the indices before this are sorted runs */
+	size_t width;        /* merge passes: length of the runs being merged */
+	size_t mid, hi, i, j, k;   /* the pair [i..mid) + [j..hi) merging to dst[k..hi) */
+};
+
+struct imap_index_sort *imap_index_sort_new(size_t n, imap_index_cmp *cmp, void *arg)
+{
+	struct imap_index_sort *s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		return NULL;
+	s->src = malloc((n + 1) * sizeof(*s->src));
+	s->dst = n > IMAP_INDEX_SORT_RUN ? malloc((n + 1) * sizeof(*s->dst)) : NULL;
+	if (s->src == NULL || (n > IMAP_INDEX_SORT_RUN && s->dst == NULL)) {
+		imap_index_sort_free(&s);
+		return NULL;
+	}
+	for (size_t i = 0; i < n; i++)
+		s->src[i] = i;
+	s->n = n;
+	s->cmp = cmp;
+	s->arg = arg;
+	return s;
+}
+
+static void pair_at(struct imap_index_sort *s, size_t lo)
+{
+	s->i = s->k = lo;
+	s->mid = s->j = lo + s->width < s->n ? lo + s->width : s->n;
+	s->hi = s->mid + s->width < s->n ? s->mid + s->width : s->n;
+}
+
+int imap_index_sort_step(struct imap_index_sort *s, uint64_t deadline_ms)
+{
+	/* runs: one qsort_r each (about half a millisecond for SORT keys) */
+	while (s->sorted < s->n) {
+		size_t len = s->n - s->sorted < IMAP_INDEX_SORT_RUN ? s->n - s->sorted
+								   : IMAP_INDEX_SORT_RUN;
+		qsort_r(s->src + s->sorted, len, sizeof(*s->src), s->cmp, s->arg);
+		s->sorted += len;
+		if (s->sorted < s->n && tern_now_ms() >= deadline_ms)
+			return 0;
+	}
+	if (s->width == 0) {
+		s->width = IMAP_INDEX_SORT_RUN;
+		pair_at(s, 0);
+	}
+	unsigned since_check = 0;
+	while (s->width < s->n) {
+		while (s->k < s->hi) {
+			/* ties from the left run: stable, though a total order has none */
+			if (s->i < s->mid &&
+			    (s->j >= s->hi || s->cmp(&s->src[s->i], &s->src[s->j], s->arg) <= 0))
+				s->dst[s->k++] = s->src[s->i++];
+			else
+				s->dst[s->k++] = s->src[s->j++];
+			if (++since_check == MERGE_CHECK) {
+				since_check = 0;
+				if (tern_now_ms() >= deadline_ms)
+					return 0;
+			}
+		}
+		if (s->hi < s->n) {
+			pair_at(s, s->hi);
+			continue;
+		}
+		size_t *t = s->src;   /* the pass is done: its output is the next input */
+		s->src = s->dst;
+		s->dst = t;
+		s->width = s->width > s->n / 2 ? s->n : s->width * 2;
+		if (s->width < s->n)
+			pair_at(s, 0);
+	}
+	return 1;
+}
+
+const size_t *imap_index_sort_result(const struct imap_index_sort *s)
+{
+	return s->src;
+}
+
+void imap_index_sort_free(struct imap_index_sort **_s)
+{
+	struct imap_index_sort *s = *_s;
+	if (s == NULL)
+		return;
+	free(s->src);
+	free(s->dst);
+	free(s);
+	*_s = NULL;
+}
+
+/* ---- SORT's ordering ---- */
+
+struct imap_sort_ordering {
+	struct imap_sort_msg *msgs;
+	size_t count;
+	const struct imap_sort_program *prog;
+	struct imap_index_sort *sort;
+	struct imap_sort_msg *out;   /* the messages in order, then copied back */
+	bool done;                   /* msgs is in order: never permute twice */
+};
+
+static int compare_index(const void *pa, const void *pb, void *arg)
+{
+	const struct imap_sort_ordering *o = arg;
+	return compare(&o->msgs[*(const size_t *)pa], &o->msgs[*(const size_t *)pb],
+		       (void *)o->prog);
+}
+
+struct imap_sort_ordering *imap_sort_order_begin(struct imap_sort_msg *msgs, size_t count,
+						 const struct imap_sort_program *prog)
+{
+	struct imap_sort_ordering *o = calloc(1, sizeof(*o));
+	if (o == NULL)
+		return NULL;
+	*o = (struct imap_sort_ordering){ .msgs = msgs, .count = count, .prog = prog };
+	/* taken now, so that the last step cannot fail */
+	o->out = malloc((count + 1) * sizeof(*o->out));
+	o->sort = imap_index_sort_new(count, compare_index, o);
+	if (o->out == NULL || o->sort == NULL)
+		imap_sort_order_free(&o);
+	return o;
+}
+
+int imap_sort_order_step(struct imap_sort_ordering *o, uint64_t deadline_ms)
+{
+	if (o->done)
+		return 1;
+	if (imap_index_sort_step(o->sort, deadline_ms) == 0)
+		return 0;
+	/* the structs move, their key strings with them: about 2 MB for
+	 * 20,000 messages, well within a step */
+	const size_t *order = imap_index_sort_result(o->sort);
+	for (size_t i = 0; i < o->count; i++)
+		o->out[i] = o->msgs[order[i]];
+	if (o->count > 0)
+		memcpy(o->msgs, o->out, o->count * sizeof(*o->msgs));
+	o->done = true;
+	return 1;
+}
+
+void imap_sort_order_free(struct imap_sort_ordering **_o)
+{
+	struct imap_sort_ordering *o = *_o;
+	if (o == NULL)
+		return;
+	imap_index_sort_free(&o->sort);
+	free(o->out);
+	free(o);
+	*_o = NULL;
+}
+
 void imap_sort_order(struct imap_sort_msg *msgs, size_t count,
 		     const struct imap_sort_program *prog)
 {
-	if (count > 1)
-		qsort_r(msgs, count, sizeof(*msgs), compare, (void *)prog);
+	if (count < 2)
+		return;
+	struct imap_sort_ordering *o = imap_sort_order_begin(msgs, count, prog);
+	if (o != NULL) {
+		(void)imap_sort_order_step(o, UINT64_MAX);
+		imap_sort_order_free(&o);
+		return;
+	}
+	/* out of memory for the index arrays: sort in place, same order */
+	qsort_r(msgs, count, sizeof(*msgs), compare, (void *)prog);
 }
 
 void imap_sort_msgs_free(struct imap_sort_msg **_msgs, size_t count)

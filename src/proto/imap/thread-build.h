@@ -31,4 +31,21 @@ struct imap_thread_msg {
 int imap_thread_write(struct evbuffer *out, enum imap_thread_algo algo,
 		      const struct imap_thread_msg *msgs, size_t count);
 
+/* The same in steps, so that threading a big folder never holds the loop
+ * thread for long: new (NULL = out of memory; msgs and its strings are
+ * borrowed until free), then step until it returns 1 (built) rather than
+ * 0 (deadline_ms, on tern_now_ms's clock, has passed; every call makes
+ * some progress, so a deadline of 0 gives the finest slicing) or -1 (out
+ * of memory), then write until it returns 1 (all written to out; 0 =
+ * deadline passed, call again with the same out; -1 = not built), then
+ * free. Once built, only the ids of msgs are used: its strings may go.
+ * The threads are exactly those imap_thread_write writes. */
+struct imap_thread_build;
+struct imap_thread_build *imap_thread_build_new(enum imap_thread_algo algo,
+						const struct imap_thread_msg *msgs, size_t count);
+int imap_thread_build_step(struct imap_thread_build *b, uint64_t deadline_ms);
+int imap_thread_build_write(struct imap_thread_build *b, struct evbuffer *out,
+			    uint64_t deadline_ms);
+void imap_thread_build_free(struct imap_thread_build **b);
+
 #endif
