@@ -9,11 +9,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/limits.h"
+#include "core/lock.h"
 #include "core/log.h"
 #include "proto/imap/commands.h"
 #include "proto/imap/fetch-parse.h"
 #include "proto/imap/fetch-write.h"
 #include "proto/imap/seqset.h"
+#include "proto/imap/store-write.h"
 #include "store/store.h"
 
 /* Pause producing above this much unsent output, resume below the low mark. */
@@ -38,6 +41,10 @@ struct fetch_state {
 	bool list_is_changes;      /* CHANGEDSINCE: absent from list = unchanged */
 	uint32_t *seen_set;        /* UIDs whose \Seen this command set */
 	size_t seen_count, seen_pos;
+	/* the \Seen write, made on the user's worker before the responses */
+	char *seen_folder;
+	struct store_msg *seen_msgs;
+	size_t seen_msgs_count;
 	size_t view_cursor;        /* imap_view_seq_walk: uids are ascending */
 	bool expunged;             /* a message vanished before it was sent */
 	bool async;
@@ -52,6 +59,8 @@ static void fetch_state_free(void *p)
 	free(f->uids);
 	store_msgs_free(&f->list, f->list_count);
 	free(f->seen_set);
+	free(f->seen_folder);
+	store_msgs_free(&f->seen_msgs, f->seen_msgs_count);
 	free(f);
 }
 
@@ -94,12 +103,15 @@ static int send_vanished(struct fetch_state *f, const struct store_changes *ch)
 
 /* Sets \Seen on the requested messages the client knows as unseen, in one
  * transaction; their responses then carry FLAGS (RFC 3501 §6.4.5). */
-static int mark_seen(struct fetch_state *f, enum tern_error *err_r)
+/* The requested messages not yet \Seen, into f->seen_set: what the write
+ * on the worker sets. 0 with none, -1 when out of memory. */
+static int seen_todo(struct fetch_state *f, enum tern_error *err_r)
 {
 	struct imap_view *v = f->s->view;
 	uint32_t *todo = malloc(f->count * sizeof(*todo) + 1);
 	size_t n = 0;
-	if (todo == NULL) {
+	if (todo == NULL || (f->seen_folder = strdup(v->folder)) == NULL) {
+		free(todo);
 		*err_r = TERN_ERR_NOMEM;
 		return -1;
 	}
@@ -108,26 +120,32 @@ static int mark_seen(struct fetch_state *f, enum tern_error *err_r)
 		if (seq != 0 && (v->msgs[seq - 1].flags & STORE_FLAG_SEEN) == 0)
 			todo[n++] = f->uids[i];
 	}
-	struct store_msg *msgs = NULL;
-	size_t msgs_count = 0;
-	if (n == 0 || store_flags_update(f->s->store, v->folder, todo, n, STORE_FLAGS_ADD,
-					 STORE_FLAG_SEEN, NULL, 0, &msgs, &msgs_count, NULL, NULL,
-					 err_r) < 0) {
-		free(todo);
-		return n == 0 ? 0 : -1;
-	}
-	/* what we report in the responses is what the view now holds */
-	for (size_t i = 0; i < msgs_count; i++)
-		imap_view_update_msg(v, msgs[i].uid, msgs[i].flags, msgs[i].keywords,
-				     msgs[i].modseq);
-	n = 0;
-	for (size_t i = 0; i < msgs_count; i++)
-		todo[n++] = msgs[i].uid;
-	store_msgs_free(&msgs, msgs_count);
 	f->seen_set = todo;
 	f->seen_count = n;
-	imap_notify_changed(f->s);
 	return 0;
+}
+
+static int seen_write(struct store *st, void *arg, enum tern_error *err_r)
+{
+	struct fetch_state *f = arg;
+	return store_flags_update(st, f->seen_folder, f->seen_set, f->seen_count, STORE_FLAGS_ADD,
+				  STORE_FLAG_SEEN, NULL, 0, &f->seen_msgs, &f->seen_msgs_count,
+				  NULL, NULL, err_r);
+}
+
+/* What the responses report is what the view now holds. */
+static void seen_apply(struct fetch_state *f)
+{
+	struct imap_view *v = f->s->view;
+	for (size_t i = 0; i < f->seen_msgs_count; i++)
+		imap_view_update_msg(v, f->seen_msgs[i].uid, f->seen_msgs[i].flags,
+				     f->seen_msgs[i].keywords, f->seen_msgs[i].modseq);
+	f->seen_count = 0;
+	for (size_t i = 0; i < f->seen_msgs_count; i++)
+		f->seen_set[f->seen_count++] = f->seen_msgs[i].uid;
+	store_msgs_free(&f->seen_msgs, f->seen_msgs_count);
+	f->seen_msgs_count = 0;
+	imap_notify_changed(f->s);
 }
 
 /* Bulk metadata: the CHANGEDSINCE change list, or the folder list when many
@@ -314,11 +332,20 @@ static bool fetch_run(struct fetch_state *f)
 	 * It always ends before waiting for the client. */
 	bool in_read_tx = false;
 	size_t read_tx_msgs = 0;
+	/* A fast client drains as fast as it is written to: the time slice,
+	 * not the output mark, is then what gives other sessions their turn. */
+	uint64_t slice_end = tern_now_ms() + TERN_COMMAND_SLICE_MS;
 	while (f->pos < f->count && r == 0) {
 		if (conn_output_pending(s->conn) > FETCH_OUTPUT_HIGH) {
 			if (in_read_tx)
 				store_read_end(s->store);
 			conn_set_drain_hook(s->conn, FETCH_OUTPUT_LOW, fetch_drained);
+			return false;
+		}
+		if (tern_now_ms() >= slice_end) {
+			if (in_read_tx)
+				store_read_end(s->store);
+			conn_yield(s->conn, fetch_drained);
 			return false;
 		}
 		if (in_read_tx && read_tx_msgs == FETCH_READ_TX_MSGS) {
@@ -360,6 +387,36 @@ static enum imap_cmd_result fetch_fail(struct imap_session *s, struct imap_cmd *
 	return IMAP_CMD_DONE;
 }
 
+/* Writes the responses: at once, or as the output drains. */
+static enum imap_cmd_result fetch_start(struct imap_session *s, struct imap_cmd *cmd,
+					struct fetch_state *f)
+{
+	enum tern_error err = TERN_ERR_NONE;
+	if (load_list(f, &err) < 0)
+		return fetch_fail(s, cmd, f, NULL, err);
+	if (fetch_run(f))
+		return IMAP_CMD_DONE;
+	f->async = true;
+	s->cmd_state = f;
+	s->cmd_state_free = fetch_state_free;
+	return IMAP_CMD_ASYNC;
+}
+
+static enum imap_cmd_result fetch_after_seen(struct imap_session *s, struct imap_cmd *cmd,
+					     void *arg, int result, enum tern_error err,
+					     bool closing)
+{
+	struct fetch_state *f = arg;
+	if (closing) {
+		fetch_state_free(f);
+		return IMAP_CMD_DONE;
+	}
+	if (result < 0)
+		return fetch_fail(s, cmd, f, NULL, err);
+	seen_apply(f);
+	return fetch_start(s, cmd, f);
+}
+
 IMAP_HANDLER(cmd_fetch)
 {
 	const char *bad = NULL;
@@ -388,14 +445,11 @@ IMAP_HANDLER(cmd_fetch)
 	if (imap_view_resolve(s, &cmd->args[0], cmd->uid, &f->uids, &f->count, &bad) < 0)
 		return fetch_fail(s, cmd, f, bad, err);
 	imap_fetch_needs(f->req, &f->needs);
-	if (f->req->sets_seen && !s->view->readonly && mark_seen(f, &err) < 0)
-		return fetch_fail(s, cmd, f, NULL, err);
-	if (load_list(f, &err) < 0)
-		return fetch_fail(s, cmd, f, NULL, err);
-	if (fetch_run(f))
-		return IMAP_CMD_DONE;
-	f->async = true;
-	s->cmd_state = f;
-	s->cmd_state_free = fetch_state_free;
-	return IMAP_CMD_ASYNC;
+	if (f->req->sets_seen && !s->view->readonly) {
+		if (seen_todo(f, &err) < 0)
+			return fetch_fail(s, cmd, f, NULL, err);
+		if (f->seen_count > 0)
+			return imap_store_write_then(s, cmd, seen_write, f, fetch_after_seen);
+	}
+	return fetch_start(s, cmd, f);
 }

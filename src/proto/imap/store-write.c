@@ -14,6 +14,7 @@ struct imap_write {
 	void *arg;
 	imap_write_fn *write;
 	imap_write_done_fn *done;
+	imap_write_then_fn *then;
 };
 
 static int write_trampoline(struct store *st, void *arg, enum tern_error *err_r)
@@ -27,17 +28,27 @@ static void write_done(struct store_task *t)
 	struct imap_write *w = t->arg;
 	struct conn *c = w->conn;
 	struct imap_session *s = c->state;
-	w->done(s, w->cmd, w->arg, t->result, t->err, c->closing);
+	enum imap_cmd_result r = IMAP_CMD_DONE;
+	if (w->then != NULL)
+		r = w->then(s, w->cmd, w->arg, t->result, t->err, c->closing);
+	else
+		w->done(s, w->cmd, w->arg, t->result, t->err, c->closing);
 	free(w);
-	imap_command_finished(s);
+	if (r == IMAP_CMD_DONE)
+		imap_command_finished(s);
 	conn_unref(&c);
 }
 
-enum imap_cmd_result imap_store_write(struct imap_session *s, struct imap_cmd *cmd,
-				      imap_write_fn *write, void *arg, imap_write_done_fn *done)
+static enum imap_cmd_result start(struct imap_session *s, struct imap_cmd *cmd,
+				  imap_write_fn *write, void *arg, imap_write_done_fn *done,
+				  imap_write_then_fn *then)
 {
 	struct imap_write *w = calloc(1, sizeof(*w));
 	if (w == NULL) {
+		if (then != NULL)
+			return then(s, cmd, arg, -1, TERN_ERR_NOMEM, false) == IMAP_CMD_ASYNC
+				       ? IMAP_CMD_ASYNC
+				       : IMAP_CMD_DONE;
 		done(s, cmd, arg, -1, TERN_ERR_NOMEM, false);
 		return IMAP_CMD_DONE;
 	}
@@ -46,6 +57,7 @@ enum imap_cmd_result imap_store_write(struct imap_session *s, struct imap_cmd *c
 	w->arg = arg;
 	w->write = write;
 	w->done = done;
+	w->then = then;
 	w->task.user = s->user;
 	w->task.run = write_trampoline;
 	w->task.arg = w;
@@ -54,4 +66,17 @@ enum imap_cmd_result imap_store_write(struct imap_session *s, struct imap_cmd *c
 	conn_ref(s->conn);
 	delivery_store_task(s->conn->loop->server->delivery, &w->task);
 	return IMAP_CMD_ASYNC;
+}
+
+enum imap_cmd_result imap_store_write(struct imap_session *s, struct imap_cmd *cmd,
+				      imap_write_fn *write, void *arg, imap_write_done_fn *done)
+{
+	return start(s, cmd, write, arg, done, NULL);
+}
+
+enum imap_cmd_result imap_store_write_then(struct imap_session *s, struct imap_cmd *cmd,
+					   imap_write_fn *write, void *arg,
+					   imap_write_then_fn *then)
+{
+	return start(s, cmd, write, arg, NULL, then);
 }
