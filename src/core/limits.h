@@ -113,4 +113,27 @@
  * the client waiting on a disk or a lock. */
 #define TERN_STORE_WRITE_DEADLINE_MS    5000u
 
+/* The delivery journal starts a new segment once the current one grows past
+ * this; a segment is deleted when every store written under it has been
+ * checkpointed. At most TERN_JOURNAL_SEGMENTS_MAX are replayed at start. */
+#define TERN_JOURNAL_SEGMENT_BYTES      (64ull * 1024 * 1024)
+#define TERN_JOURNAL_SEGMENTS_MAX       4096u
+
+/* Apply workers (the one writer of each user's store): more than the CPUs,
+ * so one waiting on the disk does not idle a core. Each keeps up to
+ * TERN_WORKER_STORE_HANDLES stores open (three descriptors each) and
+ * checkpoints TERN_WORKER_CHECKPOINTS_PER_ROUND per round, which spreads a
+ * segment's fsyncs over many rounds. */
+#define TERN_APPLY_WORKERS              4u
+#define TERN_WORKER_STORE_HANDLES       1024u
+#define TERN_WORKER_CHECKPOINTS_PER_ROUND 4u
+
+/* MIME parsing caps, not tunables: they bound work and output on hostile
+ * input (Dovecot's message parser has similar nesting and part limits).
+ * RFC 2046 §5.1.1 allows 70 characters in a boundary; we are lenient but
+ * bounded. */
+#define TERN_MIME_DEPTH_MAX             50
+#define TERN_MIME_PARTS_MAX             10000
+#define TERN_MIME_BOUNDARY_MAX          200
+
 #endif

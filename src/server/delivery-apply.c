@@ -18,10 +18,6 @@
 #include "server/watchdog.h"
 #include "store/store.h"
 
-/* Open store handles per worker (three descriptors each). */
-#define WORKER_STORE_HANDLES 1024u
-/* Stores checkpointed per round: spreads a segment's fsyncs over many rounds. */
-#define WORKER_CHECKPOINTS_PER_ROUND 4u
 
 bool delivery_error_is_item_own(enum tern_error err)
 {
@@ -306,7 +302,7 @@ static void worker_housekeeping(struct apply_worker *w)
 	enum tern_error err;
 	const char *failed = "?";
 	if (store_cache_checkpoint_older(w->stores, atomic_load(&w->d->gen),
-					 WORKER_CHECKPOINTS_PER_ROUND, &failed, &err) < 0)
+					 TERN_WORKER_CHECKPOINTS_PER_ROUND, &failed, &err) < 0)
 		log_error("delivery: checkpoint of user=%s failed (retried later): %s", failed,
 			  tern_error_str(err));
 }
@@ -372,7 +368,7 @@ int apply_workers_start(struct delivery *d, unsigned count, char **err_r)
 		w->dirty_min_gen = UINT64_MAX;
 		tern_mutex_init(&w->mu, "delivery worker queue");
 		tern_cond_init(&w->cond);
-		w->stores = store_cache_new(d->data_dir, WORKER_STORE_HANDLES);
+		w->stores = store_cache_new(d->data_dir, TERN_WORKER_STORE_HANDLES);
 		if (w->stores == NULL || pthread_create(&w->thread, NULL, worker_main, w) != 0) {
 			store_cache_free(&w->stores);
 			*err_r = strdup("cannot start a delivery worker");

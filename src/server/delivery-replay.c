@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/limits.h"
 #include "core/log.h"
 #include "server/delivery-private.h"
 #include "server/journal.h"
@@ -15,9 +16,6 @@
 #include "store/store.h"
 
 #define DELIVERY_SEGMENT_PREFIX "delivery.journal."
-#define DELIVERY_MAX_SEGMENTS 4096u
-/* Handles kept open during replay (it runs before the workers start). */
-#define REPLAY_STORE_HANDLES 1024u
 
 /* A JOURNAL_MESSAGE record of the segment being replayed; its bytes point
  * into the segment's mapping, valid until the segment is done. */
@@ -73,10 +71,10 @@ static int list_segments(const char *data_dir, uint64_t **gens_r, size_t *count_
 			*err_r = NULL;
 		return -1;
 	}
-	uint64_t *gens = calloc(DELIVERY_MAX_SEGMENTS, sizeof(*gens));
+	uint64_t *gens = calloc(TERN_JOURNAL_SEGMENTS_MAX, sizeof(*gens));
 	size_t n = 0, plen = strlen(DELIVERY_SEGMENT_PREFIX);
 	struct dirent *de;
-	while (gens != NULL && (de = readdir(dir)) != NULL && n < DELIVERY_MAX_SEGMENTS) {
+	while (gens != NULL && (de = readdir(dir)) != NULL && n < TERN_JOURNAL_SEGMENTS_MAX) {
 		char *end;
 		if (strncmp(de->d_name, DELIVERY_SEGMENT_PREFIX, plen) != 0)
 			continue;
@@ -216,7 +214,7 @@ int delivery_replay(struct delivery *d, char **err_r)
 	atomic_store(&d->gen, n > 0 ? gens[n - 1] + 1 : 1);
 	d->oldest_gen = n > 0 ? gens[0] : atomic_load(&d->gen);
 	struct replay_ctx rc = {.d = d, .collecting_aborts = true};
-	rc.stores = store_cache_new(d->data_dir, REPLAY_STORE_HANDLES);
+	rc.stores = store_cache_new(d->data_dir, TERN_WORKER_STORE_HANDLES);
 	int ret = rc.stores != NULL ? replay_segments(&rc, gens, n, err_r) : -1;
 	if (ret == 0) {
 		if (rc.aborted_count > 0)

@@ -18,12 +18,6 @@
 #include "store/mime.h"
 #include "store/store.h"
 
-/* Start a new journal segment once the current one grows past this. A
- * segment is deleted when every store written under it has been checkpointed. */
-#define DELIVERY_SEGMENT_BYTES (64ull * 1024 * 1024)
-/* Apply workers: more than the CPUs, so one waiting on the disk does not
- * idle a core. */
-#define DELIVERY_APPLY_WORKERS 4u
 
 void (*delivery_user_changed_hook)(const char *user);
 
@@ -228,7 +222,7 @@ static void commit_batch(struct delivery *d, struct delivery_job *batch)
 static void rotate_segment(struct delivery *d)
 {
 	TERN_LOCK_GUARD(&d->journal_mu);
-	if (journal_size(d->journal) < DELIVERY_SEGMENT_BYTES)
+	if (journal_size(d->journal) < TERN_JOURNAL_SEGMENT_BYTES)
 		return;
 	uint64_t gen = atomic_load(&d->gen) + 1;
 	char *path = delivery_segment_path(d, gen), *err = NULL;
@@ -330,7 +324,7 @@ int delivery_start(struct server *srv, struct delivery **d_r, char **err_r)
 		delivery_free(d);
 		return -1;
 	}
-	if (apply_workers_start(d, DELIVERY_APPLY_WORKERS, err_r) < 0) {
+	if (apply_workers_start(d, TERN_APPLY_WORKERS, err_r) < 0) {
 		(void)apply_workers_stop(d);
 		delivery_free(d);
 		return -1;

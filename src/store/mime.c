@@ -3,6 +3,7 @@
  * section ranges come from one tree and index the stored message exactly;
  * GMime parses the fields (content types, RFC 2231 parameters, addresses,
  * encoded-words, dates) and decodes bodies (base64, QP, charsets). */
+#include "core/limits.h"
 #include "store/mime.h"
 
 #include <gmime/gmime.h>
@@ -13,12 +14,9 @@
 #include <string.h>
 #include <strings.h>
 
-/* Parsing caps, not tunables: they bound work and output on hostile input.
- * Dovecot uses similar figures (message_parser max nesting / total parts). */
-#define MIME_MAX_DEPTH 50
-#define MIME_MAX_PARTS 10000
-/* RFC 2046 §5.1.1 allows 70 characters; be lenient but bounded. */
-#define MIME_BOUNDARY_MAX 200
+#define MIME_MAX_DEPTH TERN_MIME_DEPTH_MAX
+#define MIME_MAX_PARTS TERN_MIME_PARTS_MAX
+#define MIME_BOUNDARY_MAX TERN_MIME_BOUNDARY_MAX
 /* Longer strings go out as literals: some clients cap quoted strings. */
 #define MIME_QUOTED_MAX 1024
 
