@@ -145,7 +145,6 @@ static void server_stop(void)
 	/* With a connection still open its session may still use the server:
 	 * leave the threads be (the process is ending anyway). */
 	if (conn_count_total() == 0) {
-		auth_pool_stop();
 		server_deinit(&srv);
 		config_free(&cfg);
 	}
@@ -193,7 +192,13 @@ static void server_start(void)
 	add_user(dir, FZ_USER3, FZ_PASS3, "node2");
 	directory_close(&dir);
 
-	if (server_init(&srv, &cfg) < 0) {
+	/* no listeners (see above); the password workers as in ternd, which
+	 * server_deinit stops */
+	static const struct server_frontends fe = {
+		.services_start = auth_pool_start,
+		.services_stop = auth_pool_stop,
+	};
+	if (server_init(&srv, &cfg, &fe) < 0) {
 		fprintf(stderr, "fuzz: the server did not start (data_dir %s)\n", data_dir);
 		abort();
 	}

@@ -1,5 +1,6 @@
 /* ternd: the Tern mail store daemon. Stays in the foreground and logs to
- * stderr (right under systemd); SIGTERM stops it cleanly. */
+ * stderr (right under systemd); SIGTERM stops it cleanly. This is where the
+ * protocol front ends are wired to the server: server/ names no protocol. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +9,10 @@
 #include "core/config.h"
 #include "core/fs-perms.h"
 #include "core/log.h"
+#include "proto/auth.h"
+#include "proto/imap/session.h"
+#include "proto/lmtp/session.h"
+#include "proto/pop3/session.h"
 #include "server/server.h"
 #include "server/tls.h"
 #include "store/store.h"
@@ -29,6 +34,29 @@ static const char usage_text[] =
 	"SIGTERM or SIGINT: stop accepting connections, let open transactions finish\n"
 	"(up to shutdown_timeout), then exit 0. A second signal stops at once.\n";
 
+enum { LISTEN_COUNT = 5 };
+
+/* Every listener a node can have, from the configuration. */
+static void frontends_of(const struct tern_config *cfg, struct server_listen listens[LISTEN_COUNT],
+			 struct server_frontends *fe_r)
+{
+	const struct server_listen table[LISTEN_COUNT] = {
+		{"lmtp", cfg->lmtp_listen, &lmtp_proto, false},
+		{"imap", cfg->imap_listen, &imap_proto, false},
+		{"imaps", cfg->imaps_listen, &imap_proto, true},
+		{"pop3", cfg->pop3_listen, &pop3_proto, false},
+		{"pop3s", cfg->pop3s_listen, &pop3_proto, true},
+	};
+	memcpy(listens, table, sizeof(table));
+	*fe_r = (struct server_frontends){
+		.listens = listens,
+		.listen_count = LISTEN_COUNT,
+		/* IMAP and POP3 logins check passwords on these workers */
+		.services_start = auth_pool_start,
+		.services_stop = auth_pool_stop,
+	};
+}
+
 /* --check-config also loads the certificate and key, so that a bad TLS
  * setup is found before a restart rather than by it. */
 static int check_tls(struct tern_config *cfg)
@@ -38,12 +66,14 @@ static int check_tls(struct tern_config *cfg)
 		return 1;
 	bool tls = tls_available(&probe);
 	tls_deinit(&probe);
-	const char *needs = cfg->imaps_listen != NULL && cfg->imaps_listen[0] != '\0' ? "imaps_listen"
-			    : cfg->pop3s_listen != NULL && cfg->pop3s_listen[0] != '\0' ? "pop3s_listen"
-											   : NULL;
-	if (!tls && needs != NULL) {
-		log_error("%s is set but tls_cert is not", needs);
-		return 1;
+	struct server_listen listens[LISTEN_COUNT];
+	struct server_frontends fe;
+	frontends_of(cfg, listens, &fe);
+	for (size_t i = 0; i < fe.listen_count && !tls; i++) {
+		if (listens[i].tls && listens[i].addr != NULL && listens[i].addr[0] != '\0') {
+			log_error("%s_listen is set but tls_cert is not", listens[i].what);
+			return 1;
+		}
 	}
 	return 0;
 }
@@ -108,9 +138,12 @@ int main(int argc, char **argv)
 		config_free(&cfg);
 		return 1;
 	}
+	struct server_listen listens[LISTEN_COUNT];
+	struct server_frontends fe;
+	frontends_of(&cfg, listens, &fe);
 	struct server srv;
 	int status = 1;
-	if (server_init(&srv, &cfg) == 0)
+	if (server_init(&srv, &cfg, &fe) == 0)
 		status = server_run(&srv);
 	else
 		log_error("node %s: start-up failed", cfg.node_name);

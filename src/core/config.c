@@ -34,7 +34,6 @@ struct key_def {
 	uint64_t min, max;
 };
 
-#define SEC 1000ull
 #define KEY(n, t, lo, hi) { #n, t, offsetof(struct tern_config, n), lo, hi }
 #define DUR(n, lo, hi) { #n, KEY_DURATION32, offsetof(struct tern_config, n##_ms), lo, hi }
 
@@ -55,34 +54,43 @@ static const struct key_def keys[] = {
 	KEY(tls_key, KEY_STRING, 0, 0),
 	KEY(allow_plaintext_auth, KEY_BOOL, 0, 0),
 	KEY(log_level, KEY_LOGLEVEL, 0, 0),
-	KEY(max_message_size, KEY_SIZE64, 1024, TERN_MESSAGE_SIZE_CEILING),
+	KEY(max_message_size, KEY_SIZE64, TERN_MESSAGE_SIZE_MIN, TERN_MESSAGE_SIZE_CEILING),
 	KEY(max_line_length, KEY_SIZE32, TERN_LINE_LENGTH_MIN, TERN_LINE_LENGTH_CEILING),
-	KEY(max_literal_size, KEY_SIZE32, 1024, TERN_LITERAL_SIZE_CEILING),
+	KEY(max_literal_size, KEY_SIZE32, TERN_LITERAL_SIZE_MIN, TERN_LITERAL_SIZE_CEILING),
 	KEY(max_connections, KEY_COUNT32, 1, TERN_CONNECTIONS_CEILING),
 	KEY(max_bad_commands, KEY_COUNT32, 1, TERN_BAD_COMMANDS_CEILING),
 	/* RFC 5321 §4.5.3.1.8: at least 100 recipients must be accepted. */
 	KEY(max_recipients, KEY_COUNT32, 100, TERN_RECIPIENTS_CEILING),
-	KEY(worker_threads, KEY_COUNT32, 0, 1024),
-	DUR(shutdown_timeout, 0, 3600 * SEC),
-	DUR(idle_timeout, 1 * SEC, 24 * 3600 * SEC),
-	DUR(lmtp_timeout, 1 * SEC, 24 * 3600 * SEC),
-	DUR(watchdog_threshold, 10, 3600 * SEC),
-	DUR(auth_failure_delay, 0, 60 * SEC),
+	KEY(worker_threads, KEY_COUNT32, 0, TERN_WORKER_THREADS_CEILING),
+	DUR(shutdown_timeout, 0, TERN_SHUTDOWN_TIMEOUT_MS_CEILING),
+	DUR(idle_timeout, TERN_IDLE_TIMEOUT_MS_MIN, TERN_IDLE_TIMEOUT_MS_CEILING),
+	DUR(lmtp_timeout, TERN_IDLE_TIMEOUT_MS_MIN, TERN_IDLE_TIMEOUT_MS_CEILING),
+	DUR(watchdog_threshold, TERN_WATCHDOG_THRESHOLD_MS_MIN, TERN_WATCHDOG_THRESHOLD_MS_CEILING),
+	DUR(auth_failure_delay, 0, TERN_AUTH_FAILURE_DELAY_MS_CEILING),
 	KEY(default_quota, KEY_SIZE64, 0, UINT64_MAX),
 	KEY(quota_full_tempfail, KEY_BOOL, 0, 0),
 	KEY(lmtp_max_connections, KEY_COUNT32, 1, TERN_CONNECTIONS_CEILING),
 	KEY(max_preauth_per_address, KEY_COUNT32, 1, TERN_CONNECTIONS_CEILING),
-	DUR(login_timeout, 1 * SEC, 3600 * SEC),
-	KEY(auth_max_pending, KEY_COUNT32, 1, 1000000),
-	KEY(auth_max_pending_per_address, KEY_COUNT32, 1, 1000000),
+	DUR(login_timeout, TERN_LOGIN_TIMEOUT_MS_MIN, TERN_LOGIN_TIMEOUT_MS_CEILING),
+	KEY(auth_max_pending, KEY_COUNT32, 1, TERN_AUTH_PENDING_CEILING),
+	KEY(auth_max_pending_per_address, KEY_COUNT32, 1, TERN_AUTH_PENDING_CEILING),
 };
+
+/* The configuration is read at start-up only, where running out of memory
+ * may end the process (docs/architecture.md, "Out of memory"): say so and
+ * exit rather than return a half-read configuration. */
+static _Noreturn void config_no_memory(void)
+{
+	fputs("tern: out of memory while reading the configuration\n", stderr);
+	exit(1);
+}
 
 static char *xstrdup(const char *s)
 {
 	char *d = strdup(s);
 
 	if (d == NULL)
-		abort();        /* config is read at start-up; no way to go on */
+		config_no_memory();
 	return d;
 }
 
@@ -94,7 +102,7 @@ static char *xasprintf(const char *fmt, ...)
 
 	va_start(ap, fmt);
 	if (vasprintf(&s, fmt, ap) < 0)
-		abort();
+		config_no_memory();
 	va_end(ap);
 	return s;
 }
@@ -145,7 +153,7 @@ void config_defaults(struct tern_config *cfg)
 	cfg->idle_timeout_ms = TERN_IDLE_TIMEOUT_MS_DEFAULT;
 	cfg->lmtp_timeout_ms = TERN_LMTP_TIMEOUT_MS_DEFAULT;
 	cfg->watchdog_threshold_ms = TERN_WATCHDOG_THRESHOLD_MS_DEFAULT;
-	cfg->auth_failure_delay_ms = 2000;
+	cfg->auth_failure_delay_ms = TERN_AUTH_FAILURE_DELAY_MS_DEFAULT;
 	cfg->default_quota = 0;
 	cfg->quota_full_tempfail = false;
 	cfg->lmtp_max_connections = TERN_LMTP_CONNECTIONS_DEFAULT;
@@ -319,7 +327,7 @@ static int set_error(char **err_r, const char *key, const char *fmt, ...)
 		return -1;
 	va_start(ap, fmt);
 	if (vasprintf(&reason, fmt, ap) < 0)
-		abort();
+		config_no_memory();
 	va_end(ap);
 	*err_r = xasprintf("key '%s': %s", key, reason);
 	free(reason);

@@ -1,6 +1,8 @@
 /* Every limit Tern enforces, in one place: a default, a hard ceiling, and why.
  * The config may tune a limit up to its ceiling but never switch it off;
- * parsers receive their limits at creation and check before allocating. */
+ * parsers receive their limits at creation and check before allocating.
+ * Fixed limits and the watermarks of buffers and queues live here too, so
+ * that what bounds memory and waiting can be read in one file. */
 #ifndef TERN_CORE_LIMITS_H
 #define TERN_CORE_LIMITS_H
 
@@ -10,12 +12,16 @@
 #define TERN_LINE_LENGTH_MIN            1024u
 #define TERN_LINE_LENGTH_CEILING        (1024u * 1024)
 
-/* Largest message accepted by LMTP or APPEND. */
+/* Largest message accepted by LMTP or APPEND. The minimum leaves room for
+ * the headers of an ordinary message: less would refuse all mail. */
 #define TERN_MESSAGE_SIZE_DEFAULT       (50ull * 1024 * 1024)
+#define TERN_MESSAGE_SIZE_MIN           1024u
 #define TERN_MESSAGE_SIZE_CEILING       (1024ull * 1024 * 1024)
 
-/* Largest IMAP literal other than an APPEND message (search strings, names). */
+/* Largest IMAP literal other than an APPEND message (search strings, names).
+ * The minimum still fits a folder name (TERN_FOLDER_NAME_MAX). */
 #define TERN_LITERAL_SIZE_DEFAULT       (64u * 1024)
+#define TERN_LITERAL_SIZE_MIN           1024u
 #define TERN_LITERAL_SIZE_CEILING       (16u * 1024 * 1024)
 
 /* Before login a literal can only be a user name, a password or an ID
@@ -42,9 +48,44 @@
 #define TERN_LOGIN_TIMEOUT_MS_DEFAULT   (60u * 1000)
 
 /* Password checks waiting or running (each costs milliseconds of CPU), for
- * the node and for one client address: a guesser fills its own share only. */
+ * the node and for one client address: a guesser fills its own share only.
+ * The ceiling is far past any useful queue (a million checks take hours). */
 #define TERN_AUTH_PENDING_DEFAULT       256u
 #define TERN_AUTH_PENDING_PER_ADDRESS_DEFAULT 8u
+#define TERN_AUTH_PENDING_CEILING       1000000u
+
+/* Threads that check passwords. Two keep a burst of logins from waiting on
+ * one hash while leaving the CPUs to the loops; the queue above, not more
+ * threads, is what absorbs a burst. */
+#define TERN_AUTH_WORKERS               2u
+
+/* The base delay before a failed login is answered (auth_failure_delay).
+ * The ceiling keeps a typo from holding every failed client for minutes. */
+#define TERN_AUTH_FAILURE_DELAY_MS_DEFAULT 2000u
+#define TERN_AUTH_FAILURE_DELAY_MS_CEILING (60u * 1000)
+
+/* The failure delay doubles with each recent failure of the user or the
+ * address, up to this (or the base delay if larger): long enough to make
+ * guessing slow, short enough that a user who mistyped is not locked out. */
+#define TERN_AUTH_DELAY_CAP_MS          15000u
+
+/* Failures of a user or an address count for this long after the latest
+ * one: a guesser that pauses less than this keeps its penalty. */
+#define TERN_AUTH_FAILURE_WINDOW_MS     (15u * 60 * 1000)
+
+/* A login waiting out a penalty looks at its connection this often: the
+ * connection cannot tell it about a hang-up or a server stop, and neither
+ * should hold the connection (and its address's slot) for a whole penalty. */
+#define TERN_AUTH_WAIT_SLICE_MS         250u
+
+/* The padding of failed checks to one duration stops here: beyond it a hash
+ * is misconfigured, not a reason to slow every failure. */
+#define TERN_AUTH_PAD_MAX_US            (1000u * 1000u)
+
+/* Logins of one address refused with no gap this long are one episode,
+ * logged once: a guesser refused thousands of times a second must not
+ * flood the log. */
+#define TERN_AUTH_REFUSAL_QUIET_MS      (60u * 1000)
 
 /* Bad commands in a row before a session is closed (421 / * BYE / -ERR). */
 #define TERN_BAD_COMMANDS_DEFAULT       10u
@@ -54,19 +95,45 @@
 #define TERN_RECIPIENTS_DEFAULT         1000u
 #define TERN_RECIPIENTS_CEILING         100000u
 
-/* A user name or folder name component, in bytes. */
+/* A login or an address as a client may send it, and a folder name
+ * component, in bytes. */
 #define TERN_USERNAME_MAX               255u
 #define TERN_FOLDER_NAME_MAX            1024u
 
-/* How long SIGTERM waits for in-flight transactions before exiting. */
-#define TERN_SHUTDOWN_TIMEOUT_MS_DEFAULT 10000u
+/* A canonical user name: the local part of an address (RFC 5321 §4.5.3.1.1
+ * allows 64 octets), and the name of the user's store file. */
+#define TERN_USERNAME_CANONICAL_MAX     64u
 
-/* Idle client timeout (RFC 3501 §5.4 asks for at least 30 minutes for IMAP). */
+/* The domain of an address (RFC 5321 §4.5.3.1.2: 255 octets). */
+#define TERN_DOMAIN_MAX                 255u
+
+/* How long SIGTERM waits for in-flight transactions before exiting; a
+ * service manager stops waiting long before the ceiling. */
+#define TERN_SHUTDOWN_TIMEOUT_MS_DEFAULT 10000u
+#define TERN_SHUTDOWN_TIMEOUT_MS_CEILING (3600u * 1000)
+
+/* Idle client timeout (RFC 3501 §5.4 asks for at least 30 minutes for IMAP).
+ * The same range for lmtp_timeout: under a second drops clients between
+ * two commands; over a day an idle socket is a leak. */
 #define TERN_IDLE_TIMEOUT_MS_DEFAULT    (30u * 60 * 1000)
 #define TERN_LMTP_TIMEOUT_MS_DEFAULT    (5u * 60 * 1000)
+#define TERN_IDLE_TIMEOUT_MS_MIN        1000u
+#define TERN_IDLE_TIMEOUT_MS_CEILING    (24u * 3600 * 1000)
 
-/* The watchdog reports a lock held or a request in flight past this. */
+/* login_timeout's range: under a second no client gets through a TLS
+ * handshake and a login; an hour is already generous to a slow one. */
+#define TERN_LOGIN_TIMEOUT_MS_MIN       1000u
+#define TERN_LOGIN_TIMEOUT_MS_CEILING   (3600u * 1000)
+
+/* The watchdog reports a lock held or a request in flight past this. Under
+ * 10 ms it would report ordinary scheduling delays. */
 #define TERN_WATCHDOG_THRESHOLD_MS_DEFAULT 5000u
+#define TERN_WATCHDOG_THRESHOLD_MS_MIN  10u
+#define TERN_WATCHDOG_THRESHOLD_MS_CEILING (3600u * 1000)
+
+/* Loop threads (worker_threads; 0 = one per CPU). Each has its own event
+ * base and caches: more than a very large host has CPUs buys nothing. */
+#define TERN_WORKER_THREADS_CEILING     1024u
 
 /* Input read from a client while its connection waits on async work (the
  * failure delay after a bad login, a delivery): enough for a few pipelined
@@ -78,6 +145,30 @@
  * stop for this long before trying again instead of spinning on a listening
  * socket that stays readable. */
 #define TERN_ACCEPT_BACKOFF_MS          100u
+
+/* A shortage of descriptors ends after this long without a failed accept():
+ * under sustained pressure accepts succeed and fail by turns, and one
+ * episode must not log two lines per turn. */
+#define TERN_ACCEPT_SHORTAGE_QUIET_MS   (10u * TERN_ACCEPT_BACKOFF_MS)
+
+/* Connections the kernel may queue on a listening socket before the main
+ * thread accepts them: a burst of clients reconnecting at once (after a
+ * restart) is queued rather than refused. The kernel caps it at somaxconn. */
+#define TERN_LISTEN_BACKLOG             1024
+
+/* Replies a client may leave unread before its next command waits (the
+ * connection stops reading until they drain to the low mark): a client
+ * that pipelines commands and never reads cannot make the server buffer
+ * without bound. The low mark leaves room to refill before the socket runs
+ * dry. */
+#define TERN_CONN_OUTPUT_HIGH           (1024u * 1024)
+#define TERN_CONN_OUTPUT_LOW            (256u * 1024)
+
+/* Tasks each loop thread keeps aside for posts that find no memory: a lost
+ * post is a reply its connection waits for until the client gives up. The
+ * posts in flight at once are about one per connection waiting on async
+ * work (a delivery, a login); past this the poster waits for memory. */
+#define TERN_LOOP_TASK_RESERVE          1024u
 
 /* Keywords on one message. Cyrus has room for 128 user flags in a whole
  * mailbox and advertises 100 keywords per email over JMAP (RFC 8621

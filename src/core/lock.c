@@ -62,7 +62,7 @@ void tern_mutex_unlockp(struct tern_mutex **mp)
 	pthread_mutex_unlock(&m->mu);
 }
 
-bool tern_mutex_held_by_me(struct tern_mutex *m)
+static bool tern_mutex_held_by_me(struct tern_mutex *m)
 {
 	return atomic_load(&m->held_since_ms) != 0 &&
 	       pthread_equal(atomic_load(&m->owner), pthread_self());

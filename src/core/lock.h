@@ -27,9 +27,10 @@ void tern_mutex_destroy(struct tern_mutex *m);
 struct tern_mutex *tern_mutex_lock(struct tern_mutex *m, const char *file, int line);
 void tern_mutex_unlockp(struct tern_mutex **mp);
 
-/* Aborts in debug builds when the calling thread does not hold m. */
+/* Aborts (in every build) when the calling thread does not hold m: a
+ * function that needs the lock was called without it, a bug to stop at
+ * once rather than a data race to debug later. */
 void tern_mutex_assert_held(struct tern_mutex *m);
-bool tern_mutex_held_by_me(struct tern_mutex *m);
 
 #define TERN_CONCAT_(a, b) a##b
 #define TERN_CONCAT(a, b) TERN_CONCAT_(a, b)

@@ -5,7 +5,7 @@
 #include <string.h>
 #include <strings.h>
 
-#define USERNAME_MAX_LEN 64u
+#include "core/limits.h"
 
 static bool name_char_ok(char c)
 {
@@ -20,7 +20,7 @@ bool username_valid(const char *name)
 	if (name == NULL)
 		return false;
 	len = strlen(name);
-	if (len == 0 || len > USERNAME_MAX_LEN)
+	if (len == 0 || len > TERN_USERNAME_CANONICAL_MAX)
 		return false;
 	if (name[0] == '.' || name[0] == '-')
 		return false;
@@ -57,7 +57,7 @@ static bool domains_empty(const char *domains)
  * brackets or second '@', nothing that could smuggle bytes into logs. */
 static bool domain_syntax_ok(const char *dom, size_t len)
 {
-	if (len == 0 || len > 255)
+	if (len == 0 || len > TERN_DOMAIN_MAX)
 		return false;
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)dom[i];
@@ -85,7 +85,7 @@ int username_parse(const char *input, const char *domains,
 		   char *user_r, size_t user_size,
 		   char *detail_r, size_t detail_size)
 {
-	char user[USERNAME_MAX_LEN + 1];
+	char user[TERN_USERNAME_CANONICAL_MAX + 1];
 	const char *start, *end, *at, *plus;
 	size_t len, local_len, detail_len = 0;
 
@@ -125,7 +125,7 @@ int username_parse(const char *input, const char *domains,
 	}
 
 	local_len = (size_t)(plus - start);
-	if (local_len == 0 || local_len > USERNAME_MAX_LEN || local_len >= user_size)
+	if (local_len == 0 || local_len > TERN_USERNAME_CANONICAL_MAX || local_len >= user_size)
 		return -1;
 	/* ASCII folding only: tolower() would follow the locale. */
 	for (size_t i = 0; i < local_len; i++) {

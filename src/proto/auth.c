@@ -52,13 +52,6 @@
 #include "server/server.h"
 #include "server/watchdog.h"
 
-#define AUTH_WORKERS 2u
-
-/* A request waiting on a timer looks at its connection this often: the
- * connection cannot tell it about a hang-up or a server stop, and neither
- * should hold the connection (and its address's slot) for a whole penalty. */
-#define AUTH_WAIT_SLICE_MS 250u
-
 /* The failure floor is the larger of two bounds. One covers twice the CPU
  * time of the costliest check seen (the dummy check measured at start, and
  * every real one since) plus a margin: it never comes down, and it is the
@@ -68,11 +61,6 @@
  * cheap $6$ failure would again be told from an unknown user's. */
 #define AUTH_PAD_MARGIN_US 2000u
 #define AUTH_WALL_DECAY 64u
-/* Beyond this a hash is misconfigured, not a reason to slow every failure. */
-#define AUTH_PAD_MAX_US (1000u * 1000u)
-
-/* Refusals of one address with no gap this long are one episode, logged once. */
-#define AUTH_REFUSAL_QUIET_MS (60u * 1000)
 
 enum req_stage {
 	STAGE_GATE,   /* on the loop, waiting out a penalty before its check */
@@ -118,7 +106,7 @@ struct auth_pool {
 	pthread_cond_t cond;
 	struct auth_queue q;
 	bool stopping;
-	pthread_t threads[AUTH_WORKERS];
+	pthread_t threads[TERN_AUTH_WORKERS];
 	unsigned thread_count;
 };
 
@@ -157,8 +145,8 @@ struct auth_worker {
 static void pad_cover(uint64_t cpu_us)
 {
 	uint64_t want = cpu_us * 2 + AUTH_PAD_MARGIN_US;
-	if (want > AUTH_PAD_MAX_US)
-		want = AUTH_PAD_MAX_US;
+	if (want > TERN_AUTH_PAD_MAX_US)
+		want = TERN_AUTH_PAD_MAX_US;
 	uint64_t cur = atomic_load(&pad_us);
 	while (want > cur && !atomic_compare_exchange_weak(&pad_us, &cur, want))
 		;
@@ -172,8 +160,8 @@ static void floor_follow(uint64_t wall_us)
 		next = cur - cur / AUTH_WALL_DECAY;
 		if (want > next)
 			next = want;
-		if (next > AUTH_PAD_MAX_US)
-			next = AUTH_PAD_MAX_US;
+		if (next > TERN_AUTH_PAD_MAX_US)
+			next = TERN_AUTH_PAD_MAX_US;
 	} while (!atomic_compare_exchange_weak(&wall_floor_us, &cur, next));
 }
 
@@ -321,7 +309,7 @@ static void pool_init(void)
 	tern_mutex_init(&pool.mu, "auth queue");
 	tern_cond_init(&pool.cond);
 	aq_init(&pool.q);
-	for (unsigned i = 0; i < AUTH_WORKERS; i++) {
+	for (unsigned i = 0; i < TERN_AUTH_WORKERS; i++) {
 		if (pthread_create(&pool.threads[pool.thread_count], NULL, worker_main,
 				   (void *)(uintptr_t)pool.thread_count) != 0)
 			break;
@@ -485,8 +473,8 @@ static void request_refuse(struct auth_request *req, const char *reason, bool qu
 }
 
 /* Logs a refusal once per episode: an address's refusals are one episode
- * until AUTH_REFUSAL_QUIET_MS pass without one. A guesser refused thousands
- * of times a second must not flood the log. */
+ * until TERN_AUTH_REFUSAL_QUIET_MS pass without one. A guesser refused
+ * thousands of times a second must not flood the log. */
 static void note_refusal(const struct auth_request *req, enum aq_verdict v)
 {
 	const struct tern_config *cfg = req->cfg;
@@ -494,7 +482,7 @@ static void note_refusal(const struct auth_request *req, enum aq_verdict v)
 	uint64_t now = tern_now_ms(), prev;
 	key_refusals(req, key, sizeof(key));
 	(void)auth_failures_add_since(key, now, &prev);
-	if (prev != 0 && (prev >= now || now - prev < AUTH_REFUSAL_QUIET_MS))
+	if (prev != 0 && (prev >= now || now - prev < TERN_AUTH_REFUSAL_QUIET_MS))
 		return;
 	/* an IPv6 client is counted with its /64: say so */
 	char net[AQ_ADDR_MAX + 16] = "";
@@ -567,8 +555,8 @@ static void request_admit(struct auth_request *req)
 		return;
 	}
 	uint64_t now = tern_now_ms();
-	uint32_t spacing, max_wait = cfg->auth_failure_delay_ms > AUTH_DELAY_CAP_MS
-					     ? cfg->auth_failure_delay_ms : AUTH_DELAY_CAP_MS;
+	uint32_t spacing, max_wait = cfg->auth_failure_delay_ms > TERN_AUTH_DELAY_CAP_MS
+					     ? cfg->auth_failure_delay_ms : TERN_AUTH_DELAY_CAP_MS;
 	uint64_t earliest = request_earliest(req, now, &spacing), start = now;
 	enum aq_verdict v = AQ_OK;
 	bool queued = false, stopping, workers;
@@ -630,8 +618,8 @@ static void wait_arm(struct auth_request *req)
 {
 	uint64_t t = now_us();
 	uint64_t left = req->wake_us > t ? req->wake_us - t : 0;
-	if (left > AUTH_WAIT_SLICE_MS * 1000u)
-		left = AUTH_WAIT_SLICE_MS * 1000u;
+	if (left > TERN_AUTH_WAIT_SLICE_MS * 1000u)
+		left = TERN_AUTH_WAIT_SLICE_MS * 1000u;
 	struct timeval tv = {.tv_sec = (time_t)(left / 1000000u),
 			     .tv_usec = (suseconds_t)(left % 1000000u)};
 	if (evtimer_add(req->timer, &tv) == 0)
@@ -644,8 +632,8 @@ static void wait_arm(struct auth_request *req)
 }
 
 /* Holds the request on its loop until wake_us (monotonic, us), looking at
- * its connection every AUTH_WAIT_SLICE_MS; then admits it (gate stage) or
- * ends it (delay stage). */
+ * its connection every TERN_AUTH_WAIT_SLICE_MS; then admits it (gate stage)
+ * or ends it (delay stage). */
 static void wait_until(struct auth_request *req, uint64_t wake_us)
 {
 	req->wake_us = wake_us;

@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/limits.h"
+
 struct conn;
 
 enum auth_result {
@@ -35,7 +37,7 @@ struct auth_request;
  * address or the user has earned, the check, and for AUTH_FAILED the failure
  * delay. AUTH_TEMPFAIL comes at once when the address has
  * auth_max_pending_per_address logins in progress, when its penalty would
- * outlast AUTH_DELAY_CAP_MS, or when auth_max_pending checks are queued.
+ * outlast TERN_AUTH_DELAY_CAP_MS, or when auth_max_pending checks are queued.
  * A reference on c is held meanwhile. Once c is closing, done is not called:
  * the request ends without touching the session. *req_r names the request
  * until it ends: it is set back to NULL when it ends, so keep it in the
@@ -75,15 +77,16 @@ int auth_base64_decode(const char *in, unsigned char **out_r, size_t *len_r);
 /* The delay before reporting a failed login: base_ms doubled for each
  * earlier recent failure of the same user or address, capped at
  * AUTH_DELAY_CAP_MS (or base_ms if that is larger). failures >= 1 counts
- * this one; base_ms == 0 means no delay. */
-#define AUTH_DELAY_CAP_MS 15000u
+ * this one; base_ms == 0 means no delay. The limit is in core/limits.h;
+ * the short name stays for auth-failures.c and the unit tests. */
+#define AUTH_DELAY_CAP_MS TERN_AUTH_DELAY_CAP_MS
 uint32_t auth_failure_delay_ms(uint32_t base_ms, uint32_t failures);
 
 /* Failure accounting (sharded; no process-wide lock). A key is "u:<user>",
  * "a:<address>", "p:<address> <user>" (the user's failures from that
  * address) or "r:<address>" (logins refused without a check); counts decay
  * after AUTH_FAILURE_WINDOW_MS without failures. */
-#define AUTH_FAILURE_WINDOW_MS (15u * 60 * 1000)
+#define AUTH_FAILURE_WINDOW_MS TERN_AUTH_FAILURE_WINDOW_MS
 /* Counts one failure for key at now_ms; returns the recent failures including it. */
 uint32_t auth_failures_add(const char *key, uint64_t now_ms);
 /* The same, and *prev_ms_r = the time of the latest failure before this one

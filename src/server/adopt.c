@@ -50,6 +50,11 @@ static void adopted_task(void *arg)
 		free(a);
 		return;
 	}
+	if (admit == CONN_ADMIT_NO_MEMORY) {
+		conn_refuse_no_memory(a->fd, a->proto, false, a->peer_addr);
+		free(a);
+		return;
+	}
 	const char *busy = a->proto->busy_reply;
 	ssize_t ignored = write(a->fd, busy, strlen(busy));
 	(void)ignored;

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/limits.h"
 #include "core/lock.h"
@@ -23,11 +24,6 @@ static _Atomic unsigned class_open[CONN_CLASS_COUNT];
 unsigned conn_count_total(void)
 {
 	return atomic_load(&conns_open);
-}
-
-unsigned conn_count_class(enum conn_class cls)
-{
-	return atomic_load(&class_open[cls]);
 }
 
 /* ---- pre-login connections per client address ----
@@ -81,7 +77,7 @@ static struct preauth_entry **preauth_slot(const char *addr, struct preauth_shar
 }
 
 /* Counts one more connection of peer unless its key already has limit. */
-static bool preauth_take(const char *peer, uint32_t limit)
+static enum conn_admit preauth_take(const char *peer, uint32_t limit)
 {
 	char addr[64];
 	client_addr_key(peer, addr, sizeof(addr));
@@ -93,20 +89,20 @@ static bool preauth_take(const char *peer, uint32_t limit)
 		e = e->next;
 	if (e != NULL) {
 		if (e->count >= limit)
-			return false;
+			return CONN_ADMIT_PREAUTH_FULL;
 		e->count++;
-		return true;
+		return CONN_ADMIT_OK;
 	}
 	if (limit == 0)
-		return false;
+		return CONN_ADMIT_PREAUTH_FULL;
 	e = calloc(1, sizeof(*e));
 	if (e == NULL)
-		return false;
+		return CONN_ADMIT_NO_MEMORY;
 	snprintf(e->addr, sizeof(e->addr), "%s", addr);
 	e->count = 1;
 	e->next = *head;
 	*head = e;
-	return true;
+	return CONN_ADMIT_OK;
 }
 
 static void preauth_put(const char *peer)
@@ -141,11 +137,12 @@ enum conn_admit conn_admit(const struct conn_proto *proto, const char *peer_addr
 		atomic_fetch_sub(open, 1);
 		return CONN_ADMIT_CLASS_FULL;
 	}
-	if (proto->login_timeout_reply != NULL && !preauth_take(peer_addr, preauth_limit)) {
+	enum conn_admit verdict = CONN_ADMIT_OK;
+	if (proto->login_timeout_reply != NULL)
+		verdict = preauth_take(peer_addr, preauth_limit);
+	if (verdict != CONN_ADMIT_OK)
 		atomic_fetch_sub(open, 1);
-		return CONN_ADMIT_PREAUTH_FULL;
-	}
-	return CONN_ADMIT_OK;
+	return verdict;
 }
 
 /* Undoes a conn_admit that no connection came of. */
@@ -205,27 +202,36 @@ static void conn_login_timeout_cb(evutil_socket_t fd, short what, void *arg)
 	conn_close(c);
 }
 
-/* Replies a client may leave unread before its commands wait; the low mark
- * leaves room to refill before the socket runs dry. */
-#define CONN_OUTPUT_HIGH (1024u * 1024)
-#define CONN_OUTPUT_LOW (256u * 1024)
-
 bool conn_throttle_input(struct conn *c)
 {
-	if (conn_output_pending(c) <= CONN_OUTPUT_HIGH)
+	if (conn_output_pending(c) <= TERN_CONN_OUTPUT_HIGH)
 		return false;
 	conn_pause(c);
-	conn_set_drain_hook(c, CONN_OUTPUT_LOW, conn_resume);
+	conn_set_drain_hook(c, TERN_CONN_OUTPUT_LOW, conn_resume);
 	return true;
 }
 
 static void conn_read_cb(struct bufferevent *bev, void *arg);
 static void conn_write_cb(struct bufferevent *bev, void *arg);
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
+static void conn_later_cb(evutil_socket_t fd, short what, void *arg);
+static void conn_set_idle_timeout(struct conn *c, uint32_t ms);
 
 static void conn_setcb(struct conn *c)
 {
 	bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
+}
+
+void conn_refuse_no_memory(int fd, const struct conn_proto *proto, bool tls,
+			   const char *peer_addr)
+{
+	if (!tls) {
+		/* non-blocking and short: one write, or nothing */
+		ssize_t ignored = write(fd, proto->no_memory_reply, strlen(proto->no_memory_reply));
+		(void)ignored;
+	}
+	log_error("%s: rip=%s: out of memory, connection refused", proto->name, peer_addr);
+	evutil_closesocket(fd);
 }
 
 struct conn *conn_new(struct loop *loop, int fd, const struct conn_proto *proto,
@@ -233,9 +239,18 @@ struct conn *conn_new(struct loop *loop, int fd, const struct conn_proto *proto,
 		      uint32_t idle_timeout_ms, uint32_t login_timeout_ms, bool tls)
 {
 	struct conn *c = calloc(1, sizeof(*c));
+	if (c != NULL) {
+		/* made now, while the client can still be refused: closing must
+		 * not need memory (conn_release, conn_hook_schedule) */
+		c->later = evtimer_new(loop->base, conn_later_cb, c);
+		if (c->later == NULL) {
+			free(c);
+			c = NULL;
+		}
+	}
 	if (c == NULL) {
 		admit_undo(proto, peer_addr);
-		evutil_closesocket(fd);
+		conn_refuse_no_memory(fd, proto, tls, peer_addr);
 		return NULL;
 	}
 	c->loop = loop;
@@ -254,8 +269,9 @@ struct conn *conn_new(struct loop *loop, int fd, const struct conn_proto *proto,
 		c->bev = bufferevent_socket_new(loop->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (c->bev == NULL) {
 		conn_put_slots(c);
-		evutil_closesocket(fd);
+		event_free(c->later);
 		free(c);
+		conn_refuse_no_memory(fd, proto, tls, peer_addr);
 		return NULL;
 	}
 	if (proto->login_timeout_reply != NULL && login_timeout_ms > 0) {
@@ -265,10 +281,18 @@ struct conn *conn_new(struct loop *loop, int fd, const struct conn_proto *proto,
 				     .tv_usec = (login_timeout_ms % 1000) * 1000};
 		c->login_timer = evtimer_new(loop->base, conn_login_timeout_cb, c);
 		if (c->login_timer == NULL || evtimer_add(c->login_timer, &tv) < 0) {
-			log_error("conn %s: cannot arm the login timer", c->peer);
+			log_error("%s: rip=%s: out of memory for the login timer, connection refused",
+				  proto->name, peer_addr);
+			/* nothing is queued yet: the line goes straight out */
+			if (!tls) {
+				ssize_t ignored = write(fd, proto->no_memory_reply,
+							strlen(proto->no_memory_reply));
+				(void)ignored;
+			}
 			conn_stop_login_timer(c);
 			conn_put_slots(c);
 			bufferevent_free(c->bev);
+			event_free(c->later);
 			free(c);
 			return NULL;
 		}
@@ -289,7 +313,7 @@ struct conn *conn_new(struct loop *loop, int fd, const struct conn_proto *proto,
 
 static struct bufferevent *conn_bottom(struct conn *c);
 
-void conn_set_idle_timeout(struct conn *c, uint32_t ms)
+static void conn_set_idle_timeout(struct conn *c, uint32_t ms)
 {
 	c->idle_timeout_ms = ms;
 	struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
@@ -331,9 +355,26 @@ struct evbuffer *conn_output(struct conn *c)
 	return bufferevent_get_output(c->bev);
 }
 
+/* A reply that could not be queued would leave the client waiting for it
+ * for ever: say why (a short line may still fit where the reply did not)
+ * and close. */
+static void conn_write_failed(struct conn *c)
+{
+	if (c->closing)
+		return;
+	log_error("%s: rip=%s: out of memory for a reply, closing the connection", c->proto->name,
+		  c->peer_addr);
+	(void)bufferevent_write(c->bev, c->proto->no_memory_reply,
+				strlen(c->proto->no_memory_reply));
+	conn_close(c);
+}
+
 int conn_write(struct conn *c, const void *data, size_t len)
 {
-	return bufferevent_write(c->bev, data, len);
+	if (bufferevent_write(c->bev, data, len) == 0)
+		return 0;
+	conn_write_failed(c);
+	return -1;
 }
 
 int conn_printf(struct conn *c, const char *fmt, ...)
@@ -342,7 +383,10 @@ int conn_printf(struct conn *c, const char *fmt, ...)
 	va_start(ap, fmt);
 	int r = evbuffer_add_vprintf(bufferevent_get_output(c->bev), fmt, ap);
 	va_end(ap);
-	return r < 0 ? -1 : 0;
+	if (r >= 0)
+		return 0;
+	conn_write_failed(c);
+	return -1;
 }
 
 static void conn_free(struct conn *c)
@@ -360,16 +404,10 @@ static void conn_free(struct conn *c)
 	conn_stop_login_timer(c);
 	conn_put_slots(c);
 	bufferevent_free(c->bev);
+	/* may be running: freeing an event from its own callback is allowed */
+	event_free(c->later);
 	atomic_fetch_sub(&conns_open, 1);
 	free(c);
-}
-
-static void conn_free_later_cb(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	struct conn *c = arg;
-	conn_unref(&c);
 }
 
 void conn_ref(struct conn *c)
@@ -403,11 +441,28 @@ size_t conn_output_pending(struct conn *c)
 	return n;
 }
 
+/* Runs conn_later_cb on a later turn, without allocating (so a connection
+ * can always be closed and freed): next_poll waits for the next poll, so a
+ * yielding command lets the connections with input have their turn; else
+ * it runs in this pass over the active events, but never inside the
+ * caller's callback. */
+static void conn_later(struct conn *c, bool next_poll)
+{
+	/* not {0, 0}: libevent would run that at once, in the same pass over
+	 * active events, and a yielding command would starve the other
+	 * connections; a timer waits for the next poll */
+	static const struct timeval next_turn = {0, 1};
+	if (next_poll && !c->release_due &&
+	    (evtimer_pending(c->later, NULL) || evtimer_add(c->later, &next_turn) == 0))
+		return;
+	/* activation never allocates (a timer may, to grow the heap) */
+	event_active(c->later, EV_TIMEOUT, 1);
+}
+
 /* Drops the loop's own reference on a later turn, never inside a callback of
  * this connection. */
 static void conn_release(struct conn *c)
 {
-	static const struct timeval now = {0, 0};
 	if (c->released)
 		return;
 	c->released = true;
@@ -420,8 +475,8 @@ static void conn_release(struct conn *c)
 	conn_put_slots(c);
 	bufferevent_disable(c->bev, EV_READ | EV_WRITE);
 	bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
-	if (event_base_once(c->loop->base, -1, EV_TIMEOUT, conn_free_later_cb, c, &now) < 0)
-		log_error("conn %s: cannot schedule release", c->peer);
+	c->release_due = true;
+	conn_later(c, false);
 }
 
 static void conn_drain_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg);
@@ -445,6 +500,10 @@ static void conn_release_when_drained(struct conn *c)
 	if (c->drain_watch == NULL)
 		c->drain_watch = evbuffer_add_cb(bufferevent_get_output(conn_bottom(c)),
 						 conn_drain_cb, c);
+	/* no memory to watch with: what is left unsent is lost, but the
+	 * connection and its slots are not */
+	if (c->drain_watch == NULL)
+		conn_release(c);
 }
 
 static void conn_drain_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
@@ -455,32 +514,38 @@ static void conn_drain_cb(struct evbuffer *buf, const struct evbuffer_cb_info *i
 		conn_release_when_drained(c);
 }
 
-static void conn_hook_fire_cb(evutil_socket_t fd, short what, void *arg)
+static void conn_later_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
 	struct conn *c = arg;
-	void (*fn)(struct conn *) = c->drain_hook;
-	if (fn != NULL && c->drain_hook_watch == NULL && !c->closing) {
-		c->drain_hook = NULL;
-		fn(c);
+	bool hook = c->hook_due, release = c->release_due;
+	c->hook_due = c->release_due = false;
+	if (hook) {
+		void (*fn)(struct conn *) = c->drain_hook;
+		if (fn != NULL && c->drain_hook_watch == NULL && !c->closing) {
+			c->drain_hook = NULL;
+			fn(c);
+		}
 	}
-	conn_unref(&c);
+	/* each may be the last reference */
+	struct conn *ref = c;
+	if (release)
+		conn_unref(&ref);
+	ref = c;
+	if (hook)
+		conn_unref(&ref);
 }
 
 /* Runs the hook on a later turn: not inside libevent's buffer callbacks,
  * where the producer's writes would re-enter the layers being drained. */
 static void conn_hook_schedule(struct conn *c)
 {
-	/* not {0, 0}: libevent would run that at once, in the same pass over
-	 * active events, and a yielding command would starve the other
-	 * connections; a timer waits for the next poll */
-	static const struct timeval next_turn = {0, 1};
-	conn_ref(c);
-	if (event_base_once(c->loop->base, -1, EV_TIMEOUT, conn_hook_fire_cb, c, &next_turn) < 0) {
-		log_error("conn %s: cannot schedule output drain", c->peer);
-		c->refs--;
+	if (!c->hook_due) {
+		c->hook_due = true;
+		conn_ref(c);
 	}
+	conn_later(c, true);
 }
 
 static void conn_hook_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
@@ -513,7 +578,7 @@ void conn_set_drain_hook(struct conn *c, size_t low, void (*fn)(struct conn *c))
 	}
 	c->drain_hook_watch = evbuffer_add_cb(bufferevent_get_output(conn_bottom(c)), conn_hook_cb, c);
 	if (c->drain_hook_watch == NULL)
-		conn_hook_schedule(c);  /* cannot watch: poll on the next turn */
+		conn_hook_schedule(c);  /* no memory to watch with: poll on the next turn */
 }
 
 void conn_yield(struct conn *c, void (*fn)(struct conn *c))
@@ -602,12 +667,8 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 		/* The peer is gone: nothing more can be sent. */
 		evbuffer_drain(bufferevent_get_output(c->bev),
 			       evbuffer_get_length(bufferevent_get_output(c->bev)));
-		if (!c->closing) {
-			c->closing = true;
-			conn_release(c);
-		} else {
-			conn_release(c);
-		}
+		c->closing = true;
+		conn_release(c);
 	}
 }
 

@@ -44,6 +44,11 @@ struct conn_proto {
 	void (*free)(struct conn *c);
 	/* Refusal line sent when a connection limit is reached. */
 	const char *busy_reply;
+	/* Sent before closing when memory runs out for the connection itself
+	 * (setting it up, or queueing a reply): the protocol's temporary
+	 * failure, so the client retries later (docs/architecture.md, "Out of
+	 * memory"). */
+	const char *no_memory_reply;
 };
 
 /* Why conn_admit refused. */
@@ -51,6 +56,7 @@ enum conn_admit {
 	CONN_ADMIT_OK,
 	CONN_ADMIT_CLASS_FULL,     /* the class budget is used up */
 	CONN_ADMIT_PREAUTH_FULL,   /* addr has preauth_limit connections not logged in */
+	CONN_ADMIT_NO_MEMORY,      /* no memory to count it (conn_refuse_no_memory) */
 };
 
 struct conn {
@@ -79,6 +85,11 @@ struct conn {
 	void (*drain_hook)(struct conn *c);
 	size_t drain_low;
 	struct evbuffer_cb_entry *drain_hook_watch;
+	/* Made with the connection, so that neither the drain hook nor the
+	 * release needs memory later: runs the hook (hook_due, holding a
+	 * reference) and drops the loop's reference (release_due). */
+	struct event *later;
+	bool hook_due, release_due;
 	unsigned refs;             /* the loop's own + in-flight async work */
 	uint64_t started_ms;
 	struct conn *prev, *next;  /* the loop's connection list */
@@ -101,13 +112,20 @@ struct conn *conn_new(struct loop *loop, int fd, const struct conn_proto *proto,
 		      const char *peer, const char *peer_addr, bool loopback,
 		      uint32_t idle_timeout_ms, uint32_t login_timeout_ms, bool tls);
 
+/* Out of memory before a connection exists: sends proto's no_memory_reply
+ * (not over implicit TLS, where it would arrive before the handshake as
+ * garbage), logs and closes fd. */
+void conn_refuse_no_memory(int fd, const struct conn_proto *proto, bool tls,
+			   const char *peer_addr);
+
 /* The session has logged in: gives back its pre-login slot and stops the
  * login timer. Idempotent. */
 void conn_set_authenticated(struct conn *c);
 
 struct evbuffer *conn_input(struct conn *c);
 struct evbuffer *conn_output(struct conn *c);
-/* Appends to the output; returns -1 on allocation failure. */
+/* Append to the output. Out of memory: no_memory_reply (if it fits) and
+ * conn_close, and -1; nothing else is needed from the caller. */
 int conn_write(struct conn *c, const void *data, size_t len);
 int conn_printf(struct conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -120,7 +138,7 @@ size_t conn_output_pending(struct conn *c);
 void conn_set_drain_hook(struct conn *c, size_t low, void (*fn)(struct conn *c));
 
 /* Called before each command: when the client has left more than
- * CONN_OUTPUT_HIGH bytes of replies unread, stops reading until they drain
+ * TERN_CONN_OUTPUT_HIGH bytes of replies unread, stops reading until they drain
  * (then conn_resume), so a client that pipelines commands and never reads
  * cannot make the server buffer without bound. true = paused, stop now. */
 bool conn_throttle_input(struct conn *c);
@@ -151,14 +169,9 @@ void conn_unref(struct conn **c);
 /* Connections not yet freed, in the whole process (shutdown waits for
  * these). */
 unsigned conn_count_total(void);
-/* Connections counted in a class budget (released ones are not). */
-unsigned conn_count_class(enum conn_class cls);
 /* Replaces the bufferevent with one layered over it (STARTTLS/COMPRESS):
  * callbacks and the idle timeout move to the new one. */
 void conn_set_bufferevent(struct conn *c, struct bufferevent *bev);
-void conn_set_idle_timeout(struct conn *c, uint32_t ms);
-
-
 
 /* Frees every connection of the calling loop at once (final shutdown, after
  * the delivery pipeline has stopped so no async work refers to them). */

@@ -29,11 +29,6 @@ struct listener {
 	char what[16];
 };
 
-/* An episode ends after this long without a failed accept(): under
- * sustained pressure accepts succeed and fail by turns, and one episode
- * must not log two lines per turn. */
-#define SHORTAGE_QUIET_MS (10u * TERN_ACCEPT_BACKOFF_MS)
-
 static bool out_of_resources(int e)
 {
 	return e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM;
@@ -48,7 +43,7 @@ static void shortage_quiet_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	srv->accept_shortage.active = false;
 	log_warn("accept: no failure for %u ms: shortage over after %llu ms, %lu accept(s) deferred",
-		 SHORTAGE_QUIET_MS,
+		 TERN_ACCEPT_SHORTAGE_QUIET_MS,
 		 (unsigned long long)(srv->accept_shortage.last_ms - srv->accept_shortage.since_ms),
 		 srv->accept_shortage.deferred);
 	srv->accept_shortage.deferred = 0;
@@ -104,6 +99,9 @@ static void accepted_task(void *arg)
 	case CONN_ADMIT_PREAUTH_FULL:
 		refuse(a, "max_preauth_per_address", cfg->max_preauth_per_address);
 		break;
+	case CONN_ADMIT_NO_MEMORY:
+		conn_refuse_no_memory(a->fd, proto, a->listener->tls, a->peer_addr);
+		break;
 	}
 	free(a);
 }
@@ -139,7 +137,9 @@ static void accept_cb(struct evconnlistener *ev, evutil_socket_t fd, struct sock
 	struct server *srv = l->server;
 	struct accepted *a = calloc(1, sizeof(*a));
 	if (a == NULL) {
-		close(fd);
+		struct accepted who;
+		describe_peer(sa, &who);
+		conn_refuse_no_memory(fd, l->proto, l->tls, who.peer_addr);
 		return;
 	}
 	a->listener = l;
@@ -194,8 +194,8 @@ static void accept_error_cb(struct evconnlistener *ev, void *arg)
 			  "descriptors are free", l->what, evutil_socket_error_to_string(e),
 			  TERN_ACCEPT_BACKOFF_MS);
 	}
-	static const struct timeval quiet = {.tv_sec = SHORTAGE_QUIET_MS / 1000,
-					     .tv_usec = (SHORTAGE_QUIET_MS % 1000) * 1000};
+	static const struct timeval quiet = {.tv_sec = TERN_ACCEPT_SHORTAGE_QUIET_MS / 1000,
+					     .tv_usec = (TERN_ACCEPT_SHORTAGE_QUIET_MS % 1000) * 1000};
 	(void)evtimer_add(srv->accept_shortage.quiet_timer, &quiet);
 	static const struct timeval pause = {.tv_sec = TERN_ACCEPT_BACKOFF_MS / 1000,
 					     .tv_usec = (TERN_ACCEPT_BACKOFF_MS % 1000) * 1000};
@@ -233,7 +233,7 @@ int listener_new(struct server *srv, const char *what, const char *addr,
 	l->ev = evconnlistener_new_bind(srv->base, accept_cb, l,
 					LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
 						LEV_OPT_CLOSE_ON_EXEC,
-					1024, (struct sockaddr *)&ss, sslen);
+					TERN_LISTEN_BACKLOG, (struct sockaddr *)&ss, sslen);
 	if (l->ev == NULL) {
 		if (asprintf(err_r, "%s: cannot listen on %s: %s", what, addr, strerror(errno)) < 0)
 			*err_r = NULL;

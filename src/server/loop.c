@@ -3,6 +3,7 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "core/limits.h"
 #include "core/log.h"
@@ -14,6 +15,7 @@ struct loop_task {
 	loop_task_fn *fn;
 	void *arg;
 	struct loop_task *next;
+	bool reserved;       /* one of loop->reserve_block: goes back, never freed */
 };
 
 static _Thread_local struct loop *current_loop;
@@ -37,7 +39,13 @@ static void loop_inbox_cb(evutil_socket_t fd, short what, void *arg)
 	while (head != NULL) {
 		struct loop_task *next = head->next;
 		head->fn(head->arg);
-		free(head);
+		if (head->reserved) {
+			TERN_LOCK_GUARD(&loop->inbox_mu);
+			head->next = loop->reserve;
+			loop->reserve = head;
+		} else {
+			free(head);
+		}
 		head = next;
 	}
 }
@@ -64,6 +72,14 @@ int loop_init(struct loop *loop, struct server *server, unsigned index)
 	if (loop->inbox_event == NULL)
 		return -1;
 	tern_mutex_init(&loop->inbox_mu, "loop inbox");
+	loop->reserve_block = calloc(TERN_LOOP_TASK_RESERVE, sizeof(*loop->reserve_block));
+	if (loop->reserve_block == NULL)
+		return -1;
+	for (size_t i = 0; i < TERN_LOOP_TASK_RESERVE; i++) {
+		loop->reserve_block[i].reserved = true;
+		loop->reserve_block[i].next = loop->reserve;
+		loop->reserve = &loop->reserve_block[i];
+	}
 	uint32_t threshold = server != NULL && server->config != NULL
 				     ? server->config->watchdog_threshold_ms
 				     : TERN_WATCHDOG_THRESHOLD_MS_DEFAULT;
@@ -119,16 +135,44 @@ void loop_deinit(struct loop *loop)
 	if (loop->base != NULL)
 		event_base_free(loop->base);
 	tern_mutex_destroy(&loop->inbox_mu);
+	free(loop->reserve_block);
+	loop->reserve_block = NULL;
+	loop->reserve = NULL;
 	loop->base = NULL;
 	loop->inbox_event = NULL;
 	loop->beat_event = NULL;
 }
 
-void loop_post(struct loop *loop, loop_task_fn *fn, void *arg)
+/* A task lost for want of memory would be a reply its connection waits
+ * for until the client gives up: take one from the reserve instead, and
+ * when even that is used up, wait for memory (the watchdog reports a loop
+ * that waits past its threshold). */
+static struct loop_task *task_new(struct loop *loop)
 {
 	struct loop_task *t = malloc(sizeof(*t));
-	if (t == NULL)
-		abort();
+	for (unsigned waits = 0; t == NULL; waits++) {
+		{
+			TERN_LOCK_GUARD(&loop->inbox_mu);
+			t = loop->reserve;
+			if (t != NULL)
+				loop->reserve = t->next;
+		}
+		if (t != NULL)
+			return t;
+		if (waits == 0)
+			log_error("loop %u: out of memory and its %u reserved tasks are in use: "
+				  "posting to it waits for memory", loop->index, TERN_LOOP_TASK_RESERVE);
+		struct timespec ms = {0, 1000 * 1000};
+		nanosleep(&ms, NULL);
+		t = malloc(sizeof(*t));
+	}
+	t->reserved = false;
+	return t;
+}
+
+void loop_post(struct loop *loop, loop_task_fn *fn, void *arg)
+{
+	struct loop_task *t = task_new(loop);
 	t->fn = fn;
 	t->arg = arg;
 	t->next = NULL;

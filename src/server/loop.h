@@ -28,6 +28,9 @@ struct loop {
 	struct event *beat_event;        /* the watchdog heartbeat (watch_beat) */
 	struct tern_mutex inbox_mu;      /* guards inbox_head/inbox_tail */
 	struct loop_task *inbox_head, *inbox_tail;
+	/* Tasks for when malloc fails (TERN_LOOP_TASK_RESERVE); the free ones
+	 * are listed in reserve, under inbox_mu. */
+	struct loop_task *reserve_block, *reserve;
 	struct directory *dir;           /* this thread's directory handle (lazy) */
 	struct conn *conns;              /* live connections of this loop */
 	size_t conn_count;
@@ -40,7 +43,9 @@ int loop_start(struct loop *loop);
 void loop_join(struct loop *loop);
 void loop_deinit(struct loop *loop);
 
-/* Runs fn(arg) on the loop's thread soon. Callable from any thread. */
+/* Runs fn(arg) on the loop's thread soon. Callable from any thread. Never
+ * fails and never drops the task: out of memory, it uses the loop's reserve
+ * of tasks, and when that is used up too, waits for memory. */
 void loop_post(struct loop *loop, loop_task_fn *fn, void *arg);
 
 /* The loop of the calling thread, or NULL if it is not a loop thread. */

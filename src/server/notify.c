@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "core/lock.h"
+#include "core/log.h"
 #include "server/conn.h"
 #include "server/delivery.h"
 #include "server/loop.h"
@@ -54,8 +55,8 @@ struct local_table {
 static _Thread_local struct local_table *local;
 
 struct notify_task {
-	char *user;
 	unsigned loop_index;
+	char user[];
 };
 
 static uint64_t name_hash(const char *s)
@@ -283,7 +284,6 @@ static void notify_task_run(void *arg)
 		next = w->next;
 		w->fn(w);
 	}
-	free(t->user);
 	free(t);
 }
 
@@ -294,13 +294,19 @@ void notify_user_changed(const char *user)
 	notify_init();
 	uint64_t h = name_hash(user);
 	struct shard *sh = shard_of(h);
+	size_t len = strlen(user) + 1;
 	struct loop **targets = NULL;
 	size_t n = 0;
 	{
 		TERN_LOCK_GUARD(&sh->mu);
 		struct shared_entry *e = shared_find_locked(sh, user, h);
-		if (e == NULL || (targets = malloc(e->loop_count * sizeof(*targets))) == NULL)
-			return;    /* sessions still sync at their next command */
+		if (e == NULL)
+			return;
+		if ((targets = malloc(e->loop_count * sizeof(*targets))) == NULL) {
+			log_error("notify: out of memory: the sessions of user=%s see a change at "
+				  "their next command or the next change", user);
+			return;
+		}
 		for (unsigned i = 0; i < e->loop_count; i++) {
 			if (e->counts[i] == 0 || e->posted[i])
 				continue;
@@ -310,9 +316,20 @@ void notify_user_changed(const char *user)
 	}
 	/* posted outside the shard lock: loop_post takes the loop's inbox lock */
 	for (size_t i = 0; i < n; i++) {
-		struct notify_task *t = malloc(sizeof(*t));
-		if (t == NULL || (t->user = strdup(user)) == NULL)
-			abort();   /* like loop_post: a lost wake-up would stall IDLE */
+		struct notify_task *t = malloc(sizeof(*t) + len);
+		if (t == NULL) {
+			/* a wake-up lost, not the session: unmark, so that the
+			 * next change posts again */
+			log_error("notify: out of memory: the sessions of user=%s on loop %u see a "
+				  "change at their next command or the next change", user,
+				  targets[i]->index);
+			TERN_LOCK_GUARD(&sh->mu);
+			struct shared_entry *e = shared_find_locked(sh, user, h);
+			if (e != NULL && targets[i]->index < e->loop_count)
+				e->posted[targets[i]->index] = false;
+			continue;
+		}
+		memcpy(t->user, user, len);
 		t->loop_index = targets[i]->index;
 		loop_post(targets[i], notify_task_run, t);
 	}

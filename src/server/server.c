@@ -11,12 +11,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/limits.h"
 #include "core/log.h"
 #include "directory/directory.h"
-#include "proto/auth.h"
-#include "proto/imap/session.h"
-#include "proto/lmtp/session.h"
-#include "proto/pop3/session.h"
 #include "server/conn.h"
 #include "server/delivery.h"
 #include "server/listener.h"
@@ -30,6 +27,8 @@ static struct watchdog *server_watchdog;
 static unsigned cpu_count(void)
 {
 	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	if (n > (long)TERN_WORKER_THREADS_CEILING)
+		return TERN_WORKER_THREADS_CEILING;
 	return n > 0 ? (unsigned)n : 2;
 }
 
@@ -77,59 +76,47 @@ static int register_node(struct server *srv)
 	return r;
 }
 
-struct listen_spec {
-	const char *what;
-	const char *addr;
-	const struct conn_proto *proto;
-	bool tls;
-};
-
-/* Protocols other than LMTP register here as they are built. */
-const struct conn_proto *server_imap_proto = &imap_proto;
-const struct conn_proto *server_pop3_proto = &pop3_proto;
-
-static int open_listeners(struct server *srv)
+static int open_listeners(struct server *srv, const struct server_frontends *fe)
 {
-	const struct tern_config *cfg = srv->config;
-	const struct listen_spec specs[] = {
-		{"lmtp", cfg->lmtp_listen, &lmtp_proto, false},
-		{"imap", cfg->imap_listen, server_imap_proto, false},
-		{"imaps", cfg->imaps_listen, server_imap_proto, true},
-		{"pop3", cfg->pop3_listen, server_pop3_proto, false},
-		{"pop3s", cfg->pop3s_listen, server_pop3_proto, true},
-	};
-	size_t n = sizeof(specs) / sizeof(specs[0]);
-	srv->listeners = calloc(n, sizeof(*srv->listeners));
-	if (srv->listeners == NULL)
+	srv->listeners = calloc(fe->listen_count > 0 ? fe->listen_count : 1,
+				sizeof(*srv->listeners));
+	if (srv->listeners == NULL) {
+		log_error("listeners: out of memory");
 		return -1;
-	for (size_t i = 0; i < n; i++) {
-		if (specs[i].addr == NULL || specs[i].addr[0] == '\0')
+	}
+	for (size_t i = 0; i < fe->listen_count; i++) {
+		const struct server_listen *spec = &fe->listens[i];
+		if (spec->addr == NULL || spec->addr[0] == '\0')
 			continue;
-		if (specs[i].tls && !tls_available(srv)) {
-			log_error("%s_listen = %s needs tls_cert and tls_key", specs[i].what,
-				  specs[i].addr);
+		if (spec->tls && !tls_available(srv)) {
+			log_error("%s_listen = %s needs tls_cert and tls_key", spec->what, spec->addr);
 			return -1;
-		}
-		if (specs[i].proto == NULL) {
-			log_warn("%s_listen = %s ignored: %s is not available in this build",
-				 specs[i].what, specs[i].addr, specs[i].what);
-			continue;
 		}
 		char *err = NULL;
 		struct listener *l;
-		if (listener_new(srv, specs[i].what, specs[i].addr, specs[i].proto, specs[i].tls, &l,
-				 &err) < 0) {
+		if (listener_new(srv, spec->what, spec->addr, spec->proto, spec->tls, &l, &err) < 0) {
 			log_error("%s", err != NULL ? err : "listener failed");
 			free(err);
 			return -1;
 		}
 		srv->listeners[srv->listener_count++] = l;
-		log_info("%s: listening on %s", specs[i].what, specs[i].addr);
+		log_info("%s: listening on %s", spec->what, spec->addr);
 	}
 	return 0;
 }
 
-int server_init(struct server *srv, struct tern_config *cfg)
+static void stop_check_cb(evutil_socket_t fd, short what, void *arg);
+
+/* Runs the front ends' stop hook once, if their services were started. */
+static void services_stop(struct server *srv)
+{
+	void (*stop)(void) = srv->services_stop;
+	srv->services_stop = NULL;
+	if (stop != NULL)
+		stop();
+}
+
+int server_init(struct server *srv, struct tern_config *cfg, const struct server_frontends *fe)
 {
 	memset(srv, 0, sizeof(*srv));
 	srv->config = cfg;
@@ -145,8 +132,13 @@ int server_init(struct server *srv, struct tern_config *cfg)
 	if (ensure_data_dir(cfg->data_dir) < 0 || register_node(srv) < 0)
 		return -1;
 	srv->base = event_base_new();
-	if (srv->base == NULL)
+	/* made now: a stop must not need memory */
+	if (srv->base != NULL)
+		srv->stop_timer = event_new(srv->base, -1, EV_PERSIST, stop_check_cb, srv);
+	if (srv->base == NULL || srv->stop_timer == NULL) {
+		log_error("libevent: out of memory");
 		return -1;
+	}
 	char *err = NULL;
 	if (delivery_start(srv, &srv->delivery, &err) < 0) {
 		log_error("delivery: cannot start: %s", err != NULL ? err : "unknown error");
@@ -155,8 +147,10 @@ int server_init(struct server *srv, struct tern_config *cfg)
 	}
 	srv->loop_count = cfg->worker_threads > 0 ? cfg->worker_threads : cpu_count();
 	srv->loops = calloc(srv->loop_count, sizeof(*srv->loops));
-	if (srv->loops == NULL)
+	if (srv->loops == NULL) {
+		log_error("loops: out of memory");
 		return -1;
+	}
 	for (unsigned i = 0; i < srv->loop_count; i++) {
 		if (loop_init(&srv->loops[i], srv, i) < 0 || loop_start(&srv->loops[i]) < 0) {
 			log_error("cannot start loop thread %u", i);
@@ -164,9 +158,12 @@ int server_init(struct server *srv, struct tern_config *cfg)
 		}
 		srv->loops_running = i + 1;
 	}
-	/* Measures the failure-time floor now, not at the first login. */
-	auth_pool_start();
-	if (open_listeners(srv) < 0)
+	/* Before the listeners: the password workers measure the failure-time
+	 * floor now, not at the first login. */
+	if (fe->services_start != NULL)
+		fe->services_start();
+	srv->services_stop = fe->services_stop;
+	if (open_listeners(srv, fe) < 0)
 		return -1;
 	if (watchdog_start(srv, cfg->watchdog_threshold_ms, &server_watchdog) < 0)
 		log_warn("watchdog: cannot start; lock stalls will not be reported");
@@ -216,21 +213,33 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 		loop_post(&srv->loops[i], loop_shutdown_task, &srv->loops[i]);
 	srv->stop_deadline = tern_now_ms() + srv->config->shutdown_timeout_ms;
 	static const struct timeval every = {0, 20000};
-	srv->stop_timer = event_new(srv->base, -1, EV_PERSIST, stop_check_cb, srv);
-	event_add(srv->stop_timer, &every);
+	if (event_add(srv->stop_timer, &every) < 0) {
+		/* the timer heap could not grow: stop without the grace period
+		 * rather than never */
+		log_error("shutdown: out of memory for the stop timer, stopping now");
+		event_base_loopbreak(srv->base);
+	}
 }
 
 int server_run(struct server *srv)
 {
 	struct event *sigterm = evsignal_new(srv->base, SIGTERM, signal_cb, srv);
 	struct event *sigint = evsignal_new(srv->base, SIGINT, signal_cb, srv);
-	event_add(sigterm, NULL);
-	event_add(sigint, NULL);
+	if (sigterm == NULL || sigint == NULL || event_add(sigterm, NULL) < 0 ||
+	    event_add(sigint, NULL) < 0) {
+		/* not stoppable by a signal is not a server to run */
+		log_error("signals: cannot handle SIGTERM and SIGINT (out of memory)");
+		if (sigterm != NULL)
+			event_free(sigterm);
+		if (sigint != NULL)
+			event_free(sigint);
+		return 1;
+	}
 	log_info("node %s ready (%u loop threads, data_dir %s)", srv->config->node_name,
 		 srv->loop_count, srv->config->data_dir);
 	event_base_dispatch(srv->base);
 	/* Password checks in flight post to the loops: finish them first. */
-	auth_pool_stop();
+	services_stop(srv);
 	unsigned left = conn_count_total();
 	if (left > 0)
 		log_warn("shutdown: closing %u connection(s) still open after %u ms", left,
@@ -252,6 +261,8 @@ int server_run(struct server *srv)
 
 void server_deinit(struct server *srv)
 {
+	/* after a failed server_init: the services' threads post to the loops */
+	services_stop(srv);
 	watchdog_stop(&server_watchdog);
 	for (size_t i = 0; i < srv->listener_count; i++)
 		listener_free(&srv->listeners[i]);

@@ -8,24 +8,18 @@ import re
 import socket
 import time
 
-import pytest
-
 from ternlib import IO_TIMEOUT, PASSWORD, LmtpConn, free_port, make_message, unique_subject
 
 SENDER = "sender@remote.test"
 
 
-def imap_node(make_ternd, users=("alice", "bob"), require_imap=True, **settings):
+def imap_node(make_ternd, users=("alice", "bob"), **settings):
     """A started node with imap_listen on a free loopback port (and POP3 too
-    when pop3=True). Skips when this ternd has no IMAP front end, unless
-    require_imap is false (POP3-only tests)."""
+    when pop3=True)."""
     if settings.pop("pop3", False):
         settings["pop3_listen"] = f"127.0.0.1:{free_port()}"
     settings.setdefault("auth_failure_delay", "50ms")
-    n = make_ternd(imap_listen=f"127.0.0.1:{free_port()}", users=users, **settings)
-    if require_imap and "imap_listen" in n.stderr_text() and "not available in this build" in n.stderr_text():
-        pytest.skip("ternd was built without the IMAP front end (server_imap_proto unset)")
-    return n
+    return make_ternd(imap_listen=f"127.0.0.1:{free_port()}", users=users, **settings)
 
 
 def imap_addr(node):

@@ -39,7 +39,7 @@ def node(make_ternd):
 
 @pytest.fixture
 def pop3node(make_ternd):
-    return imap_node(make_ternd, pop3=True, require_imap=False)
+    return imap_node(make_ternd, pop3=True)
 
 
 def server_state(node, folder="INBOX"):

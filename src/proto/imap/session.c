@@ -494,4 +494,5 @@ const struct conn_proto imap_proto = {
 	.timeout = imap_timeout,
 	.free = imap_free,
 	.busy_reply = "* BYE [UNAVAILABLE] Too many connections, try again later\r\n",
+	.no_memory_reply = "* BYE [UNAVAILABLE] Server out of memory, try again later\r\n",
 };

@@ -540,4 +540,6 @@ const struct conn_proto lmtp_proto = {
 	.timeout = lmtp_timeout,
 	.free = lmtp_free,
 	.busy_reply = "421 4.3.2 Too many connections, try again later\r\n",
+	/* 421: the connection ends; 4.3.0 as in the 451 of a failed command */
+	.no_memory_reply = "421 4.3.0 Server out of memory, closing connection\r\n",
 };

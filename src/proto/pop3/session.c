@@ -239,11 +239,5 @@ const struct conn_proto pop3_proto = {
 	.timeout = pop3_timeout,
 	.free = pop3_free,
 	.busy_reply = "-ERR [SYS/TEMP] Too many connections, try again later\r\n",
+	.no_memory_reply = "-ERR [SYS/TEMP] Server out of memory, try again later\r\n",
 };
-
-/* Registers the front end with the server. The server also names pop3_proto
- * directly, since a static library may leave this object file out. */
-__attribute__((constructor)) static void pop3_register(void)
-{
-	server_pop3_proto = &pop3_proto;
-}
