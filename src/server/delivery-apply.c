@@ -64,13 +64,18 @@ static void job_done_task(void *arg)
 	job->done(job);
 }
 
+void delivery_rcpt_finished(struct delivery_job *job)
+{
+	if (atomic_fetch_sub(&job->pending, 1) == 1)
+		loop_post(job->loop, job_done_task, job);
+}
+
 void delivery_item_finished(struct delivery_item *it)
 {
 	struct delivery_job *job = it->job;
 	free(it->prefix);
 	free(it);
-	if (atomic_fetch_sub(&job->pending, 1) == 1)
-		loop_post(job->loop, job_done_task, job);
+	delivery_rcpt_finished(job);
 }
 
 static unsigned user_shard(const char *user, unsigned count)

@@ -111,6 +111,9 @@ int delivery_apply_one(struct store *st, const struct delivery_apply *a, uint32_
 /* An error that belongs to one recipient and one message (its quota, its
  * size, its user gone): the others of a batch are not affected by it. */
 bool delivery_error_is_item_own(enum tern_error err);
+/* Counts one recipient of job as answered (its err set); the job's done
+ * callback is posted after the last. Allocates nothing. */
+void delivery_rcpt_finished(struct delivery_job *job);
 /* Completes one recipient; the job's done callback is posted after the last. */
 void delivery_item_finished(struct delivery_item *it);
 

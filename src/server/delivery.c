@@ -191,12 +191,7 @@ static void commit_batch(struct delivery *d, struct delivery_job *batch)
 				built += it->job == j;
 			for (size_t r = built; r < j->rcpt_count; r++) {
 				j->rcpts[r].err = errno_to_tern(failed_errno);
-				struct delivery_item *ghost = calloc(1, sizeof(*ghost));
-				if (ghost == NULL)
-					abort();
-				ghost->job = j;
-				ghost->rcpt = &j->rcpts[r];
-				delivery_item_finished(ghost);
+				delivery_rcpt_finished(j);
 			}
 		}
 		fail_items(items, errno_to_tern(failed_errno));

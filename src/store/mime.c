@@ -1171,7 +1171,7 @@ char *mime_header_value(const void *data, size_t size, const char *name)
 			continue;
 		char *raw = unfold(d, f.val_off, f.val_len);
 		char *val = decode_text(raw);
-		char *out = strdup(val);
+		char *out = val != NULL ? strdup(val) : NULL; /* NULL: as if absent */
 		g_free(val);
 		g_free(raw);
 		return out;
