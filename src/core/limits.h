@@ -204,6 +204,20 @@
  * the client waiting on a disk or a lock. */
 #define TERN_STORE_WRITE_DEADLINE_MS    5000u
 
+/* A directory look-up on a request path (LMTP RCPT, a login's password
+ * check, an IMAP session's quota refresh) is answered within this. The
+ * look-up runs on a worker thread; a directory that cannot be read in
+ * time (locked by another process, wedged, on a stalled disk) then gives
+ * the request a temporary error (451 4.3.0, NO [UNAVAILABLE],
+ * -ERR [SYS/TEMP]) and the worker's late answer is dropped. */
+#define TERN_LOOKUP_DEADLINE_MS         5000u
+
+/* An IMAP session reads its quota limit with the login's directory row;
+ * once its copy is this old, the next quota check (APPEND, COPY, GETQUOTA)
+ * still uses it but starts a refresh off the loop thread, so a limit
+ * changed with ternctl reaches a long session within about this long. */
+#define TERN_QUOTA_REFRESH_MS           (60u * 1000)
+
 /* The delivery journal starts a new segment once the current one grows past
  * this; a segment is deleted when every store written under it has been
  * checkpointed. At most TERN_JOURNAL_SEGMENTS_MAX are replayed at start. */

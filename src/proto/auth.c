@@ -49,6 +49,7 @@
 #include "proto/auth-queue.h"
 #include "server/conn.h"
 #include "server/loop.h"
+#include "server/lookup.h"
 #include "server/server.h"
 #include "server/watchdog.h"
 
@@ -93,6 +94,10 @@ struct auth_request {
 	enum tern_error dir_err;
 	bool quiet;                   /* a temporary failure already logged once */
 	uint64_t check_started_us;
+	uint64_t quota;               /* AUTH_OK: the user's limit (struct auth_user) */
+	/* tern_now_ms() when a worker took it (0 = not yet): the loop reads it
+	 * to tell a check stuck on the directory from one waiting its turn */
+	_Atomic uint64_t taken_ms;
 	/* loop thread only */
 	enum req_stage stage;
 	bool reserved;                /* has had its start reserved once */
@@ -244,6 +249,7 @@ static void worker_run(struct auth_worker *w, struct auth_request *req)
 		req->reason = "homed on another node";
 	} else {
 		req->result = AUTH_OK;
+		req->quota = u.quota != 0 ? u.quota : req->cfg->default_quota;
 	}
 	dir_user_clear(&u);
 }
@@ -279,6 +285,7 @@ static void *worker_main(void *arg)
 			break;   /* stopping and drained */
 		struct auth_request *req = request_of(it);
 		watch_busy("password check for user=<%s>", req->name);
+		atomic_store(&req->taken_ms, tern_now_ms());
 		req->check_started_us = now_us();
 		if (stopping) {
 			/* a stop should not wait for a queue of checks nobody will use */
@@ -322,6 +329,11 @@ static void pool_init(void)
 void auth_pool_start(void)
 {
 	pthread_once(&pool_once, pool_init);
+	/* The directory look-up workers (server/lookup.c) start and stop with
+	 * the password workers: the front ends' services hook is the one place
+	 * the server starts them at start and stops them while the loops still
+	 * run to take their last answers. */
+	lookup_pool_start();
 }
 
 void auth_pool_stop(void)
@@ -339,11 +351,13 @@ void auth_pool_stop(void)
 	if (refused > 0)
 		log_info("auth: server stopping: %u queued login(s) answered with a temporary failure",
 			 refused);
+	lookup_pool_stop();
 }
 
 /* ---- loop side ---- */
 
 static void wait_until(struct auth_request *req, uint64_t wake_us);
+static void pool_deadline_arm(struct auth_request *req, uint64_t ms);
 
 static void request_free(struct auth_request *req)
 {
@@ -378,9 +392,32 @@ static void request_end(struct auth_request *req)
 	request_leave(req);
 	if (!c->closing) {
 		bool named = req->result == AUTH_OK || req->result == AUTH_NOT_HERE;
-		req->done(c, req->result, named ? req->user : NULL, req->ctx);
+		const struct auth_user who = {.name = req->user, .quota = req->quota};
+		req->done(c, req->result, named ? &who : NULL, req->ctx);
 	}
 	request_free(req);
+	conn_unref(&c);
+}
+
+/* A worker took the check TERN_LOOKUP_DEADLINE_MS ago and it has not come
+ * back: the directory cannot be read in time (locked by another process,
+ * wedged, a stalled disk). The session gets a temporary failure now; the
+ * request is cut loose from it and auth_result_task frees it when the
+ * worker's answer comes (the worker still owns the fields it writes, so
+ * nothing here reads them). */
+static void request_overdue(struct auth_request *req)
+{
+	struct conn *c = req->conn;
+	log_warn("auth: user=<%s>, method=%s, rip=%s: not checked within %u ms, answered with a "
+		 "temporary failure", req->name, req->method, req->rip, TERN_LOOKUP_DEADLINE_MS);
+	if (req->owner != NULL)
+		*req->owner = NULL;
+	req->owner = NULL;
+	req->cancelled = true;
+	request_leave(req);
+	if (!c->closing)
+		req->done(c, AUTH_TEMPFAIL, NULL, req->ctx);
+	req->conn = NULL;
 	conn_unref(&c);
 }
 
@@ -583,6 +620,7 @@ static void request_admit(struct auth_request *req)
 	req->reserved = true;
 	if (queued) {
 		req->stage = STAGE_POOL;
+		pool_deadline_arm(req, TERN_LOOKUP_DEADLINE_MS);
 		return;
 	}
 	if (stopping) {
@@ -604,6 +642,16 @@ static void wait_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	struct auth_request *req = arg;
 	struct conn *c = req->conn;
+	if (req->stage == STAGE_POOL) {
+		/* the check's deadline (pool_deadline_arm) */
+		uint64_t taken = atomic_load(&req->taken_ms), now = tern_now_ms();
+		if (taken != 0 && now - taken >= TERN_LOOKUP_DEADLINE_MS)
+			request_overdue(req);
+		else
+			pool_deadline_arm(req, taken != 0 ? taken + TERN_LOOKUP_DEADLINE_MS - now
+							  : TERN_LOOKUP_DEADLINE_MS);
+		return;
+	}
 	if (!c->closing && !c->shutting_down && now_us() < req->wake_us) {
 		wait_arm(req);
 		return;
@@ -631,6 +679,24 @@ static void wait_arm(struct auth_request *req)
 		request_end(req);
 }
 
+/* Bounds a check's time on a worker (the user's directory read and the
+ * hash) by TERN_LOOKUP_DEADLINE_MS: the timer looks after ms and again
+ * until the check is back or overdue. The wait in the queue before is not
+ * counted: that is the fair queue's business (bounded by auth_max_pending,
+ * one check per address in turn), and a burst of guesses must not turn
+ * into temporary failures for them all. auth_result_task re-arms the same
+ * timer for the failure delay or frees it. Without a timer the check has
+ * no deadline, as before. */
+static void pool_deadline_arm(struct auth_request *req, uint64_t ms)
+{
+	struct timeval tv = {.tv_sec = (time_t)(ms / 1000),
+			     .tv_usec = (suseconds_t)(ms % 1000) * 1000};
+	if (req->timer == NULL)
+		req->timer = evtimer_new(req->loop->base, wait_cb, req);
+	if (req->timer != NULL)
+		(void)evtimer_add(req->timer, &tv);
+}
+
 /* Holds the request on its loop until wake_us (monotonic, us), looking at
  * its connection every TERN_AUTH_WAIT_SLICE_MS; then admits it (gate stage)
  * or ends it (delay stage). */
@@ -656,6 +722,9 @@ void auth_cancel(struct auth_request **reqp)
 		return;
 	*reqp = NULL;
 	req->owner = NULL;
+	/* the check's deadline must not fire for a session that is gone */
+	if (req->timer != NULL)
+		event_del(req->timer);
 	if (req->stage == STAGE_POOL) {
 		bool taken;
 		{

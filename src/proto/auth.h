@@ -25,9 +25,18 @@ enum auth_result {
 	AUTH_NOT_HERE,  /* the password is right but the user is homed on another node */
 };
 
-/* Runs on the connection's loop thread. user is the canonical name (for
- * AUTH_OK and AUTH_NOT_HERE), else NULL; it is valid during the call only. */
-typedef void auth_done_fn(struct conn *c, enum auth_result r, const char *user, void *ctx);
+/* What the check read from the user's directory row, so that the session
+ * needs no directory read of its own after the login. */
+struct auth_user {
+	const char *name;   /* canonical */
+	uint64_t quota;     /* the limit in force in bytes: the user's, else the
+	                       node's default_quota; 0 = none */
+};
+
+/* Runs on the connection's loop thread. user is set for AUTH_OK and
+ * AUTH_NOT_HERE, else NULL; it is valid during the call only. */
+typedef void auth_done_fn(struct conn *c, enum auth_result r, const struct auth_user *user,
+			  void *ctx);
 
 struct auth_request;
 
@@ -35,7 +44,10 @@ struct auth_request;
  * ("PLAIN") is for the log. Call on c's loop thread. done runs later on that
  * thread (never from inside this call): after any penalty the client's
  * address or the user has earned, the check, and for AUTH_FAILED the failure
- * delay. AUTH_TEMPFAIL comes at once when the address has
+ * delay. A check (the user's directory read and the hash) not back within
+ * TERN_LOOKUP_DEADLINE_MS of a worker taking it gives AUTH_TEMPFAIL then: a
+ * directory that cannot be read must not hold a login for longer.
+ * AUTH_TEMPFAIL also comes at once when the address has
  * auth_max_pending_per_address logins in progress, when its penalty would
  * outlast TERN_AUTH_DELAY_CAP_MS, or when auth_max_pending checks are queued.
  * A reference on c is held meanwhile. Once c is closing, done is not called:

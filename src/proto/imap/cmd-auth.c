@@ -22,30 +22,32 @@ IMAP_HANDLER(cmd_capability)
 	return IMAP_CMD_DONE;
 }
 
-static void login_ok(struct imap_session *s, const char *user)
+/* The store is open (or could not be): the LOGIN/AUTHENTICATE is answered. */
+static void login_finished(struct imap_session *s, enum tern_error err)
 {
-	enum tern_error err = TERN_ERR_NONE;
-	if (s->conn->shutting_down) {
-		imap_tagged(s, s->pending, "NO [UNAVAILABLE] Server shutting down");
-		return;
-	}
-	if (imap_session_login(s, user, &err) < 0) {
+	if (err != TERN_ERR_NONE) {
 		imap_store_error(s, s->pending, "open mailbox", err);
-		return;
+	} else {
+		conn_set_authenticated(s->conn);
+		imap_tagged(s, s->pending, "OK [CAPABILITY %s] Logged in", imap_capabilities(s));
 	}
-	conn_set_authenticated(s->conn);
-	imap_tagged(s, s->pending, "OK [CAPABILITY %s] Logged in", imap_capabilities(s));
+	imap_command_finished(s);
 }
 
-static void auth_done(struct conn *c, enum auth_result r, const char *user, void *ctx)
+static void auth_done(struct conn *c, enum auth_result r, const struct auth_user *user, void *ctx)
 {
 	struct imap_session *s = ctx;
 	if (c->closing)
 		return;
 	switch (r) {
 	case AUTH_OK:
-		login_ok(s, user);
-		break;
+		if (s->conn->shutting_down) {
+			imap_tagged(s, s->pending, "NO [UNAVAILABLE] Server shutting down");
+			break;
+		}
+		/* finishes the command, now or once a first login's store exists */
+		imap_session_login(s, user->name, user->quota, login_finished);
+		return;
 	case AUTH_FAILED:
 		imap_tagged(s, s->pending, "NO [AUTHENTICATIONFAILED] Authentication failed.");
 		break;

@@ -7,33 +7,39 @@
 #include <event2/buffer.h>
 
 #include "core/config.h"
-#include "directory/directory.h"
+#include "core/limits.h"
+#include "core/lock.h"
 #include "proto/imap/commands.h"
 #include "proto/imap/quota.h"
+#include "server/lookup.h"
 #include "server/loop.h"
 #include "store/store.h"
+
+/* The directory's answer to a refresh. A user deleted while logged in
+ * keeps the node default; a failed read keeps the copy, and the next
+ * refresh is due a period later (a broken directory is not asked on every
+ * command). */
+static void quota_refreshed(const struct lookup_result *r, void *ctx)
+{
+	struct imap_session *s = ctx;
+	if (r->found > 0)
+		s->quota_limit = r->quota;
+	else if (r->found == 0)
+		s->quota_limit = imap_config(s)->default_quota;
+	s->quota_read_ms = tern_now_ms();
+}
 
 int imap_quota_get(struct imap_session *s, uint64_t *limit_r, uint64_t *used_r,
 		   enum tern_error *err_r)
 {
-	struct directory *dir = loop_directory(s->conn->loop);
-	struct dir_user u = {0};
-	uint64_t used, messages, limit = imap_config(s)->default_quota;
-
-	if (dir == NULL) {
-		*err_r = TERN_ERR_TEMP;
-		return -1;
-	}
-	int found = directory_user_get(dir, s->user, &u, err_r);
-	if (found < 0)
-		return -1;
-	/* A user deleted while logged in keeps the node default. */
-	if (found > 0 && u.quota != 0)
-		limit = u.quota;
-	dir_user_clear(&u);
+	uint64_t used, messages;
+	/* The limit is this session's copy; an old one is refreshed for later
+	 * commands, off the loop thread, and used meanwhile. */
+	if (s->quota_refresh == NULL && tern_now_ms() - s->quota_read_ms >= TERN_QUOTA_REFRESH_MS)
+		lookup_user(s->conn->loop, s->user, 0, quota_refreshed, s, &s->quota_refresh);
 	if (store_usage(s->store, &used, &messages, err_r) < 0)
 		return -1;
-	*limit_r = limit;
+	*limit_r = s->quota_limit;
 	*used_r = used;
 	return 0;
 }

@@ -11,8 +11,13 @@
 struct imap_session;
 
 /* *limit_r = the user's limit in bytes (0 = unlimited), *used_r = bytes
- * stored now. One directory read and one store read on the loop thread.
- * 0 ok, -1 error (*err_r; outputs untouched). */
+ * stored now. The limit is the session's copy, read with its login's
+ * directory row: no directory read on the loop thread. A copy older than
+ * TERN_QUOTA_REFRESH_MS is still used, and a refresh is started off the
+ * loop for the commands after this one, so a limit changed with ternctl
+ * applies to a session from its next login or within about that long.
+ * One store read on the loop thread. 0 ok, -1 error (*err_r; outputs
+ * untouched). */
 int imap_quota_get(struct imap_session *s, uint64_t *limit_r, uint64_t *used_r,
 		   enum tern_error *err_r);
 

@@ -13,10 +13,13 @@
 
 #include "core/fault.h"
 #include "core/limits.h"
+#include "core/lock.h"
 #include "core/log.h"
 #include "proto/auth.h"
 #include "proto/imap/commands.h"
 #include "proto/reply.h"
+#include "server/delivery.h"
+#include "server/lookup.h"
 #include "server/loop.h"
 #include "server/notify.h"
 #include "server/server.h"
@@ -404,23 +407,20 @@ static struct imap_parser_limits parser_limits(const struct tern_config *cfg, bo
 	return limits;
 }
 
-int imap_session_login(struct imap_session *s, const char *user, enum tern_error *err_r)
+/* Enters AUTH state over an open store. */
+static int login_enter(struct imap_session *s, const char *user, uint64_t quota, struct store *st)
 {
-	struct store *st = NULL;
 	struct imap_parser_limits limits = parser_limits(imap_config(s), true);
-	if (store_open(imap_config(s)->data_dir, user, true, &st, err_r) < 0)
-		return -1;
 	char *copy = strdup(user);
-	if (copy == NULL) {
-		store_close(&st);
-		*err_r = TERN_ERR_NOMEM;
+	if (copy == NULL)
 		return -1;
-	}
 	/* cannot fail: the same line length was accepted at open */
 	(void)imap_parser_set_limits(s->parser, &limits);
 	s->store = st;
 	s->user = copy;
 	s->state = IMAP_STATE_AUTH;
+	s->quota_limit = quota;
+	s->quota_read_ms = tern_now_ms();
 	if (s->watcher == NULL)
 		s->watcher = calloc(1, sizeof(*s->watcher));
 	if (s->watcher == NULL ||
@@ -428,6 +428,88 @@ int imap_session_login(struct imap_session *s, const char *user, enum tern_error
 		log_warn("imap: user=%s, rip=%s: no change notification (out of memory)", user,
 			 s->conn->peer_addr);
 	return 0;
+}
+
+/* A first login's store creation, on the user's worker. */
+struct login_create {
+	struct store_task task;
+	struct conn *conn;
+	char *user;
+	uint64_t quota;
+	imap_login_done_fn *done;
+};
+
+/* Nothing to do: the worker opened the store to run this, which created it. */
+static int login_create_run(struct store *st, void *arg, enum tern_error *err_r)
+{
+	(void)st;
+	(void)arg;
+	(void)err_r;
+	return 0;
+}
+
+static void login_open(struct imap_session *s, const char *user, uint64_t quota, bool may_create,
+		       imap_login_done_fn *done);
+
+static void login_create_done(struct store_task *t)
+{
+	struct login_create *lc = t->arg;
+	struct conn *c = lc->conn;
+	if (!c->closing) {
+		struct imap_session *s = c->state;
+		if (t->result < 0)
+			lc->done(s, t->err != TERN_ERR_NONE ? t->err : TERN_ERR_IO);
+		else
+			login_open(s, lc->user, lc->quota, false, lc->done);
+	}
+	free(lc->user);
+	free(lc);
+	conn_unref(&c);
+}
+
+static void login_open(struct imap_session *s, const char *user, uint64_t quota, bool may_create,
+		       imap_login_done_fn *done)
+{
+	struct store *st = NULL;
+	enum tern_error err = TERN_ERR_NONE;
+	/* Opening an existing store only reads; the loop thread may do that. */
+	if (store_open(imap_config(s)->data_dir, user, false, &st, &err) == 0) {
+		if (login_enter(s, user, quota, st) < 0) {
+			store_close(&st);
+			err = TERN_ERR_NOMEM;
+		}
+		done(s, err);
+		return;
+	}
+	if (err != TERN_ERR_NOTFOUND || !may_create) {
+		done(s, err);
+		return;
+	}
+	struct login_create *lc = calloc(1, sizeof(*lc));
+	char *copy = strdup(user);
+	if (lc == NULL || copy == NULL) {
+		free(lc);
+		free(copy);
+		done(s, TERN_ERR_NOMEM);
+		return;
+	}
+	lc->conn = s->conn;
+	lc->user = copy;
+	lc->quota = quota;
+	lc->done = done;
+	lc->task.user = lc->user;
+	lc->task.run = login_create_run;
+	lc->task.arg = lc;
+	lc->task.done = login_create_done;
+	lc->task.loop = s->conn->loop;
+	conn_ref(s->conn);
+	delivery_store_task(s->conn->loop->server->delivery, &lc->task);
+}
+
+void imap_session_login(struct imap_session *s, const char *user, uint64_t quota,
+			imap_login_done_fn *done)
+{
+	login_open(s, user, quota, true, done);
 }
 
 /* ---- connection glue ---- */
@@ -469,6 +551,7 @@ static void imap_free(struct conn *c)
 	if (s == NULL)
 		return;
 	auth_cancel(&s->auth);
+	lookup_cancel(&s->quota_refresh);
 	if (s->watcher != NULL) {
 		notify_unwatch(s->watcher);
 		free(s->watcher);

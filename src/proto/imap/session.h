@@ -19,6 +19,7 @@ struct store;
 struct evbuffer;
 struct imap_seqset;
 struct auth_request;
+struct lookup_request;
 struct notify_watcher;
 struct tern_config;
 
@@ -97,6 +98,11 @@ struct imap_session {
 	bool changes_pending;        /* another session or a delivery changed the store */
 	bool in_input;               /* session.c: inside the input loop */
 	uint64_t user_modseq;        /* store_highestmodseq() at the last sync */
+	/* The quota limit in force (bytes, 0 = none): read with the login's
+	 * directory row, refreshed off the loop thread (cmd-quota.c). */
+	uint64_t quota_limit;
+	uint64_t quota_read_ms;      /* tern_now_ms() when it was read */
+	struct lookup_request *quota_refresh;   /* a refresh in flight */
 };
 
 /* ---- command table (commands.c) ---- */
@@ -150,9 +156,19 @@ const struct tern_config *imap_config(const struct imap_session *s);
 /* Call after this session changed the store (STORE, EXPUNGE, COPY, MOVE,
  * APPEND): other sessions of the user (IDLE ones at once) learn of it. */
 void imap_notify_changed(struct imap_session *s);
-/* Enters AUTH state as user (canonical): opens (creating) the store and
- * subscribes to change notification. 0, or -1 (*err_r) with nothing changed. */
-int imap_session_login(struct imap_session *s, const char *user, enum tern_error *err_r);
+/* Runs when imap_session_login is through: err = TERN_ERR_NONE when the
+ * session is in AUTH state, else nothing changed. */
+typedef void imap_login_done_fn(struct imap_session *s, enum tern_error err);
+/* Enters AUTH state as user (canonical) with the quota limit the login read
+ * (bytes, 0 = none): opens the user's store and subscribes to change
+ * notification. A first login finds no store: creating one is a write, so
+ * it is a store task on the worker that owns the user, and the session
+ * opens the store when that is done. done runs exactly once: inside this
+ * call when the store exists, else later on the loop (not at all if the
+ * connection closes meanwhile). The caller keeps the session from reading
+ * commands until then (a pending command does). */
+void imap_session_login(struct imap_session *s, const char *user, uint64_t quota,
+			imap_login_done_fn *done);
 /* For an async command (s->pending set, returning IMAP_CMD_ASYNC): the next
  * input line (CRLF stripped, heap, the handler frees it) goes to fn instead
  * of the parser, once; fn may call imap_read_line again or finish the

@@ -13,6 +13,7 @@
 #include "proto/lmtp/parser.h"
 #include "proto/reply.h"
 #include "server/delivery.h"
+#include "server/lookup.h"
 #include "server/loop.h"
 #include "server/server.h"
 #include "server/watchdog.h"
@@ -38,6 +39,12 @@ struct lmtp_session {
 	bool bdat_last;
 	uint64_t bdat_chunk;
 	bool delivering;              /* a job is in flight */
+	/* A RCPT whose recipient is being looked up (off the loop thread):
+	 * input waits meanwhile, so replies stay in command order. */
+	struct lookup_request *lookup;
+	char *rcpt_address;           /* as the client gave it */
+	char *rcpt_user;              /* canonical */
+	char *rcpt_detail;            /* +detail, "" = none */
 };
 
 static const struct tern_config *session_config(const struct lmtp_session *s)
@@ -67,7 +74,7 @@ static void transaction_reset(struct lmtp_session *s)
 /* A stopping server closes a session between transactions. */
 static bool close_if_stopping(struct lmtp_session *s)
 {
-	if (!s->conn->shutting_down || s->mail_from != NULL || s->delivering)
+	if (!s->conn->shutting_down || s->mail_from != NULL || s->delivering || s->lookup != NULL)
 		return false;
 	reply(s, "421 4.3.2 Server shutting down, try again later");
 	conn_close(s->conn);
@@ -130,80 +137,18 @@ static void reply_over_quota(struct lmtp_session *s, const char *address)
 		    address);
 }
 
-/* RCPT-time quota check: a user already at or over the limit is refused at
- * once, before the MTA sends the message. (A read of the user's store on the
- * loop thread, and only for users with a quota.) */
-static bool rcpt_over_quota(struct lmtp_session *s, const char *user, uint64_t limit)
+static void rcpt_pending_clear(struct lmtp_session *s)
 {
-	struct store *st = NULL;
-	enum tern_error err = TERN_ERR_NONE;
-	uint64_t used = 0, messages;
-	if (limit == 0)
-		return false;
-	if (store_open(session_config(s)->data_dir, user, false, &st, &err) < 0)
-		return false; /* no store yet: nothing used */
-	bool over = store_usage(st, &used, &messages, &err) == 0 && used >= limit;
-	store_close(&st);
-	return over;
+	free(s->rcpt_address);
+	free(s->rcpt_user);
+	free(s->rcpt_detail);
+	s->rcpt_address = s->rcpt_user = s->rcpt_detail = NULL;
 }
 
-static bool rcpt_resolve(struct lmtp_session *s, const char *address, char *user,
-			 size_t user_size, char *detail, size_t detail_size, uint64_t *quota_r)
+/* Adds the recipient the look-up accepted; replies either way. */
+static void rcpt_add(struct lmtp_session *s, const char *address, const char *user,
+		     const char *detail, uint64_t quota)
 {
-	const struct tern_config *cfg = session_config(s);
-	if (username_parse(address, cfg->domains, user, user_size, detail, detail_size) < 0) {
-		conn_printf(s->conn, "550 5.1.1 <%s> User unknown\r\n", address);
-		return false;
-	}
-	struct directory *dir = loop_directory(s->conn->loop);
-	struct dir_user u = {0};
-	enum tern_error err = TERN_ERR_NONE;
-	int found = dir != NULL ? directory_user_get(dir, user, &u, &err) : -1;
-	if (found < 0) {
-		log_error("lmtp: rcpt=%s: directory lookup failed: %s", address,
-			  dir != NULL ? tern_error_str(err) : "directory unavailable");
-		conn_printf(s->conn, "451 4.3.0 <%s> Temporary directory failure\r\n", address);
-		return false;
-	}
-	if (found == 0) {
-		conn_printf(s->conn, "550 5.1.1 <%s> User unknown\r\n", address);
-		return false;
-	}
-	bool here = strcmp(u.home, cfg->node_name) == 0;
-	*quota_r = u.quota != 0 ? u.quota : cfg->default_quota;
-	if (here && rcpt_over_quota(s, user, *quota_r)) {
-		log_info("lmtp: rcpt=%s user=%s: over quota, refused", address, user);
-		reply_over_quota(s, address);
-		dir_user_clear(&u);
-		return false;
-	}
-	if (!here) {
-		/* Relaying to the home node comes with the proxy; until then the MTA retries. */
-		conn_printf(s->conn, "451 4.4.0 <%s> Mailbox is on node %s, not reachable from here\r\n",
-			    address, u.home);
-	}
-	dir_user_clear(&u);
-	return here;
-}
-
-static void cmd_rcpt(struct lmtp_session *s, const struct lmtp_cmd *cmd)
-{
-	if (s->mail_from == NULL) {
-		bad_command(s, "503 5.5.1 MAIL first");
-		return;
-	}
-	if (s->bdat_active) {
-		bad_command(s, "503 5.5.1 RCPT not allowed during BDAT");
-		return;
-	}
-	if (s->rcpt_count >= session_config(s)->max_recipients) {
-		reply(s, "452 4.5.3 Too many recipients");
-		return;
-	}
-	char user[TERN_USERNAME_MAX + 1], detail[TERN_FOLDER_NAME_MAX + 1];
-	uint64_t quota = 0;
-	if (!rcpt_resolve(s, cmd->arg, user, sizeof(user), detail, sizeof(detail), &quota))
-		return;
 	/* A +detail that cannot name a folder delivers to INBOX, as one that
 	 * names no existing folder does: it is the sender's text, never a
 	 * reason to refuse the recipient's mail. */
@@ -221,7 +166,7 @@ static void cmd_rcpt(struct lmtp_session *s, const struct lmtp_cmd *cmd)
 	struct lmtp_rcpt *r = &s->rcpts[s->rcpt_count++];
 	r->user = strdup(user);
 	r->folder = strdup(folder);
-	r->address = strdup(cmd->arg);
+	r->address = strdup(address);
 	r->quota = quota;
 	if (r->user == NULL || r->folder == NULL || r->address == NULL) {
 		free(r->user);
@@ -231,7 +176,78 @@ static void cmd_rcpt(struct lmtp_session *s, const struct lmtp_cmd *cmd)
 		reply(s, "452 4.3.0 Out of memory");
 		return;
 	}
-	conn_printf(s->conn, "250 2.1.5 <%s> Recipient OK\r\n", cmd->arg);
+	conn_printf(s->conn, "250 2.1.5 <%s> Recipient OK\r\n", address);
+}
+
+/* The directory's answer for the pending RCPT (on the loop thread): unknown,
+ * elsewhere, already over quota (the RCPT-time check: a user at or over the
+ * limit is refused before the MTA sends the message; the usage was read
+ * with the look-up, only for users with a limit), or accepted. Then the
+ * commands that arrived meanwhile are read. */
+static void rcpt_resolved(const struct lookup_result *r, void *ctx)
+{
+	struct lmtp_session *s = ctx;
+	const char *address = s->rcpt_address;
+	if (s->conn->closing) {
+		/* the client hung up meanwhile: nobody to answer */
+	} else if (r->found < 0) {
+		/* TEMP: the directory is locked or slow (the look-up's deadline) */
+		if (r->err == TERN_ERR_TEMP)
+			log_warn("lmtp: rcpt=%s: directory look-up failed: %s", address,
+				 tern_error_str(r->err));
+		else
+			log_error("lmtp: rcpt=%s: directory look-up failed: %s", address,
+				  tern_error_str(r->err));
+		conn_printf(s->conn, "451 4.3.0 <%s> Temporary directory failure\r\n", address);
+	} else if (r->found == 0) {
+		conn_printf(s->conn, "550 5.1.1 <%s> User unknown\r\n", address);
+	} else if (!r->here) {
+		/* Relaying to the home node comes with the proxy; until then the MTA retries. */
+		conn_printf(s->conn, "451 4.4.0 <%s> Mailbox is on node %s, not reachable from here\r\n",
+			    address, r->user->home);
+	} else if (r->quota != 0 && r->usage_known && r->used >= r->quota) {
+		log_info("lmtp: rcpt=%s user=%s: over quota, refused", address, s->rcpt_user);
+		reply_over_quota(s, address);
+	} else {
+		rcpt_add(s, address, s->rcpt_user, s->rcpt_detail, r->quota);
+	}
+	rcpt_pending_clear(s);
+	if (!s->conn->closing && !close_if_stopping(s))
+		conn_resume(s->conn);
+}
+
+static void cmd_rcpt(struct lmtp_session *s, const struct lmtp_cmd *cmd)
+{
+	if (s->mail_from == NULL) {
+		bad_command(s, "503 5.5.1 MAIL first");
+		return;
+	}
+	if (s->bdat_active) {
+		bad_command(s, "503 5.5.1 RCPT not allowed during BDAT");
+		return;
+	}
+	if (s->rcpt_count >= session_config(s)->max_recipients) {
+		reply(s, "452 4.5.3 Too many recipients");
+		return;
+	}
+	char user[TERN_USERNAME_MAX + 1], detail[TERN_FOLDER_NAME_MAX + 1];
+	if (username_parse(cmd->arg, session_config(s)->domains, user, sizeof(user), detail,
+			   sizeof(detail)) < 0) {
+		conn_printf(s->conn, "550 5.1.1 <%s> User unknown\r\n", cmd->arg);
+		return;
+	}
+	s->rcpt_address = strdup(cmd->arg);
+	s->rcpt_user = strdup(user);
+	s->rcpt_detail = strdup(detail);
+	if (s->rcpt_address == NULL || s->rcpt_user == NULL || s->rcpt_detail == NULL) {
+		rcpt_pending_clear(s);
+		reply(s, "452 4.3.0 Out of memory");
+		return;
+	}
+	/* The directory is read off the loop thread; this session reads no
+	 * further command until the answer (or the look-up's deadline) comes. */
+	conn_pause(s->conn);
+	lookup_user(s->conn->loop, user, LOOKUP_USAGE, rcpt_resolved, s, &s->lookup);
 }
 
 static void delivery_done(struct delivery_job *job)
@@ -524,6 +540,8 @@ static void lmtp_free(struct conn *c)
 	struct lmtp_session *s = c->state;
 	if (s == NULL)
 		return;
+	lookup_cancel(&s->lookup);
+	rcpt_pending_clear(s);
 	transaction_reset(s);
 	free(s->rcpts);
 	lmtp_parser_free(&s->parser);

@@ -9,6 +9,7 @@
 #include "proto/auth.h"
 #include "proto/pop3/inuse.h"
 #include "proto/pop3/session-private.h"
+#include "server/delivery.h"
 #include "server/loop.h"
 #include "server/server.h"
 #include "server/tls.h"
@@ -17,12 +18,13 @@
 static const char err_plaintext[] =
 	"-ERR [AUTH] Plaintext authentication disallowed on non-secure connections";
 
-/* Loads the INBOX listing into s->msgs. */
+/* Loads the INBOX listing into s->msgs. The store is opened, not created:
+ * a first login finds none (s->store stays NULL, TERN_ERR_NOTFOUND). */
 static int maildrop_load(struct pop3_session *s, enum tern_error *err_r, const char **op_r)
 {
 	struct store_folder f;
 	*op_r = "open maildrop";
-	if (store_open(pop3_config(s)->data_dir, s->user, true, &s->store, err_r) < 0)
+	if (store_open(pop3_config(s)->data_dir, s->user, false, &s->store, err_r) < 0)
 		return -1;
 	*op_r = "read INBOX";
 	int found = store_folder_get(s->store, "INBOX", &f, err_r);
@@ -66,7 +68,84 @@ void pop3_maildrop_close(struct pop3_session *s)
 	s->state = POP3_STATE_AUTH;
 }
 
-/* RFC 1939 §7 PASS: lock the maildrop, then enter TRANSACTION. */
+/* The maildrop is loaded (err = TERN_ERR_NONE) or could not be: the login
+ * is answered. */
+static void login_answer(struct pop3_session *s, enum tern_error err, const char *op)
+{
+	if (err != TERN_ERR_NONE) {
+		pop3_store_error(s, op, err);
+		pop3_maildrop_close(s);
+		return;
+	}
+	s->state = POP3_STATE_TRANSACTION;
+	conn_set_authenticated(s->conn);
+	conn_printf(s->conn, "+OK Logged in, %zu messages\r\n", s->msg_count);
+}
+
+/* A first login's store creation, on the user's worker: creating a store is
+ * a write, never done on the loop thread. */
+struct maildrop_create {
+	struct store_task task;
+	struct conn *conn;
+	char *user;
+};
+
+/* Nothing to do: the worker opened the store to run this, which created it. */
+static int maildrop_create_run(struct store *st, void *arg, enum tern_error *err_r)
+{
+	(void)st;
+	(void)arg;
+	(void)err_r;
+	return 0;
+}
+
+static void maildrop_create_done(struct store_task *t)
+{
+	struct maildrop_create *mc = t->arg;
+	struct conn *c = mc->conn;
+	struct pop3_session *s = c->state;
+	s->store_task_pending = false;
+	if (!c->closing) {
+		enum tern_error err = TERN_ERR_NONE;
+		const char *op = "create maildrop";
+		if (t->result < 0)
+			err = t->err != TERN_ERR_NONE ? t->err : TERN_ERR_IO;
+		else if (maildrop_load(s, &err, &op) == 0)
+			err = TERN_ERR_NONE;
+		login_answer(s, err, op);
+		if (!pop3_close_if_stopping(s))
+			conn_resume(c);
+	}
+	free(mc->user);
+	free(mc);
+	conn_unref(&c);
+}
+
+/* Queues the store's creation; false (nothing queued) without memory. */
+static bool maildrop_create(struct pop3_session *s)
+{
+	struct maildrop_create *mc = calloc(1, sizeof(*mc));
+	char *user = strdup(s->user);
+	if (mc == NULL || user == NULL) {
+		free(mc);
+		free(user);
+		return false;
+	}
+	mc->conn = s->conn;
+	mc->user = user;
+	mc->task.user = mc->user;
+	mc->task.run = maildrop_create_run;
+	mc->task.arg = mc;
+	mc->task.done = maildrop_create_done;
+	mc->task.loop = s->conn->loop;
+	s->store_task_pending = true;
+	conn_ref(s->conn);
+	delivery_store_task(s->conn->loop->server->delivery, &mc->task);
+	return true;
+}
+
+/* RFC 1939 §7 PASS: lock the maildrop, then enter TRANSACTION. Answers now,
+ * or, for a first login, once the store exists (s->store_task_pending). */
 static void login_complete(struct pop3_session *s, const char *user)
 {
 	if (!pop3_inuse_acquire(user)) {
@@ -83,17 +162,19 @@ static void login_complete(struct pop3_session *s, const char *user)
 	}
 	enum tern_error err = TERN_ERR_NONE;
 	const char *op = "open maildrop";
-	if (maildrop_load(s, &err, &op) < 0) {
-		pop3_store_error(s, op, err);
-		pop3_maildrop_close(s);
+	if (maildrop_load(s, &err, &op) == 0) {
+		login_answer(s, TERN_ERR_NONE, op);
 		return;
 	}
-	s->state = POP3_STATE_TRANSACTION;
-	conn_set_authenticated(s->conn);
-	conn_printf(s->conn, "+OK Logged in, %zu messages\r\n", s->msg_count);
+	if (err == TERN_ERR_NOTFOUND && s->store == NULL) {
+		if (maildrop_create(s))
+			return;
+		err = TERN_ERR_NOMEM;
+	}
+	login_answer(s, err, op);
 }
 
-static void auth_done(struct conn *c, enum auth_result r, const char *user, void *ctx)
+static void auth_done(struct conn *c, enum auth_result r, const struct auth_user *user, void *ctx)
 {
 	struct pop3_session *s = ctx;
 	if (c->closing)
@@ -101,7 +182,7 @@ static void auth_done(struct conn *c, enum auth_result r, const char *user, void
 	switch (r) {
 	case AUTH_OK:
 		if (!c->shutting_down)
-			login_complete(s, user);
+			login_complete(s, user->name);
 		break;
 	case AUTH_FAILED:
 		pop3_reply(s, "-ERR [AUTH] Authentication failed");
@@ -114,6 +195,8 @@ static void auth_done(struct conn *c, enum auth_result r, const char *user, void
 		pop3_reply(s, "-ERR [SYS/TEMP] Mailbox is on another node");
 		break;
 	}
+	if (s->store_task_pending)
+		return;   /* a first login: maildrop_create_done answers and resumes */
 	if (!pop3_close_if_stopping(s))
 		conn_resume(c);
 }

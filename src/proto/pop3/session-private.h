@@ -35,6 +35,10 @@ struct pop3_session {
 	char *user_arg;             /* from USER, waiting for PASS */
 	bool sasl_pending;          /* AUTH PLAIN sent "+ ", reading the response */
 	struct auth_request *auth;  /* a password check in flight */
+	/* A store task in flight (a first login's store creation, QUIT's
+	 * UPDATE write): input is paused and the session stays until its
+	 * done, which answers. */
+	bool store_task_pending;
 	/* TRANSACTION state */
 	char *user;                 /* canonical; owns the in-use mark */
 	struct store *store;

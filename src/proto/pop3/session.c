@@ -143,7 +143,7 @@ static void parse_error(struct pop3_session *s, const char *error)
 
 bool pop3_close_if_stopping(struct pop3_session *s)
 {
-	if (!s->conn->shutting_down || s->auth != NULL)
+	if (!s->conn->shutting_down || s->auth != NULL || s->store_task_pending)
 		return false;
 	/* without QUIT nothing is deleted (RFC 1939 §6) */
 	pop3_reply(s, "-ERR [SYS/TEMP] Server shutting down, try again later");
