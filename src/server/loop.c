@@ -100,8 +100,6 @@ static void *loop_thread_main(void *arg)
 	 * loop_join breaks it. */
 	event_base_loop(loop->base, EVLOOP_NO_EXIT_ON_EMPTY);
 	watch_thread_end();
-	if (loop->dir != NULL)
-		directory_close(&loop->dir);
 	current_loop = NULL;
 	return NULL;
 }
@@ -187,16 +185,3 @@ void loop_post(struct loop *loop, loop_task_fn *fn, void *arg)
 	event_active(loop->inbox_event, EV_READ, 0);
 }
 
-struct directory *loop_directory(struct loop *loop)
-{
-	if (loop->dir == NULL) {
-		char *err = NULL;
-		if (directory_open(loop->server->config->directory, &loop->dir, &err) < 0) {
-			log_error("directory %s: open failed: %s", loop->server->config->directory,
-				  err != NULL ? err : "unknown error");
-			free(err);
-			loop->dir = NULL;
-		}
-	}
-	return loop->dir;
-}

@@ -31,7 +31,6 @@ struct loop {
 	/* Tasks for when malloc fails (TERN_LOOP_TASK_RESERVE); the free ones
 	 * are listed in reserve, under inbox_mu. */
 	struct loop_task *reserve_block, *reserve;
-	struct directory *dir;           /* this thread's directory handle (lazy) */
 	struct conn *conns;              /* live connections of this loop */
 	size_t conn_count;
 };
@@ -50,9 +49,5 @@ void loop_post(struct loop *loop, loop_task_fn *fn, void *arg);
 
 /* The loop of the calling thread, or NULL if it is not a loop thread. */
 struct loop *loop_current(void);
-
-/* This loop's directory handle, opened on first use. NULL on failure
- * (logged once per failure with the reason). */
-struct directory *loop_directory(struct loop *loop);
 
 #endif
