@@ -14,6 +14,7 @@
 #include "proto/imap/imap-date.h"
 #include "proto/imap/mailbox.h"
 #include "proto/imap/quota.h"
+#include "proto/imap/store-write.h"
 #include "core/log.h"
 #include "server/conn.h"
 #include "server/delivery.h"
@@ -157,11 +158,60 @@ static void uid_set(char *buf, size_t size, const struct append_ctx *a)
 	}
 }
 
+/* The NO of a failed APPEND. */
+static void append_refused(struct imap_session *s, const struct imap_cmd *cmd, enum tern_error err)
+{
+	if (err == TERN_ERR_NOTFOUND)
+		imap_tagged(s, cmd, "NO [TRYCREATE] Mailbox does not exist");
+	else if (err == TERN_ERR_INVALID)
+		imap_tagged(s, cmd, "NO [CANNOT] Invalid flags or keywords");
+	else
+		imap_store_error(s, cmd, "append", err);
+}
+
+/* Undoing a partial MULTIAPPEND (RFC 3502 §3: all or nothing) is a store
+ * write like any other: it runs on the user's worker, and the NO follows
+ * from there. */
+struct append_undo {
+	char *folder;
+	uint32_t *uids;          /* ascending */
+	size_t count;
+	enum tern_error err;     /* why the APPEND failed */
+};
+
+static int append_undo_run(struct store *st, void *arg, enum tern_error *err_r)
+{
+	struct append_undo *u = arg;
+	uint32_t *gone = NULL;
+	size_t ngone = 0;
+	int r = store_expunge(st, u->folder, u->uids, u->count, &gone, &ngone, err_r);
+	free(gone);
+	return r;
+}
+
+static void append_undo_done(struct imap_session *s, struct imap_cmd *cmd, void *arg,
+			     int result, enum tern_error err, bool closing)
+{
+	struct append_undo *u = arg;
+	if (result < 0)
+		log_error("imap: user=%s: MULTIAPPEND: undoing %zu stored message(s) failed: %s",
+			  s->user, u->count, tern_error_str(err));
+	imap_notify_changed(s);
+	/* closing may be false on the out-of-memory path while the client has
+	 * left meanwhile (this command was async already) */
+	if (!closing && !s->conn->closing)
+		append_refused(s, cmd, u->err);
+	free(u->folder);
+	free(u->uids);
+	free(u);
+}
+
 /* All messages have a result: reply, or undo a partial MULTIAPPEND. */
 static void append_finish(struct append_ctx *a)
 {
 	struct conn *c = a->conn;
 	struct imap_session *s = c->state;
+	struct imap_cmd *cmd = a->cmd;
 	enum tern_error err = TERN_ERR_NONE;
 	uint32_t *stored = malloc((a->count + 1) * sizeof(*stored));
 	size_t nstored = 0;
@@ -174,25 +224,28 @@ static void append_finish(struct append_ctx *a)
 			err = a->parts[i].err;
 		}
 	}
+	struct append_undo *u = NULL;
 	if (err != TERN_ERR_NONE && nstored > 0) {
-		/* RFC 3502 §3: all or nothing; the store wants UIDs ascending */
-		enum tern_error xerr = TERN_ERR_NONE;
-		uint32_t *gone = NULL;
-		size_t ngone = 0;
+		/* the store wants UIDs ascending */
 		for (size_t i = 1; i < nstored; i++)
 			for (size_t k = i; k > 0 && stored[k - 1] > stored[k]; k--) {
 				uint32_t t = stored[k];
 				stored[k] = stored[k - 1];
 				stored[k - 1] = t;
 			}
-		if (store_expunge(s->store, a->folder, stored, nstored, &gone, &ngone, &xerr) < 0)
+		u = calloc(1, sizeof(*u));
+		if (u == NULL) {
 			log_error("imap: user=%s: MULTIAPPEND: undoing %zu stored message(s) failed: %s",
-				  s->user, nstored, tern_error_str(xerr));
-		free(gone);
-		imap_notify_changed(s);
+				  s->user, nstored, tern_error_str(TERN_ERR_NOMEM));
+		} else {
+			*u = (struct append_undo){ .folder = a->folder, .uids = stored,
+						   .count = nstored, .err = err };
+			a->folder = NULL;
+			stored = NULL;
+		}
 	}
 	free(stored);
-	if (!c->closing) {
+	if (u == NULL && !c->closing) {
 		if (err == TERN_ERR_NONE) {
 			size_t size = 22 * a->count + 1;
 			char *set = malloc(size);
@@ -201,24 +254,23 @@ static void append_finish(struct append_ctx *a)
 			/* imap_tagged reports the new messages first when they went
 			 * to the selected folder (RFC 3501 §6.3.11). */
 			if (set != NULL)
-				imap_tagged(s, a->cmd, "OK [APPENDUID %u %s] Append completed",
+				imap_tagged(s, cmd, "OK [APPENDUID %u %s] Append completed",
 					    a->parts[0].uidvalidity, set);
 			else
-				imap_tagged(s, a->cmd, "OK Append completed");
+				imap_tagged(s, cmd, "OK Append completed");
 			free(set);
 			imap_notify_changed(s);
-		} else if (err == TERN_ERR_NOTFOUND) {
-			imap_tagged(s, a->cmd, "NO [TRYCREATE] Mailbox does not exist");
-		} else if (err == TERN_ERR_INVALID) {
-			imap_tagged(s, a->cmd, "NO [CANNOT] Invalid flags or keywords");
 		} else {
-			imap_store_error(s, a->cmd, "append", err);
+			append_refused(s, cmd, err);
 		}
 	}
 	free(a->parts);
 	free(a->folder);
 	free(a);
-	imap_command_finished(s);
+	/* also when the client has left: the undo must happen regardless */
+	if (u == NULL ||
+	    imap_store_write(s, cmd, append_undo_run, u, append_undo_done) == IMAP_CMD_DONE)
+		imap_command_finished(s);   /* the undo's end finishes it otherwise */
 	conn_unref(&c);
 }
 

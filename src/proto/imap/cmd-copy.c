@@ -8,6 +8,7 @@
 #include "proto/imap/commands.h"
 #include "proto/imap/quota.h"
 #include "proto/imap/seqset.h"
+#include "proto/imap/store-write.h"
 #include "store/store.h"
 
 /* "uidvalidity src-set dst-set"; NULL when out of memory. */
@@ -41,15 +42,68 @@ static void reply_copied(struct imap_session *s, const struct imap_cmd *cmd, boo
 	imap_tagged(s, cmd, "OK Move completed");
 }
 
+/* The copy, on the user's worker, and what it gives back to the loop. */
+struct copy_write {
+	char *folder, *dest;
+	uint32_t *uids;
+	size_t count;
+	bool move;
+	uint64_t quota;          /* the user's limit for a copy, 0 = none */
+	uint32_t *src, *dst, uidvalidity;
+	size_t copied;
+};
+
+static void copy_write_free(struct copy_write *w)
+{
+	free(w->folder);
+	free(w->dest);
+	free(w->uids);
+	free(w->src);
+	free(w->dst);
+	free(w);
+}
+
+static int copy_write_run(struct store *st, void *arg, enum tern_error *err_r)
+{
+	struct copy_write *w = arg;
+	/* The store counts the quota inside the copy's transaction; the
+	 * worker's handle also writes deliveries, which carry their own
+	 * limit, so it goes back to none afterwards. */
+	store_set_quota(st, w->quota);
+	int r = store_copy(st, w->folder, w->uids, w->count, w->dest, w->move, &w->src, &w->dst,
+			   &w->copied, &w->uidvalidity, err_r);
+	store_set_quota(st, 0);
+	return r;
+}
+
+static void copy_write_done(struct imap_session *s, struct imap_cmd *cmd, void *arg, int result,
+			    enum tern_error err, bool closing)
+{
+	struct copy_write *w = arg;
+	if (result == 0 && w->copied > 0)
+		imap_notify_changed(s);
+	if (closing) {
+		/* the client is gone; the copy is made all the same */
+	} else if (result < 0 && err == TERN_ERR_NOTFOUND) {
+		imap_tagged(s, cmd, "NO [TRYCREATE] Mailbox doesn't exist");
+	} else if (result < 0) {
+		imap_store_error(s, cmd, w->move ? "MOVE" : "COPY", err);
+	} else {
+		reply_copied(s, cmd, w->move, w->uidvalidity, w->src, w->dst, w->copied);
+	}
+	copy_write_free(w);
+}
+
 IMAP_HANDLER(cmd_copy)
 {
 	bool move = strcmp(cmd->name, "MOVE") == 0;
 	const char *name, *bad = NULL;
 	size_t name_len;
 	char *dest = NULL;
-	uint32_t *uids = NULL, *src = NULL, *dst = NULL, uidvalidity = 0;
-	size_t count = 0, copied = 0;
+	uint32_t *uids = NULL;
+	size_t count = 0;
 	enum tern_error err = TERN_ERR_NONE;
+	struct copy_write *w = NULL;
 
 	if (cmd->arg_count != 2 || !imap_arg_astring(&cmd->args[1], &name, &name_len))
 		bad = "Invalid arguments";
@@ -66,32 +120,33 @@ IMAP_HANDLER(cmd_copy)
 		imap_tagged(s, cmd, "NO [READ-ONLY] Mailbox is read-only");
 		goto out;
 	}
-	/* The store counts the quota inside the copy's transaction (a move adds
-	 * nothing and is never refused, so a full mailbox can be cleaned up). */
+	if (count == 0) {
+		/* nothing to write: answered as an empty copy */
+		reply_copied(s, cmd, move, 0, NULL, NULL, 0);
+		goto out;
+	}
+	/* A move adds nothing and is never refused, so a full mailbox can be
+	 * cleaned up. The limit is read here, the usage inside the copy. */
 	uint64_t limit = 0, used;
-	if (!move && count > 0 && imap_quota_get(s, &limit, &used, &err) < 0) {
+	if (!move && imap_quota_get(s, &limit, &used, &err) < 0) {
 		imap_store_error(s, cmd, "copy quota", err);
 		goto out;
 	}
-	store_set_quota(s->store, limit);
-	int copy_r = count > 0 ? store_copy(s->store, s->view->folder, uids, count, dest, move,
-					    &src, &dst, &copied, &uidvalidity, &err)
-			       : 0;
-	store_set_quota(s->store, 0);
-	if (copy_r < 0) {
-		if (err == TERN_ERR_NOTFOUND)
-			imap_tagged(s, cmd, "NO [TRYCREATE] Mailbox doesn't exist");
-		else
-			imap_store_error(s, cmd, move ? "MOVE" : "COPY", err);
+	if ((w = calloc(1, sizeof(*w))) == NULL || (w->folder = strdup(s->view->folder)) == NULL) {
+		imap_store_error(s, cmd, move ? "MOVE" : "COPY", TERN_ERR_NOMEM);
 		goto out;
 	}
-	if (copied > 0)
-		imap_notify_changed(s);
-	reply_copied(s, cmd, move, uidvalidity, src, dst, copied);
+	w->dest = dest;
+	w->uids = uids;
+	w->count = count;
+	w->move = move;
+	w->quota = limit;
+	return imap_store_write(s, cmd, copy_write_run, w, copy_write_done);
 out:
+	if (w != NULL)
+		free(w->folder);
+	free(w);
 	free(dest);
 	free(uids);
-	free(src);
-	free(dst);
 	return IMAP_CMD_DONE;
 }

@@ -7,6 +7,7 @@
 #include "proto/imap/commands.h"
 #include "proto/imap/list-match.h"
 #include "proto/imap/mailbox.h"
+#include "proto/imap/store-write.h"
 #include "store/store.h"
 
 char *imap_mailbox_arg(struct imap_session *s, const struct imap_cmd *cmd,
@@ -78,68 +79,6 @@ static int create_use(struct imap_session *s, const struct imap_cmd *cmd,
 	return -1;
 }
 
-IMAP_HANDLER(cmd_create)
-{
-	const char *wire, *use = NULL, *bad = NULL;
-	size_t len;
-	enum tern_error err = TERN_ERR_NONE;
-
-	if (cmd->arg_count < 1 || cmd->arg_count > 2 ||
-	    !imap_arg_astring(&cmd->args[0], &wire, &len)) {
-		imap_bad(s, cmd, "CREATE needs a mailbox name");
-		return IMAP_CMD_DONE;
-	}
-	if (cmd->arg_count == 2 && create_use(s, cmd, &cmd->args[1], &use) < 0)
-		return IMAP_CMD_DONE;
-	/* imap_name_from_wire drops one trailing separator (RFC 3501 §6.3.3:
-	 * it only says the client means to create children). */
-	char *name = imap_name_from_wire(s, wire, len, &bad);
-	if (name == NULL) {
-		imap_bad(s, cmd, bad != NULL ? bad : "Invalid mailbox name");
-		return IMAP_CMD_DONE;
-	}
-	if (strcmp(name, "INBOX") == 0)
-		imap_tagged(s, cmd, "NO [ALREADYEXISTS] INBOX always exists");
-	else if (!imap_folder_name_valid(name, strlen(name), &bad))
-		imap_tagged(s, cmd, "NO [CANNOT] %s", bad);
-	else if (store_folder_create(s->store, name, use, &err) < 0)
-		imap_mailbox_error(s, cmd, "create", err);
-	else
-		imap_tagged(s, cmd, "OK Create completed");
-	free(name);
-	return IMAP_CMD_DONE;
-}
-
-IMAP_HANDLER(cmd_delete)
-{
-	enum tern_error err = TERN_ERR_NONE;
-
-	if (cmd->arg_count != 1) {
-		imap_bad(s, cmd, "DELETE needs a mailbox name");
-		return IMAP_CMD_DONE;
-	}
-	char *name = imap_mailbox_arg(s, cmd, &cmd->args[0]);
-	if (name == NULL)
-		return IMAP_CMD_DONE;
-	/* Children stay and the name lists as \Noselect (RFC 3501 §6.3.4). */
-	if (strcmp(name, "INBOX") == 0) {
-		imap_tagged(s, cmd, "NO [CANNOT] INBOX cannot be deleted");
-		goto out;
-	}
-	/* The session's own selected folder may go: it is closed first (back
-	 * to AUTH state, as Dovecot does), so the reply's sync does not find
-	 * it vanished and end the session. */
-	if (s->view != NULL && strcmp(s->view->folder, name) == 0)
-		imap_view_close(s);
-	if (store_folder_delete(s->store, name, &err) < 0)
-		imap_mailbox_error(s, cmd, "delete", err);
-	else
-		imap_tagged(s, cmd, "OK Delete completed");
-out:
-	free(name);
-	return IMAP_CMD_DONE;
-}
-
 /* Keeps the selected folder's name right when it, or a parent, was renamed
  * (renaming INBOX moves its messages but INBOX stays). */
 static int view_follow_rename(struct imap_session *s, const char *from, const char *to)
@@ -161,9 +100,145 @@ static int view_follow_rename(struct imap_session *s, const char *from, const ch
 	return 0;
 }
 
+/* One folder change, made on the user's worker. */
+struct mailbox_write {
+	char *name;
+	char *to;                /* RENAME's new name */
+	const char *use;         /* CREATE's special use (static), or NULL */
+	bool subscribe;
+	const char *operation;   /* for the log */
+	const char *ok;          /* the tagged OK */
+};
+
+static void mailbox_write_free(struct mailbox_write *w)
+{
+	free(w->name);
+	free(w->to);
+	free(w);
+}
+
+/* Takes name; NULL (name freed, NO sent) when out of memory. */
+static struct mailbox_write *mailbox_write_new(struct imap_session *s, const struct imap_cmd *cmd,
+					       char *name, const char *operation, const char *ok)
+{
+	struct mailbox_write *w = calloc(1, sizeof(*w));
+	if (w == NULL) {
+		free(name);
+		imap_store_error(s, cmd, operation, TERN_ERR_NOMEM);
+		return NULL;
+	}
+	w->name = name;
+	w->operation = operation;
+	w->ok = ok;
+	return w;
+}
+
+static int create_run(struct store *st, void *arg, enum tern_error *err_r)
+{
+	struct mailbox_write *w = arg;
+	return store_folder_create(st, w->name, w->use, err_r);
+}
+
+static int delete_run(struct store *st, void *arg, enum tern_error *err_r)
+{
+	struct mailbox_write *w = arg;
+	return store_folder_delete(st, w->name, err_r);
+}
+
+static int rename_run(struct store *st, void *arg, enum tern_error *err_r)
+{
+	struct mailbox_write *w = arg;
+	return store_folder_rename(st, w->name, w->to, err_r);
+}
+
+static int subscribe_run(struct store *st, void *arg, enum tern_error *err_r)
+{
+	struct mailbox_write *w = arg;
+	return store_folder_subscribe(st, w->name, w->subscribe, err_r);
+}
+
+static void mailbox_write_done(struct imap_session *s, struct imap_cmd *cmd, void *arg,
+			       int result, enum tern_error err, bool closing)
+{
+	struct mailbox_write *w = arg;
+	if (closing) {
+		/* the client is gone; the change is made all the same */
+	} else if (result < 0) {
+		imap_mailbox_error(s, cmd, w->operation, err);
+	} else if (w->to != NULL && view_follow_rename(s, w->name, w->to) < 0) {
+		/* before the reply: its sync reads the view's folder by name */
+		imap_store_error(s, cmd, w->operation, TERN_ERR_NOMEM);
+	} else {
+		imap_tagged(s, cmd, "%s", w->ok);
+	}
+	mailbox_write_free(w);
+}
+
+IMAP_HANDLER(cmd_create)
+{
+	const char *wire, *use = NULL, *bad = NULL;
+	size_t len;
+
+	if (cmd->arg_count < 1 || cmd->arg_count > 2 ||
+	    !imap_arg_astring(&cmd->args[0], &wire, &len)) {
+		imap_bad(s, cmd, "CREATE needs a mailbox name");
+		return IMAP_CMD_DONE;
+	}
+	if (cmd->arg_count == 2 && create_use(s, cmd, &cmd->args[1], &use) < 0)
+		return IMAP_CMD_DONE;
+	/* imap_name_from_wire drops one trailing separator (RFC 3501 §6.3.3:
+	 * it only says the client means to create children). */
+	char *name = imap_name_from_wire(s, wire, len, &bad);
+	if (name == NULL) {
+		imap_bad(s, cmd, bad != NULL ? bad : "Invalid mailbox name");
+		return IMAP_CMD_DONE;
+	}
+	if (strcmp(name, "INBOX") == 0) {
+		imap_tagged(s, cmd, "NO [ALREADYEXISTS] INBOX always exists");
+	} else if (!imap_folder_name_valid(name, strlen(name), &bad)) {
+		imap_tagged(s, cmd, "NO [CANNOT] %s", bad);
+	} else {
+		struct mailbox_write *w = mailbox_write_new(s, cmd, name, "create",
+							    "OK Create completed");
+		if (w == NULL)
+			return IMAP_CMD_DONE;
+		w->use = use;
+		return imap_store_write(s, cmd, create_run, w, mailbox_write_done);
+	}
+	free(name);
+	return IMAP_CMD_DONE;
+}
+
+IMAP_HANDLER(cmd_delete)
+{
+	if (cmd->arg_count != 1) {
+		imap_bad(s, cmd, "DELETE needs a mailbox name");
+		return IMAP_CMD_DONE;
+	}
+	char *name = imap_mailbox_arg(s, cmd, &cmd->args[0]);
+	if (name == NULL)
+		return IMAP_CMD_DONE;
+	/* Children stay and the name lists as \Noselect (RFC 3501 §6.3.4). */
+	if (strcmp(name, "INBOX") == 0) {
+		imap_tagged(s, cmd, "NO [CANNOT] INBOX cannot be deleted");
+		goto out;
+	}
+	/* The session's own selected folder may go: it is closed first (back
+	 * to AUTH state, as Dovecot does), so the reply's sync does not find
+	 * it vanished and end the session. */
+	if (s->view != NULL && strcmp(s->view->folder, name) == 0)
+		imap_view_close(s);
+	struct mailbox_write *w = mailbox_write_new(s, cmd, name, "delete", "OK Delete completed");
+	if (w == NULL)
+		return IMAP_CMD_DONE;
+	return imap_store_write(s, cmd, delete_run, w, mailbox_write_done);
+out:
+	free(name);
+	return IMAP_CMD_DONE;
+}
+
 IMAP_HANDLER(cmd_rename)
 {
-	enum tern_error err = TERN_ERR_NONE;
 	char *from = NULL, *to = NULL;
 	const char *bad = NULL;
 
@@ -176,16 +251,20 @@ IMAP_HANDLER(cmd_rename)
 		to = imap_mailbox_arg(s, cmd, &cmd->args[1]);
 	if (to == NULL)
 		goto out;
-	if (strcmp(to, "INBOX") == 0)
+	if (strcmp(to, "INBOX") == 0) {
 		imap_tagged(s, cmd, "NO [ALREADYEXISTS] INBOX always exists");
-	else if (!imap_folder_name_valid(to, strlen(to), &bad))
+	} else if (!imap_folder_name_valid(to, strlen(to), &bad)) {
 		imap_tagged(s, cmd, "NO [CANNOT] %s", bad);
-	else if (store_folder_rename(s->store, from, to, &err) < 0)
-		imap_mailbox_error(s, cmd, "rename", err);
-	else if (view_follow_rename(s, from, to) < 0)
-		imap_store_error(s, cmd, "rename", TERN_ERR_NOMEM);
-	else
-		imap_tagged(s, cmd, "OK Rename completed");
+	} else {
+		struct mailbox_write *w = mailbox_write_new(s, cmd, from, "rename",
+							    "OK Rename completed");
+		if (w == NULL) {
+			free(to);
+			return IMAP_CMD_DONE;
+		}
+		w->to = to;
+		return imap_store_write(s, cmd, rename_run, w, mailbox_write_done);
+	}
 out:
 	free(from);
 	free(to);
@@ -195,7 +274,6 @@ out:
 IMAP_HANDLER(cmd_subscribe)
 {
 	bool subscribe = strcmp(cmd->name, "SUBSCRIBE") == 0;
-	enum tern_error err = TERN_ERR_NONE;
 
 	if (cmd->arg_count != 1) {
 		imap_bad(s, cmd, "Mailbox name expected");
@@ -205,11 +283,11 @@ IMAP_HANDLER(cmd_subscribe)
 	if (name == NULL)
 		return IMAP_CMD_DONE;
 	/* RFC 3501 §6.3.6 lets a name be subscribed whether or not it exists. */
-	if (store_folder_subscribe(s->store, name, subscribe, &err) < 0)
-		imap_mailbox_error(s, cmd, subscribe ? "subscribe" : "unsubscribe", err);
-	else
-		imap_tagged(s, cmd, subscribe ? "OK Subscribe completed" :
-						"OK Unsubscribe completed");
-	free(name);
-	return IMAP_CMD_DONE;
+	struct mailbox_write *w =
+		mailbox_write_new(s, cmd, name, subscribe ? "subscribe" : "unsubscribe",
+				  subscribe ? "OK Subscribe completed" : "OK Unsubscribe completed");
+	if (w == NULL)
+		return IMAP_CMD_DONE;
+	w->subscribe = subscribe;
+	return imap_store_write(s, cmd, subscribe_run, w, mailbox_write_done);
 }

@@ -10,6 +10,7 @@
 
 #include "proto/imap/commands.h"
 #include "proto/imap/seqset.h"
+#include "proto/imap/store-write.h"
 #include "store/store.h"
 
 struct qresync_args {
@@ -147,6 +148,58 @@ static int qresync_report(struct imap_session *s, const struct qresync_args *q,
 	return 0;
 }
 
+/* The rest of SELECT once the view is open (and \Recent claimed): the
+ * untagged state, QRESYNC's changes, the tagged OK. */
+static void select_finish(struct imap_session *s, const struct imap_cmd *cmd,
+			  const struct qresync_args *q)
+{
+	enum tern_error err = TERN_ERR_NONE;
+	bool readonly = s->view->readonly;
+	write_select_untagged(s);
+	if (q->given && qresync_report(s, q, &err) < 0) {
+		imap_view_close(s);
+		imap_store_error(s, cmd, "select", err);
+		return;
+	}
+	imap_tagged(s, cmd, readonly ? "OK [READ-ONLY] Examine completed"
+				     : "OK [READ-WRITE] Select completed");
+}
+
+/* SELECT's \Recent claim (RFC 3501 §2.3.2) is a write: it moves the
+ * folder's mark, so it runs on the user's worker like every other write,
+ * and the reply, which counts the recent messages, waits for it. */
+struct select_claim {
+	char *folder;
+	struct qresync_args q;
+	uint32_t first, next;
+};
+
+static void select_claim_free(struct select_claim *w)
+{
+	imap_seqset_free(&w->q.known);
+	free(w->folder);
+	free(w);
+}
+
+static int select_claim_run(struct store *st, void *arg, enum tern_error *err_r)
+{
+	struct select_claim *w = arg;
+	return store_folder_claim_recent(st, w->folder, &w->first, &w->next, err_r);
+}
+
+static void select_claim_done(struct imap_session *s, struct imap_cmd *cmd, void *arg,
+			      int result, enum tern_error err, bool closing)
+{
+	struct select_claim *w = arg;
+	(void)err;   /* \Recent is advisory: a failed claim only loses the flag */
+	if (!closing && s->view != NULL) {
+		if (result > 0)
+			imap_view_add_recent(s->view, w->first, w->next);
+		select_finish(s, cmd, &w->q);
+	}
+	select_claim_free(w);
+}
+
 IMAP_HANDLER(cmd_select)
 {
 	bool readonly = strcmp(cmd->name, "EXAMINE") == 0;
@@ -170,47 +223,100 @@ IMAP_HANDLER(cmd_select)
 		imap_view_close(s);
 		imap_untagged(s, "OK [CLOSED] Previous mailbox closed.");
 	}
-	int found = imap_view_open(s, folder, readonly, &err);
+	/* the claim comes after, on the worker; EXAMINE claims nothing */
+	int found = imap_view_load(s, folder, readonly, &err);
 	if (found == 0)
 		imap_tagged(s, cmd, "NO [NONEXISTENT] Mailbox doesn't exist");
 	else if (found < 0)
 		imap_store_error(s, cmd, "select", err);
-	free(folder);
 	if (found <= 0) {
+		free(folder);
 		imap_seqset_free(&q.known);
 		return IMAP_CMD_DONE;
 	}
-	write_select_untagged(s);
-	if (q.given && qresync_report(s, &q, &err) < 0) {
+	struct select_claim *w = readonly ? NULL : calloc(1, sizeof(*w));
+	if (w == NULL) {
+		/* EXAMINE; or out of memory, which costs only the flag */
+		free(folder);
+		select_finish(s, cmd, &q);
 		imap_seqset_free(&q.known);
+		return IMAP_CMD_DONE;
+	}
+	w->folder = folder;
+	w->q = q;
+	return imap_store_write(s, cmd, select_claim_run, w, select_claim_done);
+}
+
+/* EXPUNGE, UID EXPUNGE and CLOSE's implicit expunge, on the user's worker. */
+struct expunge_write {
+	char *folder;
+	uint32_t *uids;          /* NULL = every message with \Deleted */
+	size_t count;
+	uint32_t *expunged;      /* what went, ascending */
+	size_t expunged_count;
+};
+
+static void expunge_write_free(struct expunge_write *w)
+{
+	free(w->expunged);
+	free(w->uids);
+	free(w->folder);
+	free(w);
+}
+
+/* Takes uids; NULL (uids freed) when out of memory. */
+static struct expunge_write *expunge_write_new(const char *folder, uint32_t *uids, size_t count)
+{
+	struct expunge_write *w = calloc(1, sizeof(*w));
+	if (w == NULL || (w->folder = strdup(folder)) == NULL) {
+		free(w);
+		free(uids);
+		return NULL;
+	}
+	w->uids = uids;
+	w->count = count;
+	return w;
+}
+
+static int expunge_write_run(struct store *st, void *arg, enum tern_error *err_r)
+{
+	struct expunge_write *w = arg;
+	return store_expunge(st, w->folder, w->uids, w->count, &w->expunged, &w->expunged_count,
+			     err_r);
+}
+
+static void close_done(struct imap_session *s, struct imap_cmd *cmd, void *arg, int result,
+		       enum tern_error err, bool closing)
+{
+	struct expunge_write *w = arg;
+	if (result == 0 && w->expunged_count > 0)
+		imap_notify_changed(s);
+	if (!closing) {
+		/* closed whatever the expunge gave, as RFC 3501 §6.4.2 has it */
 		imap_view_close(s);
-		imap_store_error(s, cmd, "select", err);
-		return IMAP_CMD_DONE;
+		if (result < 0)
+			imap_store_error(s, cmd, "expunge on close", err);
+		else
+			imap_tagged(s, cmd, "OK Close completed");
 	}
-	imap_seqset_free(&q.known);
-	imap_tagged(s, cmd, readonly ? "OK [READ-ONLY] Examine completed"
-				     : "OK [READ-WRITE] Select completed");
-	return IMAP_CMD_DONE;
+	expunge_write_free(w);
 }
 
 IMAP_HANDLER(cmd_close)
 {
-	enum tern_error err = TERN_ERR_NONE;
-	uint32_t *expunged = NULL;
-	size_t n = 0;
-	int r = 0;
 	/* RFC 3501 §6.4.2: silently expunge, unless the folder was EXAMINEd */
-	if (!s->view->readonly)
-		r = store_expunge(s->store, s->view->folder, NULL, 0, &expunged, &n, &err);
-	free(expunged);
-	imap_view_close(s);
-	if (n > 0)
-		imap_notify_changed(s);
-	if (r < 0)
-		imap_store_error(s, cmd, "expunge on close", err);
-	else
+	if (s->view->readonly) {
+		imap_view_close(s);
 		imap_tagged(s, cmd, "OK Close completed");
-	return IMAP_CMD_DONE;
+		return IMAP_CMD_DONE;
+	}
+	struct expunge_write *w = expunge_write_new(s->view->folder, NULL, 0);
+	if (w == NULL) {
+		imap_view_close(s);
+		imap_store_error(s, cmd, "expunge on close", TERN_ERR_NOMEM);
+		return IMAP_CMD_DONE;
+	}
+	return imap_store_write(s, cmd, expunge_write_run, w, close_done);
 }
 
 IMAP_HANDLER(cmd_unselect)
@@ -245,12 +351,46 @@ static int deleted_in_set(struct imap_session *s, const struct imap_cmd *cmd, ui
 	return 0;
 }
 
+/* The tagged reply, after the view took the expunges. */
+static void expunge_reply(struct imap_session *s, const struct imap_cmd *cmd)
+{
+	enum tern_error err = TERN_ERR_NONE;
+	if (s->condstore) {
+		/* the tagged reply carries the modseq after our own change */
+		if (imap_view_sync(s, true, &err) < 0) {
+			imap_store_error(s, cmd, "expunge", err);
+			return;
+		}
+		imap_tagged(s, cmd, "OK [HIGHESTMODSEQ %llu] Expunge completed",
+			    (unsigned long long)s->view->highestmodseq);
+		return;
+	}
+	imap_tagged(s, cmd, "OK Expunge completed");
+}
+
+static void expunge_done(struct imap_session *s, struct imap_cmd *cmd, void *arg, int result,
+			 enum tern_error err, bool closing)
+{
+	struct expunge_write *w = arg;
+	if (!closing && result == 0)
+		imap_view_expunged(s, w->expunged, w->expunged_count);
+	if (result == 0 && w->expunged_count > 0)
+		imap_notify_changed(s);
+	if (!closing) {
+		if (result < 0)
+			imap_store_error(s, cmd, "expunge", err);
+		else
+			expunge_reply(s, cmd);
+	}
+	expunge_write_free(w);
+}
+
 IMAP_HANDLER(cmd_expunge)
 {
 	enum tern_error err = TERN_ERR_NONE;
 	const char *bad = "Invalid arguments";
-	uint32_t *uids = NULL, *expunged = NULL;
-	size_t count = 0, n = 0;
+	uint32_t *uids = NULL;
+	size_t count = 0;
 	if (cmd->arg_count != (cmd->uid ? 1u : 0u)) {
 		imap_bad(s, cmd, bad);
 		return IMAP_CMD_DONE;
@@ -271,30 +411,14 @@ IMAP_HANDLER(cmd_expunge)
 		}
 		if (count == 0) {
 			free(uids);
-			goto done;
-		}
-	}
-	int r = store_expunge(s->store, s->view->folder, uids, count, &expunged, &n, &err);
-	free(uids);
-	if (r < 0) {
-		imap_store_error(s, cmd, "expunge", err);
-		return IMAP_CMD_DONE;
-	}
-	imap_view_expunged(s, expunged, n);
-	free(expunged);
-	if (n > 0)
-		imap_notify_changed(s);
-done:
-	if (s->condstore) {
-		/* the tagged reply carries the modseq after our own change */
-		if (imap_view_sync(s, true, &err) < 0) {
-			imap_store_error(s, cmd, "expunge", err);
+			expunge_reply(s, cmd);
 			return IMAP_CMD_DONE;
 		}
-		imap_tagged(s, cmd, "OK [HIGHESTMODSEQ %llu] Expunge completed",
-			    (unsigned long long)s->view->highestmodseq);
+	}
+	struct expunge_write *w = expunge_write_new(s->view->folder, uids, count);
+	if (w == NULL) {
+		imap_store_error(s, cmd, "expunge", TERN_ERR_NOMEM);
 		return IMAP_CMD_DONE;
 	}
-	imap_tagged(s, cmd, "OK Expunge completed");
-	return IMAP_CMD_DONE;
+	return imap_store_write(s, cmd, expunge_write_run, w, expunge_done);
 }

@@ -181,6 +181,10 @@ void imap_read_line(struct imap_session *s, void (*fn)(struct imap_session *s, c
  * 1 ok, 0 no such folder, -1 error (*err_r). Replaces any current view. */
 int imap_view_open(struct imap_session *s, const char *folder, bool readonly,
 		   enum tern_error *err_r);
+/* imap_view_open without the \Recent claim: SELECT makes the claim, a
+ * write, on the user's worker and adds it with imap_view_add_recent(). */
+int imap_view_load(struct imap_session *s, const char *folder, bool readonly,
+		   enum tern_error *err_r);
 void imap_view_close(struct imap_session *s);
 /* Sends FLAGS and PERMANENTFLAGS again when messages gained keywords the
  * client was not told of (RFC 3501 §7.2.6); the view learns them whenever
@@ -228,8 +232,12 @@ uint32_t imap_view_flags_out(const struct imap_view *v, uint32_t uid, uint32_t f
 /* Number of messages in the view that are \Recent in this session. */
 size_t imap_view_recent_count(const struct imap_view *v);
 /* Claims the messages no session has seen as recent yet (read-write views
- * only; a read-only view claims nothing). */
+ * only; a read-only view claims nothing). On the loop thread, so it never
+ * waits for the store's lock: a claim that would have to is skipped, and
+ * a later one takes those messages. */
 void imap_view_claim_recent(struct imap_session *s);
+/* Records UIDs [first, next) as claimed recent by this view. */
+void imap_view_add_recent(struct imap_view *v, uint32_t first, uint32_t next);
 /* Removes expunged UIDs from the view and reports them (EXPUNGE n / VANISHED). */
 void imap_view_expunged(struct imap_session *s, const uint32_t *uids, size_t count);
 

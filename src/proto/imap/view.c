@@ -10,6 +10,7 @@
 #include <event2/buffer.h>
 
 #include "core/limits.h"
+#include "core/log.h"
 #include "proto/imap/seqset.h"
 #include "proto/imap/session.h"
 #include "store/store.h"
@@ -383,7 +384,7 @@ static struct imap_view *view_load(struct imap_session *s, const struct store_fo
 	return v;
 }
 
-int imap_view_open(struct imap_session *s, const char *folder, bool readonly,
+int imap_view_load(struct imap_session *s, const char *folder, bool readonly,
 		   enum tern_error *err_r)
 {
 	struct store_folder f;
@@ -411,8 +412,16 @@ int imap_view_open(struct imap_session *s, const char *folder, bool readonly,
 	s->state = IMAP_STATE_SELECTED;
 	s->user_modseq = user_modseq;
 	s->changes_pending = false;
-	imap_view_claim_recent(s);
 	return 1;
+}
+
+int imap_view_open(struct imap_session *s, const char *folder, bool readonly,
+		   enum tern_error *err_r)
+{
+	int found = imap_view_load(s, folder, readonly, err_r);
+	if (found > 0)
+		imap_view_claim_recent(s);
+	return found;
 }
 
 /* Index of uid in the view, or the index where it would go. */
@@ -758,6 +767,19 @@ size_t imap_view_recent_count(const struct imap_view *v)
 	return n;
 }
 
+void imap_view_add_recent(struct imap_view *v, uint32_t first, uint32_t next)
+{
+	if (first >= next)
+		return;
+	void *grown = realloc(v->recent, (v->recent_count + 1) * sizeof(*v->recent));
+	if (grown == NULL)
+		return;     /* \Recent is advisory: only the flag is lost */
+	v->recent = grown;
+	v->recent[v->recent_count].first = first;
+	v->recent[v->recent_count].next = next;
+	v->recent_count++;
+}
+
 void imap_view_claim_recent(struct imap_session *s)
 {
 	struct imap_view *v = s->view;
@@ -765,14 +787,21 @@ void imap_view_claim_recent(struct imap_session *s)
 	enum tern_error err;
 	if (v == NULL || v->readonly)
 		return;
+	/* A write on the loop thread, so it must cost the loop nothing: it
+	 * gives up at once when another handle holds the store's write lock
+	 * (the user's worker, or another process) instead of waiting, and
+	 * it does not fsync (a claim lost in a crash only makes messages
+	 * recent again). \Recent is advisory: a claim that gives up leaves
+	 * the folder's mark where it was, and the next claim, here or in
+	 * another session, takes those messages. SELECT claims on the
+	 * worker instead (cmd-select.c), where it can wait. */
+	store_set_busy_timeout(s->store, 0);
+	bool relaxed = store_set_durable(s->store, false, &err) == 0;
 	int r = store_folder_claim_recent(s->store, v->folder, &first, &next, &err);
-	if (r <= 0 || first >= next)
-		return;     /* \Recent is advisory: a failed claim only loses the flag */
-	void *grown = realloc(v->recent, (v->recent_count + 1) * sizeof(*v->recent));
-	if (grown == NULL)
-		return;
-	v->recent = grown;
-	v->recent[v->recent_count].first = first;
-	v->recent[v->recent_count].next = next;
-	v->recent_count++;
+	if (relaxed && store_set_durable(s->store, true, &err) < 0)
+		log_warn("imap: user=%s: store handle left without fsync on commit: %s",
+			 s->user != NULL ? s->user : "?", tern_error_str(err));
+	store_set_busy_timeout(s->store, TERN_STORE_BUSY_TIMEOUT_MS);
+	if (r > 0)
+		imap_view_add_recent(v, first, next);
 }
