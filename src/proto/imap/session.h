@@ -1,7 +1,8 @@
 /* The IMAP front end's shared session state and helpers: what every command
  * file (cmd-*.c) may use. One session per connection, on one loop thread;
- * SQLite reads and flag writes run on that thread through the session's own
- * store handle, APPEND goes through the delivery pipeline. */
+ * SQLite reads run on that thread through the session's own store handle,
+ * writes on the user's apply worker (store-write.h), APPEND through the
+ * delivery pipeline. */
 #ifndef TERN_PROTO_IMAP_SESSION_H
 #define TERN_PROTO_IMAP_SESSION_H
 
