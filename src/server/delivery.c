@@ -100,22 +100,15 @@ static void summarize_job(struct delivery_job *job)
 	}
 }
 
-/* Journals one job: its message once, then a small record per recipient
- * that refers to it. Returns 0, or -1 with the items built so far in
- * *items_r. */
-static int journal_job(struct delivery *d, struct delivery_job *job,
+/* Builds a job's items (ids, trace headers) before the journal lock is
+ * taken: only the journal writes themselves happen under it. The committer
+ * is the one thread that assigns ids and changes segments, so neither moves
+ * meanwhile. Returns 0, or -1 with the items built so far in *items_r. */
+static int prepare_job(struct delivery *d, struct delivery_job *job,
 		       struct delivery_item **items_r)
 {
 	uint64_t gen = atomic_load(&d->gen);
-	uint64_t message_id = d->next_id++;
-	struct journal_record msg = {
-		.type = JOURNAL_MESSAGE, .id = message_id, .user = "", .folder = "",
-		.keywords = job->keywords, .flags = job->flags,
-		.internal_date = job->internal_date, .internal_tz = job->internal_tz,
-		.data = job->data, .size = job->size,
-	};
-	if (journal_add(d->journal, &msg) < 0)
-		return -1;
+	job->journal_id = d->next_id++;
 	for (size_t r = 0; r < job->rcpt_count; r++) {
 		struct delivery_item *it = calloc(1, sizeof(*it));
 		if (it == NULL)
@@ -129,17 +122,51 @@ static int journal_job(struct delivery *d, struct delivery_job *job,
 		it->prefix = build_prefix(job, it->rcpt, &it->prefix_size);
 		if (it->prefix == NULL)
 			return -1;
+	}
+	return 0;
+}
+
+/* Adds the items (oldest first) to the journal: each job's message once,
+ * just before the first of its recipients' records, which refer to it. */
+static int journal_items(struct delivery *d, const struct delivery_item *oldest_first)
+{
+	const struct delivery_job *last = NULL;
+	for (const struct delivery_item *it = oldest_first; it != NULL; it = it->next) {
+		const struct delivery_job *job = it->job;
+		if (job != last) {
+			struct journal_record msg = {
+				.type = JOURNAL_MESSAGE, .id = job->journal_id, .user = "", .folder = "",
+				.keywords = job->keywords, .flags = job->flags,
+				.internal_date = job->internal_date, .internal_tz = job->internal_tz,
+				.data = job->data, .size = job->size,
+			};
+			if (journal_add(d->journal, &msg) < 0)
+				return -1;
+			last = job;
+		}
 		uint32_t flags = job->flags | (it->rcpt->fallback_inbox ? DELIVERY_FALLBACK_INBOX : 0);
 		struct journal_record rec = {
 			.type = JOURNAL_RCPT, .id = it->id, .user = it->rcpt->user,
 			.folder = it->rcpt->folder, .keywords = job->keywords, .flags = flags,
 			.internal_date = job->internal_date, .internal_tz = job->internal_tz,
-			.data = it->prefix, .size = it->prefix_size, .message_id = message_id,
+			.data = it->prefix, .size = it->prefix_size, .message_id = job->journal_id,
 		};
 		if (journal_add(d->journal, &rec) < 0)
 			return -1;
 	}
 	return 0;
+}
+
+static struct delivery_item *reversed(struct delivery_item *items)
+{
+	struct delivery_item *out = NULL;
+	while (items != NULL) {
+		struct delivery_item *next = items->next;
+		items->next = out;
+		out = items;
+		items = next;
+	}
+	return out;
 }
 
 static void fail_items(struct delivery_item *items, enum tern_error err)
@@ -162,12 +189,17 @@ static void commit_batch(struct delivery *d, struct delivery_job *batch)
 		atomic_store(&j->pending, j->rcpt_count);
 		summarize_job(j);
 	}
+	for (struct delivery_job *j = batch; j != NULL && failed_errno == 0; j = j->next) {
+		if (prepare_job(d, j, &items) < 0)
+			failed_errno = ENOMEM;
+	}
+	/* oldest first from here on: the journal's order, and the order the
+	 * workers must see (UIDs in arrival order) */
+	items = reversed(items);
 	{
 		TERN_LOCK_GUARD(&d->journal_mu);
-		for (struct delivery_job *j = batch; j != NULL && failed_errno == 0; j = j->next) {
-			if (journal_job(d, j, &items) < 0)
-				failed_errno = ENOMEM;
-		}
+		if (failed_errno == 0 && journal_items(d, items) < 0)
+			failed_errno = ENOMEM;
 		uint64_t t0 = now_us();
 		fault_stall_once("JOURNAL_STALL");
 		if (failed_errno == 0 && journal_sync(d->journal) < 0)
@@ -184,7 +216,7 @@ static void commit_batch(struct delivery *d, struct delivery_job *batch)
 	if (failed_errno != 0) {
 		log_error("delivery: journal write failed for %zu message(s): %s", count,
 			  strerror(failed_errno));
-		/* Recipients never reached by journal_job complete here too. */
+		/* Recipients never reached by prepare_job complete here too. */
 		for (struct delivery_job *j = batch; j != NULL; j = j->next) {
 			size_t built = 0;
 			for (struct delivery_item *it = items; it != NULL; it = it->next)
@@ -197,20 +229,10 @@ static void commit_batch(struct delivery *d, struct delivery_job *batch)
 		fail_items(items, errno_to_tern(failed_errno));
 		return;
 	}
-	/* journal_job built the list newest first; a worker may start on the
-	 * first item pushed before the rest arrive, so push oldest first or a
-	 * user's messages could get their UIDs out of arrival order */
-	struct delivery_item *oldest_first = NULL;
 	while (items != NULL) {
 		struct delivery_item *next = items->next;
-		items->next = oldest_first;
-		oldest_first = items;
+		apply_worker_push(d, items);
 		items = next;
-	}
-	while (oldest_first != NULL) {
-		struct delivery_item *next = oldest_first->next;
-		apply_worker_push(d, oldest_first);
-		oldest_first = next;
 	}
 }
 

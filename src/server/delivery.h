@@ -49,6 +49,7 @@ struct delivery_job {
 	struct loop *loop;
 	/* private to the pipeline */
 	uint64_t submitted_ms;
+	uint64_t journal_id;              /* its JOURNAL_MESSAGE record */
 	struct delivery_job *next;
 	_Atomic size_t pending;           /* recipients not yet applied */
 	struct store_msg_cache *cache;    /* one parse for every recipient */
