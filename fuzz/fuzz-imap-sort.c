@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/limits.h"
 #include "proto/imap/parser.h"
 #include "proto/imap/sort-envelope.h"
 #include "proto/imap/sort-order.h"
@@ -38,7 +39,7 @@ static void fuzz_command(const char *line, size_t len)
 	if (imap_parser_feed(p, (const uint8_t *)line, len, &used, &cmd, &err) == TERN_PARSE_OK) {
 		struct imap_sort_program *prog = NULL;
 		if (imap_sort_parse(cmd->args, cmd->arg_count, &prog, &err) == 0) {
-			CHECK(prog->crit_count > 0 && prog->crit_count <= IMAP_SORT_MAX_CRITERIA);
+			CHECK(prog->crit_count > 0 && prog->crit_count <= TERN_SORT_CRITERIA_MAX);
 			imap_sort_program_free(&prog);
 		}
 		struct imap_search_program *sp = NULL;

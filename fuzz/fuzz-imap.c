@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/limits.h"
 #include "proto/imap/fetch-parse.h"
 #include "proto/imap/imap-date.h"
 #include "proto/imap/mutf7.h"
@@ -32,7 +33,7 @@ struct log {
 
 static void log_args(struct log *l, const struct imap_arg *a, size_t n, unsigned depth)
 {
-	CHECK(depth <= IMAP_PARSER_MAX_DEPTH);
+	CHECK(depth <= TERN_IMAP_PARSER_DEPTH_MAX);
 	for (size_t i = 0; i < n; i++) {
 		evbuffer_add_printf(l->b, " %d:", (int)a[i].type);
 		if (a[i].type == IMAP_ARG_LIST) {

@@ -24,6 +24,29 @@
 #define TERN_LITERAL_SIZE_MIN           1024u
 #define TERN_LITERAL_SIZE_CEILING       (16u * 1024 * 1024)
 
+/* All the non-message literals of one IMAP command together may be this many
+ * times max_literal_size: a command with many literals (a SEARCH with many
+ * strings) is buffered whole, so each literal's limit alone would not bound
+ * it. */
+#define TERN_OTHER_LITERALS_FACTOR      4
+
+/* Parse-tree depth bounds: the parsers recurse (or keep a stack) per level,
+ * so a client nesting deeper gets a BAD before it costs stack or time. No
+ * real command comes close: IMAP parenthesised lists (BODY[HEADER.FIELDS
+ * (...)], FETCH attribute lists) nest a few levels; SEARCH keys (parentheses,
+ * NOT, OR) a few more. */
+#define TERN_IMAP_PARSER_DEPTH_MAX      32
+#define TERN_SEARCH_DEPTH_MAX           64
+
+/* SORT criteria in one command; more is a BAD. There are only nine sort keys,
+ * so more than this only repeats them, and the program is a fixed array. */
+#define TERN_SORT_CRITERIA_MAX          16
+
+/* Levels of a FETCH body section's part number (BODY[1.2.3...]): deeper MIME
+ * nesting than any sane message, and it bounds the part string built for
+ * each look-up. */
+#define TERN_FETCH_PART_DEPTH_MAX       64
+
 /* Before login a literal can only be a user name, a password or an ID
  * value, so none may be larger than this (nor than max_literal_size): a
  * bigger synchronising one gets a tagged NO and no continuation, a bigger
@@ -73,6 +96,11 @@
  * one: a guesser that pauses less than this keeps its penalty. */
 #define TERN_AUTH_FAILURE_WINDOW_MS     (15u * 60 * 1000)
 
+/* Users and addresses with recent failures remembered per shard of the
+ * failure table (64 shards): memory stays fixed however many addresses a
+ * guesser uses; when a shard is full its least recent entry goes. */
+#define TERN_AUTH_FAIL_SLOTS            128u
+
 /* A login waiting out a penalty looks at its connection this often: the
  * connection cannot tell it about a hang-up or a server stop, and neither
  * should hold the connection (and its address's slot) for a whole penalty. */
@@ -99,6 +127,15 @@
  * component, in bytes. */
 #define TERN_USERNAME_MAX               255u
 #define TERN_FOLDER_NAME_MAX            1024u
+
+/* Longest LIST reference + pattern. A name is at most TERN_FOLDER_NAME_MAX,
+ * so a longer pattern matches nothing more and only costs matching time
+ * (matching one name takes name length times pattern length steps). */
+#define TERN_LIST_PATTERN_MAX           (4u * TERN_FOLDER_NAME_MAX)
+
+/* Longest password accepted: a longer one is not a password but an attempt
+ * to make the hash work on megabytes. */
+#define TERN_PASSWORD_MAX               1024u
 
 /* A canonical user name: the local part of an address (RFC 5321 §4.5.3.1.1
  * allows 64 octets), and the name of the user's store file. */
@@ -164,6 +201,23 @@
 #define TERN_CONN_OUTPUT_HIGH           (1024u * 1024)
 #define TERN_CONN_OUTPUT_LOW            (256u * 1024)
 
+/* A FETCH stops producing responses above this much unsent output and
+ * resumes below the low mark: a client fetching a whole folder while reading
+ * slowly holds a few megabytes of the server, not the folder. */
+#define TERN_FETCH_OUTPUT_HIGH          (4u * 1024 * 1024)
+#define TERN_FETCH_OUTPUT_LOW           (1u * 1024 * 1024)
+
+/* Parser buffers: an idle connection keeps a line buffer of at most
+ * TERN_LINE_BUF_KEEP (a larger one, from a long line, is freed after use),
+ * and the buffers of literals and LMTP bodies start at these sizes and grow
+ * only as bytes arrive, never to the size a client announces: a client that
+ * announces a large literal and sends nothing holds no more than the first
+ * allocation. */
+#define TERN_LINE_BUF_KEEP              4096
+#define TERN_LITERAL_BUF_FIRST          (64u * 1024)
+#define TERN_LMTP_LINE_BUF_FIRST        256
+#define TERN_LMTP_BODY_BUF_FIRST        8192
+
 /* Tasks each loop thread keeps aside for posts that find no memory: a lost
  * post is a reply its connection waits for until the client gives up. The
  * posts in flight at once are about one per connection waiting on async
@@ -192,10 +246,49 @@
  * held up by another (issue 8); with 10 ms a NOOP waited up to 34 ms. */
 #define TERN_COMMAND_SLICE_MS           5u
 
+/* Work between looks at the clock in the sliced commands: enough to make
+ * the clock's cost vanish, little enough that a slice overruns
+ * TERN_COMMAND_SLICE_MS by microseconds. The search phase of a SORT or
+ * THREAD evaluates this many messages on metadata alone (a fraction of a microsecond each;
+ * anything that reads the store looks after every message); the merge sort
+ * merges TERN_SORT_MERGE_CHECK elements, and THREAD's build steps over
+ * TERN_THREAD_STEP_CHECK messages, roots or containers. */
+#define TERN_SORT_RUN_CHECK             64
+#define TERN_SORT_MERGE_CHECK           256
+#define TERN_THREAD_STEP_CHECK          64
+
+/* The stepwise merge sort (SORT, THREAD ORDEREDSUBJECT) first sorts runs of
+ * this many indices with qsort_r, each in one go without a look at the
+ * clock: it bounds how far one run can overrun a slice. */
+#define TERN_INDEX_SORT_RUN             2048
+
+/* Messages a FETCH reads in one SQLite read transaction: enough to save the
+ * lock traffic, few enough that a writer's checkpoint (which waits for
+ * readers of old snapshots) never waits long for this session. */
+#define TERN_FETCH_READ_TX_MSGS         128
+
+/* Message text read for a header-only SEARCH key (HEADER, FROM, ...): most
+ * headers end within it, and search-eval reads the rest when one goes on.
+ * SORT and THREAD read a header TERN_SORT_HEAD_FIRST at a time and never
+ * more than TERN_SORT_HEAD_MAX of it: a message with a megabyte of header
+ * costs every sort of its folder no more than that. */
+#define TERN_SEARCH_HEAD_BYTES          (16u * 1024)
+#define TERN_SORT_HEAD_FIRST            (8u * 1024)
+#define TERN_SORT_HEAD_MAX              (256u * 1024)
+
+/* References of one message THREAD uses (the newest kept): more add nothing
+ * to a thread, and each costs a container look-up in the build. */
+#define TERN_THREAD_REFS_MAX            256
+
 /* How long a store call waits for another handle's write lock (SQLite's
  * busy timeout) before it fails with a temporary error. Request paths wait
  * less: TERN_STORE_WRITE_DEADLINE_MS counts from the request. */
 #define TERN_STORE_BUSY_TIMEOUT_MS      5000u
+
+/* The same for the directory (SQLite's busy timeout on its handles): long
+ * enough to ride out another process's write, short enough that a wedged
+ * writer turns into TERN_ERR_TEMP rather than a hang. */
+#define TERN_DIRECTORY_BUSY_TIMEOUT_MS  5000
 
 /* A session's store write (STORE, EXPUNGE, COPY, folder changes, POP3's
  * QUIT) is answered within this: queued behind others on its worker or
@@ -212,17 +305,45 @@
  * -ERR [SYS/TEMP]) and the worker's late answer is dropped. */
 #define TERN_LOOKUP_DEADLINE_MS         5000u
 
+/* Threads doing those look-ups. A look-up is one indexed read of a small,
+ * hot file: two keep RCPTs flowing while one waits on a slow read, and a
+ * wedged directory wedges every look-up anyway. */
+#define TERN_LOOKUP_WORKERS             2u
+
 /* An IMAP session reads its quota limit with the login's directory row;
  * once its copy is this old, the next quota check (APPEND, COPY, GETQUOTA)
  * still uses it but starts a refresh off the loop thread, so a limit
  * changed with ternctl reaches a long session within about this long. */
 #define TERN_QUOTA_REFRESH_MS           (60u * 1000)
 
+/* Each loop thread keeps the views its sessions closed, so that the next
+ * SELECT of a big folder applies the changes since instead of reading every
+ * message row. At most this many views and messages in all (about 12 MB)
+ * per loop thread; folders under TERN_VIEW_CACHE_MIN_MSGS load fast anyway
+ * and are not kept. */
+#define TERN_VIEW_CACHE_MIN_MSGS        256
+#define TERN_VIEW_CACHE_ENTRIES         16
+#define TERN_VIEW_CACHE_MSGS            500000
+
+/* View snapshots in the store (the message list as a session last saw it,
+ * one row to read on the first SELECT after a restart): kept for folders of
+ * at least TERN_SNAPSHOT_MIN_MSGS (smaller ones read fast anyway) and
+ * rewritten once TERN_SNAPSHOT_STALE modseqs behind, which bounds the
+ * changes a SELECT must apply on top of one. */
+#define TERN_SNAPSHOT_MIN_MSGS          1000
+#define TERN_SNAPSHOT_STALE             128
+
 /* The delivery journal starts a new segment once the current one grows past
  * this; a segment is deleted when every store written under it has been
  * checkpointed. At most TERN_JOURNAL_SEGMENTS_MAX are replayed at start. */
 #define TERN_JOURNAL_SEGMENT_BYTES      (64ull * 1024 * 1024)
 #define TERN_JOURNAL_SEGMENTS_MAX       4096u
+
+/* A store remembers the deliveries it applied (so that a journal replay
+ * does not apply one twice) for this long. Delivery ids are microsecond
+ * timestamps, and a journal record is checkpointed or replayed long before
+ * it is this old; older ids are pruned so the table does not grow forever. */
+#define TERN_DELIVERED_KEEP_US          (30ull * 24 * 3600 * 1000000)
 
 /* Apply workers (the one writer of each user's store): more than the CPUs,
  * so one waiting on the disk does not idle a core. Each keeps up to
@@ -240,5 +361,10 @@
 #define TERN_MIME_DEPTH_MAX             50
 #define TERN_MIME_PARTS_MAX             10000
 #define TERN_MIME_BOUNDARY_MAX          200
+
+/* IMAP strings Tern sends (FETCH data, ENVELOPE and BODYSTRUCTURE fields)
+ * longer than this go out as literals even when they could be quoted: some
+ * clients cap quoted strings. */
+#define TERN_IMAP_QUOTED_MAX            1024
 
 #endif

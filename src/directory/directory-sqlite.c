@@ -16,11 +16,8 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "core/limits.h"
 #include "core/username.h"
-
-/* Long enough to ride out another process's write, short enough that a
- * wedged writer turns into TERN_ERR_TEMP rather than a hang. */
-#define DIR_BUSY_TIMEOUT_MS 5000
 
 enum stmt_id {
 	ST_USER_GET,
@@ -606,7 +603,7 @@ int directory_sqlite_open(const char *path, struct directory **dir_r, char **err
 		return -1;
 	}
 	sqlite3_extended_result_codes(db, 1);
-	sqlite3_busy_timeout(db, DIR_BUSY_TIMEOUT_MS);
+	sqlite3_busy_timeout(db, TERN_DIRECTORY_BUSY_TIMEOUT_MS);
 	if (set_wal(db, path, err_r) < 0 ||
 	    exec(db, "PRAGMA synchronous = FULL", path, "setting synchronous", err_r) < 0 ||
 	    migrate(db, path, err_r) < 0) {

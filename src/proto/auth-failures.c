@@ -8,10 +8,10 @@
 #include <pthread.h>
 #include <string.h>
 
+#include "core/limits.h"
 #include "core/lock.h"
 
 #define FAIL_SHARDS 64u
-#define FAIL_SLOTS 128u
 
 struct fail_slot {
 	uint64_t key;       /* hash of the key string; 0 = free */
@@ -21,7 +21,7 @@ struct fail_slot {
 
 struct fail_shard {
 	struct tern_mutex mu;   /* guards slots */
-	struct fail_slot slots[FAIL_SLOTS];
+	struct fail_slot slots[TERN_AUTH_FAIL_SLOTS];
 };
 
 static struct fail_shard fail_shards[FAIL_SHARDS];
@@ -60,7 +60,7 @@ static bool slot_live(const struct fail_slot *s, uint64_t now_ms)
 static struct fail_slot *slot_find_locked(struct fail_shard *sh, uint64_t h)
 {
 	tern_mutex_assert_held(&sh->mu);
-	for (unsigned i = 0; i < FAIL_SLOTS; i++) {
+	for (unsigned i = 0; i < TERN_AUTH_FAIL_SLOTS; i++) {
 		if (sh->slots[i].key == h)
 			return &sh->slots[i];
 	}
@@ -72,7 +72,7 @@ static struct fail_slot *slot_claim_locked(struct fail_shard *sh, uint64_t now_m
 {
 	tern_mutex_assert_held(&sh->mu);
 	struct fail_slot *oldest = &sh->slots[0];
-	for (unsigned i = 0; i < FAIL_SLOTS; i++) {
+	for (unsigned i = 0; i < TERN_AUTH_FAIL_SLOTS; i++) {
 		struct fail_slot *s = &sh->slots[i];
 		if (!slot_live(s, now_ms))
 			return s;

@@ -7,9 +7,6 @@
 
 #include "core/limits.h"
 
-/* A password longer than this is not a password but an attack on the hash. */
-#define AUTH_PASSWORD_MAX 1024u
-
 static int b64_value(unsigned char c)
 {
 	if (c >= 'A' && c <= 'Z')
@@ -91,7 +88,7 @@ int auth_sasl_plain_decode(const char *b64, char **authcid_r, char **passwd_r)
 	size_t authcid_len = (size_t)(nul2 - nul1) - 1;
 	size_t passwd_len = len - (size_t)(nul2 + 1 - raw);
 	if (authcid_len == 0 || authcid_len > TERN_USERNAME_MAX || passwd_len == 0 ||
-	    passwd_len > AUTH_PASSWORD_MAX)
+	    passwd_len > TERN_PASSWORD_MAX)
 		goto out;
 	/* RFC 4616 §2: authorising as another identity is a proxy-login feature
 	 * Tern does not offer, so only "none" or "the same" are accepted. */

@@ -31,11 +31,6 @@
 #include "server/watchdog.h"
 #include "store/store.h"
 
-/* A look-up is one indexed read of a small, hot file: two threads keep
- * RCPTs flowing while one waits on a slow read, and a wedged directory
- * wedges every look-up anyway. */
-#define LOOKUP_WORKERS 2u
-
 struct lookup_request {
 	/* set on the loop before queueing; read-only for the worker */
 	struct loop *loop;
@@ -62,7 +57,7 @@ struct lookup_pool {
 	pthread_cond_t cond;
 	struct lookup_request *head, *tail;
 	bool stopping;
-	pthread_t threads[LOOKUP_WORKERS];
+	pthread_t threads[TERN_LOOKUP_WORKERS];
 	unsigned thread_count;
 };
 
@@ -192,7 +187,7 @@ static void pool_init(void)
 {
 	tern_mutex_init(&pool.mu, "lookup queue");
 	tern_cond_init(&pool.cond);
-	for (unsigned i = 0; i < LOOKUP_WORKERS; i++) {
+	for (unsigned i = 0; i < TERN_LOOKUP_WORKERS; i++) {
 		if (pthread_create(&pool.threads[pool.thread_count], NULL, worker_main,
 				   (void *)(uintptr_t)pool.thread_count) != 0)
 			break;

@@ -17,8 +17,6 @@
 #define MIME_MAX_DEPTH TERN_MIME_DEPTH_MAX
 #define MIME_MAX_PARTS TERN_MIME_PARTS_MAX
 #define MIME_BOUNDARY_MAX TERN_MIME_BOUNDARY_MAX
-/* Longer strings go out as literals: some clients cap quoted strings. */
-#define MIME_QUOTED_MAX 1024
 
 /* ---- growing output buffer (malloc, so callers can free()) ---- */
 
@@ -79,7 +77,7 @@ static int sb_take(struct sbuf *b, char **s_r)
 /* IMAP string (RFC 3501 §4.3): quoted when it can be, else a literal. */
 static void sb_string(struct sbuf *b, const char *s, size_t n)
 {
-	bool literal = n > MIME_QUOTED_MAX;
+	bool literal = n > TERN_IMAP_QUOTED_MAX;
 	for (size_t i = 0; i < n && !literal; i++) {
 		unsigned char c = (unsigned char)s[i];
 		if (c == '\r' || c == '\n' || c >= 0x80)

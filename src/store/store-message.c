@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/limits.h"
 #include "store/mime.h"
 #include "store/store-private.h"
 
@@ -23,10 +24,6 @@ int store_msg_from_row(sqlite3_stmt *stmt, struct store_msg *m_r)
 	m_r->size = (uint64_t)sqlite3_column_int64(stmt, 6);
 	return 0;
 }
-
-/* Delivery ids are microsecond timestamps (delivery.c); a journal record
- * is checkpointed or replayed long before it is this old. */
-#define DELIVERED_KEEP_US (30ull * 24 * 3600 * 1000000)
 
 /* 1 = the delivery was applied before: *uid_r, *uidvalidity_r are its
  * message, or 0 if the user has expunged it since; 0 = new. */
@@ -73,12 +70,12 @@ static int note_delivery(struct store *st, uint64_t delivery_id, enum tern_error
 		if (rc != SQLITE_DONE)
 			return store_fail(st, rc, err_r);
 	}
-	if (delivery_id % 256 != 0 || delivery_id <= DELIVERED_KEEP_US)
+	if (delivery_id % 256 != 0 || delivery_id <= TERN_DELIVERED_KEEP_US)
 		return 0;
 	STORE_STMT(prune, st, STMT_DELIVERED_PRUNE, err_r);
 	if (prune == NULL)
 		return -1;
-	sqlite3_bind_int64(prune, 1, (int64_t)(delivery_id - DELIVERED_KEEP_US));
+	sqlite3_bind_int64(prune, 1, (int64_t)(delivery_id - TERN_DELIVERED_KEEP_US));
 	int rc = sqlite3_step(prune);
 	return rc == SQLITE_DONE ? 0 : store_fail(st, rc, err_r);
 }

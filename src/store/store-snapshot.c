@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/limits.h"
 #include "store/store-private.h"
 
 #define SNAPSHOT_MAGIC "TV1"
@@ -151,7 +152,7 @@ int store_snapshot_due(struct store *st, const char *folder, uint32_t uidvalidit
 	int r = store_snapshot_age(st, folder, uidvalidity, &have, err_r);
 	if (r < 0)
 		return -1;
-	return r == 0 || modseq >= have + STORE_SNAPSHOT_STALE;
+	return r == 0 || modseq >= have + TERN_SNAPSHOT_STALE;
 }
 
 int store_snapshot_get(struct store *st, const char *folder, uint32_t uidvalidity,
@@ -279,7 +280,7 @@ int store_snapshots_refresh(struct store *st, enum tern_error *err_r)
 		return -1;
 	for (size_t i = 0; i < count && ret == 0; i++) {
 		const struct store_folder *f = &folders[i];
-		if (f->messages < STORE_SNAPSHOT_MIN_MSGS)
+		if (f->messages < TERN_SNAPSHOT_MIN_MSGS)
 			continue;
 		int r = store_snapshot_due(st, f->name, f->uidvalidity, f->highestmodseq, err_r);
 		if (r != 0)

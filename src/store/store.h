@@ -242,9 +242,9 @@ int store_changes_since(struct store *st, const char *folder, uint64_t since,
  * every message row (on disk those lie between the message bodies: one
  * random read per few dozen messages). Only a cache: valid for one
  * UIDVALIDITY, completed by store_changes_since(modseq), dropped with the
- * folder, never part of a modseq or of what a mover ships. */
-#define STORE_SNAPSHOT_MIN_MSGS 1000  /* smaller folders read fast anyway */
-#define STORE_SNAPSHOT_STALE 128      /* modseqs behind before one is rewritten */
+ * folder, never part of a modseq or of what a mover ships. Which folders
+ * have one and when it is rewritten: TERN_SNAPSHOT_MIN_MSGS and
+ * TERN_SNAPSHOT_STALE (core/limits.h). */
 struct store_snapshot_msg {
 	uint32_t uid;            /* ascending, unique */
 	uint32_t flags;
@@ -256,7 +256,7 @@ struct store_snapshot_msg {
 int store_snapshot_age(struct store *st, const char *folder, uint32_t uidvalidity,
 		       uint64_t *modseq_r, enum tern_error *err_r);
 /* 1 when the folder's snapshot for uidvalidity is missing or
- * STORE_SNAPSHOT_STALE modseqs behind modseq (worth rewriting), 0 if not. */
+ * TERN_SNAPSHOT_STALE modseqs behind modseq (worth rewriting), 0 if not. */
 int store_snapshot_due(struct store *st, const char *folder, uint32_t uidvalidity,
 		       uint64_t modseq, enum tern_error *err_r);
 /* Replaces the folder's snapshot. Gives up at once (TERN_ERR_TEMP) instead
@@ -272,8 +272,8 @@ int store_snapshot_get(struct store *st, const char *folder, uint32_t uidvalidit
 		       uint64_t *modseq_r, struct store_msg **msgs_r, size_t *count_r,
 		       enum tern_error *err_r);
 
-/* Rewrites the snapshot of every folder of STORE_SNAPSHOT_MIN_MSGS or more
- * whose snapshot is missing or STORE_SNAPSHOT_STALE behind, from a full
+/* Rewrites the snapshot of every folder of TERN_SNAPSHOT_MIN_MSGS or more
+ * whose snapshot is missing or TERN_SNAPSHOT_STALE behind, from a full
  * read. For the delivery side, before a checkpoint, so that mail delivered
  * while nobody was reading does not make the next SELECT read every row. */
 int store_snapshots_refresh(struct store *st, enum tern_error *err_r);

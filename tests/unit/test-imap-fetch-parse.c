@@ -12,6 +12,7 @@
 #include <cmocka.h>
 #include <event2/buffer.h>
 
+#include "core/limits.h"
 #include "proto/imap/fetch-parse.h"
 #include "proto/imap/parser.h"
 #include "proto/imap/quote.h"
@@ -250,10 +251,10 @@ static void test_quote(void **state)
 	expect_written(imap_write_nstring, NULL, 0, 0, "NIL", 3);
 	W(imap_write_string, "a\0b", 0, "{3}\r\na\0b");
 
-	char big[IMAP_QUOTED_MAX + 1];
+	char big[TERN_IMAP_QUOTED_MAX + 1];
 	memset(big, 'q', sizeof(big));
-	assert_true(imap_can_quote(big, IMAP_QUOTED_MAX, 0));
-	assert_false(imap_can_quote(big, IMAP_QUOTED_MAX + 1, 0));
+	assert_true(imap_can_quote(big, TERN_IMAP_QUOTED_MAX, 0));
+	assert_false(imap_can_quote(big, TERN_IMAP_QUOTED_MAX + 1, 0));
 
 	struct evbuffer *b = evbuffer_new();
 	assert_int_equal(imap_write_literal(b, "ab", 2, true), 0);

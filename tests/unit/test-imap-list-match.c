@@ -11,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include "core/limits.h"
 #include "proto/imap/list-match.h"
 
 static bool match_ref(const char *ref, const char *pattern, const char *name)
@@ -131,12 +132,12 @@ static void test_utf8(void **state)
 static void test_too_long(void **state)
 {
 	(void)state;
-	char *big = malloc(LIST_PATTERN_MAX + 2);
+	char *big = malloc(TERN_LIST_PATTERN_MAX + 2);
 	assert_non_null(big);
-	memset(big, 'a', LIST_PATTERN_MAX + 1);
-	big[LIST_PATTERN_MAX + 1] = '\0';
+	memset(big, 'a', TERN_LIST_PATTERN_MAX + 1);
+	big[TERN_LIST_PATTERN_MAX + 1] = '\0';
 	assert_null(list_pattern_new("", big));
-	big[LIST_PATTERN_MAX] = '\0';
+	big[TERN_LIST_PATTERN_MAX] = '\0';
 	struct list_pattern *p = list_pattern_new("", big);
 	assert_non_null(p);
 	list_pattern_free(&p);

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 #include <malloc.h>
 
+#include "core/limits.h"
 #include "proto/imap/parser.h"
 
 #define LINE_MAX_TEST 200
@@ -399,18 +400,18 @@ static void test_recoverable_errors(void **state)
 	expect_recoverable(p, S("t+ NOOP\r\n"), "Invalid tag", "*");
 	size_t n = 0;
 	n += (size_t)sprintf(deep, "t14 X ");
-	for (int i = 0; i < IMAP_PARSER_MAX_DEPTH + 1; i++)
+	for (int i = 0; i < TERN_IMAP_PARSER_DEPTH_MAX + 1; i++)
 		deep[n++] = '(';
-	for (int i = 0; i < IMAP_PARSER_MAX_DEPTH + 1; i++)
+	for (int i = 0; i < TERN_IMAP_PARSER_DEPTH_MAX + 1; i++)
 		deep[n++] = ')';
 	deep[n++] = '\r';
 	deep[n++] = '\n';
 	expect_recoverable(p, deep, n, "Lists nested too deeply", "t14");
 	/* Exactly the maximum is fine. */
 	n = (size_t)sprintf(deep, "t15 X ");
-	for (int i = 0; i < IMAP_PARSER_MAX_DEPTH; i++)
+	for (int i = 0; i < TERN_IMAP_PARSER_DEPTH_MAX; i++)
 		deep[n++] = '(';
-	for (int i = 0; i < IMAP_PARSER_MAX_DEPTH; i++)
+	for (int i = 0; i < TERN_IMAP_PARSER_DEPTH_MAX; i++)
 		deep[n++] = ')';
 	memcpy(deep + n, "\r\n", 2);
 	struct imap_cmd *cmd = parse_ok(p, deep, n + 2, 0);

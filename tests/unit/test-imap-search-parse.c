@@ -11,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include "core/limits.h"
 #include "proto/imap/imap-date.h"
 #include "proto/imap/parser.h"
 #include "proto/imap/search-parse.h"
@@ -221,7 +222,7 @@ static void test_errors(void **state)
 
 	char deep[400];
 	size_t n = 0;
-	for (int i = 0; i < IMAP_SEARCH_MAX_DEPTH + 1; i++)
+	for (int i = 0; i < TERN_SEARCH_DEPTH_MAX + 1; i++)
 		n += (size_t)snprintf(deep + n, sizeof(deep) - n, "NOT ");
 	snprintf(deep + n, sizeof(deep) - n, "ALL");
 	expect_error(deep, IMAP_SEARCH_PARSE_BAD, "Search program nested too deeply");

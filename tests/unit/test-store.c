@@ -847,7 +847,7 @@ static void test_view_snapshot_refresh(void **state)
 
 	assert_int_equal(store_set_durable(fx->st, false, &err), 0);
 	assert_int_equal(store_begin(fx->st, &err), 0);
-	for (int i = 0; i < STORE_SNAPSHOT_MIN_MSGS; i++)
+	for (int i = 0; i < TERN_SNAPSHOT_MIN_MSGS; i++)
 		put_full(fx->st, "INBOX", "m\r\n", i % 3 == 0 ? STORE_FLAG_SEEN : 0,
 			 i == 7 ? "$Forwarded" : NULL, 0);
 	put(fx->st, "Sent", "small\r\n");
@@ -858,7 +858,7 @@ static void test_view_snapshot_refresh(void **state)
 	assert_int_equal(store_snapshot_get(fx->st, "INBOX", f.uidvalidity, &first, &msgs, &count,
 					    &err), 1);
 	assert_int_equal(first, f.highestmodseq);
-	assert_int_equal(count, STORE_SNAPSHOT_MIN_MSGS);
+	assert_int_equal(count, TERN_SNAPSHOT_MIN_MSGS);
 	assert_int_equal(msgs[0].flags, STORE_FLAG_SEEN);
 	assert_int_equal(msgs[1].flags, 0);
 	assert_string_equal(msgs[7].keywords, "$Forwarded");
@@ -876,7 +876,7 @@ static void test_view_snapshot_refresh(void **state)
 	assert_int_equal(store_snapshot_age(fx->st, "INBOX", f.uidvalidity, &modseq, &err), 1);
 	assert_int_equal(modseq, first);
 	store_folder_clear(&f);
-	for (int i = 0; i < STORE_SNAPSHOT_STALE; i++)
+	for (int i = 0; i < TERN_SNAPSHOT_STALE; i++)
 		put(fx->st, "INBOX", "n\r\n");
 	assert_int_equal(store_snapshots_refresh(fx->st, &err), 0);
 	get_folder(fx->st, "INBOX", &f);

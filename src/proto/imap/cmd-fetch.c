@@ -19,13 +19,6 @@
 #include "proto/imap/store-write.h"
 #include "store/store.h"
 
-/* Pause producing above this much unsent output, resume below the low mark. */
-#define FETCH_OUTPUT_HIGH (4u * 1024 * 1024)
-#define FETCH_OUTPUT_LOW  (1u * 1024 * 1024)
-/* Messages read in one SQLite read transaction: enough to save the lock
- * traffic, few enough that a writer's checkpoint (which waits for readers
- * of old snapshots) never waits long for this session. */
-#define FETCH_READ_TX_MSGS 128
 /* Up to this many messages, one metadata query each beats listing the folder. */
 #define FETCH_PER_MESSAGE_MAX 32
 
@@ -328,18 +321,19 @@ static bool fetch_run(struct fetch_state *f)
 	enum tern_error err = TERN_ERR_NONE;
 	int r = 0;
 	/* Outside a read transaction each message's reads take and drop the
-	 * WAL read lock; in one held too long, writers wait (FETCH_READ_TX_MSGS).
-	 * It always ends before waiting for the client. */
+	 * WAL read lock; in one held too long, writers wait
+	 * (TERN_FETCH_READ_TX_MSGS). It always ends before waiting for the
+	 * client. */
 	bool in_read_tx = false;
 	size_t read_tx_msgs = 0;
 	/* A fast client drains as fast as it is written to: the time slice,
 	 * not the output mark, is then what gives other sessions their turn. */
 	uint64_t slice_end = tern_now_ms() + TERN_COMMAND_SLICE_MS;
 	while (f->pos < f->count && r == 0) {
-		if (conn_output_pending(s->conn) > FETCH_OUTPUT_HIGH) {
+		if (conn_output_pending(s->conn) > TERN_FETCH_OUTPUT_HIGH) {
 			if (in_read_tx)
 				store_read_end(s->store);
-			conn_set_drain_hook(s->conn, FETCH_OUTPUT_LOW, fetch_drained);
+			conn_set_drain_hook(s->conn, TERN_FETCH_OUTPUT_LOW, fetch_drained);
 			return false;
 		}
 		if (tern_now_ms() >= slice_end) {
@@ -348,7 +342,7 @@ static bool fetch_run(struct fetch_state *f)
 			conn_yield(s->conn, fetch_drained);
 			return false;
 		}
-		if (in_read_tx && read_tx_msgs == FETCH_READ_TX_MSGS) {
+		if (in_read_tx && read_tx_msgs == TERN_FETCH_READ_TX_MSGS) {
 			store_read_end(s->store);
 			in_read_tx = false;
 		}

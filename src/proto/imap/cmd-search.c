@@ -18,10 +18,6 @@
 #include "proto/imap/seqset.h"
 #include "store/store.h"
 
-/* A header-only read takes this prefix; search-eval reads the rest if the
- * header goes on beyond it. */
-#define SEARCH_HEAD_BYTES (16u * 1024)
-
 struct search_load {
 	struct imap_session *s;
 	enum tern_error err;
@@ -33,7 +29,7 @@ static int search_load(void *arg, uint32_t uid, bool head_only, char **data_r, s
 	struct search_load *l = arg;
 	struct imap_session *s = l->s;
 	if (head_only)
-		return store_msg_raw_range(s->store, s->view->folder, uid, 0, SEARCH_HEAD_BYTES,
+		return store_msg_raw_range(s->store, s->view->folder, uid, 0, TERN_SEARCH_HEAD_BYTES,
 					   data_r, size_r, total_r, &l->err);
 	int r = store_msg_raw(s->store, s->view->folder, uid, data_r, size_r, &l->err);
 	if (r > 0)

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/limits.h"
 #include "core/lock.h"
 #include "proto/imap/commands.h"
 #include "proto/imap/sort-parse.h"
@@ -17,9 +18,6 @@
 #include "proto/imap/thread-build.h"
 #include "proto/imap/thread-refs.h"
 #include "store/store.h"
-
-/* References beyond this many (the newest kept) add nothing to a thread. */
-#define THREAD_MAX_REFS 256
 
 /* What one message contributes; owns the strings imap_thread_msg borrows. */
 struct thread_data {
@@ -64,12 +62,12 @@ static int parse_ids(const char *head, size_t size, struct thread_data *d)
 		if (n < 0)
 			return -1;
 	}
-	if (n > THREAD_MAX_REFS) {
-		size_t drop = (size_t)n - THREAD_MAX_REFS;
+	if (n > TERN_THREAD_REFS_MAX) {
+		size_t drop = (size_t)n - TERN_THREAD_REFS_MAX;
 		for (size_t i = 0; i < drop; i++)
 			free(ids[i]);
-		memmove(ids, ids + drop, THREAD_MAX_REFS * sizeof(*ids));
-		n = THREAD_MAX_REFS;
+		memmove(ids, ids + drop, TERN_THREAD_REFS_MAX * sizeof(*ids));
+		n = TERN_THREAD_REFS_MAX;
 	}
 	d->refs = ids;
 	d->ref_count = (size_t)n;

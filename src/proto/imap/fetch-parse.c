@@ -9,10 +9,10 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/limits.h"
 #include "proto/imap/quote.h"
 
 #define MODSEQ_MAX ((UINT64_C(1) << 63) - 1)
-#define MAX_PARTS  64       /* deeper MIME nesting than any sane message */
 
 static const char err_nomem[] = "Out of memory";
 static const char err_empty[] = "Missing FETCH attributes";
@@ -182,7 +182,7 @@ static bool parse_section(const char *s, size_t n, bool binary, struct imap_fetc
 		while (i < n && s[i] >= '0' && s[i] <= '9')
 			i++;
 		if (s[start] == '0' || !imap_parse_u32(s + start, i - start, &part) ||
-		    sec->part_count >= MAX_PARTS)
+		    sec->part_count >= TERN_FETCH_PART_DEPTH_MAX)
 			return false;
 		uint32_t *np = realloc(sec->parts, (sec->part_count + 1) * sizeof(*np));
 		if (np == NULL)

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/limits.h"
 #include "proto/imap/header-filter.h"
 #include "proto/imap/imap-date.h"
 #include "proto/imap/session.h"
@@ -106,8 +107,11 @@ struct section_data {
 	size_t owned_len;
 };
 
-/* Dotted part numbers: at most 64 levels (fetch-parse.c) of 10 digits. */
+/* Dotted part numbers: at most TERN_FETCH_PART_DEPTH_MAX levels of 10
+ * digits and a dot (a buffer shape following from that limit). */
 #define PART_STRING_MAX 720
+_Static_assert(PART_STRING_MAX >= TERN_FETCH_PART_DEPTH_MAX * 11,
+	       "a part string of the deepest section fits");
 
 /* Offset just past the blank line ending the top-level header; the whole
  * message when there is none. */

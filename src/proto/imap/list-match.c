@@ -21,7 +21,7 @@ struct list_pattern *list_pattern_new(const char *ref, const char *pattern)
 		pattern++;
 		pat_len--;
 	}
-	if (ref_len + pat_len > LIST_PATTERN_MAX)
+	if (ref_len + pat_len > TERN_LIST_PATTERN_MAX)
 		return NULL;
 	size_t cap = ref_len + pat_len;
 	struct list_pattern *p = malloc(sizeof(*p) + cap + 1 + 2 * (cap + 1));

@@ -12,16 +12,12 @@
 /* The hierarchy separator of every Tern mailbox name. */
 #define LIST_SEPARATOR '/'
 
-/* Longest reference + pattern accepted; a name is at most
- * TERN_FOLDER_NAME_MAX, so longer patterns only cost matching time. */
-#define LIST_PATTERN_MAX (4u * TERN_FOLDER_NAME_MAX)
-
 struct list_pattern;
 
 /* Compiles reference + pattern (RFC 3501 §6.3.8: the reference is prepended
  * to the pattern; a separator at the end of the reference and another at the
  * start of the pattern count once). Runs of '*' collapse to one. NULL if the
- * joined pattern exceeds LIST_PATTERN_MAX or on allocation failure. */
+ * joined pattern exceeds TERN_LIST_PATTERN_MAX or on allocation failure. */
 struct list_pattern *list_pattern_new(const char *ref, const char *pattern);
 void list_pattern_free(struct list_pattern **p);
 

@@ -9,10 +9,8 @@
 #include <string.h>
 #include <strings.h>
 
-#define LINE_BUF_KEEP     4096        /* a larger line buffer is freed after use */
-#define LITERAL_BUF_FIRST (64u * 1024)/* literal buffers grow from here as data comes */
-#define OTHER_LITERALS_FACTOR 4       /* non-message literal bytes per command, in
-                                         units of max_literal_size */
+#include "core/limits.h"
+
 #define TAG_GUESS_MAX     64
 
 static const char err_nomem[] = "Out of memory";
@@ -55,7 +53,7 @@ struct imap_parser {
 
 	char *tag;                  /* current or last command's tag */
 	struct imap_cmd *cmd;       /* command in progress (tag and name read) */
-	struct arglist stack[IMAP_PARSER_MAX_DEPTH + 1];
+	struct arglist stack[TERN_IMAP_PARSER_DEPTH_MAX + 1];
 	unsigned depth;
 	bool need_sep;              /* last token wants SP, ')' or EOL next */
 
@@ -176,7 +174,7 @@ static void drop_command(struct imap_parser *p)
 static void line_clear(struct imap_parser *p)
 {
 	p->line_len = 0;
-	if (p->line_cap > LINE_BUF_KEEP) {
+	if (p->line_cap > TERN_LINE_BUF_KEEP) {
 		free(p->line);
 		p->line = NULL;
 		p->line_cap = 0;
@@ -222,8 +220,8 @@ bool imap_parser_set_limits(struct imap_parser *p, const struct imap_parser_limi
 		return false;
 	p->lim = *limits;
 	/* A literal buffer holds its bytes plus a NUL. */
-	if (p->lim.max_literal_size > SIZE_MAX / (2 * OTHER_LITERALS_FACTOR))
-		p->lim.max_literal_size = SIZE_MAX / (2 * OTHER_LITERALS_FACTOR);
+	if (p->lim.max_literal_size > SIZE_MAX / (2 * TERN_OTHER_LITERALS_FACTOR))
+		p->lim.max_literal_size = SIZE_MAX / (2 * TERN_OTHER_LITERALS_FACTOR);
 	if (p->lim.max_message_size > SIZE_MAX / 2)
 		p->lim.max_message_size = SIZE_MAX / 2;
 	return true;
@@ -476,7 +474,7 @@ static enum frag read_literal_header(struct imap_parser *p, const char *s, size_
 	uint64_t limit = msg ? p->lim.max_message_size : p->lim.max_literal_size;
 	uint64_t total = msg ? p->msg_total : p->other_total;
 	uint64_t total_max = msg ? p->lim.max_message_size
-				 : p->lim.max_literal_size * OTHER_LITERALS_FACTOR;
+				 : p->lim.max_literal_size * TERN_OTHER_LITERALS_FACTOR;
 	/* total may exceed total_max once the limits were narrowed mid-command */
 	if (overflow || size > limit || total > total_max || size > total_max - total) {
 		p->toobig = true;
@@ -533,7 +531,7 @@ static enum frag tokenise(struct imap_parser *p, const char *s, size_t n)
 		if (p->need_sep)
 			return frag_error(p, err_space);
 		if (c == '(') {
-			if (p->depth >= IMAP_PARSER_MAX_DEPTH)
+			if (p->depth >= TERN_IMAP_PARSER_DEPTH_MAX)
 				return frag_error(p, err_depth);
 			p->depth++;
 			i++;
@@ -629,7 +627,7 @@ static void guess_tag(struct imap_parser *p, const uint8_t *data, size_t len)
 static bool literal_append(struct imap_parser *p, const uint8_t *data, size_t n)
 {
 	if (p->lit_len + n + 1 > p->lit_cap) {
-		size_t cap = p->lit_cap == 0 ? LITERAL_BUF_FIRST : p->lit_cap;
+		size_t cap = p->lit_cap == 0 ? TERN_LITERAL_BUF_FIRST : p->lit_cap;
 		while (cap < p->lit_len + n + 1)
 			cap *= 2;
 		if (cap > p->lit_size + 1)

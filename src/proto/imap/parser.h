@@ -11,9 +11,6 @@
 
 #include "core/parse.h"
 
-/* Parenthesised lists nest at most this deep; deeper is a BAD. */
-#define IMAP_PARSER_MAX_DEPTH 32
-
 enum imap_arg_type {
 	IMAP_ARG_ATOM,     /* case kept; includes flags (\Seen, \*), sequence
 	                      sets, and FETCH atoms with brackets verbatim:
@@ -81,7 +78,7 @@ bool imap_parser_set_limits(struct imap_parser *p, const struct imap_parser_limi
  * *error_r = static human text ("Unbalanced parentheses", "Literal too large"
  * ...) to send as "<imap_parser_tag()> BAD <text>" (or NO [TOOBIG] when
  * imap_parser_error_toobig()). Covers: syntax errors, 8-bit/NUL/CTL in atoms,
- * empty line, nesting deeper than IMAP_PARSER_MAX_DEPTH, a synchronising
+ * empty line, nesting deeper than TERN_IMAP_PARSER_DEPTH_MAX, a synchronising
  * literal over its limit (the client still waits, so nothing else to skip).
  * ERROR_FATAL: line over max_line_length, a non-synchronising literal over its
  * limit (RFC 7888 §4), a bad line that announced a {n+} literal, or out of

@@ -6,6 +6,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/limits.h"
+
 /* ASTRING-CHAR = ATOM-CHAR / resp-specials: no SP, CTL, 8-bit, "(", ")",
  * "{", "%", "*", '"', "\". "[" is an ATOM-CHAR but gets quoted anyway, since
  * parsers (ours too) read "[...]" in an atom as a FETCH section. */
@@ -57,7 +59,7 @@ bool imap_can_quote(const char *s, size_t len, unsigned flags)
 {
 	bool high = false;
 
-	if (len > IMAP_QUOTED_MAX)
+	if (len > TERN_IMAP_QUOTED_MAX)
 		return false;
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)s[i];

@@ -9,9 +9,6 @@
 
 struct evbuffer;
 
-/* Longer strings go out as literals even when they could be quoted. */
-#define IMAP_QUOTED_MAX 1024
-
 enum imap_write_flags {
 	/* The client enabled UTF8=ACCEPT (RFC 6855 §3): valid UTF-8 may go
 	 * in a quoted string instead of a literal. */
@@ -22,7 +19,7 @@ enum imap_write_flags {
  * else as imap_write_string. All return 0, or -1 when the evbuffer failed. */
 int imap_write_astring(struct evbuffer *out, const char *s, size_t len, unsigned flags);
 /* string: quoted when possible (no CR, LF, NUL, 8-bit unless UTF8 flag and
- * valid UTF-8, at most IMAP_QUOTED_MAX bytes), else a literal. */
+ * valid UTF-8, at most TERN_IMAP_QUOTED_MAX bytes), else a literal. */
 int imap_write_string(struct evbuffer *out, const char *s, size_t len, unsigned flags);
 /* nstring: NIL for s == NULL, else as imap_write_string. */
 int imap_write_nstring(struct evbuffer *out, const char *s, size_t len, unsigned flags);

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/limits.h"
 #include "proto/imap/imap-date.h"
 
 #define MODSEQ_MAX ((UINT64_C(1) << 63) - 1)   /* RFC 7162 mod-sequence-valzer */
@@ -310,7 +311,7 @@ static bool parse_key(struct ctx *c, struct imap_search_key *k, unsigned depth)
 	const struct imap_arg *list;
 	size_t n;
 
-	if (depth > IMAP_SEARCH_MAX_DEPTH)
+	if (depth > TERN_SEARCH_DEPTH_MAX)
 		return fail(c, err_depth);
 	if (a == NULL)
 		return fail(c, err_empty);

@@ -12,9 +12,6 @@
 #include "proto/imap/parser.h"
 #include "proto/imap/seqset.h"
 
-/* Nesting (parentheses, NOT, OR) deeper than this is a BAD. */
-#define IMAP_SEARCH_MAX_DEPTH 64
-
 enum imap_search_key_type {
 	IMAP_SK_ALL,
 	IMAP_SK_AND,        /* children; also "( ... )" and the top level */

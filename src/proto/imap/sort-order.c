@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/limits.h"
 #include "core/lock.h"
 #include "proto/imap/sort-envelope.h"
 #include "proto/imap/sort-subject.h"
@@ -150,10 +151,6 @@ static int compare(const void *pa, const void *pb, void *arg)
 
 /* ---- merge sort in steps ---- */
 
-/* Elements merged between looks at the clock: a few microseconds of work,
- * so a step overruns its deadline by about that much at most. */
-#define MERGE_CHECK 256
-
 struct imap_index_sort {
 	size_t n;
 	size_t *src, *dst;   /* a merge pass reads src, writes dst; then they swap */
@@ -170,8 +167,8 @@ struct imap_index_sort *imap_index_sort_new(size_t n, imap_index_cmp *cmp, void 
 	if (s == NULL)
 		return NULL;
 	s->src = malloc((n + 1) * sizeof(*s->src));
-	s->dst = n > IMAP_INDEX_SORT_RUN ? malloc((n + 1) * sizeof(*s->dst)) : NULL;
-	if (s->src == NULL || (n > IMAP_INDEX_SORT_RUN && s->dst == NULL)) {
+	s->dst = n > TERN_INDEX_SORT_RUN ? malloc((n + 1) * sizeof(*s->dst)) : NULL;
+	if (s->src == NULL || (n > TERN_INDEX_SORT_RUN && s->dst == NULL)) {
 		imap_index_sort_free(&s);
 		return NULL;
 	}
@@ -194,15 +191,15 @@ int imap_index_sort_step(struct imap_index_sort *s, uint64_t deadline_ms)
 {
 	/* runs: one qsort_r each (about half a millisecond for SORT keys) */
 	while (s->sorted < s->n) {
-		size_t len = s->n - s->sorted < IMAP_INDEX_SORT_RUN ? s->n - s->sorted
-								   : IMAP_INDEX_SORT_RUN;
+		size_t len = s->n - s->sorted < TERN_INDEX_SORT_RUN ? s->n - s->sorted
+								   : TERN_INDEX_SORT_RUN;
 		qsort_r(s->src + s->sorted, len, sizeof(*s->src), s->cmp, s->arg);
 		s->sorted += len;
 		if (s->sorted < s->n && tern_now_ms() >= deadline_ms)
 			return 0;
 	}
 	if (s->width == 0) {
-		s->width = IMAP_INDEX_SORT_RUN;
+		s->width = TERN_INDEX_SORT_RUN;
 		pair_at(s, 0);
 	}
 	unsigned since_check = 0;
@@ -214,7 +211,7 @@ int imap_index_sort_step(struct imap_index_sort *s, uint64_t deadline_ms)
 				s->dst[s->k++] = s->src[s->i++];
 			else
 				s->dst[s->k++] = s->src[s->j++];
-			if (++since_check == MERGE_CHECK) {
+			if (++since_check == TERN_SORT_MERGE_CHECK) {
 				since_check = 0;
 				if (tern_now_ms() >= deadline_ms)
 					return 0;

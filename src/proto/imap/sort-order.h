@@ -49,12 +49,12 @@ int imap_sort_order_step(struct imap_sort_ordering *o, uint64_t deadline_ms);
 void imap_sort_order_free(struct imap_sort_ordering **o);
 
 /* A merge sort of the indices 0..n-1 in steps (the engine of the above,
- * shared with THREAD ORDEREDSUBJECT): runs of IMAP_INDEX_SORT_RUN indices
+ * shared with THREAD ORDEREDSUBJECT): runs of TERN_INDEX_SORT_RUN indices
  * are sorted with qsort_r, then merged pairwise, with a look at the clock
  * every few hundred elements. cmp gets pointers to two size_t indices (as
  * with qsort_r) and must be a total order, so that the result is the one
  * any other sort would give. */
-#define IMAP_INDEX_SORT_RUN 2048
+#define TERN_INDEX_SORT_RUN 2048
 typedef int imap_index_cmp(const void *a, const void *b, void *arg);
 struct imap_index_sort;
 /* NULL = out of memory. */

@@ -5,6 +5,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/limits.h"
+
 static const struct {
 	const char *name;
 	enum imap_sort_key key;
@@ -125,7 +127,7 @@ static int parse_criteria(const struct imap_arg *a, struct imap_sort_program *pr
 			*error_r = "Unknown sort key";
 			return IMAP_SEARCH_PARSE_BAD;
 		}
-		if (prog->crit_count == IMAP_SORT_MAX_CRITERIA) {
+		if (prog->crit_count == TERN_SORT_CRITERIA_MAX) {
 			*error_r = "Too many sort criteria";
 			return IMAP_SEARCH_PARSE_BAD;
 		}

@@ -8,11 +8,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "core/limits.h"
 #include "proto/imap/parser.h"
 #include "proto/imap/search-parse.h"
-
-/* More sort criteria than this is a BAD (there are only nine keys). */
-#define IMAP_SORT_MAX_CRITERIA 16
 
 enum imap_sort_key {
 	IMAP_SORT_ARRIVAL, IMAP_SORT_CC, IMAP_SORT_DATE, IMAP_SORT_FROM, IMAP_SORT_SIZE,
@@ -25,7 +23,7 @@ struct imap_sort_criterion {
 };
 
 struct imap_sort_program {
-	struct imap_sort_criterion crit[IMAP_SORT_MAX_CRITERIA];
+	struct imap_sort_criterion crit[TERN_SORT_CRITERIA_MAX];
 	size_t crit_count;
 	/* Search keys; its esearch/return_opts carry SORT RETURN (RFC 5267),
 	 * its charset the SORT charset. */

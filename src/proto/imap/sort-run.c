@@ -16,11 +16,6 @@
 #include "proto/imap/search-eval.h"
 #include "store/store.h"
 
-/* Most headers end within this; longer ones are read up to HEAD_MAX. */
-#define HEAD_FIRST (8u * 1024)
-#define HEAD_MAX (256u * 1024)
-/* A header-only search read (as in SEARCH). */
-#define SEARCH_HEAD_BYTES (16u * 1024)
 
 struct load_ctx {
 	struct imap_session *s;
@@ -33,19 +28,13 @@ static int load(void *arg, uint32_t uid, bool head_only, char **data_r, size_t *
 	struct load_ctx *l = arg;
 	struct imap_session *s = l->s;
 	if (head_only)
-		return store_msg_raw_range(s->store, s->view->folder, uid, 0, SEARCH_HEAD_BYTES,
+		return store_msg_raw_range(s->store, s->view->folder, uid, 0, TERN_SEARCH_HEAD_BYTES,
 					   data_r, size_r, total_r, &l->err);
 	int r = store_msg_raw(s->store, s->view->folder, uid, data_r, size_r, &l->err);
 	if (r > 0)
 		*total_r = *size_r;
 	return r;
 }
-
-/* Messages a metadata-only search evaluates between looks at the clock (a
- * fraction of a microsecond each). Anything that reads the store (message
- * text, a cached envelope, a header block) looks after every message:
- * one read can take a millisecond or more. */
-#define RUN_CHECK 64
 
 enum run_phase {
 	RUN_LIST,       /* the folder's metadata: one query, about 6 ms for 20,000 */
@@ -196,7 +185,7 @@ static int run_slice(struct sort_run *r, enum tern_error *err_r)
 	for (unsigned k = 1; ret == 0 && r->phase != RUN_COMPUTE; k++) {
 		bool cheap = r->phase == RUN_SEARCH && r->cheap_search;
 		ret = run_item(r, err_r);
-		if ((!cheap || k % RUN_CHECK == 0) && tern_now_ms() >= deadline) {
+		if ((!cheap || k % TERN_SORT_RUN_CHECK == 0) && tern_now_ms() >= deadline) {
 			out_of_time = true;
 			break;
 		}
@@ -269,14 +258,14 @@ int imap_sort_read_header(struct imap_session *s, uint32_t uid, char **data_r, s
 	char *d = NULL;
 	size_t n = 0;
 	uint64_t total = 0;
-	int r = store_msg_raw_range(s->store, s->view->folder, uid, 0, HEAD_FIRST, &d, &n, &total,
+	int r = store_msg_raw_range(s->store, s->view->folder, uid, 0, TERN_SORT_HEAD_FIRST, &d, &n, &total,
 				    err_r);
 	if (r <= 0)
 		return r;
 	if (total > n && !header_complete(d, n)) {
 		free(d);
 		d = NULL;
-		r = store_msg_raw_range(s->store, s->view->folder, uid, 0, HEAD_MAX, &d, &n, NULL,
+		r = store_msg_raw_range(s->store, s->view->folder, uid, 0, TERN_SORT_HEAD_MAX, &d, &n, NULL,
 					err_r);
 		if (r <= 0)
 			return r;

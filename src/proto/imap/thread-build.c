@@ -8,7 +8,7 @@
  * messages.
  *
  * The build runs in steps (imap_thread_build_step), each a loop over
- * messages, roots or containers that looks at the clock every STEP_CHECK
+ * messages, roots or containers that looks at the clock every TERN_THREAD_STEP_CHECK
  * items, so that a big folder never holds the loop thread for long. */
 #include "proto/imap/thread-build.h"
 
@@ -19,13 +19,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/limits.h"
 #include "core/lock.h"
 #include "proto/imap/sort-order.h"
 
 #define NONE UINT32_MAX
 #define VROOT 0u
-/* Items (messages, roots, containers) between looks at the clock. */
-#define STEP_CHECK 64
 
 struct cont {
 	int64_t msg;             /* index into msgs, -1 = dummy */
@@ -539,7 +538,7 @@ int imap_thread_build_step(struct imap_thread_build *b, uint64_t deadline_ms)
 		} else {
 			advance(b);
 		}
-		if (n % STEP_CHECK == 0 && tern_now_ms() >= deadline_ms)
+		if (n % TERN_THREAD_STEP_CHECK == 0 && tern_now_ms() >= deadline_ms)
 			return b->t.oom ? -1 : b->stage == ST_DONE;
 	}
 }
@@ -602,7 +601,7 @@ int imap_thread_build_write(struct imap_thread_build *b, struct evbuffer *out,
 		write_members(out, t, r);
 		evbuffer_add(out, ")", 1);
 		b->write_next = t->c[r].next;
-		if (n % STEP_CHECK == 0 && b->write_next != NONE && tern_now_ms() >= deadline_ms)
+		if (n % TERN_THREAD_STEP_CHECK == 0 && b->write_next != NONE && tern_now_ms() >= deadline_ms)
 			return 0;
 	}
 	return 1;

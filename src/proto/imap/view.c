@@ -113,10 +113,8 @@ static void view_free(struct imap_view **_v)
  * A SELECT of a big folder would read every message row again. The views
  * that sessions on this loop thread closed are kept (thread-local, so no
  * lock), keyed by user, folder and UIDVALIDITY; the next SELECT of the same
- * folder takes one and applies only the changes since its highestmodseq. */
-#define VIEW_CACHE_MIN_MSGS 256        /* smaller folders load fast anyway */
-#define VIEW_CACHE_ENTRIES 16          /* per loop thread */
-#define VIEW_CACHE_MSGS 500000         /* per loop thread, about 12 MB */
+ * folder takes one and applies only the changes since its highestmodseq.
+ * Its bounds are the TERN_VIEW_CACHE_* limits. */
 
 struct view_cache_entry {
 	char *user;
@@ -195,7 +193,7 @@ static void cache_put(const char *user, struct imap_view **_v)
 	struct imap_view *v = *_v;
 	struct view_cache *c = NULL;
 	struct view_cache_entry *e = NULL;
-	if (v->count < VIEW_CACHE_MIN_MSGS || v->count > VIEW_CACHE_MSGS ||
+	if (v->count < TERN_VIEW_CACHE_MIN_MSGS || v->count > TERN_VIEW_CACHE_MSGS ||
 	    (c = cache_get(true)) == NULL || (e = calloc(1, sizeof(*e))) == NULL ||
 	    (e->user = strdup(user)) == NULL) {
 		free(e);
@@ -216,7 +214,7 @@ static void cache_put(const char *user, struct imap_view **_v)
 	c->entries++;
 	c->msgs += v->count;
 	/* evict from the tail (least recently closed) */
-	while (c->entries > VIEW_CACHE_ENTRIES || c->msgs > VIEW_CACHE_MSGS) {
+	while (c->entries > TERN_VIEW_CACHE_ENTRIES || c->msgs > TERN_VIEW_CACHE_MSGS) {
 		struct view_cache_entry **p = &c->head;
 		while ((*p)->next != NULL)
 			p = &(*p)->next;
@@ -231,14 +229,14 @@ static void cache_put(const char *user, struct imap_view **_v)
  * The per-loop cache is gone after a restart, and a full read of a big
  * folder's rows from a cold disk is slow (they lie between the bodies), so a
  * closing view of a big folder is also saved in the store (store.h) when the
- * saved one is missing or STORE_SNAPSHOT_STALE changes behind. */
+ * saved one is missing or TERN_SNAPSHOT_STALE changes behind. */
 static int view_append(struct imap_view *v, struct store_msg *msgs, size_t count);
 
 static void snapshot_save(struct imap_session *s)
 {
 	struct imap_view *v = s->view;
 	enum tern_error err;
-	if (v == NULL || s->store == NULL || v->count < STORE_SNAPSHOT_MIN_MSGS ||
+	if (v == NULL || s->store == NULL || v->count < TERN_SNAPSHOT_MIN_MSGS ||
 	    store_snapshot_due(s->store, v->folder, v->uidvalidity, v->highestmodseq, &err) <= 0)
 		return;
 	struct store_snapshot_msg *msgs = malloc(v->count * sizeof(*msgs));
@@ -358,7 +356,7 @@ static struct imap_view *view_load(struct imap_session *s, const struct store_fo
 	struct imap_view *v = s->user != NULL ? cache_take(s->user, f->name, f->uidvalidity) : NULL;
 	bool cached = v != NULL;
 	uint64_t since = v != NULL ? v->highestmodseq : 0;
-	if (v == NULL && f->messages >= STORE_SNAPSHOT_MIN_MSGS &&
+	if (v == NULL && f->messages >= TERN_SNAPSHOT_MIN_MSGS &&
 	    (v = snapshot_load(s, f, &since)) == NULL)
 		since = 0;
 	/* since = 0: every message and the folder's counters from one snapshot */

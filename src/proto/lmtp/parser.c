@@ -7,9 +7,8 @@
 #include <string.h>
 #include <strings.h>
 
-#define LINE_BUF_INITIAL 256
-#define LINE_BUF_KEEP    4096   /* a larger line buffer is freed after use */
-#define BODY_BUF_INITIAL 8192
+#include "core/limits.h"
+
 #define BDAT_SIZE_MAX    (UINT64_C(1) << 63)
 #define SIZE_DIGITS_MAX  20     /* RFC 1870 §3: size-value ::= 1*20DIGIT */
 
@@ -138,7 +137,7 @@ static int body_append(struct lmtp_parser *p, const void *src, size_t n)
 	}
 	size_t need = p->body_len + n + 1;
 	if (need > p->body_cap) {
-		size_t cap = p->body_cap == 0 ? BODY_BUF_INITIAL : p->body_cap;
+		size_t cap = p->body_cap == 0 ? TERN_LMTP_BODY_BUF_FIRST : p->body_cap;
 		while (cap < need)
 			cap = cap > SIZE_MAX / 2 ? need : cap * 2;
 		if (cap > p->limits.max_message_size + 1)
@@ -478,7 +477,7 @@ static int line_append(struct lmtp_parser *p, const uint8_t *src, size_t n)
 	size_t need = p->line_len + n;
 
 	if (need > p->line_cap) {
-		size_t cap = p->line_cap == 0 ? LINE_BUF_INITIAL : p->line_cap;
+		size_t cap = p->line_cap == 0 ? TERN_LMTP_LINE_BUF_FIRST : p->line_cap;
 		while (cap < need)
 			cap *= 2;
 		if (cap > p->limits.max_line_length)
@@ -533,7 +532,7 @@ static enum tern_parse feed_command(struct lmtp_parser *p, const uint8_t *data, 
 	size_t n = p->line_len;
 	p->line_len = 0;
 	enum tern_parse r = finish_line(p, p->line, n, take + 1, consumed_r, cmd_r, error_r);
-	if (p->line_cap > LINE_BUF_KEEP) {
+	if (p->line_cap > TERN_LINE_BUF_KEEP) {
 		free(p->line);
 		p->line = NULL;
 		p->line_cap = 0;
