@@ -356,16 +356,34 @@ struct evbuffer *conn_output(struct conn *c)
 }
 
 /* A reply that could not be queued would leave the client waiting for it
- * for ever: say why (a short line may still fit where the reply did not)
- * and close. */
-static void conn_write_failed(struct conn *c)
+ * for ever, and one queued in part cannot be completed: say why (a short
+ * line may still fit where the reply did not) and close. The end of the
+ * output is then frozen, so that whatever the protocol goes on writing
+ * (the rest of the reply, a tagged status) fails instead of following the
+ * refusal; the bytes already queued still drain from the front. */
+void conn_write_failed(struct conn *c)
 {
-	if (c->closing)
+	if (c->write_failed)
 		return;
-	log_error("%s: rip=%s: out of memory for a reply, closing the connection", c->proto->name,
-		  c->peer_addr);
-	(void)bufferevent_write(c->bev, c->proto->no_memory_reply,
-				strlen(c->proto->no_memory_reply));
+	c->write_failed = true;
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	if (!c->closing) {
+		log_error("%s: rip=%s: out of memory for a reply, closing the connection",
+			  c->proto->name, c->peer_addr);
+		/* A reply that broke off mid-line would swallow the refusal:
+		 * end that line first (what is already sent cannot be seen). */
+		size_t len = evbuffer_get_length(out);
+		struct evbuffer_ptr end;
+		struct evbuffer_iovec v;
+		/* peek, not copyout: the socket layer freezes the front */
+		if (len > 0 && evbuffer_ptr_set(out, &end, len - 1, EVBUFFER_PTR_SET) == 0 &&
+		    evbuffer_peek(out, 1, &end, &v, 1) == 1 && v.iov_len > 0 &&
+		    *(const char *)v.iov_base != '\n')
+			(void)bufferevent_write(c->bev, "\r\n", 2);
+		(void)bufferevent_write(c->bev, c->proto->no_memory_reply,
+					strlen(c->proto->no_memory_reply));
+	}
+	(void)evbuffer_freeze(out, 0);
 	conn_close(c);
 }
 
@@ -377,16 +395,21 @@ int conn_write(struct conn *c, const void *data, size_t len)
 	return -1;
 }
 
+int conn_vprintf(struct conn *c, const char *fmt, va_list ap)
+{
+	if (evbuffer_add_vprintf(bufferevent_get_output(c->bev), fmt, ap) >= 0)
+		return 0;
+	conn_write_failed(c);
+	return -1;
+}
+
 int conn_printf(struct conn *c, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	int r = evbuffer_add_vprintf(bufferevent_get_output(c->bev), fmt, ap);
+	int r = conn_vprintf(c, fmt, ap);
 	va_end(ap);
-	if (r >= 0)
-		return 0;
-	conn_write_failed(c);
-	return -1;
+	return r;
 }
 
 static void conn_free(struct conn *c)

@@ -5,6 +5,7 @@
 #ifndef TERN_SERVER_CONN_H
 #define TERN_SERVER_CONN_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -77,6 +78,7 @@ struct conn {
 	bool slot_held;            /* counted in its class budget */
 	bool preauth_held;         /* counted against peer_addr's pre-login limit */
 	bool authenticated;        /* conn_set_authenticated was called */
+	bool write_failed;         /* conn_write_failed: no more output */
 	uint32_t idle_timeout_ms;
 	struct event *login_timer; /* until login (protocols with logins) */
 	/* closing: watches the lowest layer's output until it has drained */
@@ -124,10 +126,19 @@ void conn_set_authenticated(struct conn *c);
 
 struct evbuffer *conn_input(struct conn *c);
 struct evbuffer *conn_output(struct conn *c);
-/* Append to the output. Out of memory: no_memory_reply (if it fits) and
- * conn_close, and -1; nothing else is needed from the caller. */
+/* Append to the output. Out of memory: conn_write_failed, and -1; nothing
+ * else is needed from the caller. */
 int conn_write(struct conn *c, const void *data, size_t len);
 int conn_printf(struct conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int conn_vprintf(struct conn *c, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
+/* A reply (or part of one) could not be queued: logs, queues
+ * no_memory_reply if it still fits, and closes. Nothing written to the
+ * output afterwards is queued (conn_write and conn_printf fail, and so
+ * does a plain evbuffer_add to conn_output()), so the client's last line
+ * is the refusal. For a protocol writing to conn_output() itself; once per
+ * connection, later calls do nothing. */
+void conn_write_failed(struct conn *c);
 
 /* Bytes written but not yet handed to the kernel, over every layer. */
 size_t conn_output_pending(struct conn *c);

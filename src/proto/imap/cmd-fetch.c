@@ -85,10 +85,9 @@ static int send_vanished(struct fetch_state *f, const struct store_changes *ch)
 			uids[n++] = ch->vanished[i];
 	imap_seqset_free(&set);
 	if (n > 0) {
-		struct evbuffer *out = imap_out(f->s);
-		evbuffer_add(out, "* VANISHED (EARLIER) ", 21);
-		imap_seqset_write(out, uids, n);
-		evbuffer_add(out, "\r\n", 2);
+		imap_out_add(f->s, "* VANISHED (EARLIER) ", 21);
+		imap_out_check(f->s, imap_seqset_write(imap_out(f->s), uids, n));
+		imap_out_add(f->s, "\r\n", 2);
 	}
 	free(uids);
 	return 0;

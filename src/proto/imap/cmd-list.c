@@ -86,15 +86,12 @@ static uint64_t status_value(const struct store_folder *f, enum status_item item
 static void status_write(struct imap_session *s, const struct store_folder *f,
 			 const struct status_req *req)
 {
-	struct evbuffer *out = imap_out(s);
-
-	evbuffer_add(out, "* STATUS ", 9);
-	imap_name_write(s, out, f->name);
+	imap_out_add(s, "* STATUS ", 9);
+	imap_out_check(s, imap_name_write(s, imap_out(s), f->name));
 	for (size_t i = 0; i < req->count; i++)
-		evbuffer_add_printf(out, "%s%s %llu", i == 0 ? " (" : " ",
-				    status_names[req->items[i]],
-				    (unsigned long long)status_value(f, req->items[i]));
-	evbuffer_add(out, ")\r\n", 3);
+		imap_out_printf(s, "%s%s %llu", i == 0 ? " (" : " ", status_names[req->items[i]],
+				(unsigned long long)status_value(f, req->items[i]));
+	imap_out_add(s, ")\r\n", 3);
 }
 
 IMAP_HANDLER(cmd_status)
@@ -523,44 +520,42 @@ static bool list_selects(const struct list_req *req, const struct list_entry *e,
 	return selected;
 }
 
-static void write_attr(struct evbuffer *out, bool *first, const char *attr)
+static void write_attr(struct imap_session *s, bool *first, const char *attr)
 {
 	if (!*first)
-		evbuffer_add(out, " ", 1);
-	evbuffer_add(out, attr, strlen(attr));
+		imap_out_add(s, " ", 1);
+	imap_out_add(s, attr, strlen(attr));
 	*first = false;
 }
 
 static void write_list_entry(struct imap_session *s, const struct list_req *req,
 			     const struct list_entry *e, bool childinfo)
 {
-	struct evbuffer *out = imap_out(s);
 	bool first = true;
 
-	evbuffer_add(out, "* LIST (", 8);
+	imap_out_add(s, "* LIST (", 8);
 	/* RFC 5258 §3.4: \NonExistent implies \Noselect; RFC 3501 clients
 	 * only know the latter. */
 	if (e->folder == NULL)
-		write_attr(out, &first, req->extended ? "\\NonExistent" : "\\Noselect");
+		write_attr(s, &first, req->extended ? "\\NonExistent" : "\\Noselect");
 	/* Always sent, as Dovecot does: clients draw their folder tree from it
 	 * (RFC 5258 §4 allows it without RETURN (CHILDREN)). */
-	write_attr(out, &first, e->child_exists ? "\\HasChildren" : "\\HasNoChildren");
+	write_attr(s, &first, e->child_exists ? "\\HasChildren" : "\\HasNoChildren");
 	if ((req->ret & RETURN_SUBSCRIBED) != 0 && e->subscribed)
-		write_attr(out, &first, "\\Subscribed");
+		write_attr(s, &first, "\\Subscribed");
 	if (e->folder != NULL && e->folder->special_use != NULL)
-		write_attr(out, &first, e->folder->special_use);
-	evbuffer_add(out, ") \"/\" ", 6);
-	imap_name_write(s, out, e->name);
+		write_attr(s, &first, e->folder->special_use);
+	imap_out_add(s, ") \"/\" ", 6);
+	imap_out_check(s, imap_name_write(s, imap_out(s), e->name));
 	if (childinfo)
-		evbuffer_add_printf(out, " (\"CHILDINFO\" (\"SUBSCRIBED\"))");
-	evbuffer_add(out, "\r\n", 2);
+		imap_out_printf(s, " (\"CHILDINFO\" (\"SUBSCRIBED\"))");
+	imap_out_add(s, "\r\n", 2);
 	if ((req->ret & RETURN_STATUS) != 0 && e->folder != NULL)
 		status_write(s, e->folder, &req->status);
 }
 
 static void write_lsub_entry(struct imap_session *s, const struct list_entry *e, int match)
 {
-	struct evbuffer *out = imap_out(s);
 	const char *attrs;
 
 	if (e->subscribed)
@@ -571,9 +566,9 @@ static void write_lsub_entry(struct imap_session *s, const struct list_entry *e,
 		attrs = "\\Noselect";
 	else
 		return;
-	evbuffer_add_printf(out, "* LSUB (%s) \"/\" ", attrs);
-	imap_name_write(s, out, e->name);
-	evbuffer_add(out, "\r\n", 2);
+	imap_out_printf(s, "* LSUB (%s) \"/\" ", attrs);
+	imap_out_check(s, imap_name_write(s, imap_out(s), e->name));
+	imap_out_add(s, "\r\n", 2);
 }
 
 IMAP_HANDLER(cmd_list)

@@ -104,10 +104,9 @@ IMAP_HANDLER(cmd_getquotaroot)
 	} else if (found == 0) {
 		imap_tagged(s, cmd, "NO [NONEXISTENT] Mailbox does not exist");
 	} else {
-		struct evbuffer *out = imap_out(s);
-		evbuffer_add_printf(out, "* QUOTAROOT ");
-		imap_name_write(s, out, f.name);
-		evbuffer_add_printf(out, " \"\"\r\n");
+		imap_out_add(s, "* QUOTAROOT ", 12);
+		imap_out_check(s, imap_name_write(s, imap_out(s), f.name));
+		imap_out_add(s, " \"\"\r\n", 5);
 		if (write_quota(s, cmd) == 0)
 			imap_tagged(s, cmd, "OK Getquotaroot completed");
 		store_folder_clear(&f);

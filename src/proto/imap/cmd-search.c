@@ -138,14 +138,14 @@ static int search_slice(struct search_state *st, enum tern_error *err_r)
 
 /* RFC 5182 §2.4: with SAVE, MIN and/or MAX (and no ALL or COUNT) save just
  * those messages; otherwise the whole result. */
-static void save_result(struct imap_view *v, const struct imap_search_program *prog,
-			const struct search_result *res)
+static int save_result(struct imap_view *v, const struct imap_search_program *prog,
+		       const struct search_result *res)
 {
 	unsigned o = prog->return_opts;
 	uint32_t *saved = malloc(res->count * sizeof(*saved) + 1);
 	size_t n = 0;
 	if (saved == NULL)
-		return;
+		return -1;
 	bool minmax_only = (o & (IMAP_SEARCH_RETURN_MIN | IMAP_SEARCH_RETURN_MAX)) != 0 &&
 			   (o & (IMAP_SEARCH_RETURN_ALL | IMAP_SEARCH_RETURN_COUNT)) == 0;
 	if (!minmax_only) {
@@ -160,45 +160,44 @@ static void save_result(struct imap_view *v, const struct imap_search_program *p
 	free(v->saved);
 	v->saved = saved;
 	v->saved_count = n;
+	return 0;
 }
 
 static void write_esearch(struct imap_session *s, const struct imap_cmd *cmd,
 			  const struct imap_search_program *prog, const struct search_result *res)
 {
-	struct evbuffer *out = imap_out(s);
 	const uint32_t *ids = cmd->uid ? res->uids : res->seqs;
 	unsigned o = prog->return_opts;
-	evbuffer_add(out, "* ESEARCH (TAG ", 15);
-	imap_write_quoted(out, cmd->tag, strlen(cmd->tag));
-	evbuffer_add(out, ")", 1);
+	imap_out_add(s, "* ESEARCH (TAG ", 15);
+	imap_out_check(s, imap_write_quoted(imap_out(s), cmd->tag, strlen(cmd->tag)));
+	imap_out_add(s, ")", 1);
 	if (cmd->uid)
-		evbuffer_add(out, " UID", 4);
+		imap_out_add(s, " UID", 4);
 	if ((o & IMAP_SEARCH_RETURN_MIN) != 0 && res->count > 0)
-		evbuffer_add_printf(out, " MIN %" PRIu32, ids[0]);
+		imap_out_printf(s, " MIN %" PRIu32, ids[0]);
 	if ((o & IMAP_SEARCH_RETURN_MAX) != 0 && res->count > 0)
-		evbuffer_add_printf(out, " MAX %" PRIu32, ids[res->count - 1]);
+		imap_out_printf(s, " MAX %" PRIu32, ids[res->count - 1]);
 	if ((o & IMAP_SEARCH_RETURN_COUNT) != 0)
-		evbuffer_add_printf(out, " COUNT %zu", res->count);
+		imap_out_printf(s, " COUNT %zu", res->count);
 	if ((o & IMAP_SEARCH_RETURN_ALL) != 0 && res->count > 0) {
-		evbuffer_add(out, " ALL ", 5);
-		imap_seqset_write(out, ids, res->count);
+		imap_out_add(s, " ALL ", 5);
+		imap_out_check(s, imap_seqset_write(imap_out(s), ids, res->count));
 	}
 	if (prog->uses_modseq && res->count > 0)
-		evbuffer_add_printf(out, " MODSEQ %" PRIu64, res->max_modseq);
-	evbuffer_add(out, "\r\n", 2);
+		imap_out_printf(s, " MODSEQ %" PRIu64, res->max_modseq);
+	imap_out_add(s, "\r\n", 2);
 }
 
 static void write_search(struct imap_session *s, const struct imap_cmd *cmd,
 			 const struct imap_search_program *prog, const struct search_result *res)
 {
-	struct evbuffer *out = imap_out(s);
 	const uint32_t *ids = cmd->uid ? res->uids : res->seqs;
-	evbuffer_add(out, "* SEARCH", 8);
-	for (size_t i = 0; i < res->count; i++)
-		evbuffer_add_printf(out, " %" PRIu32, ids[i]);
+	imap_out_add(s, "* SEARCH", 8);
+	for (size_t i = 0; i < res->count && !imap_out_failed(s); i++)
+		imap_out_printf(s, " %" PRIu32, ids[i]);
 	if (prog->uses_modseq && res->count > 0)
-		evbuffer_add_printf(out, " (MODSEQ %" PRIu64 ")", res->max_modseq);
-	evbuffer_add(out, "\r\n", 2);
+		imap_out_printf(s, " (MODSEQ %" PRIu64 ")", res->max_modseq);
+	imap_out_add(s, "\r\n", 2);
 }
 
 /* Writes the answer and the tagged reply; frees st. */
@@ -207,6 +206,10 @@ static void search_finish(struct search_state *st, int r, enum tern_error err)
 	struct imap_session *s = st->s;
 	struct imap_search_program *prog = st->prog;
 	bool save = prog->esearch && (prog->return_opts & IMAP_SEARCH_RETURN_SAVE) != 0;
+	if (r >= 0 && save && save_result(s->view, prog, &st->res) < 0) {
+		r = -1;
+		err = TERN_ERR_NOMEM;
+	}
 	if (r < 0) {
 		if (save) {
 			/* RFC 5182 §2.1: a failed SEARCH ... SAVE empties "$" */
@@ -216,8 +219,6 @@ static void search_finish(struct search_state *st, int r, enum tern_error err)
 		}
 		imap_store_error(s, st->cmd, "SEARCH", err);
 	} else {
-		if (save)
-			save_result(s->view, prog, &st->res);
 		/* RFC 5182 §2.4: SAVE alone sends no ESEARCH */
 		if (!prog->esearch)
 			write_search(s, st->cmd, prog, &st->res);

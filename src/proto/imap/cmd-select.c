@@ -129,21 +129,20 @@ static int qresync_report(struct imap_session *s, const struct qresync_args *q,
 				ch.vanished[n++] = uid;
 		}
 		if (n > 0) {
-			struct evbuffer *out = imap_out(s);
-			evbuffer_add_printf(out, "* VANISHED (EARLIER) ");
-			imap_seqset_write(out, ch.vanished, n);
-			evbuffer_add(out, "\r\n", 2);
+			imap_out_add(s, "* VANISHED (EARLIER) ", 21);
+			imap_out_check(s, imap_seqset_write(imap_out(s), ch.vanished, n));
+			imap_out_add(s, "\r\n", 2);
 		}
 		store_changes_clear(&ch);
 	}
-	struct evbuffer *out = imap_out(s);
-	for (size_t i = 0; i < v->count; i++) {
+	for (size_t i = 0; i < v->count && !imap_out_failed(s); i++) {
 		const struct imap_view_msg *m = &v->msgs[i];
 		if (m->modseq <= q->modseq)
 			continue;
-		evbuffer_add_printf(out, "* %zu FETCH (UID %u FLAGS ", i + 1, m->uid);
-		imap_flags_write(out, imap_view_flags_out(v, m->uid, m->flags), m->keywords);
-		evbuffer_add_printf(out, " MODSEQ (%llu))\r\n", (unsigned long long)m->modseq);
+		imap_out_printf(s, "* %zu FETCH (UID %u FLAGS ", i + 1, m->uid);
+		uint32_t flags = imap_view_flags_out(v, m->uid, m->flags);
+		imap_out_check(s, imap_flags_write(imap_out(s), flags, m->keywords));
+		imap_out_printf(s, " MODSEQ (%llu))\r\n", (unsigned long long)m->modseq);
 	}
 	return 0;
 }

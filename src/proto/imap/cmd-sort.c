@@ -88,15 +88,15 @@ static int sort_compute(void *arg, uint64_t deadline_ms, enum tern_error *err_r)
 }
 
 /* ESORT ALL: the ids in sort order; only ascending runs become ranges. */
-static void write_sorted_set(struct evbuffer *out, const uint32_t *ids, size_t n)
+static void write_sorted_set(struct imap_session *s, const uint32_t *ids, size_t n)
 {
-	for (size_t i = 0; i < n;) {
+	for (size_t i = 0; i < n && !imap_out_failed(s);) {
 		size_t j = i;
 		while (j + 1 < n && ids[j + 1] == ids[j] + 1)
 			j++;
-		evbuffer_add_printf(out, i > 0 ? ",%" PRIu32 : "%" PRIu32, ids[i]);
+		imap_out_printf(s, i > 0 ? ",%" PRIu32 : "%" PRIu32, ids[i]);
 		if (j > i)
-			evbuffer_add_printf(out, ":%" PRIu32, ids[j]);
+			imap_out_printf(s, ":%" PRIu32, ids[j]);
 		i = j + 1;
 	}
 }
@@ -109,13 +109,13 @@ static int cmp_u32(const void *a, const void *b)
 
 /* RFC 5182 §2.4 with RFC 5267: MIN/MAX alone save the first and last in
  * sort order; otherwise every match. "$" is kept ascending. */
-static void save_result(struct imap_view *v, unsigned o, const struct imap_sort_msg *msgs,
-			size_t n)
+static int save_result(struct imap_view *v, unsigned o, const struct imap_sort_msg *msgs,
+		       size_t n)
 {
 	uint32_t *saved = malloc((n + 1) * sizeof(*saved));
 	size_t k = 0;
 	if (saved == NULL)
-		return;
+		return -1;
 	bool minmax_only = (o & (IMAP_SEARCH_RETURN_MIN | IMAP_SEARCH_RETURN_MAX)) != 0 &&
 			   (o & (IMAP_SEARCH_RETURN_ALL | IMAP_SEARCH_RETURN_COUNT)) == 0;
 	if (!minmax_only) {
@@ -131,47 +131,49 @@ static void save_result(struct imap_view *v, unsigned o, const struct imap_sort_
 	free(v->saved);
 	v->saved = saved;
 	v->saved_count = k;
+	return 0;
 }
 
-static void write_result(struct imap_session *s, const struct imap_cmd *cmd,
-			 const struct imap_search_program *sp, const struct imap_sort_msg *msgs,
-			 size_t n, uint64_t max_modseq)
+/* -1 when out of memory before anything was written. */
+static int write_result(struct imap_session *s, const struct imap_cmd *cmd,
+			const struct imap_search_program *sp, const struct imap_sort_msg *msgs,
+			size_t n, uint64_t max_modseq)
 {
-	struct evbuffer *out = imap_out(s);
 	unsigned o = sp->return_opts & ~(unsigned)IMAP_SEARCH_RETURN_SAVE;
 	uint32_t *ids = malloc((n + 1) * sizeof(*ids));
 	if (ids == NULL)
-		return;
+		return -1;
 	for (size_t i = 0; i < n; i++)
 		ids[i] = cmd->uid ? msgs[i].uid : msgs[i].seq;
 	if (!sp->esearch) {
-		evbuffer_add(out, "* SORT", 6);
-		for (size_t i = 0; i < n; i++)
-			evbuffer_add_printf(out, " %" PRIu32, ids[i]);
+		imap_out_add(s, "* SORT", 6);
+		for (size_t i = 0; i < n && !imap_out_failed(s); i++)
+			imap_out_printf(s, " %" PRIu32, ids[i]);
 		if (sp->uses_modseq && n > 0)
-			evbuffer_add_printf(out, " (MODSEQ %" PRIu64 ")", max_modseq);
-		evbuffer_add(out, "\r\n", 2);
+			imap_out_printf(s, " (MODSEQ %" PRIu64 ")", max_modseq);
+		imap_out_add(s, "\r\n", 2);
 	} else if (o != 0) {
-		evbuffer_add(out, "* ESEARCH (TAG ", 15);
-		imap_write_quoted(out, cmd->tag, strlen(cmd->tag));
-		evbuffer_add(out, ")", 1);
+		imap_out_add(s, "* ESEARCH (TAG ", 15);
+		imap_out_check(s, imap_write_quoted(imap_out(s), cmd->tag, strlen(cmd->tag)));
+		imap_out_add(s, ")", 1);
 		if (cmd->uid)
-			evbuffer_add(out, " UID", 4);
+			imap_out_add(s, " UID", 4);
 		if ((o & IMAP_SEARCH_RETURN_MIN) != 0 && n > 0)
-			evbuffer_add_printf(out, " MIN %" PRIu32, ids[0]);
+			imap_out_printf(s, " MIN %" PRIu32, ids[0]);
 		if ((o & IMAP_SEARCH_RETURN_MAX) != 0 && n > 0)
-			evbuffer_add_printf(out, " MAX %" PRIu32, ids[n - 1]);
+			imap_out_printf(s, " MAX %" PRIu32, ids[n - 1]);
 		if ((o & IMAP_SEARCH_RETURN_COUNT) != 0)
-			evbuffer_add_printf(out, " COUNT %zu", n);
+			imap_out_printf(s, " COUNT %zu", n);
 		if ((o & IMAP_SEARCH_RETURN_ALL) != 0 && n > 0) {
-			evbuffer_add(out, " ALL ", 5);
-			write_sorted_set(out, ids, n);
+			imap_out_add(s, " ALL ", 5);
+			write_sorted_set(s, ids, n);
 		}
 		if (sp->uses_modseq && n > 0)
-			evbuffer_add_printf(out, " MODSEQ %" PRIu64, max_modseq);
-		evbuffer_add(out, "\r\n", 2);
+			imap_out_printf(s, " MODSEQ %" PRIu64, max_modseq);
+		imap_out_add(s, "\r\n", 2);
 	}
 	free(ids);
+	return 0;
 }
 
 static void sort_finish(struct imap_session *s, struct imap_cmd *cmd, void *arg, int r,
@@ -180,6 +182,10 @@ static void sort_finish(struct imap_session *s, struct imap_cmd *cmd, void *arg,
 	struct sort_state *st = arg;
 	struct imap_search_program *sp = st->prog->search;
 	bool save = sp->esearch && (sp->return_opts & IMAP_SEARCH_RETURN_SAVE) != 0;
+	if (r >= 0 && save && save_result(s->view, sp->return_opts, st->msgs, st->n) < 0) {
+		r = -1;
+		err = TERN_ERR_NOMEM;
+	}
 	if (r < 0) {
 		if (save) {
 			/* RFC 5182 §2.1: a failed command with SAVE empties "$" */
@@ -190,9 +196,10 @@ static void sort_finish(struct imap_session *s, struct imap_cmd *cmd, void *arg,
 		imap_store_error(s, cmd, "SORT", err);
 		return;
 	}
-	if (save)
-		save_result(s->view, sp->return_opts, st->msgs, st->n);
-	write_result(s, cmd, sp, st->msgs, st->n, st->max_modseq);
+	if (write_result(s, cmd, sp, st->msgs, st->n, st->max_modseq) < 0) {
+		imap_store_error(s, cmd, "SORT", TERN_ERR_NOMEM);
+		return;
+	}
 	imap_tagged(s, cmd, "OK Sort completed");
 }
 

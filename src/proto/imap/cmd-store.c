@@ -82,23 +82,23 @@ static const char *parse_args(const struct imap_cmd *cmd, struct store_req *r)
 static void report(struct imap_session *s, const struct imap_cmd *cmd, const struct store_req *r,
 		   const struct store_msg *m, uint32_t seq)
 {
-	struct evbuffer *out = imap_out(s);
 	/* RFC 7162 §3.1: UID and MODSEQ in every FETCH once CONDSTORE is on */
 	bool uid = cmd->uid || s->condstore;
 	const char *sep = "";
-	evbuffer_add_printf(out, "* %" PRIu32 " FETCH (", seq);
+	imap_out_printf(s, "* %" PRIu32 " FETCH (", seq);
 	if (uid) {
-		evbuffer_add_printf(out, "UID %" PRIu32, m->uid);
+		imap_out_printf(s, "UID %" PRIu32, m->uid);
 		sep = " ";
 	}
 	if (!r->silent) {
-		evbuffer_add_printf(out, "%sFLAGS ", sep);
-		imap_flags_write(out, imap_view_flags_out(s->view, m->uid, m->flags), m->keywords);
+		imap_out_printf(s, "%sFLAGS ", sep);
+		uint32_t flags = imap_view_flags_out(s->view, m->uid, m->flags);
+		imap_out_check(s, imap_flags_write(imap_out(s), flags, m->keywords));
 		sep = " ";
 	}
 	if (s->condstore)
-		evbuffer_add_printf(out, "%sMODSEQ (%" PRIu64 ")", sep, m->modseq);
-	evbuffer_add(out, ")\r\n", 3);
+		imap_out_printf(s, "%sMODSEQ (%" PRIu64 ")", sep, m->modseq);
+	imap_out_add(s, ")\r\n", 3);
 }
 
 static bool uid_in(const uint32_t *uids, size_t n, uint32_t uid)

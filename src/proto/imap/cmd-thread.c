@@ -218,12 +218,13 @@ static void thread_finish(struct imap_session *s, struct imap_cmd *cmd, void *ar
 		imap_store_error(s, cmd, "THREAD", err);
 		return;
 	}
-	struct evbuffer *out = imap_out(s);
-	evbuffer_add(out, "* THREAD", 8);
+	/* The threads were written into st->body, where running out of memory
+	 * still leaves a clean NO (thread_compute); moving them only links. */
+	imap_out_add(s, "* THREAD", 8);
 	if (evbuffer_get_length(st->body) > 0)
-		evbuffer_add(out, " ", 1);
-	evbuffer_add_buffer(out, st->body);
-	evbuffer_add(out, "\r\n", 2);
+		imap_out_add(s, " ", 1);
+	imap_out_check(s, evbuffer_add_buffer(imap_out(s), st->body));
+	imap_out_add(s, "\r\n", 2);
 	imap_tagged(s, cmd, "OK Thread completed");
 }
 

@@ -361,8 +361,10 @@ static int write_att(struct evbuffer *out, const struct imap_fetch_att *a,
 		return IMAP_FETCH_WRITE_NOMEM;
 	switch (a->type) {
 	case IMAP_FETCH_FLAGS:
-		evbuffer_add(out, " ", 1);
-		imap_flags_write(out, meta->flags | (m->recent ? IMAP_FLAG_RECENT : 0), meta->keywords);
+		if (evbuffer_add(out, " ", 1) < 0 ||
+		    imap_flags_write(out, meta->flags | (m->recent ? IMAP_FLAG_RECENT : 0),
+				     meta->keywords) < 0)
+			return IMAP_FETCH_WRITE_NOMEM;
 		return 0;
 	case IMAP_FETCH_INTERNALDATE:
 		if (imap_datetime_format(meta->internal_date, meta->internal_tz, date) < 0 &&
@@ -413,11 +415,11 @@ static int write_all(struct evbuffer *tmp, const struct imap_fetch_request *req,
 	}
 	if (r != 0)
 		return r;
-	if (m->add_flags && !requested(req, IMAP_FETCH_FLAGS)) {
-		evbuffer_add(tmp, " FLAGS ", 7);
-		imap_flags_write(tmp, m->meta->flags | (m->recent ? IMAP_FLAG_RECENT : 0),
-				 m->meta->keywords);
-	}
+	if (m->add_flags && !requested(req, IMAP_FETCH_FLAGS) &&
+	    (evbuffer_add(tmp, " FLAGS ", 7) < 0 ||
+	     imap_flags_write(tmp, m->meta->flags | (m->recent ? IMAP_FLAG_RECENT : 0),
+			      m->meta->keywords) < 0))
+		return IMAP_FETCH_WRITE_NOMEM;
 	if (m->add_modseq && !requested(req, IMAP_FETCH_MODSEQ) &&
 	    evbuffer_add_printf(tmp, " MODSEQ (%" PRIu64 ")", m->meta->modseq) < 0)
 		return IMAP_FETCH_WRITE_NOMEM;

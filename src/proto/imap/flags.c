@@ -103,26 +103,28 @@ int imap_flags_parse(const struct imap_arg *arg, uint32_t *flags_r, char **keywo
 	return 0;
 }
 
-void imap_flags_write(struct evbuffer *out, uint32_t flags, const char *keywords)
+int imap_flags_write(struct evbuffer *out, uint32_t flags, const char *keywords)
 {
 	bool first = true;
-	evbuffer_add(out, "(", 1);
+	if (evbuffer_add(out, "(", 1) < 0)
+		return -1;
 	for (size_t i = 0; i < SYSTEM_FLAG_COUNT; i++) {
 		if ((flags & system_flags[i].bit) == 0)
 			continue;
-		if (!first)
-			evbuffer_add(out, " ", 1);
-		evbuffer_add(out, system_flags[i].name, strlen(system_flags[i].name));
+		if ((!first && evbuffer_add(out, " ", 1) < 0) ||
+		    evbuffer_add(out, system_flags[i].name, strlen(system_flags[i].name)) < 0)
+			return -1;
 		first = false;
 	}
 	if ((flags & IMAP_FLAG_RECENT) != 0) {
-		evbuffer_add(out, first ? "\\Recent" : " \\Recent", first ? 7 : 8);
+		if (evbuffer_add(out, first ? "\\Recent" : " \\Recent", first ? 7 : 8) < 0)
+			return -1;
 		first = false;
 	}
 	if (keywords != NULL && *keywords != '\0') {
-		if (!first)
-			evbuffer_add(out, " ", 1);
-		evbuffer_add(out, keywords, strlen(keywords));
+		if ((!first && evbuffer_add(out, " ", 1) < 0) ||
+		    evbuffer_add(out, keywords, strlen(keywords)) < 0)
+			return -1;
 	}
-	evbuffer_add(out, ")", 1);
+	return evbuffer_add(out, ")", 1) < 0 ? -1 : 0;
 }

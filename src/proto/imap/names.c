@@ -86,20 +86,18 @@ char *imap_name_from_wire(const struct imap_session *s, const char *name, size_t
 	return out;
 }
 
-void imap_name_write(const struct imap_session *s, struct evbuffer *out, const char *name)
+int imap_name_write(const struct imap_session *s, struct evbuffer *out, const char *name)
 {
-	if (s->utf8_accept) {
-		imap_write_astring(out, name, strlen(name), IMAP_WRITE_UTF8);
-		return;
-	}
+	if (s->utf8_accept)
+		return imap_write_astring(out, name, strlen(name), IMAP_WRITE_UTF8);
 	char *m = NULL;
 	if (imap_utf8_to_mutf7(name, strlen(name), &m) < 0) {
 		/* the store holds only valid UTF-8; never send raw 8-bit to a 7-bit client */
-		imap_write_astring(out, name, strlen(name), 0);
-		return;
+		return imap_write_astring(out, name, strlen(name), 0);
 	}
-	imap_write_astring(out, m, strlen(m), 0);
+	int r = imap_write_astring(out, m, strlen(m), 0);
 	free(m);
+	return r;
 }
 
 /* ---- which names a new folder may have ---- */

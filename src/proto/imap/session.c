@@ -37,6 +37,30 @@ struct evbuffer *imap_out(struct imap_session *s)
 	return conn_output(s->conn);
 }
 
+void imap_out_add(struct imap_session *s, const void *data, size_t len)
+{
+	(void)conn_write(s->conn, data, len);
+}
+
+void imap_out_printf(struct imap_session *s, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	(void)conn_vprintf(s->conn, fmt, ap);
+	va_end(ap);
+}
+
+void imap_out_check(struct imap_session *s, int r)
+{
+	if (r < 0)
+		conn_write_failed(s->conn);
+}
+
+bool imap_out_failed(const struct imap_session *s)
+{
+	return s->conn->write_failed;
+}
+
 /* ---- capabilities ---- */
 
 const char *imap_capabilities(const struct imap_session *s)
@@ -62,12 +86,11 @@ const char *imap_capabilities(const struct imap_session *s)
 
 void imap_untagged(struct imap_session *s, const char *fmt, ...)
 {
-	struct evbuffer *out = imap_out(s);
 	va_list ap;
 	va_start(ap, fmt);
-	evbuffer_add(out, "* ", 2);
-	evbuffer_add_vprintf(out, fmt, ap);
-	evbuffer_add(out, "\r\n", 2);
+	imap_out_add(s, "* ", 2);
+	(void)conn_vprintf(s->conn, fmt, ap);
+	imap_out_add(s, "\r\n", 2);
 	va_end(ap);
 }
 
@@ -113,6 +136,13 @@ static void too_many_bad(struct imap_session *s)
 
 void imap_bad(struct imap_session *s, const struct imap_cmd *cmd, const char *text)
 {
+	/* The argument parsers (search, fetch, flags, names, sets) report
+	 * running out of memory as their error text: not the client's mistake,
+	 * so the temporary TERN_ERR_NOMEM reply, and no bad command. */
+	if (strcmp(text, "Out of memory") == 0) {
+		imap_store_error(s, cmd, "parsing the arguments", TERN_ERR_NOMEM);
+		return;
+	}
 	conn_printf(s->conn, "%s BAD %s\r\n", cmd->tag, text);
 	too_many_bad(s);
 }

@@ -135,14 +135,32 @@ const struct imap_command *imap_command_find(const char *name);
 
 /* ---- replies (session.c) ---- */
 
-/* Output buffer of the connection (for streaming literals). */
+/* Output buffer of the connection (for streaming literals). Whatever
+ * writes to it checks for failure: through imap_out_add/imap_out_printf,
+ * or by passing its result to imap_out_check. */
 struct evbuffer *imap_out(struct imap_session *s);
+/* Append to the output. A write that fails for lack of memory leaves a
+ * response the client cannot parse the rest of: the connection then ends
+ * with "* BYE [UNAVAILABLE]" (conn_write_failed), nothing written after it
+ * reaches the client, and imap_out_failed() turns true. Writers need not
+ * check each piece: they may go on writing, it is dropped. */
+void imap_out_add(struct imap_session *s, const void *data, size_t len);
+void imap_out_printf(struct imap_session *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* r from a writer that wrote to imap_out(s) itself (0, or < 0 when the
+ * evbuffer failed): a failure ends the connection as above. */
+void imap_out_check(struct imap_session *s, int r);
+/* True once some output could not be queued: a command producing a long
+ * response stops, since nothing more reaches the client. */
+bool imap_out_failed(const struct imap_session *s);
 /* "* <text>\r\n" */
 void imap_untagged(struct imap_session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* "<tag> <text>\r\n"; text starts with OK/NO/BAD. */
 void imap_tagged(struct imap_session *s, const struct imap_cmd *cmd, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
-/* "<tag> BAD <text>" and counts a bad command (closes after the limit). */
+/* "<tag> BAD <text>" and counts a bad command (closes after the limit).
+ * Text "Out of memory" (a parser that found no memory) is answered as
+ * imap_store_error(TERN_ERR_NOMEM) instead. */
 void imap_bad(struct imap_session *s, const struct imap_cmd *cmd, const char *text);
 /* Logs err once with user and operation, and replies "<tag> NO [CODE] ..."
  * from the table in proto/reply.c. */
@@ -249,8 +267,9 @@ void imap_view_expunged(struct imap_session *s, const uint32_t *uids, size_t cou
  * NULL if invalid (*bad_r = reply text). Heap string. */
 char *imap_name_from_wire(const struct imap_session *s, const char *name, size_t len,
 			  const char **bad_r);
-/* Writes a store name as an IMAP mailbox astring (mUTF-7 unless UTF8=ACCEPT). */
-void imap_name_write(const struct imap_session *s, struct evbuffer *out, const char *name);
+/* Writes a store name as an IMAP mailbox astring (mUTF-7 unless UTF8=ACCEPT).
+ * 0, or -1 when out failed. */
+int imap_name_write(const struct imap_session *s, struct evbuffer *out, const char *name);
 
 /* ---- flags (flags.c) ---- */
 
@@ -264,8 +283,9 @@ void imap_name_write(const struct imap_session *s, struct evbuffer *out, const c
  * -1 bad (*bad_r), IMAP_FLAGS_TOO_MANY_KEYWORDS (*bad_r set as well). */
 int imap_flags_parse(const struct imap_arg *arg, uint32_t *flags_r, char **keywords_r,
 		     const char **bad_r);
-/* Writes "(\Seen \Answered kw)" for flags + keywords. */
-void imap_flags_write(struct evbuffer *out, uint32_t flags, const char *keywords);
+/* Writes "(\Seen \Answered kw)" for flags + keywords. 0, or -1 when out
+ * failed. */
+int imap_flags_write(struct evbuffer *out, uint32_t flags, const char *keywords);
 
 /* ---- change notification (server/notify.h) is used by view.c and IDLE ---- */
 

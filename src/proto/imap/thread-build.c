@@ -559,29 +559,32 @@ void imap_thread_build_free(struct imap_thread_build **_b)
 
 /* ---- writer ---- */
 
-static void write_members(struct evbuffer *out, const struct tree *t, uint32_t c)
+/* 0, or -1 when out failed. */
+static int write_members(struct evbuffer *out, const struct tree *t, uint32_t c)
 {
 	bool wrote = false;
 	for (;;) {
 		const struct cont *k = &t->c[c];
 		if (k->msg >= 0) {
-			evbuffer_add_printf(out, wrote ? " %" PRIu32 : "%" PRIu32, t->msgs[k->msg].id);
+			if (evbuffer_add_printf(out, wrote ? " %" PRIu32 : "%" PRIu32,
+						t->msgs[k->msg].id) < 0)
+				return -1;
 			wrote = true;
 		}
 		if (k->child == NONE)
-			return;
+			return 0;
 		if (k->msg >= 0 && t->c[k->child].next == NONE) {
 			c = k->child;      /* a chain: "1 2 3" */
 			continue;
 		}
-		if (wrote)
-			evbuffer_add(out, " ", 1);
+		if (wrote && evbuffer_add(out, " ", 1) < 0)
+			return -1;
 		for (uint32_t ch = k->child; ch != NONE; ch = t->c[ch].next) {
-			evbuffer_add(out, "(", 1);
-			write_members(out, t, ch);
-			evbuffer_add(out, ")", 1);
+			if (evbuffer_add(out, "(", 1) < 0 || write_members(out, t, ch) < 0 ||
+			    evbuffer_add(out, ")", 1) < 0)
+				return -1;
 		}
-		return;
+		return 0;
 	}
 }
 
@@ -597,9 +600,9 @@ int imap_thread_build_write(struct imap_thread_build *b, struct evbuffer *out,
 	}
 	for (unsigned n = 1; b->write_next != NONE; n++) {
 		uint32_t r = b->write_next;
-		evbuffer_add(out, "(", 1);
-		write_members(out, t, r);
-		evbuffer_add(out, ")", 1);
+		if (evbuffer_add(out, "(", 1) < 0 || write_members(out, t, r) < 0 ||
+		    evbuffer_add(out, ")", 1) < 0)
+			return -1;
 		b->write_next = t->c[r].next;
 		if (n % TERN_THREAD_STEP_CHECK == 0 && b->write_next != NONE && tern_now_ms() >= deadline_ms)
 			return 0;

@@ -37,9 +37,10 @@ int imap_thread_write(struct evbuffer *out, enum imap_thread_algo algo,
  * 0 (deadline_ms, on tern_now_ms's clock, has passed; every call makes
  * some progress, so a deadline of 0 gives the finest slicing) or -1 (out
  * of memory), then write until it returns 1 (all written to out; 0 =
- * deadline passed, call again with the same out; -1 = not built), then
- * free. Once built, only the ids of msgs are used: its strings may go.
- * The threads are exactly those imap_thread_write writes. */
+ * deadline passed, call again with the same out; -1 = not built, or out
+ * failed: out holds part of it), then free. Once built, only the ids of
+ * msgs are used: its strings may go. The threads are exactly those
+ * imap_thread_write writes. */
 struct imap_thread_build;
 struct imap_thread_build *imap_thread_build_new(enum imap_thread_algo algo,
 						const struct imap_thread_msg *msgs, size_t count);

@@ -461,7 +461,6 @@ uint32_t imap_view_seq_walk(const struct imap_view *v, uint32_t uid, size_t *cur
 static void view_remove(struct imap_session *s, const size_t *idx, size_t n)
 {
 	struct imap_view *v = s->view;
-	struct evbuffer *out = imap_out(s);
 	if (n == 0)
 		return;
 	if (s->qresync) {
@@ -470,15 +469,20 @@ static void view_remove(struct imap_session *s, const size_t *idx, size_t n)
 		if (uids != NULL) {
 			for (size_t i = 0; i < n; i++)
 				uids[i] = v->msgs[idx[i]].uid;
-			evbuffer_add_printf(out, "* VANISHED ");
-			imap_seqset_write(out, uids, n);
-			evbuffer_add(out, "\r\n", 2);
+			imap_out_add(s, "* VANISHED ", 11);
+			imap_out_check(s, imap_seqset_write(imap_out(s), uids, n));
+			imap_out_add(s, "\r\n", 2);
 			free(uids);
+		} else {
+			/* the messages leave the view either way: one line each
+			 * needs no list */
+			for (size_t i = 0; i < n && !imap_out_failed(s); i++)
+				imap_out_printf(s, "* VANISHED %u\r\n", v->msgs[idx[i]].uid);
 		}
 	} else {
 		/* highest first: each EXPUNGE then leaves the lower numbers as they are */
-		for (size_t i = n; i-- > 0;)
-			evbuffer_add_printf(out, "* %zu EXPUNGE\r\n", idx[i] + 1);
+		for (size_t i = n; i-- > 0 && !imap_out_failed(s);)
+			imap_out_printf(s, "* %zu EXPUNGE\r\n", idx[i] + 1);
 	}
 	size_t w = idx[0];
 	for (size_t r = idx[0], k = 0; r < v->count; r++) {
@@ -534,16 +538,16 @@ void imap_view_update_seq(struct imap_view *v, uint32_t seq, uint32_t flags,
 static void write_flag_fetch(struct imap_session *s, size_t idx)
 {
 	const struct imap_view_msg *m = &s->view->msgs[idx];
-	struct evbuffer *out = imap_out(s);
 	bool uid = s->condstore || (s->current != NULL && s->current->uid);   /* RFC 7162 §3.1 */
-	evbuffer_add_printf(out, "* %zu FETCH (", idx + 1);
+	imap_out_printf(s, "* %zu FETCH (", idx + 1);
 	if (uid)
-		evbuffer_add_printf(out, "UID %u ", m->uid);
-	evbuffer_add(out, "FLAGS ", 6);
-	imap_flags_write(out, imap_view_flags_out(s->view, m->uid, m->flags), m->keywords);
+		imap_out_printf(s, "UID %u ", m->uid);
+	imap_out_add(s, "FLAGS ", 6);
+	uint32_t flags = imap_view_flags_out(s->view, m->uid, m->flags);
+	imap_out_check(s, imap_flags_write(imap_out(s), flags, m->keywords));
 	if (s->condstore)
-		evbuffer_add_printf(out, " MODSEQ (%llu)", (unsigned long long)m->modseq);
-	evbuffer_add(out, ")\r\n", 3);
+		imap_out_printf(s, " MODSEQ (%llu)", (unsigned long long)m->modseq);
+	imap_out_add(s, ")\r\n", 3);
 }
 
 /* Expunges in ch that the view still shows: reported now, or (when
