@@ -224,6 +224,13 @@
  * work (a delivery, a login); past this the poster waits for memory. */
 #define TERN_LOOP_TASK_RESERVE          1024u
 
+/* Requests each of the password check and directory look-up pools keeps
+ * aside for a caller that finds no memory for one: it still gets its answer
+ * (a temporary failure) through the normal path, on the next turn of its
+ * loop, which is as long as one is held. Past them the caller waits for
+ * memory, as a post does. */
+#define TERN_REQUEST_RESERVE            16u
+
 /* Keywords on one message. Cyrus has room for 128 user flags in a whole
  * mailbox and advertises 100 keywords per email over JMAP (RFC 8621
  * maxKeywordsPerEmail), so no real client needs more; it bounds what one

@@ -6,6 +6,7 @@
 
 #include <argon2.h>
 #include <crypt.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -104,23 +105,30 @@ static bool const_time_equal(const char *a, const char *b)
 	return diff == 0;
 }
 
-/* Runs crypt(3) with hash as the setting. Returns a heap copy of the result,
- * or NULL when libxcrypt refuses the setting. struct crypt_data is ~32 KiB,
- * too much for the stack of a worker thread. */
-static char *crypt_heap(const char *plain, const char *setting)
+/* Runs crypt(3) with hash as the setting: 1 and a heap copy of the result
+ * in *out_r; 0 when libxcrypt refuses the setting; -1 out of memory (here,
+ * or for the hash's own scratch memory: yescrypt's is megabytes), which
+ * says nothing about the password. struct crypt_data is ~32 KiB, too much
+ * for the stack of a worker thread. */
+static int crypt_heap(const char *plain, const char *setting, char **out_r)
 {
 	struct crypt_data *data = calloc(1, sizeof(*data));
-	char *out = NULL;
 	const char *res;
+	int r = 0;
 
 	if (data == NULL)
-		return NULL;
+		return -1;
+	errno = 0;
 	res = crypt_rn(plain, setting, data, (int)sizeof(*data));
-	if (res != NULL && res[0] != '*')
-		out = strdup(res);
+	if (res == NULL && errno == ENOMEM) {
+		r = -1;
+	} else if (res != NULL && res[0] != '*') {
+		*out_r = strdup(res);
+		r = *out_r != NULL ? 1 : -1;
+	}
 	explicit_bzero(data, sizeof(*data));
 	free(data);
-	return out;
+	return r;
 }
 
 int password_hash(const char *plain, char **hash_r)
@@ -133,40 +141,53 @@ int password_hash(const char *plain, char **hash_r)
 	/* NULL random bytes: libxcrypt draws them from the OS itself. */
 	if (crypt_gensalt_rn("$y$", 0, NULL, 0, salt, (int)sizeof(salt)) == NULL)
 		return -1;
-	hash = crypt_heap(plain, salt);
-	if (hash == NULL)
+	if (crypt_heap(plain, salt, &hash) <= 0)
 		return -1;
 	*hash_r = hash;
 	return 0;
 }
 
-bool password_verify(const char *plain, const char *stored)
+static enum password_result argon2_result(int r)
+{
+	if (r == ARGON2_OK)
+		return PASSWORD_MATCH;
+	return r == ARGON2_MEMORY_ALLOCATION_ERROR ? PASSWORD_NOMEM : PASSWORD_MISMATCH;
+}
+
+enum password_result password_check(const char *plain, const char *stored)
 {
 	const char *hash = NULL;
-	bool ok = false;
-	char *res;
+	bool ok;
+	char *res = NULL;
+	int r;
 
 	/* An empty password is never a credential, whatever is stored. */
 	if (plain == NULL || plain[0] == '\0')
-		return false;
+		return PASSWORD_MISMATCH;
 	switch (classify(stored, &hash)) {
 	case HASH_CRYPT:
-		res = crypt_heap(plain, hash);
-		if (res != NULL) {
-			ok = const_time_equal(res, hash);
-			free(res);
-		}
-		return ok;
+		r = crypt_heap(plain, hash, &res);
+		if (r <= 0)
+			return r < 0 ? PASSWORD_NOMEM : PASSWORD_MISMATCH;
+		ok = const_time_equal(res, hash);
+		free(res);
+		return ok ? PASSWORD_MATCH : PASSWORD_MISMATCH;
 	case HASH_ARGON2ID:
-		return argon2_verify(hash, plain, strlen(plain), Argon2_id) == ARGON2_OK;
+		return argon2_result(argon2_verify(hash, plain, strlen(plain), Argon2_id));
 	case HASH_ARGON2I:
-		return argon2_verify(hash, plain, strlen(plain), Argon2_i) == ARGON2_OK;
+		return argon2_result(argon2_verify(hash, plain, strlen(plain), Argon2_i));
 	case HASH_PLAIN:
-		return hash[0] != '\0' && const_time_equal(plain, hash);
+		return hash[0] != '\0' && const_time_equal(plain, hash) ? PASSWORD_MATCH
+									 : PASSWORD_MISMATCH;
 	case HASH_UNKNOWN:
 	default:
-		return false;
+		return PASSWORD_MISMATCH;
 	}
+}
+
+bool password_verify(const char *plain, const char *stored)
+{
+	return password_check(plain, stored) == PASSWORD_MATCH;
 }
 
 bool password_hash_supported(const char *stored)
@@ -181,8 +202,8 @@ bool password_hash_supported(const char *stored)
 	case HASH_CRYPT:
 		/* A truncated or malformed hash makes crypt(3) fail or return a
 		 * string of another length; either way it could never match. */
-		res = crypt_heap("tern-probe", hash);
-		ok = res != NULL && strlen(res) == strlen(hash);
+		res = NULL;
+		ok = crypt_heap("tern-probe", hash, &res) > 0 && strlen(res) == strlen(hash);
 		free(res);
 		return ok;
 	case HASH_ARGON2ID:

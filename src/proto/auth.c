@@ -98,6 +98,7 @@ struct auth_request {
 	/* tern_now_ms() when a worker took it (0 = not yet): the loop reads it
 	 * to tell a check stuck on the directory from one waiting its turn */
 	_Atomic uint64_t taken_ms;
+	bool spare;                   /* one of spare_reqs: goes back, never freed */
 	/* loop thread only */
 	enum req_stage stage;
 	bool reserved;                /* has had its start reserved once */
@@ -117,6 +118,11 @@ struct auth_pool {
 
 static struct auth_pool pool;
 static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
+
+/* For logins that find no memory for a request (TERN_REQUEST_RESERVE);
+ * spare_used under pool.mu. */
+static struct auth_request spare_reqs[TERN_REQUEST_RESERVE];
+static bool spare_used[TERN_REQUEST_RESERVE];
 
 /* Checked against for unknown users, so a wrong name costs a check too. */
 static char *dummy_hash;
@@ -176,12 +182,12 @@ static uint64_t failure_floor_us(void)
 	return a > b ? a : b;
 }
 
-static bool timed_verify(const char *password, const char *hash)
+static enum password_result timed_verify(const char *password, const char *hash)
 {
 	uint64_t t0 = clock_us(CLOCK_THREAD_CPUTIME_ID);
-	bool ok = password_verify(password, hash);
+	enum password_result r = password_check(password, hash);
 	pad_cover(clock_us(CLOCK_THREAD_CPUTIME_ID) - t0);
-	return ok;
+	return r;
 }
 
 /* Runs once, on a worker, before any check: the floor must be known before
@@ -204,10 +210,22 @@ static void dummy_init(void)
 		 "begins (more while checks run slower)", (atomic_load(&pad_us) + 999) / 1000);
 }
 
-static void worker_burn_hash(const char *password)
+/* A check that found no memory for the hash: the password is neither
+ * right nor wrong, so the login fails temporarily and counts as no
+ * failure. */
+static void worker_nomem(struct auth_request *req)
 {
-	if (dummy_hash != NULL)
-		(void)timed_verify(password, dummy_hash);
+	req->result = AUTH_TEMPFAIL;
+	req->reason = "password check";
+	req->dir_err = TERN_ERR_NOMEM;
+}
+
+/* An unknown or malformed user's failure costs a check too; one that runs
+ * out of memory answers as a known user's would. */
+static void worker_burn_hash(struct auth_request *req)
+{
+	if (dummy_hash != NULL && timed_verify(req->password, dummy_hash) == PASSWORD_NOMEM)
+		worker_nomem(req);
 }
 
 static void worker_run(struct auth_worker *w, struct auth_request *req)
@@ -215,7 +233,7 @@ static void worker_run(struct auth_worker *w, struct auth_request *req)
 	req->result = AUTH_FAILED;
 	if (req->user[0] == '\0') {
 		req->reason = "invalid user name";
-		worker_burn_hash(req->password);
+		worker_burn_hash(req);
 		return;
 	}
 	if (w->dir == NULL) {
@@ -239,10 +257,13 @@ static void worker_run(struct auth_worker *w, struct auth_request *req)
 	}
 	if (found == 0) {
 		req->reason = "unknown user";
-		worker_burn_hash(req->password);
+		worker_burn_hash(req);
 		return;
 	}
-	if (!timed_verify(req->password, u.password_hash)) {
+	enum password_result pr = timed_verify(req->password, u.password_hash);
+	if (pr == PASSWORD_NOMEM) {
+		worker_nomem(req);
+	} else if (pr == PASSWORD_MISMATCH) {
 		req->reason = "password mismatch";
 	} else if (strcmp(u.home, req->cfg->node_name) != 0) {
 		req->result = AUTH_NOT_HERE;
@@ -359,6 +380,38 @@ void auth_pool_stop(void)
 static void wait_until(struct auth_request *req, uint64_t wake_us);
 static void pool_deadline_arm(struct auth_request *req, uint64_t ms);
 
+/* A new request, zeroed. Never NULL: without memory it is one of the
+ * spares (req->spare), and when those are all in use, this waits for
+ * memory. A spare request is only ever refused (request_refuse), which
+ * gives it back on the next turn of the loop. */
+static struct auth_request *request_new(void)
+{
+	struct auth_request *req = calloc(1, sizeof(*req));
+	for (unsigned waits = 0; req == NULL; waits++) {
+		{
+			TERN_LOCK_GUARD(&pool.mu);
+			for (unsigned i = 0; i < TERN_REQUEST_RESERVE && req == NULL; i++) {
+				if (!spare_used[i]) {
+					spare_used[i] = true;
+					req = &spare_reqs[i];
+				}
+			}
+		}
+		if (req != NULL) {
+			memset(req, 0, sizeof(*req));
+			req->spare = true;
+			return req;
+		}
+		if (waits == 0)
+			log_error("auth: out of memory and the %u spare login requests are in use: "
+				  "logins wait for memory", TERN_REQUEST_RESERVE);
+		struct timespec ms = {0, 1000 * 1000};
+		nanosleep(&ms, NULL);
+		req = calloc(1, sizeof(*req));
+	}
+	return req;
+}
+
 static void request_free(struct auth_request *req)
 {
 	if (req->timer != NULL)
@@ -368,6 +421,11 @@ static void request_free(struct auth_request *req)
 		free(req->password);
 	}
 	free(req->login);
+	if (req->spare) {
+		TERN_LOCK_GUARD(&pool.mu);
+		spare_used[req - spare_reqs] = false;
+		return;
+	}
 	free(req);
 }
 
@@ -758,16 +816,15 @@ static void local_address(struct conn *c, char *buf, size_t size)
 /* The canonical user name, as the directory knows it; failing that, the
  * login made safe for a log line and a key (no control bytes, no '>' or ','
  * to fake fields), so unknown and malformed names are counted too. */
-static void request_name(struct auth_request *req)
+static void request_name(struct auth_request *req, const char *login)
 {
-	if (username_parse(req->login, req->cfg->domains, req->user, sizeof(req->user), NULL, 0) ==
-	    0) {
+	if (username_parse(login, req->cfg->domains, req->user, sizeof(req->user), NULL, 0) == 0) {
 		snprintf(req->name, sizeof(req->name), "%s", req->user);
 		return;
 	}
 	req->user[0] = '\0';
 	size_t n = 0;
-	for (const unsigned char *p = (const unsigned char *)req->login;
+	for (const unsigned char *p = (const unsigned char *)login;
 	     *p != '\0' && n + 1 < sizeof(req->name); p++)
 		req->name[n++] = (*p < 0x20 || *p >= 0x7f || *p == '>' || *p == ',') ? '?' : (char)*p;
 	req->name[n] = '\0';
@@ -777,29 +834,34 @@ void auth_verify(struct conn *c, const char *login, const char *password, const 
 		 auth_done_fn *done, void *ctx, struct auth_request **req_r)
 {
 	pthread_once(&pool_once, pool_init);
-	struct auth_request *req = calloc(1, sizeof(*req));
+	struct auth_request *req = request_new();
 	struct aq_addr *spare = calloc(1, sizeof(*spare));
-	if (req == NULL || spare == NULL)
-		abort();   /* as loop_post does: a login cannot proceed without memory */
 	req->conn = c;
 	req->loop = c->loop;
 	req->cfg = c->loop->server->config;
 	req->login = strdup(login);
 	req->password = strdup(password);
-	if (req->login == NULL || req->password == NULL)
-		abort();
 	snprintf(req->method, sizeof(req->method), "%s", method);
 	snprintf(req->proto, sizeof(req->proto), "%s", c->proto->name);
 	snprintf(req->rip, sizeof(req->rip), "%s", c->peer_addr);
 	client_addr_key(req->rip, req->addr, sizeof(req->addr));
 	local_address(c, req->lip, sizeof(req->lip));
-	request_name(req);
+	request_name(req, login);
 	req->done = done;
 	req->ctx = ctx;
 	req->owner = req_r;
 	req->stage = STAGE_GATE;
 	*req_r = req;
 	conn_ref(c);
+	if (req->spare || spare == NULL || req->login == NULL || req->password == NULL) {
+		/* Out of memory: the login fails temporarily, through done on a
+		 * later turn like any refused login. Not counted against the
+		 * address (it never entered): nothing was checked. */
+		free(spare);
+		req->dir_err = TERN_ERR_NOMEM;
+		request_refuse(req, "login request", false);
+		return;
+	}
 	enum aq_verdict v;
 	{
 		TERN_LOCK_GUARD(&pool.mu);

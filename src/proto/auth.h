@@ -21,7 +21,8 @@ struct conn;
 enum auth_result {
 	AUTH_OK,
 	AUTH_FAILED,    /* unknown user, wrong password, malformed name */
-	AUTH_TEMPFAIL,  /* the directory could not be asked; try again later */
+	AUTH_TEMPFAIL,  /* the directory could not be asked, or no memory for the
+	                   login or its hash; try again later */
 	AUTH_NOT_HERE,  /* the password is right but the user is homed on another node */
 };
 
@@ -49,7 +50,8 @@ struct auth_request;
  * directory that cannot be read must not hold a login for longer.
  * AUTH_TEMPFAIL also comes at once when the address has
  * auth_max_pending_per_address logins in progress, when its penalty would
- * outlast TERN_AUTH_DELAY_CAP_MS, or when auth_max_pending checks are queued.
+ * outlast TERN_AUTH_DELAY_CAP_MS, when auth_max_pending checks are queued,
+ * or when there is no memory for the request or its copies.
  * A reference on c is held meanwhile. Once c is closing, done is not called:
  * the request ends without touching the session. *req_r names the request
  * until it ends: it is set back to NULL when it ends, so keep it in the

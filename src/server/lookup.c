@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <time.h>
 
 #include "core/config.h"
 #include "core/limits.h"
@@ -46,6 +47,7 @@ struct lookup_request {
 	/* written by whoever produces the answer before loop_post */
 	struct lookup_result res;
 	struct dir_user u;
+	bool spare;                      /* one of spare_reqs: goes back, never freed */
 	/* loop thread only */
 	struct lookup_request **owner;   /* the caller's pointer to this request */
 	struct event *timer;
@@ -63,6 +65,11 @@ struct lookup_pool {
 
 static struct lookup_pool pool;
 static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
+
+/* For callers that find no memory for a request (TERN_REQUEST_RESERVE);
+ * spare_used under pool.mu. */
+static struct lookup_request spare_reqs[TERN_REQUEST_RESERVE];
+static bool spare_used[TERN_REQUEST_RESERVE];
 
 /* ---- the queue (pool.mu held) ---- */
 
@@ -218,11 +225,48 @@ void lookup_pool_stop(void)
 
 /* ---- loop side ---- */
 
+/* A new request, zeroed. Never NULL: without memory it is one of the
+ * spares (req->spare), and when those are all in use, this waits for
+ * memory. A spare request is answered with a temporary failure without
+ * being queued, which gives it back on the next turn of the loop. */
+static struct lookup_request *request_new(void)
+{
+	struct lookup_request *req = calloc(1, sizeof(*req));
+	for (unsigned waits = 0; req == NULL; waits++) {
+		{
+			TERN_LOCK_GUARD(&pool.mu);
+			for (unsigned i = 0; i < TERN_REQUEST_RESERVE && req == NULL; i++) {
+				if (!spare_used[i]) {
+					spare_used[i] = true;
+					req = &spare_reqs[i];
+				}
+			}
+		}
+		if (req != NULL) {
+			memset(req, 0, sizeof(*req));
+			req->spare = true;
+			return req;
+		}
+		if (waits == 0)
+			log_error("lookup: out of memory and the %u spare requests are in use: "
+				  "look-ups wait for memory", TERN_REQUEST_RESERVE);
+		struct timespec ms = {0, 1000 * 1000};
+		nanosleep(&ms, NULL);
+		req = calloc(1, sizeof(*req));
+	}
+	return req;
+}
+
 static void request_free(struct lookup_request *req)
 {
 	if (req->timer != NULL)
 		event_free(req->timer);
 	dir_user_clear(&req->u);
+	if (req->spare) {
+		TERN_LOCK_GUARD(&pool.mu);
+		spare_used[req - spare_reqs] = false;
+		return;
+	}
 	free(req);
 }
 
@@ -299,9 +343,7 @@ void lookup_user(struct loop *loop, const char *name, unsigned flags, lookup_don
 		 void *ctx, struct lookup_request **req_r)
 {
 	pthread_once(&pool_once, pool_init);
-	struct lookup_request *req = calloc(1, sizeof(*req));
-	if (req == NULL)
-		abort();   /* as loop_post does: the session cannot go on without memory */
+	struct lookup_request *req = request_new();
 	req->loop = loop;
 	req->cfg = loop->server->config;
 	snprintf(req->name, sizeof(req->name), "%s", name);
@@ -311,7 +353,8 @@ void lookup_user(struct loop *loop, const char *name, unsigned flags, lookup_don
 	req->ctx = ctx;
 	req->owner = req_r;
 	*req_r = req;
-	req->timer = evtimer_new(loop->base, deadline_cb, req);
+	if (!req->spare)
+		req->timer = evtimer_new(loop->base, deadline_cb, req);
 	static const struct timeval deadline = {
 		.tv_sec = TERN_LOOKUP_DEADLINE_MS / 1000,
 		.tv_usec = (TERN_LOOKUP_DEADLINE_MS % 1000) * 1000,
@@ -326,10 +369,10 @@ void lookup_user(struct loop *loop, const char *name, unsigned flags, lookup_don
 		}
 	}
 	if (!queued) {
-		/* no timer, no workers, or stopping: a temporary failure, on a
-		 * later turn (done never runs inside this call) */
+		/* no memory, no timer, no workers, or stopping: a temporary
+		 * failure, on a later turn (done never runs inside this call) */
 		req->res.found = -1;
-		req->res.err = TERN_ERR_TEMP;
+		req->res.err = req->spare ? TERN_ERR_NOMEM : TERN_ERR_TEMP;
 		loop_post(loop, result_task, req);
 	}
 }

@@ -24,7 +24,9 @@ struct dir_user;
 
 struct lookup_result {
 	int found;                  /* 1 found, 0 no such user, -1 failed (err) */
-	enum tern_error err;        /* for -1: TERN_ERR_TEMP when the deadline passed */
+	enum tern_error err;        /* for -1: TERN_ERR_TEMP when the deadline passed,
+	                               TERN_ERR_NOMEM when there was no memory for the
+	                               request */
 	const struct dir_user *user;/* found: the directory row, valid during the call */
 	bool here;                  /* found: homed on this node */
 	uint64_t quota;             /* found: the limit in force (the user's, else the

@@ -31,6 +31,10 @@ static void test_yescrypt_round_trip(void **state)
 	assert_true(password_verify("correct horse", h1));
 	assert_false(password_verify("correct horsE", h1));
 	assert_false(password_verify("correct hors", h1));
+	/* password_check tells a mismatch from a check that could not run */
+	assert_int_equal(password_check("correct horse", h1), PASSWORD_MATCH);
+	assert_int_equal(password_check("correct horsE", h1), PASSWORD_MISMATCH);
+	assert_int_equal(password_check("correct horse", "$y$garbage"), PASSWORD_MISMATCH);
 	assert_true(password_hash_supported(h1));
 	/* A fresh salt each time. */
 	assert_int_equal(password_hash("correct horse", &h2), 0);
