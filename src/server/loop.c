@@ -7,7 +7,6 @@
 
 #include "core/limits.h"
 #include "core/log.h"
-#include "directory/directory.h"
 #include "server/server.h"
 #include "server/watchdog.h"
 

@@ -12,7 +12,6 @@
 
 struct event_base;
 struct server;
-struct directory;
 struct conn;
 
 typedef void loop_task_fn(void *arg);
