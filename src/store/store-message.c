@@ -408,6 +408,22 @@ int store_msg_list(struct store *st, const char *folder, struct store_msg **msgs
 	return store_msgs_collect(st, stmt, msgs_r, count_r, err_r);
 }
 
+int store_msg_list_from(struct store *st, const char *folder, uint32_t first_uid, size_t limit,
+			struct store_msg **msgs_r, size_t *count_r, enum tern_error *err_r)
+{
+	struct store_frow f;
+
+	if (store_frow_need(st, folder, &f, err_r) < 0)
+		return -1;
+	STORE_STMT(stmt, st, STMT_MSG_LIST_FROM, err_r);
+	if (stmt == NULL)
+		return -1;
+	sqlite3_bind_int64(stmt, 1, f.id);
+	sqlite3_bind_int64(stmt, 2, first_uid);
+	sqlite3_bind_int64(stmt, 3, limit > INT64_MAX ? INT64_MAX : (int64_t)limit);
+	return store_msgs_collect(st, stmt, msgs_r, count_r, err_r);
+}
+
 /* Looks the folder up and binds (folder_id, uid) to ?1/?2 of stmt. */
 static int bind_msg(struct store *st, sqlite3_stmt *stmt, const char *folder, uint32_t uid,
 		    enum tern_error *err_r)

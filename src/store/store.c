@@ -189,6 +189,8 @@ static const char *const store_sql[STMT_COUNT] = {
 	[STMT_MSG_BY_DELIVERY] = "SELECT m.uid, f.uidvalidity FROM messages m"
 				 " JOIN folders f ON f.id = m.folder_id WHERE m.delivery_id = ?1",
 	[STMT_MSG_LIST] = MSG_COLUMNS " FROM messages WHERE folder_id = ?1 ORDER BY uid",
+	[STMT_MSG_LIST_FROM] = MSG_COLUMNS " FROM messages WHERE folder_id = ?1 AND uid >= ?2"
+				     " ORDER BY uid LIMIT ?3",
 	[STMT_MSG_GET] = MSG_COLUMNS " FROM messages WHERE folder_id = ?1 AND uid = ?2",
 	[STMT_MSG_ROW] = "SELECT blob_id, flags, keywords, internal_date, internal_tz, size,"
 			 " sent_date, delivery_id FROM messages WHERE folder_id = ?1 AND uid = ?2",

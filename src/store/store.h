@@ -183,6 +183,10 @@ int store_append(struct store *st, const struct store_new_msg *m, uint32_t *uid_
 /* Metadata of every message in the folder, ascending UID. */
 int store_msg_list(struct store *st, const char *folder, struct store_msg **msgs_r,
 		   size_t *count_r, enum tern_error *err_r);
+/* The same for at most limit messages with UID >= first_uid: a long
+ * listing read a piece at a time, so no one call holds its thread long. */
+int store_msg_list_from(struct store *st, const char *folder, uint32_t first_uid, size_t limit,
+			struct store_msg **msgs_r, size_t *count_r, enum tern_error *err_r);
 /* One message's metadata: 1 found, 0 not, -1 error. */
 int store_msg_get(struct store *st, const char *folder, uint32_t uid, struct store_msg *m_r,
 		  enum tern_error *err_r);

@@ -32,6 +32,8 @@ struct fetch_state {
 	struct store_msg *list;    /* bulk metadata, ascending UID; NULL: per message */
 	size_t list_count, list_pos;
 	bool list_is_changes;      /* CHANGEDSINCE: absent from list = unchanged */
+	bool list_chunked;         /* list holds the next TERN_FETCH_LIST_CHUNK messages */
+	bool list_more;            /* the last chunk was full: more may follow */
 	uint32_t *seen_set;        /* UIDs whose \Seen this command set */
 	size_t seen_count, seen_pos;
 	/* the \Seen write, made on the user's worker before the responses */
@@ -142,6 +144,20 @@ static void seen_apply(struct fetch_state *f)
 
 /* Bulk metadata: the CHANGEDSINCE change list, or the folder list when many
  * messages are asked for. */
+/* The folder's messages from first_uid on, a chunk at a time: a whole
+ * folder listed at once held the loop thread 6-10 ms on 20,000 messages. */
+static int load_chunk(struct fetch_state *f, uint32_t first_uid, enum tern_error *err_r)
+{
+	struct imap_session *s = f->s;
+	store_msgs_free(&f->list, f->list_count);
+	f->list_count = f->list_pos = 0;
+	if (store_msg_list_from(s->store, s->view->folder, first_uid, TERN_FETCH_LIST_CHUNK,
+				&f->list, &f->list_count, err_r) < 0)
+		return -1;
+	f->list_more = f->list_count == TERN_FETCH_LIST_CHUNK;
+	return 0;
+}
+
 static int load_list(struct fetch_state *f, enum tern_error *err_r)
 {
 	struct imap_session *s = f->s;
@@ -163,7 +179,8 @@ static int load_list(struct fetch_state *f, enum tern_error *err_r)
 	}
 	if (f->count <= FETCH_PER_MESSAGE_MAX)
 		return 0;
-	return store_msg_list(s->store, s->view->folder, &f->list, &f->list_count, err_r);
+	f->list_chunked = true;
+	return load_chunk(f, f->uids[0], err_r);
 }
 
 /* ---- one message ---- */
@@ -173,9 +190,13 @@ static int msg_meta(struct fetch_state *f, uint32_t uid, struct store_msg *m_r, 
 		    enum tern_error *err_r)
 {
 	*owned_r = false;
-	if (f->list != NULL || f->list_is_changes) {
+	if (f->list != NULL || f->list_is_changes || f->list_chunked) {
 		while (f->list_pos < f->list_count && f->list[f->list_pos].uid < uid)
 			f->list_pos++;
+		if (f->list_pos == f->list_count && f->list_chunked && f->list_more) {
+			if (load_chunk(f, uid, err_r) < 0)
+				return -1;
+		}
 		if (f->list_pos < f->list_count && f->list[f->list_pos].uid == uid) {
 			*m_r = f->list[f->list_pos];
 			return 1;
