@@ -43,6 +43,7 @@
 #include "core/limits.h"
 #include "core/lock.h"
 #include "core/log.h"
+#include "core/reserve.h"
 #include "core/username.h"
 #include "directory/directory.h"
 #include "directory/password.h"
@@ -120,9 +121,11 @@ static struct auth_pool pool;
 static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
 
 /* For logins that find no memory for a request (TERN_REQUEST_RESERVE);
- * spare_used under pool.mu. */
+ * spares.used under pool.mu. */
 static struct auth_request spare_reqs[TERN_REQUEST_RESERVE];
-static bool spare_used[TERN_REQUEST_RESERVE];
+static struct reserve spares = {
+	.blocks = spare_reqs, .size = sizeof(spare_reqs[0]), .what = "login requests",
+};
 
 /* Checked against for unknown users, so a wrong name costs a check too. */
 static char *dummy_hash;
@@ -386,29 +389,9 @@ static void pool_deadline_arm(struct auth_request *req, uint64_t ms);
  * gives it back on the next turn of the loop. */
 static struct auth_request *request_new(void)
 {
-	struct auth_request *req = calloc(1, sizeof(*req));
-	for (unsigned waits = 0; req == NULL; waits++) {
-		{
-			TERN_LOCK_GUARD(&pool.mu);
-			for (unsigned i = 0; i < TERN_REQUEST_RESERVE && req == NULL; i++) {
-				if (!spare_used[i]) {
-					spare_used[i] = true;
-					req = &spare_reqs[i];
-				}
-			}
-		}
-		if (req != NULL) {
-			memset(req, 0, sizeof(*req));
-			req->spare = true;
-			return req;
-		}
-		if (waits == 0)
-			log_error("auth: out of memory and the %u spare login requests are in use: "
-				  "logins wait for memory", TERN_REQUEST_RESERVE);
-		struct timespec ms = {0, 1000 * 1000};
-		nanosleep(&ms, NULL);
-		req = calloc(1, sizeof(*req));
-	}
+	bool spare;
+	struct auth_request *req = reserve_alloc(&spares, &pool.mu, &spare);
+	req->spare = spare;
 	return req;
 }
 
@@ -422,8 +405,7 @@ static void request_free(struct auth_request *req)
 	}
 	free(req->login);
 	if (req->spare) {
-		TERN_LOCK_GUARD(&pool.mu);
-		spare_used[req - spare_reqs] = false;
+		reserve_release(&spares, &pool.mu, req);
 		return;
 	}
 	free(req);

@@ -26,6 +26,7 @@
 #include "core/limits.h"
 #include "core/lock.h"
 #include "core/log.h"
+#include "core/reserve.h"
 #include "directory/directory.h"
 #include "server/loop.h"
 #include "server/server.h"
@@ -67,9 +68,11 @@ static struct lookup_pool pool;
 static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
 
 /* For callers that find no memory for a request (TERN_REQUEST_RESERVE);
- * spare_used under pool.mu. */
+ * spares.used under pool.mu. */
 static struct lookup_request spare_reqs[TERN_REQUEST_RESERVE];
-static bool spare_used[TERN_REQUEST_RESERVE];
+static struct reserve spares = {
+	.blocks = spare_reqs, .size = sizeof(spare_reqs[0]), .what = "look-up requests",
+};
 
 /* ---- the queue (pool.mu held) ---- */
 
@@ -231,29 +234,9 @@ void lookup_pool_stop(void)
  * being queued, which gives it back on the next turn of the loop. */
 static struct lookup_request *request_new(void)
 {
-	struct lookup_request *req = calloc(1, sizeof(*req));
-	for (unsigned waits = 0; req == NULL; waits++) {
-		{
-			TERN_LOCK_GUARD(&pool.mu);
-			for (unsigned i = 0; i < TERN_REQUEST_RESERVE && req == NULL; i++) {
-				if (!spare_used[i]) {
-					spare_used[i] = true;
-					req = &spare_reqs[i];
-				}
-			}
-		}
-		if (req != NULL) {
-			memset(req, 0, sizeof(*req));
-			req->spare = true;
-			return req;
-		}
-		if (waits == 0)
-			log_error("lookup: out of memory and the %u spare requests are in use: "
-				  "look-ups wait for memory", TERN_REQUEST_RESERVE);
-		struct timespec ms = {0, 1000 * 1000};
-		nanosleep(&ms, NULL);
-		req = calloc(1, sizeof(*req));
-	}
+	bool spare;
+	struct lookup_request *req = reserve_alloc(&spares, &pool.mu, &spare);
+	req->spare = spare;
 	return req;
 }
 
@@ -263,8 +246,7 @@ static void request_free(struct lookup_request *req)
 		event_free(req->timer);
 	dir_user_clear(&req->u);
 	if (req->spare) {
-		TERN_LOCK_GUARD(&pool.mu);
-		spare_used[req - spare_reqs] = false;
+		reserve_release(&spares, &pool.mu, req);
 		return;
 	}
 	free(req);

@@ -28,11 +28,21 @@ PASSWORD_HASH = ("$6$ternteststaplesa$NiolGGyQ5EiEYPlWwpmGopMHMuFD2yFswtfK4ZkCBH
                  "zfIlhSDvNaslbVNz6USyuBY1DPkstN.jpJg1")
 
 
+_PORTS_GIVEN = set()
+
+
 def free_port():
-    """A loopback TCP port nobody listens on right now (bind 0, close)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback TCP port nobody listens on right now (bind 0, close), and
+    never one this process handed out before: the kernel may give a port it
+    just freed again, and a node asking for an IMAP and a POP3 port then got
+    the same one twice."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _PORTS_GIVEN:
+            _PORTS_GIVEN.add(port)
+            return port
 
 
 def wait_for(cond, timeout, what, interval=0.02, retry_on=(OSError,)):
