@@ -74,6 +74,14 @@ static const struct key_def keys[] = {
 	DUR(login_timeout, TERN_LOGIN_TIMEOUT_MS_MIN, TERN_LOGIN_TIMEOUT_MS_CEILING),
 	KEY(auth_max_pending, KEY_COUNT32, 1, TERN_AUTH_PENDING_CEILING),
 	KEY(auth_max_pending_per_address, KEY_COUNT32, 1, TERN_AUTH_PENDING_CEILING),
+	KEY(cluster_listen, KEY_LISTEN, 0, 0),
+	KEY(cluster_advertise, KEY_LISTEN, 0, 0),
+	KEY(cluster_secret, KEY_STRING, 0, 0),
+	KEY(cluster_secret_file, KEY_STRING, 0, 0),
+	DUR(cluster_timeout, TERN_CLUSTER_TIMEOUT_MS_MIN, TERN_CLUSTER_TIMEOUT_MS_CEILING),
+	KEY(cluster_tls, KEY_BOOL, 0, 0),
+	KEY(cluster_ca, KEY_STRING, 0, 0),
+	KEY(cluster_max_connections, KEY_COUNT32, 1, TERN_CONNECTIONS_CEILING),
 };
 
 /* The configuration is read at start-up only, where running out of memory
@@ -161,6 +169,14 @@ void config_defaults(struct tern_config *cfg)
 	cfg->login_timeout_ms = TERN_LOGIN_TIMEOUT_MS_DEFAULT;
 	cfg->auth_max_pending = TERN_AUTH_PENDING_DEFAULT;
 	cfg->auth_max_pending_per_address = TERN_AUTH_PENDING_PER_ADDRESS_DEFAULT;
+	cfg->cluster_listen = xstrdup("");
+	cfg->cluster_advertise = xstrdup("");
+	cfg->cluster_secret = xstrdup("");
+	cfg->cluster_secret_file = xstrdup("");
+	cfg->cluster_timeout_ms = TERN_CLUSTER_TIMEOUT_MS_DEFAULT;
+	cfg->cluster_tls = false;
+	cfg->cluster_ca = xstrdup("");
+	cfg->cluster_max_connections = TERN_CLUSTER_CONNECTIONS_DEFAULT;
 }
 
 void config_free(struct tern_config *cfg)
@@ -169,7 +185,8 @@ void config_free(struct tern_config *cfg)
 		&cfg->node_name, &cfg->data_dir, &cfg->directory, &cfg->domains,
 		&cfg->lmtp_listen, &cfg->imap_listen, &cfg->imaps_listen,
 		&cfg->pop3_listen, &cfg->pop3s_listen, &cfg->admin_listen,
-		&cfg->tls_cert, &cfg->tls_key,
+		&cfg->tls_cert, &cfg->tls_key, &cfg->cluster_listen, &cfg->cluster_advertise,
+		&cfg->cluster_secret, &cfg->cluster_secret_file, &cfg->cluster_ca,
 	};
 
 	for (size_t i = 0; i < sizeof(strings) / sizeof(strings[0]); i++) {
@@ -535,5 +552,85 @@ int config_load(struct tern_config *cfg, const char *path, char **err_r)
 	free(explicit_dir);
 	free(line);
 	fclose(f);
+	if (ret == 0 && config_finish(cfg, &err) < 0) {
+		*err_r = xasprintf("%s: %s", path, err);
+		free(err);
+		ret = -1;
+	}
 	return ret;
+}
+
+/* A wildcard host cannot be dialled: "0.0.0.0", "::", "*" or empty. */
+static bool wildcard_listen(const char *listen)
+{
+	char host[256];
+	uint16_t port;
+
+	if (config_parse_listen(listen, host, sizeof(host), &port) < 0)
+		return true;
+	return host[0] == '\0' || strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0 ||
+	       strcmp(host, "*") == 0;
+}
+
+const char *config_cluster_address(const struct tern_config *cfg)
+{
+	return cfg->cluster_advertise[0] != '\0' ? cfg->cluster_advertise : cfg->cluster_listen;
+}
+
+/* The secret file holds the secret alone; a final newline is not part of it. */
+static int read_secret_file(struct tern_config *cfg, char **err_r)
+{
+	FILE *f = fopen(cfg->cluster_secret_file, "r");
+	char buf[TERN_CLUSTER_SECRET_MAX + 2];
+	size_t n;
+
+	if (f == NULL) {
+		*err_r = xasprintf("cluster_secret_file %s: %s", cfg->cluster_secret_file,
+				   strerror(errno));
+		return -1;
+	}
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+		buf[--n] = '\0';
+	if (n > TERN_CLUSTER_SECRET_MAX || strlen(buf) != n) {
+		*err_r = xasprintf("cluster_secret_file %s: the secret must be one line of at "
+				   "most %u bytes", cfg->cluster_secret_file, TERN_CLUSTER_SECRET_MAX);
+		return -1;
+	}
+	set_string(&cfg->cluster_secret, buf);
+	explicit_bzero(buf, sizeof(buf));
+	return 0;
+}
+
+int config_finish(struct tern_config *cfg, char **err_r)
+{
+	if (cfg->cluster_secret_file[0] != '\0') {
+		if (cfg->cluster_secret[0] != '\0') {
+			*err_r = xasprintf("cluster_secret and cluster_secret_file are both set; "
+					   "keep one");
+			return -1;
+		}
+		if (read_secret_file(cfg, err_r) < 0)
+			return -1;
+	}
+	if (cfg->cluster_listen[0] == '\0')
+		return 0;
+	if (strlen(cfg->cluster_secret) < TERN_CLUSTER_SECRET_MIN) {
+		*err_r = xasprintf("cluster_listen is set: cluster_secret (or cluster_secret_file) "
+				   "of at least %u characters is needed", TERN_CLUSTER_SECRET_MIN);
+		return -1;
+	}
+	if (cfg->cluster_advertise[0] == '\0' && wildcard_listen(cfg->cluster_listen)) {
+		*err_r = xasprintf("cluster_listen = %s is a wildcard address: set cluster_advertise "
+				   "to the address other nodes dial", cfg->cluster_listen);
+		return -1;
+	}
+	if (cfg->cluster_tls && (cfg->cluster_ca[0] == '\0' || cfg->tls_cert[0] == '\0' ||
+				 cfg->tls_key[0] == '\0')) {
+		*err_r = xasprintf("cluster_tls = yes needs cluster_ca, tls_cert and tls_key");
+		return -1;
+	}
+	return 0;
 }

@@ -45,6 +45,16 @@ struct tern_config {
 	uint32_t login_timeout_ms;  /* from connect to successful login, not reset by input */
 	uint32_t auth_max_pending;  /* password checks queued or running, node-wide */
 	uint32_t auth_max_pending_per_address; /* of those, from one client address */
+	/* The cluster (docs/cluster.md). Off while cluster_listen is empty. */
+	char *cluster_listen;       /* "host:port" for node-to-node traffic; default "" */
+	char *cluster_advertise;    /* what other nodes dial; default: cluster_listen
+	                               unless that is a wildcard address */
+	char *cluster_secret;       /* shared by all nodes; cluster_secret_file is read into it */
+	char *cluster_secret_file;
+	uint32_t cluster_timeout_ms;/* connect + handshake + first reply; default 5s */
+	bool cluster_tls;           /* TLS with peer verification on the cluster channel */
+	char *cluster_ca;           /* PEM file of the CA that signs the nodes' certificates */
+	uint32_t cluster_max_connections; /* inbound node-to-node connections */
 };
 
 /* Fills *cfg with the defaults (strings are heap copies). */
@@ -56,6 +66,11 @@ int config_load(struct tern_config *cfg, const char *path, char **err_r);
  * and by tests). Returns -1 with *err_r (heap) on an unknown key or bad value. */
 int config_set(struct tern_config *cfg, const char *key, const char *value, char **err_r);
 void config_free(struct tern_config *cfg);
+/* Checks that go across keys and reads cluster_secret_file, once every key
+ * is set (config_load calls it). -1 with *err_r (heap) if inconsistent. */
+int config_finish(struct tern_config *cfg, char **err_r);
+/* The address other nodes dial: cluster_advertise, else cluster_listen. */
+const char *config_cluster_address(const struct tern_config *cfg);
 
 /* "250ms", "5s", "2m", "1h", "1d", bare = seconds. Returns -1 if malformed. */
 int config_parse_duration_ms(const char *s, uint64_t *ms_r);

@@ -378,4 +378,12 @@
  * 1 ms each on a warm store) instead of the whole folder in one query. */
 #define TERN_FETCH_LIST_CHUNK           2048u
 
+/* The cluster channel (docs/cluster.md). */
+#define TERN_CLUSTER_TIMEOUT_MS_DEFAULT    5000u
+#define TERN_CLUSTER_TIMEOUT_MS_MIN        100u
+#define TERN_CLUSTER_TIMEOUT_MS_CEILING    (120u * 1000)
+#define TERN_CLUSTER_CONNECTIONS_DEFAULT   2000u
+#define TERN_CLUSTER_SECRET_MIN            16u
+#define TERN_CLUSTER_SECRET_MAX            1024u
+
 #endif
