@@ -1,5 +1,6 @@
 #!/bin/sh
-# Include arrows point one way: core <- store, directory <- server <- proto
+# Include arrows point one way: core <- store, directory <- server <- cluster
+# <- proxy <- proto
 # <- the programs. A lower layer that includes a higher one makes the two
 # depend on each other (the server once included every protocol's session
 # header), so for each lower directory of src/ this lists which of the
@@ -38,10 +39,12 @@ check core 'core'
 check store 'core|store'
 check directory 'core|directory'
 check server 'core|store|directory|server'
+check cluster 'core|store|directory|server|cluster'
+check proxy 'core|directory|server|cluster|proxy'
 
 if [ $status -ne 0 ]; then
 	echo "layering: the includes above point the wrong way" >&2
 else
-	echo "layering: core, store, directory and server include no higher layer"
+	echo "layering: core, store, directory, server, cluster and proxy include no higher layer"
 fi
 exit $status
