@@ -27,7 +27,13 @@ void cluster_mac(const char *secret, enum cluster_role role,
 {
 	/* names are field-sized (< 64 KiB) but only node names, checked short */
 	uint8_t msg[2 * 64 + 2 * CLUSTER_NONCE_LEN + 2 * 256 + 5 * 2];
-	size_t dn = strnlen(dialler_name, 255), ln = strnlen(listener_name, 255);
+	size_t dn = strnlen(dialler_name, 256), ln = strnlen(listener_name, 256);
+	if (dn > 255 || ln > 255) {
+		/* longer than the message holds: cutting it short would let two
+		 * names share a proof, so no MAC, a value no peer can match */
+		RAND_bytes(mac, CLUSTER_MAC_LEN);
+		return;
+	}
 	const char *r = role == CLUSTER_ROLE_DIALLER ? "dialler" : "listener";
 	size_t at = put(msg, 0, CLUSTER_PROTOCOL, strlen(CLUSTER_PROTOCOL));
 	at = put(msg, at, r, strlen(r));
