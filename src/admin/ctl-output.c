@@ -14,8 +14,9 @@ const struct ctl_column ctl_user_columns[] = {
 const size_t ctl_user_columns_count = sizeof(ctl_user_columns) / sizeof(ctl_user_columns[0]);
 
 const struct ctl_column ctl_node_columns[] = {
-	{"name", CTL_COL_STR}, {"lmtp", CTL_COL_STR}, {"imap", CTL_COL_STR},
-	{"pop3", CTL_COL_STR}, {"admin", CTL_COL_STR}, {"updated", CTL_COL_STR},
+	{"name", CTL_COL_STR}, {"cluster", CTL_COL_STR}, {"lmtp", CTL_COL_STR},
+	{"imap", CTL_COL_STR}, {"pop3", CTL_COL_STR}, {"version", CTL_COL_STR},
+	{"started", CTL_COL_STR}, {"heartbeat", CTL_COL_STR}, {"status", CTL_COL_STR},
 };
 const size_t ctl_node_columns_count = sizeof(ctl_node_columns) / sizeof(ctl_node_columns[0]);
 

@@ -386,4 +386,12 @@
 #define TERN_CLUSTER_SECRET_MIN            16u
 #define TERN_CLUSTER_SECRET_MAX            1024u
 
+/* The node registry (src/server/node-registry.c): each ternd writes a
+ * heartbeat to its row in the directory this often, and a node whose last
+ * heartbeat is older than TERN_NODE_DOWN_AFTER_MS counts as down (ternctl
+ * node list, and another ternd may take its name over). Five beats, so one
+ * slow directory write does not make a node look down. */
+#define TERN_NODE_HEARTBEAT_MS          1000u
+#define TERN_NODE_DOWN_AFTER_MS         5000u
+
 #endif

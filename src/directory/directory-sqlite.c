@@ -27,13 +27,17 @@ enum stmt_id {
 	ST_USER_DELETE,
 	ST_USER_LIST,
 	ST_USER_COUNT,
-	ST_NODE_UPSERT,
+	ST_NODE_GET,
+	ST_NODE_REGISTER,
+	ST_NODE_HEARTBEAT,
+	ST_NODE_STOP,
 	ST_NODE_LIST,
 	ST_COUNT
 };
 
 #define USER_COLUMNS "name, password_hash, home, epoch, state, quota, created"
-#define NODE_COLUMNS "name, lmtp_addr, imap_addr, pop3_addr, admin_addr, updated"
+#define NODE_COLUMNS "name, lmtp_addr, imap_addr, pop3_addr, admin_addr, cluster_addr, " \
+	"version, started, heartbeat, stopped, updated"
 
 static const char *const stmt_sql[ST_COUNT] = {
 	[ST_USER_GET] = "SELECT " USER_COLUMNS " FROM users WHERE name = ?1",
@@ -44,10 +48,17 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_USER_DELETE] = "DELETE FROM users WHERE name = ?1",
 	[ST_USER_LIST] = "SELECT " USER_COLUMNS " FROM users ORDER BY name",
 	[ST_USER_COUNT] = "SELECT count(*) FROM users",
-	[ST_NODE_UPSERT] = "INSERT INTO nodes (" NODE_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
-			   "ON CONFLICT (name) DO UPDATE SET lmtp_addr = excluded.lmtp_addr, "
-			   "imap_addr = excluded.imap_addr, pop3_addr = excluded.pop3_addr, "
-			   "admin_addr = excluded.admin_addr, updated = excluded.updated",
+	[ST_NODE_GET] = "SELECT " NODE_COLUMNS " FROM nodes WHERE name = ?1",
+	[ST_NODE_REGISTER] = "INSERT INTO nodes (" NODE_COLUMNS ") "
+			     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0, ?10) "
+			     "ON CONFLICT (name) DO UPDATE SET lmtp_addr = excluded.lmtp_addr, "
+			     "imap_addr = excluded.imap_addr, pop3_addr = excluded.pop3_addr, "
+			     "admin_addr = excluded.admin_addr, "
+			     "cluster_addr = excluded.cluster_addr, version = excluded.version, "
+			     "started = excluded.started, heartbeat = excluded.heartbeat, "
+			     "stopped = 0, updated = excluded.updated",
+	[ST_NODE_HEARTBEAT] = "UPDATE nodes SET heartbeat = ?2, stopped = 0 WHERE name = ?1",
+	[ST_NODE_STOP] = "UPDATE nodes SET stopped = 1 WHERE name = ?1",
 	[ST_NODE_LIST] = "SELECT " NODE_COLUMNS " FROM nodes ORDER BY name",
 };
 
@@ -91,6 +102,16 @@ static const struct migration migrations[] = {
 	  " updated INTEGER NOT NULL,"
 	  " error TEXT);"
 	  "CREATE INDEX moves_user ON moves (user);" },
+	/* The node registry: what other nodes dial, which build, and a heartbeat
+	 * that says whether the node still runs. started and heartbeat are unix
+	 * milliseconds; stopped = 1 after a clean shutdown. Rows of version 1
+	 * have never beaten, so they read as down. */
+	{ 2,
+	  "ALTER TABLE nodes ADD COLUMN cluster_addr TEXT NOT NULL DEFAULT '';"
+	  "ALTER TABLE nodes ADD COLUMN version TEXT NOT NULL DEFAULT '';"
+	  "ALTER TABLE nodes ADD COLUMN started INTEGER NOT NULL DEFAULT 0;"
+	  "ALTER TABLE nodes ADD COLUMN heartbeat INTEGER NOT NULL DEFAULT 0;"
+	  "ALTER TABLE nodes ADD COLUMN stopped INTEGER NOT NULL DEFAULT 0;" },
 };
 
 struct dir_sqlite {
@@ -195,11 +216,17 @@ static int row_to_node(sqlite3_stmt *st, struct dir_node *n_r)
 		.imap_addr = col_strdup(st, 2),
 		.pop3_addr = col_strdup(st, 3),
 		.admin_addr = col_strdup(st, 4),
-		.updated = sqlite3_column_int64(st, 5),
+		.cluster_addr = col_strdup(st, 5),
+		.version = col_strdup(st, 6),
+		.started_ms = sqlite3_column_int64(st, 7),
+		.heartbeat_ms = sqlite3_column_int64(st, 8),
+		.stopped = sqlite3_column_int64(st, 9) != 0,
+		.updated = sqlite3_column_int64(st, 10),
 	};
 
 	if (n.name == NULL || n.lmtp_addr == NULL || n.imap_addr == NULL ||
-	    n.pop3_addr == NULL || n.admin_addr == NULL) {
+	    n.pop3_addr == NULL || n.admin_addr == NULL || n.cluster_addr == NULL ||
+	    n.version == NULL) {
 		dir_node_clear(&n);
 		return -1;
 	}
@@ -375,15 +402,42 @@ static bool node_name_valid(const char *name)
 	return true;
 }
 
-static int sqlite_node_upsert(struct directory *dir, const struct dir_node *n,
-			      enum tern_error *err_r)
+static int sqlite_node_get(struct directory *dir, const char *name, struct dir_node *n_r,
+			   enum tern_error *err_r)
 {
-	STMT_SCOPED st = NULL;
+	STMT_SCOPED st = stmt_get(ds_of(dir), ST_NODE_GET, err_r);
 	int rc;
 
-	if (!node_name_valid(n->name))
-		return fail(err_r, TERN_ERR_INVALID);
-	st = stmt_get(ds_of(dir), ST_NODE_UPSERT, err_r);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE)
+		return 0;
+	if (rc != SQLITE_ROW)
+		return fail(err_r, map_rc(rc));
+	if (row_to_node(st, n_r) < 0)
+		return fail(err_r, TERN_ERR_NOMEM);
+	return 1;
+}
+
+/* Whether two registrations name the same listeners: then the newer one is
+ * the same node come back (after a crash), not a second node. */
+static bool node_same_addresses(const struct dir_node *a, const struct dir_node *b)
+{
+	return strcmp(or_empty(a->lmtp_addr), or_empty(b->lmtp_addr)) == 0 &&
+	       strcmp(or_empty(a->imap_addr), or_empty(b->imap_addr)) == 0 &&
+	       strcmp(or_empty(a->pop3_addr), or_empty(b->pop3_addr)) == 0 &&
+	       strcmp(or_empty(a->admin_addr), or_empty(b->admin_addr)) == 0 &&
+	       strcmp(or_empty(a->cluster_addr), or_empty(b->cluster_addr)) == 0;
+}
+
+static int node_write(struct dir_sqlite *ds, const struct dir_node *n, int64_t now_ms,
+		      enum tern_error *err_r)
+{
+	STMT_SCOPED st = stmt_get(ds, ST_NODE_REGISTER, err_r);
+	int rc;
+
 	if (st == NULL)
 		return -1;
 	sqlite3_bind_text(st, 1, n->name, -1, SQLITE_STATIC);
@@ -391,11 +445,84 @@ static int sqlite_node_upsert(struct directory *dir, const struct dir_node *n,
 	sqlite3_bind_text(st, 3, or_empty(n->imap_addr), -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 4, or_empty(n->pop3_addr), -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 5, or_empty(n->admin_addr), -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 6, (sqlite3_int64)time(NULL));
+	sqlite3_bind_text(st, 6, or_empty(n->cluster_addr), -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 7, or_empty(n->version), -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 8, n->started_ms);
+	sqlite3_bind_int64(st, 9, now_ms);
+	sqlite3_bind_int64(st, 10, now_ms / 1000);
 	rc = sqlite3_step(st);
 	if (rc != SQLITE_DONE)
 		return fail(err_r, map_rc(rc));
 	return 0;
+}
+
+/* The check and the write of node_register, inside its transaction. */
+static int node_register_locked(struct dir_sqlite *ds, const struct dir_node *n, int64_t now_ms,
+				struct dir_node *conflict_r, enum tern_error *err_r)
+{
+	struct dir_node old;
+	int found = sqlite_node_get(&ds->dir, n->name, &old, err_r);
+
+	if (found < 0)
+		return -1;
+	if (found > 0) {
+		bool conflict = dir_node_up(&old, now_ms) && !node_same_addresses(&old, n);
+
+		if (conflict && conflict_r != NULL)
+			*conflict_r = old;
+		else
+			dir_node_clear(&old);
+		if (conflict)
+			return fail(err_r, TERN_ERR_EXISTS);
+	}
+	return node_write(ds, n, now_ms, err_r);
+}
+
+static int sqlite_node_register(struct directory *dir, const struct dir_node *n, int64_t now_ms,
+				struct dir_node *conflict_r, enum tern_error *err_r)
+{
+	struct dir_sqlite *ds = ds_of(dir);
+	int rc;
+
+	if (!node_name_valid(n->name))
+		return fail(err_r, TERN_ERR_INVALID);
+	/* IMMEDIATE takes the write lock before the read, so two nodes starting
+	 * under one name cannot both see the row free and both take it. */
+	rc = sqlite3_exec(ds->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+	if (rc != SQLITE_OK)
+		return fail(err_r, map_rc(rc));
+	if (node_register_locked(ds, n, now_ms, conflict_r, err_r) < 0) {
+		sqlite3_exec(ds->db, "ROLLBACK", NULL, NULL, NULL);
+		return -1;
+	}
+	rc = sqlite3_exec(ds->db, "COMMIT", NULL, NULL, NULL);
+	if (rc != SQLITE_OK) {
+		sqlite3_exec(ds->db, "ROLLBACK", NULL, NULL, NULL);
+		return fail(err_r, map_rc(rc));
+	}
+	return 0;
+}
+
+static int sqlite_node_heartbeat(struct directory *dir, const char *name, int64_t now_ms,
+				 enum tern_error *err_r)
+{
+	STMT_SCOPED st = stmt_get(ds_of(dir), ST_NODE_HEARTBEAT, err_r);
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, now_ms);
+	return step_for_one_row(ds_of(dir), st, err_r);
+}
+
+static int sqlite_node_stop(struct directory *dir, const char *name, enum tern_error *err_r)
+{
+	STMT_SCOPED st = stmt_get(ds_of(dir), ST_NODE_STOP, err_r);
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	return step_for_one_row(ds_of(dir), st, err_r);
 }
 
 static int sqlite_node_list(struct directory *dir, struct dir_node **nodes_r, size_t *count_r,
@@ -446,7 +573,10 @@ static const struct directory_ops sqlite_ops = {
 	.user_delete = sqlite_user_delete,
 	.user_list = sqlite_user_list,
 	.user_count = sqlite_user_count,
-	.node_upsert = sqlite_node_upsert,
+	.node_get = sqlite_node_get,
+	.node_register = sqlite_node_register,
+	.node_heartbeat = sqlite_node_heartbeat,
+	.node_stop = sqlite_node_stop,
 	.node_list = sqlite_node_list,
 	.close = sqlite_close,
 };

@@ -3,7 +3,9 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "core/limits.h"
 #include "directory/directory-sqlite.h"
 
 static int open_error(char **err_r, const char *msg)
@@ -56,6 +58,8 @@ void dir_node_clear(struct dir_node *n)
 	free(n->imap_addr);
 	free(n->pop3_addr);
 	free(n->admin_addr);
+	free(n->cluster_addr);
+	free(n->version);
 	memset(n, 0, sizeof(*n));
 }
 
@@ -67,4 +71,26 @@ void dir_nodes_free(struct dir_node **nodes, size_t count)
 		dir_node_clear(&(*nodes)[i]);
 	free(*nodes);
 	*nodes = NULL;
+}
+
+int64_t dir_node_heartbeat_age_ms(const struct dir_node *n, int64_t now_ms)
+{
+	if (n->heartbeat_ms <= 0)
+		return -1;
+	return now_ms > n->heartbeat_ms ? now_ms - n->heartbeat_ms : 0;
+}
+
+bool dir_node_up(const struct dir_node *n, int64_t now_ms)
+{
+	int64_t age = dir_node_heartbeat_age_ms(n, now_ms);
+
+	return !n->stopped && age >= 0 && age < (int64_t)TERN_NODE_DOWN_AFTER_MS;
+}
+
+int64_t dir_wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }

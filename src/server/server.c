@@ -18,6 +18,7 @@
 #include "server/delivery.h"
 #include "server/listener.h"
 #include "server/loop.h"
+#include "server/node-registry.h"
 #include "server/tls.h"
 #include "server/watchdog.h"
 #include "store/mime.h"
@@ -51,29 +52,17 @@ static int ensure_data_dir(const char *path)
 	return 0;
 }
 
+/* Registers this node in the directory and starts its heartbeat
+ * (server/node-registry.h); refuses when a live node holds the name. */
 static int register_node(struct server *srv)
 {
-	struct directory *dir;
 	char *err = NULL;
-	if (directory_open(srv->config->directory, &dir, &err) < 0) {
-		log_error("directory %s: %s", srv->config->directory, err != NULL ? err : "open failed");
+	if (node_registry_start(srv->config, &err) < 0) {
+		log_error("%s", err != NULL ? err : "node registry: start failed");
 		free(err);
 		return -1;
 	}
-	struct dir_node node = {
-		.name = srv->config->node_name,
-		.lmtp_addr = srv->config->lmtp_listen,
-		.imap_addr = srv->config->imap_listen,
-		.pop3_addr = srv->config->pop3_listen,
-		.admin_addr = srv->config->admin_listen,
-	};
-	enum tern_error e;
-	int r = dir->ops->node_upsert(dir, &node, &e);
-	if (r < 0)
-		log_error("directory %s: registering node %s failed: %s", srv->config->directory,
-			  srv->config->node_name, tern_error_str(e));
-	directory_close(&dir);
-	return r;
+	return 0;
 }
 
 static int open_listeners(struct server *srv, const struct server_frontends *fe)
@@ -280,4 +269,6 @@ void server_deinit(struct server *srv)
 	if (srv->base != NULL)
 		event_base_free(srv->base);
 	tls_deinit(srv);
+	/* Last: the node reads as up for as long as anything above ran. */
+	node_registry_stop();
 }

@@ -1,6 +1,7 @@
-/* The SQLite directory: users, nodes, persistence across reopen, schema
- * version bookkeeping, and the refusals (missing parent, newer schema,
- * PostgreSQL not yet). Each test works in its own temporary directory. */
+/* The SQLite directory: users, persistence across reopen, schema version
+ * bookkeeping, and the refusals (missing parent, newer schema, PostgreSQL
+ * not yet); nodes are in test-directory-nodes.c. Each test works in its own
+ * temporary directory. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -164,38 +165,6 @@ static void test_user_passwd_quota(void **state)
 	assert_int_equal(err, TERN_ERR_INVALID);
 }
 
-static void test_nodes(void **state)
-{
-	struct fixture *fx = *state;
-	struct dir_node n2 = { .name = (char *)"node2", .lmtp_addr = (char *)"10.0.0.2:24",
-			       .imap_addr = (char *)"10.0.0.2:143" };
-	struct dir_node n1 = { .name = (char *)"node1", .lmtp_addr = (char *)"10.0.0.1:24" };
-	struct dir_node bad = { .name = (char *)"" };
-	struct dir_node *nodes = NULL;
-	size_t count = 0;
-	enum tern_error err = TERN_ERR_NONE;
-
-	assert_int_equal(fx->dir->ops->node_upsert(fx->dir, &n2, &err), 0);
-	assert_int_equal(fx->dir->ops->node_upsert(fx->dir, &n1, &err), 0);
-	n1.admin_addr = (char *)"10.0.0.1:8080";
-	n1.lmtp_addr = (char *)"10.0.0.1:2424";
-	assert_int_equal(fx->dir->ops->node_upsert(fx->dir, &n1, &err), 0);
-	assert_int_equal(fx->dir->ops->node_upsert(fx->dir, &bad, &err), -1);
-	assert_int_equal(err, TERN_ERR_INVALID);
-
-	assert_int_equal(fx->dir->ops->node_list(fx->dir, &nodes, &count, &err), 0);
-	assert_int_equal(count, 2);
-	assert_string_equal(nodes[0].name, "node1");
-	assert_string_equal(nodes[0].lmtp_addr, "10.0.0.1:2424");
-	assert_string_equal(nodes[0].imap_addr, "");
-	assert_string_equal(nodes[0].admin_addr, "10.0.0.1:8080");
-	assert_true(nodes[0].updated > 1600000000);
-	assert_string_equal(nodes[1].name, "node2");
-	assert_string_equal(nodes[1].imap_addr, "10.0.0.2:143");
-	dir_nodes_free(&nodes, count);
-	assert_null(nodes);
-}
-
 static int query_int(const char *path, const char *sql, int64_t *v_r)
 {
 	sqlite3 *db = NULL;
@@ -225,7 +194,7 @@ static void test_reopen_and_schema(void **state)
 	int64_t v = 0;
 
 	add_user(fx->dir, "dave", "{PLAIN}d", 7);
-	assert_int_equal(fx->dir->ops->node_upsert(fx->dir, &n, &err), 0);
+	assert_int_equal(fx->dir->ops->node_register(fx->dir, &n, 1700000000000, NULL, &err), 0);
 	directory_close(&fx->dir);
 	assert_null(fx->dir);
 
@@ -352,7 +321,6 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_user_add_refusals, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_user_list_delete, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_user_passwd_quota, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_nodes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reopen_and_schema, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_two_handles, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),

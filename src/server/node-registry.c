@@ -1,0 +1,218 @@
+/* The node registry: this node's row in the directory and the thread that
+ * keeps its heartbeat fresh, so other nodes and ternctl can tell it runs. */
+#include "server/node-registry.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/limits.h"
+#include "core/lock.h"
+#include "core/log.h"
+#include "directory/directory.h"
+#include "server/watchdog.h"
+
+/* A heartbeat write slower than one period is worth a warning: a few in a
+ * row and the node reads as down to everyone else. */
+#define HEARTBEAT_SLOW_MS TERN_NODE_HEARTBEAT_MS
+
+static struct {
+	bool started;
+	/* One handle, never used by two threads at once: the main thread
+	 * registers with it, the heartbeat thread owns it while it runs, and
+	 * the main thread takes it back after the join to mark the stop. */
+	struct directory *dir;
+	char *name;
+	pthread_t thread;
+	struct tern_mutex mu;
+	pthread_cond_t cond;
+	bool stop;              /* under mu */
+	/* Heartbeat thread only: the current episode of trouble, if any. */
+	bool failing;
+	bool slow;
+	uint64_t failing_since; /* monotonic ms */
+} reg;
+
+static const char *addr_text(const char *addr)
+{
+	return addr != NULL && addr[0] != '\0' ? addr : "-";
+}
+
+static int conflict_error(char **err_r, const struct dir_node *other, int64_t now_ms)
+{
+	if (asprintf(err_r, "node %s is already running with other addresses (cluster %s, "
+		     "lmtp %s, imap %s, pop3 %s, admin %s; version %s, last heartbeat %" PRId64
+		     " ms ago): refusing to start; stop that node or give this one another "
+		     "node_name", other->name, addr_text(other->cluster_addr),
+		     addr_text(other->lmtp_addr), addr_text(other->imap_addr),
+		     addr_text(other->pop3_addr), addr_text(other->admin_addr),
+		     addr_text(other->version), dir_node_heartbeat_age_ms(other, now_ms)) < 0)
+		*err_r = NULL;
+	return -1;
+}
+
+/* Registers cfg's node with reg.dir; -1 with *err_r on a conflict or error. */
+static int register_self(const struct tern_config *cfg, char **err_r)
+{
+	int64_t now = dir_wall_ms();
+	struct dir_node self = {
+		.name = cfg->node_name,
+		.lmtp_addr = cfg->lmtp_listen,
+		.imap_addr = cfg->imap_listen,
+		.pop3_addr = cfg->pop3_listen,
+		.admin_addr = cfg->admin_listen,
+		.cluster_addr = (char *)config_cluster_address(cfg),
+		.version = (char *)TERN_VERSION,
+		.started_ms = now,
+	};
+	struct dir_node other = {0};
+	enum tern_error e = TERN_ERR_NONE;
+
+	if (reg.dir->ops->node_register(reg.dir, &self, now, &other, &e) == 0)
+		return 0;
+	if (e == TERN_ERR_EXISTS && other.name != NULL) {
+		conflict_error(err_r, &other, now);
+		dir_node_clear(&other);
+		return -1;
+	}
+	if (asprintf(err_r, "directory %s: registering node %s failed: %s", cfg->directory,
+		     cfg->node_name, tern_error_str(e)) < 0)
+		*err_r = NULL;
+	return -1;
+}
+
+/* Waits until deadline (monotonic ms) or a stop; false when stopping. */
+static bool wait_until(uint64_t deadline)
+{
+	TERN_LOCK_GUARD(&reg.mu);
+	while (!reg.stop && tern_now_ms() < deadline)
+		tern_cond_wait(&reg.cond, &reg.mu, deadline);
+	return !reg.stop;
+}
+
+/* One heartbeat. Trouble is logged when it starts and when it ends, not at
+ * every beat: a directory that is down for a minute is one line, not sixty. */
+static void beat(void)
+{
+	enum tern_error e = TERN_ERR_NONE;
+	uint64_t t0 = tern_now_ms();
+
+	watch_busy("node heartbeat write");
+	int r = reg.dir->ops->node_heartbeat(reg.dir, reg.name, dir_wall_ms(), &e);
+	watch_idle();
+	uint64_t took = tern_now_ms() - t0;
+
+	if (r < 0 && !reg.failing) {
+		reg.failing = true;
+		reg.failing_since = t0;
+		log_error("node registry: heartbeat of node %s failed: %s; other nodes will see "
+			  "it down after %u ms (logged once until a heartbeat works again)",
+			  reg.name, tern_error_str(e), TERN_NODE_DOWN_AFTER_MS);
+	} else if (r == 0 && reg.failing) {
+		reg.failing = false;
+		log_info("node registry: heartbeat of node %s works again after %" PRIu64 " ms",
+			 reg.name, t0 - reg.failing_since);
+	}
+	if (r == 0 && took >= HEARTBEAT_SLOW_MS && !reg.slow) {
+		reg.slow = true;
+		log_warn("node registry: heartbeat of node %s took %" PRIu64 " ms (a node is down "
+			 "after %u ms without one; logged once until writes are fast again)",
+			 reg.name, took, TERN_NODE_DOWN_AFTER_MS);
+	} else if (r == 0 && took < HEARTBEAT_SLOW_MS && reg.slow) {
+		reg.slow = false;
+		log_info("node registry: heartbeat writes of node %s are fast again", reg.name);
+	}
+}
+
+static void *heartbeat_main(void *arg)
+{
+	(void)arg;
+	watch_thread_begin(WATCH_WORKER, "node heartbeat");
+	uint64_t next = tern_now_ms() + TERN_NODE_HEARTBEAT_MS;
+	while (wait_until(next)) {
+		beat();
+		/* After a slow write, beat a period from now rather than
+		 * catching up with a burst of writes. */
+		next += TERN_NODE_HEARTBEAT_MS;
+		uint64_t now = tern_now_ms();
+		if (next <= now)
+			next = now + TERN_NODE_HEARTBEAT_MS;
+	}
+	watch_thread_end();
+	return NULL;
+}
+
+/* Marks the node stopped and releases everything reg holds. */
+static void release(bool mark_stopped)
+{
+	enum tern_error e = TERN_ERR_NONE;
+
+	if (mark_stopped && reg.dir->ops->node_stop(reg.dir, reg.name, &e) < 0)
+		log_warn("node registry: marking node %s stopped failed: %s (it shows down "
+			 "once its heartbeat is %u ms old)", reg.name, tern_error_str(e),
+			 TERN_NODE_DOWN_AFTER_MS);
+	directory_close(&reg.dir);
+	free(reg.name);
+	reg.name = NULL;
+}
+
+int node_registry_start(const struct tern_config *cfg, char **err_r)
+{
+	char *open_err = NULL;
+
+	*err_r = NULL;
+	if (reg.started)
+		return 0;
+	if (directory_open(cfg->directory, &reg.dir, &open_err) < 0) {
+		if (asprintf(err_r, "directory %s: %s", cfg->directory,
+			     open_err != NULL ? open_err : "open failed") < 0)
+			*err_r = NULL;
+		free(open_err);
+		return -1;
+	}
+	reg.name = strdup(cfg->node_name);
+	if (reg.name == NULL) {
+		release(false);
+		*err_r = strdup("node registry: out of memory");
+		return -1;
+	}
+	if (register_self(cfg, err_r) < 0) {
+		release(false);
+		return -1;
+	}
+	tern_mutex_init(&reg.mu, "node registry");
+	tern_cond_init(&reg.cond);
+	reg.stop = false;
+	reg.failing = reg.slow = false;
+	if (pthread_create(&reg.thread, NULL, heartbeat_main, NULL) != 0) {
+		/* Registered but without a heartbeat: undo, it would read as down. */
+		pthread_cond_destroy(&reg.cond);
+		tern_mutex_destroy(&reg.mu);
+		release(true);
+		*err_r = strdup("node registry: cannot start the heartbeat thread");
+		return -1;
+	}
+	reg.started = true;
+	log_info("node %s registered in directory %s (cluster address %s)", cfg->node_name,
+		 cfg->directory, addr_text(config_cluster_address(cfg)));
+	return 0;
+}
+
+void node_registry_stop(void)
+{
+	if (!reg.started)
+		return;
+	{
+		TERN_LOCK_GUARD(&reg.mu);
+		reg.stop = true;
+		pthread_cond_signal(&reg.cond);
+	}
+	pthread_join(reg.thread, NULL);
+	pthread_cond_destroy(&reg.cond);
+	tern_mutex_destroy(&reg.mu);
+	release(true);
+	reg.started = false;
+}
