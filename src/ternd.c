@@ -9,6 +9,7 @@
 #include "core/config.h"
 #include "core/fs-perms.h"
 #include "core/log.h"
+#include "cluster/inbound.h"
 #include "proto/auth.h"
 #include "proto/imap/session.h"
 #include "proto/lmtp/session.h"
@@ -34,7 +35,7 @@ static const char usage_text[] =
 	"SIGTERM or SIGINT: stop accepting connections, let open transactions finish\n"
 	"(up to shutdown_timeout), then exit 0. A second signal stops at once.\n";
 
-enum { LISTEN_COUNT = 5 };
+enum { LISTEN_COUNT = 6 };
 
 /* Every listener a node can have, from the configuration. */
 static void frontends_of(const struct tern_config *cfg, struct server_listen listens[LISTEN_COUNT],
@@ -46,8 +47,16 @@ static void frontends_of(const struct tern_config *cfg, struct server_listen lis
 		{"imaps", cfg->imaps_listen, &imap_proto, true},
 		{"pop3", cfg->pop3_listen, &pop3_proto, false},
 		{"pop3s", cfg->pop3s_listen, &pop3_proto, true},
+		/* other nodes: proxied sessions and relayed deliveries */
+		{"cluster", cfg->cluster_listen, &cluster_proto, false},
 	};
 	memcpy(listens, table, sizeof(table));
+	/* what another node may open here once it has proved the secret */
+	static const struct cluster_service services[] = {
+		{"imap", true, imap_session_adopt},
+		{"pop3", true, pop3_session_adopt},
+	};
+	cluster_set_services(services, sizeof(services) / sizeof(services[0]));
 	*fe_r = (struct server_frontends){
 		.listens = listens,
 		.listen_count = LISTEN_COUNT,

@@ -385,6 +385,22 @@
 #define TERN_CLUSTER_CONNECTIONS_DEFAULT   2000u
 #define TERN_CLUSTER_SECRET_MIN            16u
 #define TERN_CLUSTER_SECRET_MAX            1024u
+#define TERN_CLUSTER_NODE_NAME_MAX         64u
+#define TERN_CLUSTER_PARAMS_MAX            512u
+/* An authenticated connection waiting for its OPEN (a pooled spare) is
+ * closed by the listener after this long; the dialler retires its spares
+ * sooner (TERN_CLUSTER_SPARE_AGE_MS) so it never hands out one being closed. */
+#define TERN_CLUSTER_IDLE_MS               60000u
+#define TERN_CLUSTER_SPARE_AGE_MS          30000u
+/* Spare authenticated connections a loop keeps to each node it talks to,
+ * so a proxied login pays no connect and handshake. */
+#define TERN_CLUSTER_SPARES                2u
+/* Idle LMTP channels a loop keeps to each node, between relayed deliveries. */
+#define TERN_CLUSTER_PARKED                8u
+/* Relayed bytes buffered towards one side before reading from the other
+ * pauses (both directions of a proxied session). */
+#define TERN_PROXY_BUFFER_HIGH             (256u * 1024)
+#define TERN_PROXY_BUFFER_LOW              (64u * 1024)
 
 /* The node registry (src/server/node-registry.c): each ternd writes a
  * heartbeat to its row in the directory this often, and a node whose last

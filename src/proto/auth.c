@@ -96,6 +96,8 @@ struct auth_request {
 	bool quiet;                   /* a temporary failure already logged once */
 	uint64_t check_started_us;
 	uint64_t quota;               /* AUTH_OK: the user's limit (struct auth_user) */
+	char home[TERN_CLUSTER_NODE_NAME_MAX + 1]; /* AUTH_NOT_HERE: the home node */
+	char home_addr[128];          /* and its cluster address, "" if unknown */
 	/* tern_now_ms() when a worker took it (0 = not yet): the loop reads it
 	 * to tell a check stuck on the directory from one waiting its turn */
 	_Atomic uint64_t taken_ms;
@@ -271,6 +273,13 @@ static void worker_run(struct auth_worker *w, struct auth_request *req)
 	} else if (strcmp(u.home, req->cfg->node_name) != 0) {
 		req->result = AUTH_NOT_HERE;
 		req->reason = "homed on another node";
+		snprintf(req->home, sizeof(req->home), "%s", u.home);
+		/* where to reach it, read here: the loop thread reads no directory */
+		struct dir_node n = {0};
+		enum tern_error e;
+		if (w->dir->ops->node_get(w->dir, u.home, &n, &e) == 1 && n.cluster_addr != NULL)
+			snprintf(req->home_addr, sizeof(req->home_addr), "%s", n.cluster_addr);
+		dir_node_clear(&n);
 	} else {
 		req->result = AUTH_OK;
 		req->quota = u.quota != 0 ? u.quota : req->cfg->default_quota;
@@ -432,7 +441,8 @@ static void request_end(struct auth_request *req)
 	request_leave(req);
 	if (!c->closing) {
 		bool named = req->result == AUTH_OK || req->result == AUTH_NOT_HERE;
-		const struct auth_user who = {.name = req->user, .quota = req->quota};
+		const struct auth_user who = {.name = req->user, .quota = req->quota,
+					      .home = req->home, .home_addr = req->home_addr};
 		req->done(c, req->result, named ? &who : NULL, req->ctx);
 	}
 	request_free(req);

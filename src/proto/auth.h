@@ -32,6 +32,8 @@ struct auth_user {
 	const char *name;   /* canonical */
 	uint64_t quota;     /* the limit in force in bytes: the user's, else the
 	                       node's default_quota; 0 = none */
+	const char *home;      /* AUTH_NOT_HERE: the user's home node */
+	const char *home_addr; /* AUTH_NOT_HERE: its cluster address, "" if unknown */
 };
 
 /* Runs on the connection's loop thread. user is set for AUTH_OK and

@@ -39,13 +39,12 @@ static void adopted_task(void *arg)
 		free(a);
 		return;
 	}
-	bool lmtp = a->proto->conn_class == CONN_CLASS_LMTP;
-	uint32_t class_limit = lmtp ? cfg->lmtp_max_connections : cfg->max_connections;
+	uint32_t class_limit = conn_class_limit(cfg, a->proto->conn_class);
 	enum conn_admit admit = conn_admit(a->proto, a->peer_addr, class_limit,
 					   cfg->max_preauth_per_address);
 	if (admit == CONN_ADMIT_OK) {
 		(void)conn_new(loop, a->fd, a->proto, a->peer, a->peer_addr, a->loopback,
-			       lmtp ? cfg->lmtp_timeout_ms : cfg->idle_timeout_ms,
+			       conn_class_idle_timeout_ms(cfg, a->proto->conn_class),
 			       cfg->login_timeout_ms, false);
 		free(a);
 		return;

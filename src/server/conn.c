@@ -164,8 +164,55 @@ static void conn_put_slots(struct conn *c)
 	}
 	if (c->slot_held) {
 		c->slot_held = false;
-		atomic_fetch_sub(&class_open[c->proto->conn_class], 1);
+		atomic_fetch_sub(&class_open[c->slot_class], 1);
 	}
+}
+
+static void conn_set_idle_timeout(struct conn *c, uint32_t ms);
+
+uint32_t conn_class_limit(const struct tern_config *cfg, enum conn_class cls)
+{
+	switch (cls) {
+	case CONN_CLASS_LMTP:
+		return cfg->lmtp_max_connections;
+	case CONN_CLASS_CLUSTER:
+		return cfg->cluster_max_connections;
+	default:
+		return cfg->max_connections;
+	}
+}
+
+const char *conn_class_limit_key(enum conn_class cls)
+{
+	switch (cls) {
+	case CONN_CLASS_LMTP:
+		return "lmtp_max_connections";
+	case CONN_CLASS_CLUSTER:
+		return "cluster_max_connections";
+	default:
+		return "max_connections";
+	}
+}
+
+uint32_t conn_class_idle_timeout_ms(const struct tern_config *cfg, enum conn_class cls)
+{
+	switch (cls) {
+	case CONN_CLASS_LMTP:
+		return cfg->lmtp_timeout_ms;
+	case CONN_CLASS_CLUSTER:
+		/* until the handshake is done; the session then sets its own */
+		return cfg->cluster_timeout_ms;
+	default:
+		return cfg->idle_timeout_ms;
+	}
+}
+
+void conn_switch_proto(struct conn *c, const struct conn_proto *proto, void *state,
+		       uint32_t idle_timeout_ms)
+{
+	c->proto = proto;
+	c->state = state;
+	conn_set_idle_timeout(c, idle_timeout_ms);
 }
 
 static void conn_stop_login_timer(struct conn *c)
@@ -261,6 +308,7 @@ struct conn *conn_new(struct loop *loop, int fd, const struct conn_proto *proto,
 	snprintf(c->peer, sizeof(c->peer), "%s", peer);
 	snprintf(c->peer_addr, sizeof(c->peer_addr), "%s", peer_addr);
 	c->slot_held = true;
+	c->slot_class = proto->conn_class;
 	c->preauth_held = proto->login_timeout_reply != NULL;
 	c->tls = tls;
 	if (tls)

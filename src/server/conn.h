@@ -22,6 +22,7 @@ struct conn;
 enum conn_class {
 	CONN_CLASS_CLIENT,   /* IMAP and POP3: max_connections */
 	CONN_CLASS_LMTP,     /* lmtp_max_connections */
+	CONN_CLASS_CLUSTER,  /* other nodes: cluster_max_connections */
 	CONN_CLASS_COUNT
 };
 
@@ -76,6 +77,8 @@ struct conn {
 	bool compressed;           /* COMPRESS=DEFLATE active */
 	bool released;             /* the loop's reference is being dropped */
 	bool slot_held;            /* counted in its class budget */
+	enum conn_class slot_class;/* that budget: the accepting protocol's, kept
+	                              when a cluster connection becomes a session */
 	bool preauth_held;         /* counted against peer_addr's pre-login limit */
 	bool authenticated;        /* conn_set_authenticated was called */
 	bool write_failed;         /* conn_write_failed: no more output */
@@ -96,6 +99,12 @@ struct conn {
 	uint64_t started_ms;
 	struct conn *prev, *next;  /* the loop's connection list */
 };
+
+struct tern_config;
+/* The budget and idle timeout of a class, from the configuration. */
+uint32_t conn_class_limit(const struct tern_config *cfg, enum conn_class cls);
+const char *conn_class_limit_key(enum conn_class cls);
+uint32_t conn_class_idle_timeout_ms(const struct tern_config *cfg, enum conn_class cls);
 
 /* Takes a slot in proto's class budget (at most class_limit open) and, for a
  * protocol with logins, one of peer_addr's pre-login slots (at most
@@ -183,6 +192,14 @@ unsigned conn_count_total(void);
 /* Replaces the bufferevent with one layered over it (STARTTLS/COMPRESS):
  * callbacks and the idle timeout move to the new one. */
 void conn_set_bufferevent(struct conn *c, struct bufferevent *bev);
+
+/* Hands the connection to another protocol (a cluster connection that
+ * becomes a proxied session on the home node, a front's session that
+ * becomes a relay): the old protocol has freed its state already; c->state
+ * is set to state and the idle timeout to idle_timeout_ms (0 = none). The
+ * connection keeps its budget slot. */
+void conn_switch_proto(struct conn *c, const struct conn_proto *proto, void *state,
+		       uint32_t idle_timeout_ms);
 
 /* Frees every connection of the calling loop at once (final shutdown, after
  * the delivery pipeline has stopped so no async work refers to them). */

@@ -85,16 +85,15 @@ static void accepted_task(void *arg)
 		free(a);
 		return;
 	}
-	bool lmtp = proto->conn_class == CONN_CLASS_LMTP;
-	uint32_t class_limit = lmtp ? cfg->lmtp_max_connections : cfg->max_connections;
+	uint32_t class_limit = conn_class_limit(cfg, proto->conn_class);
 	switch (conn_admit(proto, a->peer_addr, class_limit, cfg->max_preauth_per_address)) {
 	case CONN_ADMIT_OK:
 		(void)conn_new(loop, a->fd, proto, a->peer, a->peer_addr, a->loopback,
-			       lmtp ? cfg->lmtp_timeout_ms : cfg->idle_timeout_ms, cfg->login_timeout_ms,
-			       a->listener->tls);
+			       conn_class_idle_timeout_ms(cfg, proto->conn_class),
+			       cfg->login_timeout_ms, a->listener->tls);
 		break;
 	case CONN_ADMIT_CLASS_FULL:
-		refuse(a, lmtp ? "lmtp_max_connections" : "max_connections", class_limit);
+		refuse(a, conn_class_limit_key(proto->conn_class), class_limit);
 		break;
 	case CONN_ADMIT_PREAUTH_FULL:
 		refuse(a, "max_preauth_per_address", cfg->max_preauth_per_address);

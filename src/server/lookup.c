@@ -48,6 +48,7 @@ struct lookup_request {
 	/* written by whoever produces the answer before loop_post */
 	struct lookup_result res;
 	struct dir_user u;
+	char home_addr[128];             /* the home's cluster address, when not here */
 	bool spare;                      /* one of spare_reqs: goes back, never freed */
 	/* loop thread only */
 	struct lookup_request **owner;   /* the caller's pointer to this request */
@@ -151,6 +152,15 @@ static void worker_run(struct lookup_worker *w, struct lookup_request *req)
 		return;
 	r->here = strcmp(req->u.home, cfg->node_name) == 0;
 	r->quota = req->u.quota != 0 ? req->u.quota : cfg->default_quota;
+	req->home_addr[0] = '\0';
+	r->home_addr = req->home_addr;
+	if (!r->here) {
+		struct dir_node n = {0};
+		enum tern_error e;
+		if (w->dir->ops->node_get(w->dir, req->u.home, &n, &e) == 1 && n.cluster_addr != NULL)
+			snprintf(req->home_addr, sizeof(req->home_addr), "%s", n.cluster_addr);
+		dir_node_clear(&n);
+	}
 	if ((req->flags & LOOKUP_USAGE) != 0 && r->here && r->quota != 0)
 		read_usage(req);
 }

@@ -29,6 +29,8 @@ struct lookup_result {
 	                               request */
 	const struct dir_user *user;/* found: the directory row, valid during the call */
 	bool here;                  /* found: homed on this node */
+	const char *home_addr;      /* found, not here: the home's cluster address
+	                               ("" if it has none); valid during the call */
 	uint64_t quota;             /* found: the limit in force (the user's, else the
 	                               node default), bytes; 0 = none */
 	bool usage_known;           /* LOOKUP_USAGE: the store's usage was read */

@@ -32,6 +32,10 @@ struct loop {
 	struct loop_task *reserve_block, *reserve;
 	struct conn *conns;              /* live connections of this loop */
 	size_t conn_count;
+	/* Node-to-node connections this loop keeps beside its client
+	 * connections (cluster/dial.c); freed with the loop's connections. */
+	void *cluster_pool;
+	void (*cluster_pool_free)(struct loop *loop);
 };
 
 /* Creates the base and the inbox; does not start the thread. */

@@ -173,7 +173,10 @@ static void loop_shutdown_task(void *arg)
 
 static void loop_destroy_task(void *arg)
 {
-	conn_destroy_all(arg);
+	struct loop *loop = arg;
+	conn_destroy_all(loop);
+	if (loop->cluster_pool_free != NULL)
+		loop->cluster_pool_free(loop);
 }
 
 static void stop_check_cb(evutil_socket_t fd, short what, void *arg)

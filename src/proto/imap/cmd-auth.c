@@ -1,12 +1,14 @@
 /* Not-authenticated state: CAPABILITY, LOGIN (RFC 3501 §6.2.3),
  * AUTHENTICATE PLAIN with SASL-IR (RFC 4959, RFC 4616) and STARTTLS
  * (§6.2.1). Password checks run on the auth worker pool (proto/auth.h). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "core/log.h"
 #include "proto/auth.h"
+#include "proxy/session-open.h"
 #include "proto/imap/commands.h"
 #include "server/loop.h"
 #include "server/server.h"
@@ -23,7 +25,7 @@ IMAP_HANDLER(cmd_capability)
 }
 
 /* The store is open (or could not be): the LOGIN/AUTHENTICATE is answered. */
-static void login_finished(struct imap_session *s, enum tern_error err)
+void imap_login_finished(struct imap_session *s, enum tern_error err)
 {
 	if (err != TERN_ERR_NONE) {
 		imap_store_error(s, s->pending, "open mailbox", err);
@@ -32,6 +34,29 @@ static void login_finished(struct imap_session *s, enum tern_error err)
 		imap_tagged(s, s->pending, "OK [CAPABILITY %s] Logged in", imap_capabilities(s));
 	}
 	imap_command_finished(s);
+}
+
+static void proxy_failed(struct conn *c, const char *reply, void *ctx)
+{
+	struct imap_session *s = ctx;
+	(void)c;
+	imap_tagged(s, s->pending, "NO [UNAVAILABLE] %s", reply);
+	imap_command_finished(s);
+}
+
+/* The home node answers the login command itself, with its tag. */
+static void proxy_to_home(struct imap_session *s, const struct auth_user *user)
+{
+	char params[TERN_CLUSTER_PARAMS_MAX];
+	snprintf(params, sizeof(params), "tag=%s tls=%d", s->pending->tag, s->tls_active ? 1 : 0);
+	struct proxy_request r = {
+		.kind = RELAY_IMAP,
+		.user = user->name,
+		.home = user->home,
+		.home_addr = user->home_addr,
+		.params = params,
+	};
+	proxy_session_open(s->conn, &r, proxy_failed, s, &s->proxy);
 }
 
 static void auth_done(struct conn *c, enum auth_result r, const struct auth_user *user, void *ctx)
@@ -46,7 +71,7 @@ static void auth_done(struct conn *c, enum auth_result r, const struct auth_user
 			break;
 		}
 		/* finishes the command, now or once a first login's store exists */
-		imap_session_login(s, user->name, user->quota, login_finished);
+		imap_session_login(s, user->name, user->quota, imap_login_finished);
 		return;
 	case AUTH_FAILED:
 		imap_tagged(s, s->pending, "NO [AUTHENTICATIONFAILED] Authentication failed.");
@@ -56,9 +81,12 @@ static void auth_done(struct conn *c, enum auth_result r, const struct auth_user
 			    "NO [UNAVAILABLE] Temporary authentication failure, try again later");
 		break;
 	case AUTH_NOT_HERE:
-		/* the proxy to the home node comes later; until then the client retries */
-		imap_tagged(s, s->pending, "NO [UNAVAILABLE] Mailbox is on another node");
-		break;
+		if (s->conn->shutting_down) {
+			imap_tagged(s, s->pending, "NO [UNAVAILABLE] Server shutting down");
+			break;
+		}
+		proxy_to_home(s, user);
+		return;
 	}
 	imap_command_finished(s);
 }

@@ -18,6 +18,8 @@
 #include "proto/auth.h"
 #include "proto/imap/commands.h"
 #include "proto/reply.h"
+#include "proxy/session-open.h"
+#include "cluster/inbound.h"
 #include "server/delivery.h"
 #include "server/lookup.h"
 #include "server/loop.h"
@@ -544,21 +546,63 @@ void imap_session_login(struct imap_session *s, const char *user, uint64_t quota
 
 /* ---- connection glue ---- */
 
-static int imap_open(struct conn *c)
+static struct imap_session *session_new(struct conn *c)
 {
 	const struct tern_config *cfg = c->loop->server->config;
 	struct imap_session *s = calloc(1, sizeof(*s));
 	if (s == NULL)
-		return -1;
+		return NULL;
 	struct imap_parser_limits limits = parser_limits(cfg, false);
 	s->conn = c;
 	s->state = IMAP_STATE_NOT_AUTH;
 	s->tls_active = tls_active(c);
 	s->parser = imap_parser_new(&limits);
+	if (s->parser == NULL) {
+		free(s);
+		return NULL;
+	}
+	return s;
+}
+
+static int imap_open(struct conn *c)
+{
+	struct imap_session *s = session_new(c);
 	c->state = s;
-	if (s->parser == NULL)
+	if (s == NULL)
 		return -1;
 	conn_printf(c, "* OK [CAPABILITY %s] Tern IMAP ready\r\n", imap_capabilities(s));
+	return 0;
+}
+
+int imap_session_adopt(struct conn *c, const struct cluster_open_request *req)
+{
+	const struct tern_config *cfg = c->loop->server->config;
+	char tag[TERN_CLUSTER_PARAMS_MAX], tls[4];
+	if (!cluster_param(req->params, "tag", tag, sizeof(tag)) || tag[0] == '\0')
+		return -1;
+	struct imap_session *s = session_new(c);
+	struct imap_cmd *cmd = calloc(1, sizeof(*cmd));
+	if (s == NULL || cmd == NULL || (cmd->tag = strdup(tag)) == NULL ||
+	    (cmd->name = strdup("LOGIN")) == NULL) {
+		imap_cmd_free(&cmd);
+		if (s != NULL)
+			imap_parser_free(&s->parser);
+		free(s);
+		return -1;
+	}
+	/* the client's connection security decides what is offered, and logs
+	 * name the client, not the front node */
+	s->tls_active = cluster_param(req->params, "tls", tls, sizeof(tls)) && strcmp(tls, "1") == 0;
+	if (req->client_addr[0] != '\0') {
+		snprintf(c->peer_addr, sizeof(c->peer_addr), "%s", req->client_addr);
+		snprintf(c->peer, sizeof(c->peer), "%s", req->client_addr);
+	}
+	conn_switch_proto(c, &imap_proto, s, cfg->idle_timeout_ms);
+	s->pending = cmd;
+	conn_pause(c);
+	log_info("imap: user=%s, rip=%s: session opened for front node %s", req->user,
+		 c->peer_addr, req->front);
+	imap_session_login(s, req->user, req->quota, imap_login_finished);
 	return 0;
 }
 
@@ -581,6 +625,7 @@ static void imap_free(struct conn *c)
 	if (s == NULL)
 		return;
 	auth_cancel(&s->auth);
+	proxy_open_cancel(&s->proxy);
 	lookup_cancel(&s->quota_refresh);
 	if (s->watcher != NULL) {
 		notify_unwatch(s->watcher);

@@ -85,6 +85,7 @@ struct imap_session {
 	struct imap_cmd *pending;
 	bool idling;
 	struct auth_request *auth;
+	struct proxy_open *proxy;      /* asking the home node for a session */
 	void *cmd_state;             /* private state of the pending command */
 	void (*cmd_state_free)(void *state);
 	/* Set by session.c: the command being executed (dispatched or
@@ -188,6 +189,17 @@ typedef void imap_login_done_fn(struct imap_session *s, enum tern_error err);
  * commands until then (a pending command does). */
 void imap_session_login(struct imap_session *s, const char *user, uint64_t quota,
 			imap_login_done_fn *done);
+/* Answers the pending login command once imap_session_login is through
+ * (cmd-auth.c; also for a session opened by a front node). */
+void imap_login_finished(struct imap_session *s, enum tern_error err);
+
+struct cluster_open_request;
+/* The home node's side of a proxied session: makes the cluster connection c
+ * an IMAP session of req->user that is logging in, as if the login command
+ * (tag from req->params) had just been checked; it answers that command
+ * itself. */
+int imap_session_adopt(struct conn *c, const struct cluster_open_request *req);
+
 /* For an async command (s->pending set, returning IMAP_CMD_ASYNC): the next
  * input line (CRLF stripped, heap, the handler frees it) goes to fn instead
  * of the parser, once; fn may call imap_read_line again or finish the

@@ -1,6 +1,7 @@
 /* POP3 AUTHORIZATION state: USER/PASS (RFC 1939 §7), APOP (refused: it needs
  * the clear-text password on the server), AUTH PLAIN (RFC 5034), and opening
  * the maildrop once the password is checked. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -9,6 +10,7 @@
 #include "proto/auth.h"
 #include "proto/pop3/inuse.h"
 #include "proto/pop3/session-private.h"
+#include "proxy/session-open.h"
 #include "server/delivery.h"
 #include "server/loop.h"
 #include "server/server.h"
@@ -174,6 +176,41 @@ static void login_complete(struct pop3_session *s, const char *user)
 	login_answer(s, err, op);
 }
 
+static void proxy_failed(struct conn *c, const char *reply, void *ctx)
+{
+	struct pop3_session *s = ctx;
+	char line[300];
+	snprintf(line, sizeof(line), "-ERR [SYS/TEMP] %s", reply);
+	pop3_reply(s, line);
+	if (!pop3_close_if_stopping(s))
+		conn_resume(c);
+}
+
+/* The home node answers the PASS (or AUTH) itself. */
+static void proxy_to_home(struct pop3_session *s, const struct auth_user *user)
+{
+	char params[32];
+	snprintf(params, sizeof(params), "tls=%d", tls_active(s->conn) ? 1 : 0);
+	struct proxy_request r = {
+		.kind = RELAY_POP3,
+		.user = user->name,
+		.home = user->home,
+		.home_addr = user->home_addr,
+		.params = params,
+	};
+	proxy_session_open(s->conn, &r, proxy_failed, s, &s->proxy);
+}
+
+void pop3_login_adopted(struct pop3_session *s, const char *user)
+{
+	conn_pause(s->conn);
+	login_complete(s, user);
+	if (s->store_task_pending)
+		return;
+	if (!pop3_close_if_stopping(s))
+		conn_resume(s->conn);
+}
+
 static void auth_done(struct conn *c, enum auth_result r, const struct auth_user *user, void *ctx)
 {
 	struct pop3_session *s = ctx;
@@ -191,9 +228,10 @@ static void auth_done(struct conn *c, enum auth_result r, const struct auth_user
 		pop3_reply(s, "-ERR [SYS/TEMP] Temporary authentication failure, try again later");
 		break;
 	case AUTH_NOT_HERE:
-		/* the proxy to the home node comes later; until then the client retries */
-		pop3_reply(s, "-ERR [SYS/TEMP] Mailbox is on another node");
-		break;
+		if (c->shutting_down)
+			break;
+		proxy_to_home(s, user);
+		return;   /* input stays paused until the home node answers */
 	}
 	if (s->store_task_pending)
 		return;   /* a first login: maildrop_create_done answers and resumes */

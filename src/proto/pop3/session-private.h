@@ -13,6 +13,7 @@
 #include "server/conn.h"
 
 struct auth_request;
+struct proxy_open;
 struct store;
 
 /* RFC 1939 §3: AUTHORIZATION, then TRANSACTION; UPDATE happens inside QUIT. */
@@ -35,6 +36,7 @@ struct pop3_session {
 	char *user_arg;             /* from USER, waiting for PASS */
 	bool sasl_pending;          /* AUTH PLAIN sent "+ ", reading the response */
 	struct auth_request *auth;  /* a password check in flight */
+	struct proxy_open *proxy;   /* asking the home node for a session */
 	/* A store task in flight (a first login's store creation, QUIT's
 	 * UPDATE write): input is paused and the session stays until its
 	 * done, which answers. */
@@ -73,6 +75,10 @@ void pop3_cmd_dele(struct pop3_session *s, const struct pop3_cmd *cmd);
 void pop3_cmd_rset(struct pop3_session *s, const struct pop3_cmd *cmd);
 void pop3_cmd_noop(struct pop3_session *s, const struct pop3_cmd *cmd);
 void pop3_cmd_quit(struct pop3_session *s, const struct pop3_cmd *cmd);
+
+/* The home node's side of a proxied login: the password was checked by
+ * the front; opens user's maildrop and answers the PASS/AUTH there. */
+void pop3_login_adopted(struct pop3_session *s, const char *user);
 
 /* Drops the maildrop (store, message list, in-use mark) without applying
  * deletions: a session that ends without QUIT deletes nothing (RFC 1939 §6). */

@@ -13,6 +13,8 @@
 #include "proto/auth.h"
 #include "proto/pop3/session-private.h"
 #include "proto/reply.h"
+#include "cluster/inbound.h"
+#include "proxy/session-open.h"
 #include "server/loop.h"
 #include "server/server.h"
 #include "server/tls.h"
@@ -188,20 +190,47 @@ static void pop3_input(struct conn *c)
 		(void)pop3_close_if_stopping(s);
 }
 
-static int pop3_open(struct conn *c)
+static struct pop3_session *session_new(struct conn *c)
 {
 	const struct tern_config *cfg = c->loop->server->config;
 	struct pop3_session *s = calloc(1, sizeof(*s));
 	if (s == NULL)
-		return -1;
+		return NULL;
 	struct pop3_parser_limits limits = {.max_line_length = cfg->max_line_length};
 	s->conn = c;
 	s->state = POP3_STATE_AUTH;
 	s->parser = pop3_parser_new(&limits);
+	if (s->parser == NULL) {
+		free(s);
+		return NULL;
+	}
+	return s;
+}
+
+static int pop3_open(struct conn *c)
+{
+	struct pop3_session *s = session_new(c);
 	c->state = s;
-	if (s->parser == NULL)
+	if (s == NULL)
 		return -1;
 	conn_printf(c, "+OK Tern POP3 ready\r\n");
+	return 0;
+}
+
+int pop3_session_adopt(struct conn *c, const struct cluster_open_request *req)
+{
+	const struct tern_config *cfg = c->loop->server->config;
+	struct pop3_session *s = session_new(c);
+	if (s == NULL)
+		return -1;
+	if (req->client_addr[0] != '\0') {
+		snprintf(c->peer_addr, sizeof(c->peer_addr), "%s", req->client_addr);
+		snprintf(c->peer, sizeof(c->peer), "%s", req->client_addr);
+	}
+	conn_switch_proto(c, &pop3_proto, s, cfg->idle_timeout_ms);
+	log_info("pop3: user=%s, rip=%s: session opened for front node %s", req->user,
+		 c->peer_addr, req->front);
+	pop3_login_adopted(s, req->user);
 	return 0;
 }
 
@@ -222,6 +251,7 @@ static void pop3_free(struct conn *c)
 	if (s == NULL)
 		return;
 	auth_cancel(&s->auth);
+	proxy_open_cancel(&s->proxy);
 	pop3_maildrop_close(s);
 	free(s->user_arg);
 	pop3_parser_free(&s->parser);

@@ -8,4 +8,10 @@
 
 extern const struct conn_proto pop3_proto;
 
+struct cluster_open_request;
+/* The home node's side of a proxied session: makes the cluster connection c
+ * a POP3 session of req->user whose password the front has checked; it
+ * answers the front's PASS itself (+OK, or -ERR [IN-USE]). */
+int pop3_session_adopt(struct conn *c, const struct cluster_open_request *req);
+
 #endif
