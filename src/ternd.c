@@ -55,6 +55,7 @@ static void frontends_of(const struct tern_config *cfg, struct server_listen lis
 	static const struct cluster_service services[] = {
 		{"imap", true, imap_session_adopt},
 		{"pop3", true, pop3_session_adopt},
+		{"lmtp", false, lmtp_session_adopt},
 	};
 	cluster_set_services(services, sizeof(services) / sizeof(services[0]));
 	*fe_r = (struct server_frontends){

@@ -594,6 +594,7 @@ void cluster_dial(struct loop *loop, const struct cluster_dial_request *r,
 	struct cluster_dial *d = p != NULL ? pool_take(p, r->node, r->addr) : NULL;
 	if (d != NULL) {
 		d->from_spare = true;
+		d->spare_only = false;   /* someone waits for this one now */
 		bufferevent_setcb(d->bev, dial_read_cb, NULL, dial_event_cb, d);
 	} else {
 		d = dial_new(loop, p, r->node, r->addr);

@@ -304,6 +304,7 @@ static void dialled(void *ctx, enum cluster_dial_status st, struct bufferevent *
 {
 	struct lmtp_relay *r = ctx;
 	(void)status;
+	log_debug("lmtp relay: home=%s: dialled: %d %s", r->home, (int)st, text);
 	if (st == CLUSTER_DIAL_OK) {
 		use_channel(r, bev, true);
 		return;

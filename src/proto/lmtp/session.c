@@ -1,5 +1,6 @@
 #include "proto/lmtp/session.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,7 +12,9 @@
 #include "core/username.h"
 #include "directory/directory.h"
 #include "proto/lmtp/parser.h"
+#include "cluster/inbound.h"
 #include "proto/reply.h"
+#include "proxy/lmtp-relay.h"
 #include "server/delivery.h"
 #include "server/lookup.h"
 #include "server/loop.h"
@@ -24,6 +27,8 @@ struct lmtp_rcpt {
 	char *folder;
 	char *address;    /* as the client gave it, for replies and Delivered-To */
 	uint64_t quota;   /* bytes, 0 = none */
+	char *home;       /* homed on another node: its name, else NULL */
+	char *home_addr;  /* and its cluster address */
 };
 
 struct lmtp_session {
@@ -45,7 +50,37 @@ struct lmtp_session {
 	char *rcpt_address;           /* as the client gave it */
 	char *rcpt_user;              /* canonical */
 	char *rcpt_detail;            /* +detail, "" = none */
+	/* Opened by a front node over the cluster channel: recipients must be
+	 * homed here (a front with a stale view gets 451, never a relay on). */
+	bool from_cluster;
+	/* The transaction's message in flight: the local delivery and one
+	 * relay per other home node; replies go out in RCPT order when all
+	 * are back. */
+	char **final;                 /* per recipient, heap */
+	size_t parts_pending;
+	size_t *local_of;             /* local job's recipient i -> s->rcpts index */
+	struct relay_part **relays;   /* NULL once that part is back */
+	size_t relay_count;
 };
+
+/* A home node's share of the transaction. */
+struct relay_part {
+	struct lmtp_session *s;
+	struct lmtp_relay *relay;
+	size_t *index;     /* relay recipient i -> s->rcpts index */
+	size_t count;
+	size_t slot;       /* in s->relays */
+};
+
+static void relay_part_free(struct relay_part **part)
+{
+	if (*part == NULL)
+		return;
+	lmtp_relay_cancel(&(*part)->relay);
+	free((*part)->index);
+	free(*part);
+	*part = NULL;
+}
 
 static const struct tern_config *session_config(const struct lmtp_session *s)
 {
@@ -65,7 +100,20 @@ static void transaction_reset(struct lmtp_session *s)
 		free(s->rcpts[i].user);
 		free(s->rcpts[i].folder);
 		free(s->rcpts[i].address);
+		free(s->rcpts[i].home);
+		free(s->rcpts[i].home_addr);
+		free(s->final != NULL ? s->final[i] : NULL);
 	}
+	free(s->final);
+	s->final = NULL;
+	free(s->local_of);
+	s->local_of = NULL;
+	for (size_t i = 0; i < s->relay_count; i++)
+		relay_part_free(&s->relays[i]);
+	free(s->relays);
+	s->relays = NULL;
+	s->relay_count = 0;
+	s->parts_pending = 0;
 	s->rcpt_count = 0;
 	s->bdat_active = s->bdat_discard = s->bdat_last = false;
 	lmtp_parser_discard_body(s->parser);
@@ -147,7 +195,7 @@ static void rcpt_pending_clear(struct lmtp_session *s)
 
 /* Adds the recipient the look-up accepted; replies either way. */
 static void rcpt_add(struct lmtp_session *s, const char *address, const char *user,
-		     const char *detail, uint64_t quota)
+		     const char *detail, uint64_t quota, const char *home, const char *home_addr)
 {
 	/* A +detail that cannot name a folder delivers to INBOX, as one that
 	 * names no existing folder does: it is the sender's text, never a
@@ -168,10 +216,15 @@ static void rcpt_add(struct lmtp_session *s, const char *address, const char *us
 	r->folder = strdup(folder);
 	r->address = strdup(address);
 	r->quota = quota;
-	if (r->user == NULL || r->folder == NULL || r->address == NULL) {
+	r->home = home != NULL ? strdup(home) : NULL;
+	r->home_addr = home != NULL ? strdup(home_addr) : NULL;
+	if (r->user == NULL || r->folder == NULL || r->address == NULL ||
+	    (home != NULL && (r->home == NULL || r->home_addr == NULL))) {
 		free(r->user);
 		free(r->folder);
 		free(r->address);
+		free(r->home);
+		free(r->home_addr);
 		s->rcpt_count--;
 		reply(s, "452 4.3.0 Out of memory");
 		return;
@@ -201,15 +254,18 @@ static void rcpt_resolved(const struct lookup_result *r, void *ctx)
 		conn_printf(s->conn, "451 4.3.0 <%s> Temporary directory failure\r\n", address);
 	} else if (r->found == 0) {
 		conn_printf(s->conn, "550 5.1.1 <%s> User unknown\r\n", address);
+	} else if (!r->here && s->from_cluster) {
+		/* moved meanwhile: the front relays again after its next look-up */
+		conn_printf(s->conn, "451 4.4.0 <%s> Mailbox is on node %s, not here\r\n", address,
+			    r->user->home);
 	} else if (!r->here) {
-		/* Relaying to the home node comes with the proxy; until then the MTA retries. */
-		conn_printf(s->conn, "451 4.4.0 <%s> Mailbox is on node %s, not reachable from here\r\n",
-			    address, r->user->home);
+		/* relayed to the home node after DATA, which answers for it then */
+		rcpt_add(s, address, s->rcpt_user, s->rcpt_detail, 0, r->user->home, r->home_addr);
 	} else if (r->quota != 0 && r->usage_known && r->used >= r->quota) {
 		log_info("lmtp: rcpt=%s user=%s: over quota, refused", address, s->rcpt_user);
 		reply_over_quota(s, address);
 	} else {
-		rcpt_add(s, address, s->rcpt_user, s->rcpt_detail, r->quota);
+		rcpt_add(s, address, s->rcpt_user, s->rcpt_detail, r->quota, NULL, NULL);
 	}
 	rcpt_pending_clear(s);
 	if (!s->conn->closing && !close_if_stopping(s))
@@ -250,31 +306,119 @@ static void cmd_rcpt(struct lmtp_session *s, const struct lmtp_cmd *cmd)
 	lookup_user(s->conn->loop, user, LOOKUP_USAGE, rcpt_resolved, s, &s->lookup);
 }
 
+/* One part of the transaction (the local delivery, or one home node's
+ * relay) is back: when it was the last, every recipient is answered in
+ * RCPT order and the session reads on. */
+static void part_done(struct lmtp_session *s)
+{
+	if (--s->parts_pending > 0)
+		return;
+	struct conn *c = s->conn;
+	for (size_t i = 0; !c->closing && i < s->rcpt_count; i++) {
+		if (s->final[i] != NULL)
+			conn_printf(c, "%s\r\n", s->final[i]);
+		else
+			conn_printf(c, "451 4.3.0 <%s> Out of memory\r\n", s->rcpts[i].address);
+	}
+	s->delivering = false;
+	transaction_reset(s);
+	if (!c->closing && !close_if_stopping(s))
+		conn_resume(c);
+}
+
+static char *reply_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *reply_line(const char *fmt, ...)
+{
+	va_list ap;
+	char *line = NULL;
+	va_start(ap, fmt);
+	if (vasprintf(&line, fmt, ap) < 0)
+		line = NULL;
+	va_end(ap);
+	return line;
+}
+
 static void delivery_done(struct delivery_job *job)
 {
 	struct conn *c = job->ctx;
 	struct lmtp_session *s = c->state;
-	if (!c->closing) {
-		for (size_t i = 0; i < job->rcpt_count; i++) {
-			const struct delivery_rcpt *r = &job->rcpts[i];
-			if (r->err == TERN_ERR_NONE) {
-				conn_printf(c, "250 2.0.0 <%s> %u Saved\r\n", s->rcpts[i].address, r->uid);
-			} else if (r->err == TERN_ERR_NOQUOTA) {
-				log_info("lmtp: rcpt=%s user=%s: message of %zu bytes over quota, refused",
-					 s->rcpts[i].address, r->user, job->size);
-				reply_over_quota(s, s->rcpts[i].address);
-			} else {
-				conn_printf(c, "%s <%s>\r\n", tern_reply_for(r->err)->lmtp,
-					    s->rcpts[i].address);
-			}
+	for (size_t i = 0; i < job->rcpt_count; i++) {
+		const struct delivery_rcpt *r = &job->rcpts[i];
+		size_t k = s->local_of[i];
+		const char *address = s->rcpts[k].address;
+		if (r->err == TERN_ERR_NONE) {
+			s->final[k] = reply_line("250 2.0.0 <%s> %u Saved", address, r->uid);
+		} else if (r->err == TERN_ERR_NOQUOTA) {
+			log_info("lmtp: rcpt=%s user=%s: message of %zu bytes over quota, refused",
+				 address, r->user, job->size);
+			s->final[k] = session_config(s)->quota_full_tempfail
+				? reply_line("452 4.2.2 <%s> Mailbox is full", address)
+				: reply_line("552 5.2.2 <%s> Mailbox is full", address);
+		} else {
+			s->final[k] = reply_line("%s <%s>", tern_reply_for(r->err)->lmtp, address);
 		}
 	}
-	s->delivering = false;
-	transaction_reset(s);
 	delivery_job_free(&job);
-	if (!close_if_stopping(s))
-		conn_resume(c);
+	part_done(s);
 	conn_unref(&c);
+}
+
+/* A home node's replies for its recipients. */
+static void relay_done(void *ctx, char **replies)
+{
+	struct relay_part *part = ctx;
+	struct lmtp_session *s = part->s;
+	for (size_t i = 0; replies != NULL && i < part->count; i++) {
+		size_t k = part->index[i];
+		s->final[k] = replies[i];
+		replies[i] = NULL;
+	}
+	part->relay = NULL;   /* it has ended */
+	relay_part_free(&s->relays[part->slot]);
+	part_done(s);
+}
+
+/* Starts the relay of the recipients homed on rcpts[first].home. */
+static bool relay_group(struct lmtp_session *s, size_t first, const char *body, size_t size)
+{
+	const char *home = s->rcpts[first].home;
+	struct relay_part *part = calloc(1, sizeof(*part));
+	size_t n = 0;
+	for (size_t i = first; i < s->rcpt_count; i++)
+		n += s->rcpts[i].home != NULL && strcmp(s->rcpts[i].home, home) == 0;
+	const char **addrs = calloc(n, sizeof(*addrs));
+	if (part != NULL)
+		part->index = calloc(n, sizeof(*part->index));
+	if (part == NULL || addrs == NULL || part->index == NULL) {
+		if (part != NULL)
+			free(part->index);
+		free(part);
+		free(addrs);
+		return false;
+	}
+	for (size_t i = first, k = 0; i < s->rcpt_count; i++) {
+		if (s->rcpts[i].home != NULL && strcmp(s->rcpts[i].home, home) == 0) {
+			part->index[k] = i;
+			addrs[k++] = s->rcpts[i].address;
+		}
+	}
+	part->s = s;
+	part->count = n;
+	part->slot = s->relay_count++;
+	s->relays[part->slot] = part;
+	struct lmtp_relay_request q = {
+		.home = home,
+		.home_addr = s->rcpts[first].home_addr,
+		.mail_from = s->mail_from,
+		.rcpts = addrs,
+		.rcpt_count = n,
+		.body = body,
+		.size = size,
+	};
+	s->parts_pending++;
+	lmtp_relay_start(s->conn->loop, &q, relay_done, part, &part->relay);
+	free(addrs);
+	return true;
 }
 
 static void deliver_body(struct lmtp_session *s)
@@ -286,15 +430,23 @@ static void deliver_body(struct lmtp_session *s)
 		transaction_reset(s);
 		return;
 	}
-	struct delivery_job *job = delivery_job_new(s->rcpt_count);
-	if (job == NULL)
+	size_t local = 0;
+	for (size_t i = 0; i < s->rcpt_count; i++)
+		local += s->rcpts[i].home == NULL;
+	s->final = calloc(s->rcpt_count, sizeof(*s->final));
+	s->local_of = calloc(local > 0 ? local : 1, sizeof(*s->local_of));
+	s->relays = calloc(s->rcpt_count, sizeof(*s->relays));
+	struct delivery_job *job = local > 0 ? delivery_job_new(local) : NULL;
+	size_t size = 0;
+	char *body = lmtp_parser_take_body(s->parser, &size);
+	if (s->final == NULL || s->local_of == NULL || s->relays == NULL || body == NULL ||
+	    (local > 0 && job == NULL))
 		goto oom;
-	job->data = lmtp_parser_take_body(s->parser, &job->size);
-	job->return_path = strdup(s->mail_from);
-	if (job->data == NULL || job->return_path == NULL)
-		goto oom;
-	for (size_t i = 0; i < s->rcpt_count; i++) {
-		struct delivery_rcpt *r = &job->rcpts[i];
+	for (size_t i = 0, k = 0; i < s->rcpt_count && job != NULL; i++) {
+		if (s->rcpts[i].home != NULL)
+			continue;
+		struct delivery_rcpt *r = &job->rcpts[k];
+		s->local_of[k++] = i;
 		r->user = strdup(s->rcpts[i].user);
 		r->folder = strdup(s->rcpts[i].folder);
 		r->delivered_to = strdup(s->rcpts[i].address);
@@ -303,15 +455,42 @@ static void deliver_body(struct lmtp_session *s)
 		if (r->user == NULL || r->folder == NULL || r->delivered_to == NULL)
 			goto oom;
 	}
-	job->done = delivery_done;
-	job->ctx = s->conn;
-	job->loop = s->conn->loop;
+	if (job != NULL && (job->return_path = strdup(s->mail_from)) == NULL)
+		goto oom;
 	s->delivering = true;
-	conn_ref(s->conn);
+	/* one part more until every part is started, so none finishes it early */
+	s->parts_pending = 1;
 	conn_pause(s->conn);
-	delivery_submit(s->conn->loop->server->delivery, job);
+	for (size_t i = 0; i < s->rcpt_count; i++) {
+		bool first_of_home = s->rcpts[i].home != NULL;
+		for (size_t j = 0; first_of_home && j < i; j++)
+			first_of_home = s->rcpts[j].home == NULL ||
+					strcmp(s->rcpts[j].home, s->rcpts[i].home) != 0;
+		if (first_of_home && !relay_group(s, i, body, size)) {
+			for (size_t j = i; j < s->rcpt_count; j++) {
+				if (s->rcpts[j].home != NULL && s->final[j] == NULL &&
+				    strcmp(s->rcpts[j].home, s->rcpts[i].home) == 0)
+					s->final[j] = reply_line("451 4.3.0 <%s> Out of memory",
+								 s->rcpts[j].address);
+			}
+		}
+	}
+	if (job != NULL) {
+		job->data = body;
+		job->size = size;
+		body = NULL;
+		job->done = delivery_done;
+		job->ctx = s->conn;
+		job->loop = s->conn->loop;
+		s->parts_pending++;
+		conn_ref(s->conn);
+		delivery_submit(s->conn->loop->server->delivery, job);
+	}
+	free(body);
+	part_done(s);
 	return;
 oom:
+	free(body);
 	delivery_job_free(&job);
 	for (size_t i = 0; i < s->rcpt_count; i++)
 		conn_printf(s->conn, "451 4.3.0 <%s> Out of memory\r\n", s->rcpts[i].address);
@@ -504,6 +683,19 @@ static void lmtp_input(struct conn *c)
 	}
 	if (!c->closing && !c->read_paused)
 		(void)close_if_stopping(s);
+}
+
+static int lmtp_open(struct conn *c);
+
+int lmtp_session_adopt(struct conn *c, const struct cluster_open_request *req)
+{
+	const struct tern_config *cfg = c->loop->server->config;
+	(void)req;
+	conn_switch_proto(c, &lmtp_proto, NULL, cfg->lmtp_timeout_ms);
+	if (lmtp_open(c) < 0)
+		return -1;
+	((struct lmtp_session *)c->state)->from_cluster = true;
+	return 0;
 }
 
 static int lmtp_open(struct conn *c)

@@ -8,4 +8,9 @@
 
 extern const struct conn_proto lmtp_proto;
 
+struct cluster_open_request;
+/* The home node's side of a relayed delivery: makes the cluster connection
+ * c an LMTP session (greeting and all) for a front node's transactions. */
+int lmtp_session_adopt(struct conn *c, const struct cluster_open_request *req);
+
 #endif
