@@ -228,8 +228,10 @@ static void auth_done(struct conn *c, enum auth_result r, const struct auth_user
 		pop3_reply(s, "-ERR [SYS/TEMP] Temporary authentication failure, try again later");
 		break;
 	case AUTH_NOT_HERE:
-		if (c->shutting_down)
+		if (c->shutting_down) {
+			pop3_reply(s, "-ERR [SYS/TEMP] Server shutting down, try again later");
 			break;
+		}
 		proxy_to_home(s, user);
 		return;   /* input stays paused until the home node answers */
 	}
