@@ -397,6 +397,9 @@
 #define TERN_CLUSTER_SPARES                2u
 /* Idle LMTP channels a loop keeps to each node, between relayed deliveries. */
 #define TERN_CLUSTER_PARKED                8u
+/* At start, how long a previous run of this node_name gets to answer a
+ * connect on one of its addresses before it counts as not running. */
+#define TERN_NODE_PROBE_MS                 500
 /* Relayed bytes buffered towards one side before reading from the other
  * pauses (both directions of a proxied session). */
 #define TERN_PROXY_BUFFER_HIGH             (256u * 1024)
@@ -409,5 +412,20 @@
  * slow directory write does not make a node look down. */
 #define TERN_NODE_HEARTBEAT_MS          1000u
 #define TERN_NODE_DOWN_AFTER_MS         5000u
+
+/* The user cache (src/server/user-cache.h): at most TERN_USER_CACHE_MAX
+ * users' directory answers per node (about 300 bytes each), in
+ * TERN_USER_CACHE_SHARDS shards. Names, home node names, cluster addresses
+ * and states longer than these are not cached (read from the directory each
+ * time). The cache answers only while the directory's change counter was
+ * read within TERN_USER_CACHE_TRUST_MS (it is read at every node heartbeat):
+ * a poller stuck on the directory does not leave old answers in force. */
+#define TERN_USER_CACHE_MAX             32768u
+#define TERN_USER_CACHE_SHARDS          64u
+#define TERN_USER_CACHE_NAME_MAX        64u
+#define TERN_USER_CACHE_HOME_MAX        64u
+#define TERN_USER_CACHE_ADDR_MAX        96u
+#define TERN_USER_CACHE_STATE_MAX       15u
+#define TERN_USER_CACHE_TRUST_MS        (3u * TERN_NODE_HEARTBEAT_MS)
 
 #endif

@@ -2,13 +2,19 @@
  * keeps its heartbeat fresh, so other nodes and ternctl can tell it runs. */
 #include "server/node-registry.h"
 
+#include <errno.h>
 #include <inttypes.h>
+#include <netdb.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/config.h"
 #include "core/limits.h"
 #include "core/lock.h"
 #include "core/log.h"
@@ -54,6 +60,50 @@ static int conflict_error(char **err_r, const struct dir_node *other, int64_t no
 	return -1;
 }
 
+/* Whether something accepts TCP connections at addr ("host:port"), within
+ * TERN_NODE_PROBE_MS. Start-up only: a blocking connect is fine here. */
+static bool answers(const char *addr)
+{
+	char host[256];
+	uint16_t port;
+	if (addr == NULL || addr[0] == '\0' ||
+	    config_parse_listen(addr, host, sizeof(host), &port) < 0)
+		return false;
+	char service[8];
+	snprintf(service, sizeof(service), "%u", (unsigned)port);
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
+	struct addrinfo *res = NULL;
+	if (getaddrinfo(host[0] != '\0' ? host : "127.0.0.1", service, &hints, &res) != 0)
+		return false;
+	bool up = false;
+	for (struct addrinfo *ai = res; ai != NULL && !up; ai = ai->ai_next) {
+		int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK, ai->ai_protocol);
+		if (fd < 0)
+			continue;
+		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
+			up = true;
+		} else if (errno == EINPROGRESS) {
+			struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+			int err = 0;
+			socklen_t len = sizeof(err);
+			up = poll(&pfd, 1, TERN_NODE_PROBE_MS) == 1 &&
+			     getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0;
+		}
+		close(fd);
+	}
+	freeaddrinfo(res);
+	return up;
+}
+
+/* A row whose heartbeat is recent but none of whose addresses answers is
+ * the previous run of a node that was killed (a crash, SIGKILL): it is not
+ * running, whatever its last beat says. */
+static bool still_running(const struct dir_node *n)
+{
+	return answers(n->cluster_addr) || answers(n->lmtp_addr) || answers(n->imap_addr) ||
+	       answers(n->pop3_addr) || answers(n->admin_addr);
+}
+
 /* Registers cfg's node with reg.dir; -1 with *err_r on a conflict or error. */
 static int register_self(const struct tern_config *cfg, char **err_r)
 {
@@ -73,6 +123,15 @@ static int register_self(const struct tern_config *cfg, char **err_r)
 
 	if (reg.dir->ops->node_register(reg.dir, &self, now, &other, &e) == 0)
 		return 0;
+	if (e == TERN_ERR_EXISTS && other.name != NULL && !still_running(&other)) {
+		log_warn("node %s: its previous run (heartbeat %" PRId64 " ms ago) does not answer "
+			 "at any of its addresses: taking its place", cfg->node_name,
+			 dir_node_heartbeat_age_ms(&other, now));
+		dir_node_clear(&other);
+		if (reg.dir->ops->node_stop(reg.dir, cfg->node_name, &e) == 0 &&
+		    reg.dir->ops->node_register(reg.dir, &self, now, &other, &e) == 0)
+			return 0;
+	}
 	if (e == TERN_ERR_EXISTS && other.name != NULL) {
 		conflict_error(err_r, &other, now);
 		dir_node_clear(&other);
