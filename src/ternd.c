@@ -9,6 +9,7 @@
 #include "core/config.h"
 #include "core/fs-perms.h"
 #include "core/log.h"
+#include "cluster/cluster-tls.h"
 #include "cluster/inbound.h"
 #include "proto/auth.h"
 #include "proto/imap/session.h"
@@ -153,11 +154,17 @@ int main(int argc, char **argv)
 	frontends_of(&cfg, listens, &fe);
 	struct server srv;
 	int status = 1;
+	if (cluster_tls_init(&cfg) < 0) {
+		log_error("node %s: start-up failed", cfg.node_name);
+		config_free(&cfg);
+		return 1;
+	}
 	if (server_init(&srv, &cfg, &fe) == 0)
 		status = server_run(&srv);
 	else
 		log_error("node %s: start-up failed", cfg.node_name);
 	server_deinit(&srv);
+	cluster_tls_deinit();
 	config_free(&cfg);
 	return status;
 }

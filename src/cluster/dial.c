@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "cluster/cluster-tls.h"
 #include "cluster/frame.h"
 #include "cluster/handshake.h"
 #include "core/config.h"
@@ -28,6 +29,7 @@ enum dial_phase {
 	D_OPENED,     /* OPEN sent */
 	D_SPARE,      /* parked in the pool, authenticated, unused */
 	D_PARKED,     /* a channel of kind between two requests */
+	D_LINGER,     /* sending a last frame (an ERROR) before it closes */
 };
 
 struct cluster_dial {
@@ -47,6 +49,8 @@ struct cluster_dial {
 	enum dial_phase phase;
 	bool spare_only;              /* a pool refill: park after READY */
 	bool from_spare;              /* OPEN went over a spare: one fresh retry */
+	bool tls_layered;             /* cluster_tls: the TLS layer is on bev */
+	bool linger;                  /* bev has a last frame to send before it goes */
 	const char *early_failure;    /* set before the timer is made active */
 	uint64_t since_ms;            /* spares: when parked */
 	uint8_t dialler_nonce[CLUSTER_NONCE_LEN];
@@ -195,8 +199,54 @@ static unsigned pool_count(struct pool *p, const char *node)
 {
 	unsigned n = 0;
 	for (struct cluster_dial *d = p->list; d != NULL; d = d->next)
-		n += d->phase != D_PARKED && strcmp(d->node, node) == 0;
+		n += d->phase != D_PARKED && d->phase != D_LINGER && strcmp(d->node, node) == 0;
 	return n;
+}
+
+static struct cluster_dial *dial_new(struct loop *loop, struct pool *pool, const char *node,
+				     const char *addr);
+
+static void linger_done(struct cluster_dial *d)
+{
+	pool_unlink(d->pool, d);
+	dial_free(d);
+}
+
+static void linger_write_cb(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	linger_done(arg);
+}
+
+static void linger_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	(void)bev;
+	(void)what;
+	linger_done(arg);
+}
+
+/* Takes d's connection to send its last frame (an ERROR, so the other
+ * side logs why) before closing it, within a second; kept in the pool so
+ * a stopping loop frees it. */
+static void linger(struct cluster_dial *d)
+{
+	struct bufferevent *bev = d->bev;
+	struct cluster_dial *h = d->pool != NULL ? dial_new(d->loop, d->pool, d->node, d->addr) : NULL;
+	if (h == NULL || evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+		if (h != NULL)
+			dial_free(h);
+		return;   /* d frees it at once */
+	}
+	d->bev = NULL;
+	h->bev = bev;
+	h->phase = D_LINGER;
+	h->next = d->pool->list;
+	d->pool->list = h;
+	static const struct timeval second = {1, 0};
+	bufferevent_disable(bev, EV_READ);
+	bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
+	bufferevent_setcb(bev, NULL, linger_write_cb, linger_event_cb, h);
+	bufferevent_set_timeouts(bev, NULL, &second);
 }
 
 /* ---- the exchange ---- */
@@ -225,6 +275,8 @@ static void start_refill(struct loop *loop, const char *node, const char *addr);
 static void finish(struct cluster_dial *d, enum cluster_dial_status st, const char *status,
 		   const char *text)
 {
+	if (d->linger && d->bev != NULL)
+		linger(d);
 	if (d->spare_only) {
 		/* a refill that did not make it: nobody waits for it */
 		pool_unlink(d->pool, d);
@@ -286,6 +338,7 @@ static void lost(struct cluster_dial *d, const char *why)
 {
 	if (d->from_spare && d->phase == D_OPENED) {
 		d->from_spare = false;
+		d->tls_layered = false;
 		bufferevent_free(d->bev);
 		d->bev = NULL;
 		if (start_connect(d) == 0)
@@ -307,6 +360,10 @@ static bool on_challenge(struct cluster_dial *d, const struct cluster_frame *f)
 	cluster_mac(cfg->cluster_secret, CLUSTER_ROLE_LISTENER, d->dialler_nonce, f->fields[1].data,
 		    cfg->node_name, d->node, want);
 	if (!cluster_mac_equal(want, f->fields[2].data)) {
+		/* said, so that the other side logs it too */
+		struct cluster_field why = {(const uint8_t *)"authentication failed", 21};
+		send_frame(d, CLUSTER_ERROR, &why, 1);
+		d->linger = true;
 		finish(d, CLUSTER_DIAL_UNREACHABLE, "",
 		       "it failed authentication (another cluster_secret?)");
 		return false;
@@ -405,7 +462,22 @@ static void dial_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct cluster_dial *d = arg;
 	if ((what & BEV_EVENT_CONNECTED) != 0) {
-		tune_socket(bev);
+		if (!d->tls_layered) {
+			tune_socket(bev);
+			if (cluster_tls_enabled()) {
+				/* the socket is up: TLS first, HELLO once it is through */
+				struct bufferevent *tls = cluster_tls_wrap(d->loop->base, bev, false);
+				if (tls == NULL) {
+					lost(d, "out of memory for TLS");
+					return;
+				}
+				d->bev = tls;
+				d->tls_layered = true;
+				bufferevent_setcb(tls, dial_read_cb, NULL, dial_event_cb, d);
+				bufferevent_enable(tls, EV_READ | EV_WRITE);
+				return;
+			}
+		}
 		const struct tern_config *cfg = config_of(d);
 		struct cluster_field f[3] = {str_field(CLUSTER_PROTOCOL), str_field(cfg->node_name),
 					     {d->dialler_nonce, CLUSTER_NONCE_LEN}};
@@ -416,7 +488,10 @@ static void dial_event_cb(struct bufferevent *bev, short what, void *arg)
 	if ((what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) != 0) {
 		char why[160];
 		int err = EVUTIL_SOCKET_ERROR();
-		if (d->phase == D_CONNECT)
+		if (d->phase == D_CONNECT && d->tls_layered)
+			snprintf(why, sizeof(why), "TLS handshake failed (certificate not signed by "
+				 "cluster_ca?)");
+		else if (d->phase == D_CONNECT)
 			snprintf(why, sizeof(why), "connect: %s", evutil_socket_error_to_string(err));
 		else
 			snprintf(why, sizeof(why), "connection closed by the node");

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cluster/cluster-tls.h"
 #include "cluster/frame.h"
 #include "cluster/handshake.h"
 #include "core/config.h"
@@ -258,6 +259,12 @@ static void inbound_input(struct conn *c)
 						    : CLUSTER_PARSE_INVALID;
 		if (r == CLUSTER_PARSE_NEED_MORE)
 			return;
+		if (r == CLUSTER_PARSE_OK && f.type == CLUSTER_ERROR && in->phase == IN_AUTH) {
+			/* the dialler found our proof wrong: the secrets differ */
+			refuse(in, "failed authentication (it does not share our cluster_secret)",
+			       false);
+			return;
+		}
 		enum cluster_frame_type expected = in->phase == IN_HELLO ? CLUSTER_HELLO :
 						   in->phase == IN_AUTH ? CLUSTER_AUTH : CLUSTER_OPEN;
 		if (r == CLUSTER_PARSE_INVALID ||
@@ -292,6 +299,13 @@ static int inbound_open(struct conn *c)
 		return -1;
 	in->conn = c;
 	c->state = in;
+	if (cluster_tls_enabled()) {
+		struct bufferevent *tls = cluster_tls_wrap(c->loop->base, c->bev, true);
+		if (tls == NULL)
+			return -1;
+		c->tls = true;
+		conn_set_bufferevent(c, tls);
+	}
 	in->deadline = evtimer_new(c->loop->base, deadline_cb, in);
 	struct timeval tv = {.tv_sec = cfg->cluster_timeout_ms / 1000,
 			     .tv_usec = (cfg->cluster_timeout_ms % 1000) * 1000};

@@ -143,7 +143,7 @@ static void channel_event_cb(struct bufferevent *bev, short what, void *arg)
 	if (!r->conn->closing) {
 		bool expected = r->kind == RELAY_IMAP ? r->bye_seen : r->quit_sent;
 		if (!expected)
-			log_warn("proxy: user=%s home=%s proto=%s rip=%s: connection to the home node "
+			log_warn("proxy: user=<%s> home=%s proto=%s rip=%s: connection to the home node "
 				 "lost", r->user, r->home, kind_name(r), r->conn->peer_addr);
 		last_word(r, "Home node connection lost, please reconnect");
 		conn_close(r->conn);
@@ -201,7 +201,7 @@ static void relay_free(struct conn *c)
 	struct relay *r = c->state;
 	if (r == NULL)
 		return;
-	log_info("proxy: user=%s home=%s proto=%s rip=%s: closed (%llu bytes in, %llu out)",
+	log_info("proxy: user=<%s> home=%s proto=%s rip=%s: closed (%llu bytes in, %llu out)",
 		 r->user, r->home, kind_name(r), c->peer_addr, (unsigned long long)r->bytes_up,
 		 (unsigned long long)r->bytes_down);
 	if (r->channel != NULL)
@@ -245,7 +245,7 @@ void proxy_relay_start(struct conn *c, struct bufferevent *bev, const struct rel
 	snprintf(r->home, sizeof(r->home), "%s", t->home);
 	stream_scan_init(&r->up, t->kind == RELAY_IMAP);
 	stream_scan_init(&r->down, t->kind == RELAY_IMAP);
-	log_info("proxy: user=%s front=%s home=%s proto=%s rip=%s", r->user, cfg->node_name, r->home,
+	log_info("proxy: user=<%s> front=%s home=%s proto=%s rip=%s", r->user, cfg->node_name, r->home,
 		 kind_name(r), c->peer_addr);
 	c->proto->free(c);
 	conn_set_authenticated(c);

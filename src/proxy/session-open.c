@@ -85,7 +85,7 @@ static void dialled(void *ctx, enum cluster_dial_status st, struct bufferevent *
 			 "Mailbox is on node %s, which cannot be reached now; try again later",
 			 po->home);
 	} else {
-		log_warn("proxy: user=%s home=%s proto=%s rip=%s: the home node refused the "
+		log_warn("proxy: user=<%s> home=%s proto=%s rip=%s: the home node refused the "
 			 "session: %s %s", po->user, po->home, proto, c->peer_addr, status, text);
 		snprintf(po->reply, sizeof(po->reply), "Mailbox is on node %s, which refused: %s",
 			 po->home, text);
@@ -116,7 +116,7 @@ void proxy_session_open(struct conn *c, const struct proxy_request *r, proxy_fai
 	snprintf(po->home, sizeof(po->home), "%s", r->home);
 	*po_r = po;
 	if (cfg->cluster_secret[0] == '\0' || r->home_addr[0] == '\0') {
-		log_warn("proxy: user=%s home=%s rip=%s: %s", r->user, r->home, c->peer_addr,
+		log_warn("proxy: user=<%s> home=%s rip=%s: %s", r->user, r->home, c->peer_addr,
 			 cfg->cluster_secret[0] == '\0' ? "this node is not in a cluster (no cluster_secret)"
 							: "the home node has no cluster address");
 		snprintf(po->reply, sizeof(po->reply),
