@@ -386,9 +386,13 @@ def test_other_commands(node):
 
 
 def test_mailbox_on_another_node(node):
+    """A node without cluster_listen cannot proxy: a user homed elsewhere
+    gets a temporary error naming the home (docs/cluster.md covers the
+    proxied case)."""
     node.ctl("user", "add", "carol", "--home", "node2", "--password-stdin",
              input=PASSWORD + "\n")
-    with pytest.raises(poplib.error_proto, match=r"\[SYS/TEMP\] Mailbox is on another node"):
+    with pytest.raises(poplib.error_proto,
+                       match=r"\[SYS/TEMP\] Mailbox is on node node2, which cannot be reached"):
         login(node, "carol")
 
 
