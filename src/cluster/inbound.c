@@ -282,10 +282,18 @@ static void inbound_input(struct conn *c)
 		case CLUSTER_PING:
 			send_frame(in, CLUSTER_PONG, NULL, 0);
 			break;
-		default:
+		default: {
+			/* drained before the connection may change hands, so the
+			 * frame is read from a copy */
+			uint8_t copy[CLUSTER_FRAME_MAX];
+			struct cluster_frame open;
+			size_t again;
+			memcpy(copy, data, used);
 			evbuffer_drain(input, used);
-			on_open(in, &f);   /* may hand the connection over: in is gone */
+			(void)cluster_frame_parse(copy, used, &open, &again);
+			on_open(in, &open);   /* may hand the connection over: in is gone */
 			return;
+		}
 		}
 		evbuffer_drain(input, used);
 	}

@@ -72,7 +72,10 @@ static void dialled(void *ctx, enum cluster_dial_status st, struct bufferevent *
 			po_free(po);
 			return;
 		}
-		struct relay_target t = {.kind = po->kind, .user = po->user, .home = po->home};
+		char user[sizeof(po->user)], home[sizeof(po->home)];
+		snprintf(user, sizeof(user), "%s", po->user);
+		snprintf(home, sizeof(home), "%s", po->home);
+		struct relay_target t = {.kind = po->kind, .user = user, .home = home};
 		conn_ref(c);
 		po_free(po);            /* the session's pointer to us is cleared first */
 		proxy_relay_start(c, bev, &t);
