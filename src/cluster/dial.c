@@ -2,9 +2,11 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/util.h>
 #include <netinet/in.h>
+#include <openssl/err.h>
 #include <netinet/tcp.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -488,7 +490,12 @@ static void dial_event_cb(struct bufferevent *bev, short what, void *arg)
 	if ((what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) != 0) {
 		char why[160];
 		int err = EVUTIL_SOCKET_ERROR();
-		if (d->phase == D_CONNECT && d->tls_layered)
+		unsigned long tls_err = d->tls_layered ? bufferevent_get_openssl_error(bev) : 0;
+		if (tls_err != 0) {
+			char reason[120];
+			ERR_error_string_n(tls_err, reason, sizeof(reason));
+			snprintf(why, sizeof(why), "TLS: %s", reason);
+		} else if (d->phase == D_CONNECT && d->tls_layered)
 			snprintf(why, sizeof(why), "TLS handshake failed (certificate not signed by "
 				 "cluster_ca?)");
 		else if (d->phase == D_CONNECT)

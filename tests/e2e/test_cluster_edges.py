@@ -1,0 +1,159 @@
+"""Cluster cases beyond the main proxy tests (test_cluster_proxy.py):
+commands a client pipelines behind its LOGIN reach the home node in order;
+the cluster channel over TLS (cluster_tls) works between nodes whose
+certificates the cluster CA signed and refuses a node whose certificate it
+did not; the home node decides POP3's maildrop lock, whichever fronts two
+sessions come through."""
+
+import os
+import re
+import subprocess
+
+import pytest
+
+from cluster_helpers import Pop3, cluster_factory
+from imap_helpers import Raw
+from ternlib import IO_TIMEOUT, PASSWORD, LmtpConn
+
+
+@pytest.fixture
+def make_cluster(tmp_path):
+    yield from cluster_factory(tmp_path)
+
+
+def imap_raw(cl, front):
+    return Raw(cl.imap_addr(front))
+
+
+def test_commands_pipelined_behind_login_reach_the_home(make_cluster):
+    """A client may send commands right behind its LOGIN without waiting
+    (RFC 3501 §5.5 allows it once the login is answered, and clients do
+    it). The front must hand every byte it has not consumed to the home,
+    in order: the SELECT and FETCH here are answered by the home node."""
+    cl = make_cluster()
+    subject, raw = cl.deliver_at_home("alice")
+    c = imap_raw(cl, "node-b")
+    try:
+        c.send(f'a1 LOGIN alice "{PASSWORD}"\r\na2 SELECT INBOX\r\n'
+               "a3 FETCH 1 (BODY.PEEK[])\r\na4 LOGOUT\r\n")
+        text = bytes(c.buf) if isinstance(c.buf, (bytes, bytearray)) else c.buf.encode()
+        while b"a4 OK" not in text:
+            chunk = c.sock.recv(65536)
+            assert chunk, f"closed early: {text[-300:]!r}"
+            text += chunk
+        for tag in (b"a1 OK", b"a2 OK", b"a3 OK", b"a4 OK"):
+            assert tag in text, text[-500:]
+        assert text.index(b"a1 OK") < text.index(b"a2 OK") < text.index(b"a3 OK")
+        assert raw in text
+        assert b"* 1 EXISTS" in text
+    finally:
+        c.close()
+
+
+def openssl(*args, cwd):
+    subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=cwd, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    """A cluster CA, one certificate it signed (shared by the good nodes)
+    and a self-signed one it did not."""
+    d = str(tmp_path_factory.mktemp("pki"))
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out",
+            "ca.pem", "-days", "1", "-subj", "/CN=tern test cluster CA", cwd=d)
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "node.key", "-out", "node.csr",
+            "-subj", "/CN=node", cwd=d)
+    openssl("x509", "-req", "-in", "node.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+            "-CAcreateserial", "-out", "node.pem", "-days", "1", cwd=d)
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "rogue.key", "-out",
+            "rogue.pem", "-days", "1", "-subj", "/CN=rogue", cwd=d)
+    return {k: os.path.join(d, f) for k, f in (("ca", "ca.pem"), ("cert", "node.pem"),
+                                               ("key", "node.key"), ("rogue_cert", "rogue.pem"),
+                                               ("rogue_key", "rogue.key"))}
+
+
+def tls_settings(pki, rogue=False):
+    return {"cluster_tls": "yes", "cluster_ca": pki["ca"],
+            "tls_cert": pki["rogue_cert" if rogue else "cert"],
+            "tls_key": pki["rogue_key" if rogue else "key"]}
+
+
+def test_cluster_tls_between_nodes_of_the_ca(make_cluster, pki):
+    """With cluster_tls every node-to-node connection is TLS, and the
+    proxy, the relay and IDLE work over it as in clear."""
+    names = ("node-a", "node-b")
+    cl = make_cluster(users={"alice": "node-a", "bob": "node-b"}, names=names,
+                      node_settings={n: tls_settings(pki) for n in names})
+    with LmtpConn(cl.lmtp_addr("node-b"), timeout=IO_TIMEOUT) as c:
+        c.lhlo()
+        assert c.cmd("MAIL FROM:<s@remote.test>").code == 250
+        assert c.cmd("RCPT TO:<alice@example.org>").code == 250
+        assert c.cmd("RCPT TO:<bob@example.org>").code == 250
+        assert c.cmd("DATA").code == 354
+        c.send(b"Subject: over tls\r\n\r\nsecret body\r\n.\r\n")
+        assert [c.reply().code, c.reply().code] == [250, 250]
+    cl.find("alice", "over tls")      # exactly one copy, at its home
+    m = imap_raw(cl, "node-b").login()
+    try:
+        m.ok("SELECT INBOX")
+        fetched = b"".join(u if isinstance(u, bytes) else str(u).encode()
+                           for u in m.ok("FETCH 1 BODY.PEEK[TEXT]"))
+        assert b"secret body" in fetched, fetched
+    finally:
+        m.close()
+    for name in names:
+        assert "cluster_tls: node-to-node connections use TLS" in cl.log(name)
+    assert re.search(r"proxy: user=<alice> front=node-b home=node-a", cl.log("node-b"))
+
+
+def test_cluster_tls_refuses_a_node_the_ca_did_not_sign(make_cluster, pki):
+    """node-x has the cluster secret but a certificate of its own making:
+    it gets no session and relays no delivery to node-a, and node-a's
+    users elsewhere are unaffected."""
+    names = ("node-a", "node-x")
+    cl = make_cluster(users={"alice": "node-a", "xavier": "node-x"}, names=names,
+                      node_settings={"node-a": tls_settings(pki),
+                                     "node-x": tls_settings(pki, rogue=True)})
+    cl.expect_outage_errors("node-a", "node-x")
+    m = imap_raw(cl, "node-x")
+    try:
+        _, tagged = m.cmd(f'LOGIN alice "{PASSWORD}"')
+        assert tagged.startswith("NO [UNAVAILABLE]"), tagged
+    finally:
+        m.close()
+    with LmtpConn(cl.lmtp_addr("node-x"), timeout=IO_TIMEOUT) as c:
+        c.lhlo()
+        assert c.cmd("MAIL FROM:<s@remote.test>").code == 250
+        assert c.cmd("RCPT TO:<alice@example.org>").code == 250
+        assert c.cmd("DATA").code == 354
+        c.send(b"Subject: from rogue\r\n\r\nx\r\n.\r\n")
+        r = c.reply()
+        assert r.code == 451 and "4.4.1" in r.text, r
+    assert not [m for m in cl.messages("alice") if m.get("subject") == "from rogue"]
+    assert re.search(r"cluster: rip=127\.0\.0\.1: TLS handshake failed: certificate verify failed",
+                     cl.log("node-a"))
+    assert re.search(r"cluster: node node-a at \S+ unreachable: (TLS|connection closed)",
+                     cl.log("node-x"))
+
+
+def test_pop3_maildrop_lock_is_the_home_nodes(make_cluster):
+    """Two POP3 sessions of one user through two different fronts: the
+    second is refused with [IN-USE] by the home node (the lock lives where
+    the maildrop does), and once the first quits the maildrop is free."""
+    cl = make_cluster()
+    cl.deliver_at_home("alice")
+    first = Pop3(cl.pop3_addr("node-b"))
+    second = Pop3(cl.pop3_addr("node-c"))
+    try:
+        first.ok("USER alice")
+        first.ok(f"PASS {PASSWORD}")
+        second.ok("USER alice")
+        reply = second.cmd(f"PASS {PASSWORD}")
+        assert reply.startswith("-ERR [IN-USE]"), reply
+        first.ok("QUIT")
+        second.ok("USER alice")
+        assert second.cmd(f"PASS {PASSWORD}").startswith("+OK")
+        second.ok("QUIT")
+    finally:
+        first.close()
+        second.close()
