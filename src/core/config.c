@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include "core/limits.h"
 
@@ -587,6 +588,15 @@ static int read_secret_file(struct tern_config *cfg, char **err_r)
 	if (f == NULL) {
 		*err_r = xasprintf("cluster_secret_file %s: %s", cfg->cluster_secret_file,
 				   strerror(errno));
+		return -1;
+	}
+	struct stat st;
+	if (fstat(fileno(f), &st) == 0 && (st.st_mode & S_IROTH) != 0) {
+		/* as ssh does with keys: a secret anyone can read is no secret */
+		fclose(f);
+		*err_r = xasprintf("cluster_secret_file %s is readable by others (mode %04o): "
+				   "chmod o-r it", cfg->cluster_secret_file,
+				   (unsigned)(st.st_mode & 07777));
 		return -1;
 	}
 	n = fread(buf, 1, sizeof(buf) - 1, f);

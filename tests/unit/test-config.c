@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/config.h"
@@ -373,6 +374,79 @@ static void test_load_errors(void **state)
 	config_free(&cfg);
 }
 
+/* The cluster keys' cross-checks (config_finish) and the secret file. */
+static void test_cluster_keys(void **state)
+{
+	struct tern_config cfg;
+	char *err = NULL;
+	char secret_path[] = "/tmp/tern-test-secret-XXXXXX";
+
+	(void)state;
+	expect_load_error("cluster_listen = 127.0.0.1:7001\n",
+			  " cluster_listen is set: cluster_secret (or cluster_secret_file) of at "
+			  "least 16 characters is needed");
+	expect_load_error("cluster_listen = 127.0.0.1:7001\ncluster_secret = short\n",
+			  " cluster_listen is set: cluster_secret (or cluster_secret_file) of at "
+			  "least 16 characters is needed");
+	expect_load_error("cluster_listen = 0.0.0.0:7001\ncluster_secret = 0123456789abcdef\n",
+			  " cluster_listen = 0.0.0.0:7001 is a wildcard address: set "
+			  "cluster_advertise to the address other nodes dial");
+	expect_load_error("cluster_listen = 127.0.0.1:7001\ncluster_secret = 0123456789abcdef\n"
+			  "cluster_tls = yes\n",
+			  " cluster_tls = yes needs cluster_ca, tls_cert and tls_key");
+
+	/* a wildcard with an address to advertise is fine */
+	config_defaults(&cfg);
+	write_file("cluster_listen = 0.0.0.0:7001\ncluster_advertise = 192.0.2.1:7001\n"
+		   "cluster_secret = 0123456789abcdef\n");
+	assert_int_equal(config_load(&cfg, tmp_path, &err), 0);
+	unlink(tmp_path);
+	assert_string_equal(config_cluster_address(&cfg), "192.0.2.1:7001");
+	config_free(&cfg);
+
+	/* the secret file: one line, its newline not part of the secret */
+	int fd = mkstemp(secret_path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "from-a-file-0123456789\n", 23), 23);
+	close(fd);
+	assert_int_equal(chmod(secret_path, 0600), 0);
+	char *text;
+	assert_true(asprintf(&text, "cluster_listen = 127.0.0.1:7001\ncluster_secret_file = %s\n",
+			     secret_path) > 0);
+	config_defaults(&cfg);
+	write_file(text);
+	assert_int_equal(config_load(&cfg, tmp_path, &err), 0);
+	unlink(tmp_path);
+	assert_string_equal(cfg.cluster_secret, "from-a-file-0123456789");
+	assert_string_equal(config_cluster_address(&cfg), "127.0.0.1:7001");
+	config_free(&cfg);
+
+	/* readable by others: refused, as ssh refuses such a key */
+	assert_int_equal(chmod(secret_path, 0644), 0);
+	config_defaults(&cfg);
+	write_file(text);
+	assert_int_equal(config_load(&cfg, tmp_path, &err), -1);
+	unlink(tmp_path);
+	assert_non_null(strstr(err, "is readable by others (mode 0644)"));
+	free(err);
+	err = NULL;
+	config_free(&cfg);
+	free(text);
+
+	/* both ways at once: refused */
+	assert_true(asprintf(&text, "cluster_secret = 0123456789abcdef\ncluster_secret_file = %s\n",
+			     secret_path) > 0);
+	config_defaults(&cfg);
+	write_file(text);
+	assert_int_equal(config_load(&cfg, tmp_path, &err), -1);
+	unlink(tmp_path);
+	assert_non_null(strstr(err, "cluster_secret and cluster_secret_file are both set"));
+	free(err);
+	config_free(&cfg);
+	free(text);
+	unlink(secret_path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -385,6 +459,7 @@ int main(void)
 		cmocka_unit_test(test_load),
 		cmocka_unit_test(test_load_explicit_directory),
 		cmocka_unit_test(test_load_errors),
+		cmocka_unit_test(test_cluster_keys),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
