@@ -74,6 +74,17 @@ bool cluster_param(const char *params, const char *key, char *buf, size_t cap)
 	return false;
 }
 
+void cluster_adopt_client(struct conn *c, const struct cluster_open_request *req)
+{
+	char loopback[4];
+	if (req->client_addr[0] != '\0') {
+		snprintf(c->peer_addr, sizeof(c->peer_addr), "%s", req->client_addr);
+		snprintf(c->peer, sizeof(c->peer), "%s", req->client_addr);
+	}
+	c->peer_loopback = cluster_param(req->params, "loopback", loopback, sizeof(loopback)) &&
+			   strcmp(loopback, "1") == 0;
+}
+
 static const struct tern_config *config_of(const struct inbound *in)
 {
 	return in->conn->loop->server->config;

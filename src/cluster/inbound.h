@@ -40,6 +40,11 @@ void cluster_set_services(const struct cluster_service *services, size_t count);
  * absent or too long. */
 bool cluster_param(const char *params, const char *key, char *buf, size_t cap);
 
+/* Makes c look like the client's own connection to the session taking it
+ * over: logs and per-address rules see the client's address, and the
+ * plaintext-login rule its loopback-ness ("loopback=1" in params). */
+void cluster_adopt_client(struct conn *c, const struct cluster_open_request *req);
+
 /* Peers refused since start (failed handshakes and protocol errors). */
 uint64_t cluster_refused_peers(void);
 

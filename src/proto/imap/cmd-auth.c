@@ -48,7 +48,8 @@ static void proxy_failed(struct conn *c, const char *reply, void *ctx)
 static void proxy_to_home(struct imap_session *s, const struct auth_user *user)
 {
 	char params[TERN_CLUSTER_PARAMS_MAX];
-	snprintf(params, sizeof(params), "tag=%s tls=%d", s->pending->tag, s->tls_active ? 1 : 0);
+	snprintf(params, sizeof(params), "tag=%s tls=%d loopback=%d", s->pending->tag,
+		 s->tls_active ? 1 : 0, s->conn->peer_loopback ? 1 : 0);
 	struct proxy_request r = {
 		.kind = RELAY_IMAP,
 		.user = user->name,

@@ -593,10 +593,7 @@ int imap_session_adopt(struct conn *c, const struct cluster_open_request *req)
 	/* the client's connection security decides what is offered, and logs
 	 * name the client, not the front node */
 	s->tls_active = cluster_param(req->params, "tls", tls, sizeof(tls)) && strcmp(tls, "1") == 0;
-	if (req->client_addr[0] != '\0') {
-		snprintf(c->peer_addr, sizeof(c->peer_addr), "%s", req->client_addr);
-		snprintf(c->peer, sizeof(c->peer), "%s", req->client_addr);
-	}
+	cluster_adopt_client(c, req);
 	conn_switch_proto(c, &imap_proto, s, cfg->idle_timeout_ms);
 	s->pending = cmd;
 	conn_pause(c);

@@ -190,7 +190,8 @@ static void proxy_failed(struct conn *c, const char *reply, void *ctx)
 static void proxy_to_home(struct pop3_session *s, const struct auth_user *user)
 {
 	char params[32];
-	snprintf(params, sizeof(params), "tls=%d", tls_active(s->conn) ? 1 : 0);
+	snprintf(params, sizeof(params), "tls=%d loopback=%d", tls_active(s->conn) ? 1 : 0,
+		 s->conn->peer_loopback ? 1 : 0);
 	struct proxy_request r = {
 		.kind = RELAY_POP3,
 		.user = user->name,

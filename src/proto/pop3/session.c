@@ -223,10 +223,7 @@ int pop3_session_adopt(struct conn *c, const struct cluster_open_request *req)
 	struct pop3_session *s = session_new(c);
 	if (s == NULL)
 		return -1;
-	if (req->client_addr[0] != '\0') {
-		snprintf(c->peer_addr, sizeof(c->peer_addr), "%s", req->client_addr);
-		snprintf(c->peer, sizeof(c->peer), "%s", req->client_addr);
-	}
+	cluster_adopt_client(c, req);
 	conn_switch_proto(c, &pop3_proto, s, cfg->idle_timeout_ms);
 	log_info("pop3: user=%s, rip=%s: session opened for front node %s", req->user,
 		 c->peer_addr, req->front);
