@@ -32,6 +32,7 @@ enum stmt_id {
 	ST_NODE_HEARTBEAT,
 	ST_NODE_STOP,
 	ST_NODE_LIST,
+	ST_GENERATION,
 	ST_COUNT
 };
 
@@ -60,6 +61,7 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_NODE_HEARTBEAT] = "UPDATE nodes SET heartbeat = ?2, stopped = 0 WHERE name = ?1",
 	[ST_NODE_STOP] = "UPDATE nodes SET stopped = 1 WHERE name = ?1",
 	[ST_NODE_LIST] = "SELECT " NODE_COLUMNS " FROM nodes ORDER BY name",
+	[ST_GENERATION] = "SELECT value FROM generation WHERE id = 1",
 };
 
 /* Schema steps, in ascending order. Step N upgrades version N-1 to N; to
@@ -112,6 +114,30 @@ static const struct migration migrations[] = {
 	  "ALTER TABLE nodes ADD COLUMN started INTEGER NOT NULL DEFAULT 0;"
 	  "ALTER TABLE nodes ADD COLUMN heartbeat INTEGER NOT NULL DEFAULT 0;"
 	  "ALTER TABLE nodes ADD COLUMN stopped INTEGER NOT NULL DEFAULT 0;" },
+	/* The change counter (directory_ops.generation): one row, bumped by
+	 * triggers in the same transaction as any change to a user, and as a
+	 * node row added, removed or given another cluster address. A
+	 * heartbeat, a stop or a re-registration with the same cluster
+	 * address leaves it alone: nodes beat every second, and each bump
+	 * empties every node's user cache (src/server/user-cache.h). */
+	{ 3,
+	  "CREATE TABLE generation ("
+	  " id INTEGER PRIMARY KEY CHECK (id = 1),"
+	  " value INTEGER NOT NULL);"
+	  "INSERT INTO generation (id, value) VALUES (1, 1);"
+	  "CREATE TRIGGER generation_user_insert AFTER INSERT ON users BEGIN"
+	  " UPDATE generation SET value = value + 1 WHERE id = 1; END;"
+	  "CREATE TRIGGER generation_user_update AFTER UPDATE ON users BEGIN"
+	  " UPDATE generation SET value = value + 1 WHERE id = 1; END;"
+	  "CREATE TRIGGER generation_user_delete AFTER DELETE ON users BEGIN"
+	  " UPDATE generation SET value = value + 1 WHERE id = 1; END;"
+	  "CREATE TRIGGER generation_node_insert AFTER INSERT ON nodes BEGIN"
+	  " UPDATE generation SET value = value + 1 WHERE id = 1; END;"
+	  "CREATE TRIGGER generation_node_delete AFTER DELETE ON nodes BEGIN"
+	  " UPDATE generation SET value = value + 1 WHERE id = 1; END;"
+	  "CREATE TRIGGER generation_node_address AFTER UPDATE OF cluster_addr ON nodes"
+	  " WHEN OLD.cluster_addr IS NOT NEW.cluster_addr BEGIN"
+	  " UPDATE generation SET value = value + 1 WHERE id = 1; END;" },
 };
 
 struct dir_sqlite {
@@ -555,6 +581,22 @@ static int sqlite_node_list(struct directory *dir, struct dir_node **nodes_r, si
 	return 0;
 }
 
+static int sqlite_generation(struct directory *dir, uint64_t *gen_r, enum tern_error *err_r)
+{
+	STMT_SCOPED st = stmt_get(ds_of(dir), ST_GENERATION, err_r);
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE)
+		return fail(err_r, TERN_ERR_CORRUPT);   /* the row is made with the table */
+	if (rc != SQLITE_ROW)
+		return fail(err_r, map_rc(rc));
+	*gen_r = (uint64_t)sqlite3_column_int64(st, 0);
+	return 0;
+}
+
 static void sqlite_close(struct directory *dir)
 {
 	struct dir_sqlite *ds = ds_of(dir);
@@ -578,6 +620,7 @@ static const struct directory_ops sqlite_ops = {
 	.node_heartbeat = sqlite_node_heartbeat,
 	.node_stop = sqlite_node_stop,
 	.node_list = sqlite_node_list,
+	.generation = sqlite_generation,
 	.close = sqlite_close,
 };
 

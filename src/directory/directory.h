@@ -75,6 +75,12 @@ struct directory_ops {
 	int (*node_stop)(struct directory *dir, const char *name, enum tern_error *err_r);
 	int (*node_list)(struct directory *dir, struct dir_node **nodes_r, size_t *count_r,
 			 enum tern_error *err_r);
+	/* The directory's change counter: it grows with every change to a user
+	 * row (add, delete, password, quota, home, state) and every node row
+	 * added, removed or given another cluster address, never with a
+	 * heartbeat. A cache of directory rows read at generation G is current
+	 * while this still reads G. Cheap: one indexed row. */
+	int (*generation)(struct directory *dir, uint64_t *gen_r, enum tern_error *err_r);
 	void (*close)(struct directory *dir);
 };
 
@@ -92,6 +98,18 @@ void directory_close(struct directory **dir);
 static inline int directory_user_get(struct directory *d, const char *name, struct dir_user *u_r,
 				     enum tern_error *err_r)
 { return d->ops->user_get(d, name, u_r, err_r); }
+/* -1 with TERN_ERR_IO for a backend without a change counter: then nothing
+ * may be cached. */
+static inline int directory_generation(struct directory *d, uint64_t *gen_r,
+				       enum tern_error *err_r)
+{
+	if (d->ops->generation == NULL) {
+		if (err_r != NULL)
+			*err_r = TERN_ERR_IO;
+		return -1;
+	}
+	return d->ops->generation(d, gen_r, err_r);
+}
 
 void dir_user_clear(struct dir_user *u);
 void dir_users_free(struct dir_user **users, size_t count);
@@ -109,6 +127,6 @@ int64_t dir_node_heartbeat_age_ms(const struct dir_node *n, int64_t now_ms);
 int64_t dir_wall_ms(void);
 
 /* The schema version this build writes (stored in the directory). */
-#define DIRECTORY_SCHEMA_VERSION 2
+#define DIRECTORY_SCHEMA_VERSION 3
 
 #endif

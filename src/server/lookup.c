@@ -11,7 +11,15 @@
  *     answered and freed by the posted task, which then drops the answer.
  * Only the queue links are shared with the workers; everything else of a
  * request belongs to the loop until it is queued, to the worker while it
- * has it, and to the loop again once posted. */
+ * has it, and to the loop again once posted.
+ *
+ * The user cache (user-cache.h) answers first when it is current and no
+ * usage is to be read: the answer is built on the loop from the cached
+ * entry and posted to the same loop (done still runs later, never inside
+ * lookup_user). A request that needs the usage (LOOKUP_USAGE for a user
+ * homed here with a limit) goes to a worker as before, which reads the
+ * directory too, so a lowered quota is obeyed at once. Every directory
+ * read by a worker is put in the cache. */
 #include "server/lookup.h"
 
 #include <event2/event.h>
@@ -30,6 +38,7 @@
 #include "directory/directory.h"
 #include "server/loop.h"
 #include "server/server.h"
+#include "server/user-cache.h"
 #include "server/watchdog.h"
 #include "store/store.h"
 
@@ -127,10 +136,32 @@ static void read_usage(struct lookup_request *req)
 	store_close(&st);
 }
 
+/* Remembers what worker_run read (gen: the published generation taken
+ * before the read). A failed node read is not remembered: "" would stand
+ * for "no cluster address" until the next directory change. */
+static void cache_put(const struct lookup_request *req, uint64_t gen, bool addr_known)
+{
+	struct user_cache_entry e;
+	const struct lookup_result *r = &req->res;
+	if (gen == 0 || r->found < 0 || (r->found > 0 && !addr_known))
+		return;
+	if (r->found == 0) {
+		if (user_cache_entry_set(&e, gen, req->name, false, NULL, NULL, NULL, 0, 0, 0))
+			user_cache_put(&e);
+		return;
+	}
+	if (user_cache_entry_set(&e, gen, req->name, true, req->u.home, req->home_addr,
+				 req->u.state, req->u.epoch, req->u.quota, req->u.created))
+		user_cache_put(&e);
+}
+
 static void worker_run(struct lookup_worker *w, struct lookup_request *req)
 {
 	const struct tern_config *cfg = req->cfg;
 	struct lookup_result *r = &req->res;
+	/* before the read: the row read is at least this new */
+	uint64_t gen = user_cache_generation();
+	bool addr_known = true;
 	r->found = -1;
 	r->err = TERN_ERR_TEMP;
 	if (w->dir == NULL) {
@@ -148,8 +179,10 @@ static void worker_run(struct lookup_worker *w, struct lookup_request *req)
 		directory_close(&w->dir);
 		return;
 	}
-	if (r->found == 0)
+	if (r->found == 0) {
+		cache_put(req, gen, true);
 		return;
+	}
 	r->here = strcmp(req->u.home, cfg->node_name) == 0;
 	r->quota = req->u.quota != 0 ? req->u.quota : cfg->default_quota;
 	req->home_addr[0] = '\0';
@@ -157,10 +190,13 @@ static void worker_run(struct lookup_worker *w, struct lookup_request *req)
 	if (!r->here) {
 		struct dir_node n = {0};
 		enum tern_error e;
-		if (w->dir->ops->node_get(w->dir, req->u.home, &n, &e) == 1 && n.cluster_addr != NULL)
+		int got = w->dir->ops->node_get(w->dir, req->u.home, &n, &e);
+		if (got == 1 && n.cluster_addr != NULL)
 			snprintf(req->home_addr, sizeof(req->home_addr), "%s", n.cluster_addr);
+		addr_known = got >= 0;
 		dir_node_clear(&n);
 	}
+	cache_put(req, gen, addr_known);
 	if ((req->flags & LOOKUP_USAGE) != 0 && r->here && r->quota != 0)
 		read_usage(req);
 }
@@ -331,6 +367,60 @@ void lookup_cancel(struct lookup_request **reqp)
 		request_free(req);
 }
 
+/* Fills req's answer from a cached entry as worker_run would from the
+ * directory (the password hash is not cached: ""). False without memory. */
+static bool answer_from_cache(struct lookup_request *req, const struct user_cache_entry *e)
+{
+	struct lookup_result *r = &req->res;
+	if (!e->found) {
+		r->found = 0;
+		r->err = TERN_ERR_NONE;
+		return true;
+	}
+	req->u = (struct dir_user){
+		.name = strdup(req->name),
+		.password_hash = strdup(""),
+		.home = strdup(e->home),
+		.epoch = e->epoch,
+		.state = strdup(e->state),
+		.quota = e->quota,
+		.created = e->created,
+	};
+	if (req->u.name == NULL || req->u.password_hash == NULL || req->u.home == NULL ||
+	    req->u.state == NULL) {
+		dir_user_clear(&req->u);
+		return false;
+	}
+	r->found = 1;
+	r->err = TERN_ERR_NONE;
+	r->here = strcmp(e->home, req->cfg->node_name) == 0;
+	r->quota = e->quota != 0 ? e->quota : req->cfg->default_quota;
+	snprintf(req->home_addr, sizeof(req->home_addr), "%s", r->here ? "" : e->home_addr);
+	r->home_addr = req->home_addr;
+	return true;
+}
+
+/* Whether an answer needs the store's usage, which only a worker reads. */
+static bool needs_usage(const struct lookup_request *req, const struct user_cache_entry *e)
+{
+	if ((req->flags & LOOKUP_USAGE) == 0 || !e->found ||
+	    strcmp(e->home, req->cfg->node_name) != 0)
+		return false;
+	return (e->quota != 0 ? e->quota : req->cfg->default_quota) != 0;
+}
+
+/* The cache's answer for req, posted to its loop: false when there is none
+ * (then the directory is read). */
+static bool try_cache(struct lookup_request *req)
+{
+	struct user_cache_entry e;
+	if (req->spare || !user_cache_get(req->name, &e) || needs_usage(req, &e) ||
+	    !answer_from_cache(req, &e))
+		return false;
+	loop_post(req->loop, result_task, req);
+	return true;
+}
+
 void lookup_user(struct loop *loop, const char *name, unsigned flags, lookup_done_fn *done,
 		 void *ctx, struct lookup_request **req_r)
 {
@@ -345,6 +435,8 @@ void lookup_user(struct loop *loop, const char *name, unsigned flags, lookup_don
 	req->ctx = ctx;
 	req->owner = req_r;
 	*req_r = req;
+	if (try_cache(req))
+		return;   /* answered on a later turn of this loop, like a worker's answer */
 	if (!req->spare)
 		req->timer = evtimer_new(loop->base, deadline_cb, req);
 	static const struct timeval deadline = {

@@ -19,6 +19,7 @@
 #include "core/lock.h"
 #include "core/log.h"
 #include "directory/directory.h"
+#include "server/user-cache.h"
 #include "server/watchdog.h"
 
 /* A heartbeat write slower than one period is worth a warning: a few in a
@@ -40,6 +41,7 @@ static struct {
 	bool failing;
 	bool slow;
 	uint64_t failing_since; /* monotonic ms */
+	bool gen_failing;       /* the change counter cannot be read */
 } reg;
 
 static const char *addr_text(const char *addr)
@@ -152,6 +154,35 @@ static bool wait_until(uint64_t deadline)
 	return !reg.stop;
 }
 
+/* Reads the directory's change counter and publishes it to the user cache
+ * (user-cache.h): a change made by ternctl or another node is obeyed here
+ * from the next beat on. A failed read turns the cache off until a read
+ * works again (logged once). Runs on the heartbeat thread, or on the main
+ * thread before it starts. */
+static void poll_generation(void)
+{
+	enum tern_error e = TERN_ERR_NONE;
+	uint64_t gen = 0;
+
+	watch_busy("directory generation read");
+	int r = directory_generation(reg.dir, &gen, &e);
+	watch_idle();
+	if (r == 0) {
+		user_cache_set_generation(gen);
+		if (reg.gen_failing)
+			log_info("node registry: the directory's change counter reads again; "
+				 "the user cache is back on");
+		reg.gen_failing = false;
+		return;
+	}
+	user_cache_distrust();
+	if (!reg.gen_failing)
+		log_warn("node registry: reading the directory's change counter failed: %s; "
+			 "user look-ups read the directory until it works again (logged once)",
+			 tern_error_str(e));
+	reg.gen_failing = true;
+}
+
 /* One heartbeat. Trouble is logged when it starts and when it ends, not at
  * every beat: a directory that is down for a minute is one line, not sixty. */
 static void beat(void)
@@ -192,6 +223,7 @@ static void *heartbeat_main(void *arg)
 	watch_thread_begin(WATCH_WORKER, "node heartbeat");
 	uint64_t next = tern_now_ms() + TERN_NODE_HEARTBEAT_MS;
 	while (wait_until(next)) {
+		poll_generation();
 		beat();
 		/* After a slow write, beat a period from now rather than
 		 * catching up with a burst of writes. */
@@ -245,7 +277,8 @@ int node_registry_start(const struct tern_config *cfg, char **err_r)
 	tern_mutex_init(&reg.mu, "node registry");
 	tern_cond_init(&reg.cond);
 	reg.stop = false;
-	reg.failing = reg.slow = false;
+	reg.failing = reg.slow = reg.gen_failing = false;
+	poll_generation();
 	if (pthread_create(&reg.thread, NULL, heartbeat_main, NULL) != 0) {
 		/* Registered but without a heartbeat: undo, it would read as down. */
 		pthread_cond_destroy(&reg.cond);
@@ -270,6 +303,12 @@ void node_registry_stop(void)
 		pthread_cond_signal(&reg.cond);
 	}
 	pthread_join(reg.thread, NULL);
+	user_cache_distrust();   /* nobody keeps it current any more */
+	struct user_cache_stats st;
+	user_cache_stats(&st);
+	log_info("user cache: %" PRIu64 " hits, %" PRIu64 " misses, %" PRIu64 " puts (%" PRIu64
+		 " too old), %" PRIu64 " shards emptied, %" PRIu64 " entries at stop", st.hits,
+		 st.misses, st.puts, st.dropped, st.clears, st.entries);
 	pthread_cond_destroy(&reg.cond);
 	tern_mutex_destroy(&reg.mu);
 	release(true);

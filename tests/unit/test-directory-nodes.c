@@ -308,7 +308,7 @@ static void test_migrates_v1(void **state)
 	assert_int_equal(directory_open(path, &dir, &errmsg), 0);
 	assert_int_equal(query_int(path, "SELECT value FROM meta WHERE key = 'schema_version'"),
 			 DIRECTORY_SCHEMA_VERSION);
-	assert_int_equal(DIRECTORY_SCHEMA_VERSION, 2);
+	assert_true(DIRECTORY_SCHEMA_VERSION >= 2);   /* later versions migrate through 2 */
 	/* Users are untouched. */
 	assert_int_equal(directory_user_get(dir, "alice", &u, &err), 1);
 	assert_string_equal(u.home, "old1");
