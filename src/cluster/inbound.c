@@ -203,6 +203,8 @@ static void adopt(struct inbound *in, uint64_t quota)
 	req.params = copy.params;
 	req.front = copy.peer_name;
 	c->proto->free(c);
+	/* the front relays whatever this session writes: big writes, fewer turns */
+	conn_set_bulk(c);
 	if (svc->adopt(c, &req) < 0)
 		conn_close(c);
 	else if (!c->closing && !c->read_paused && evbuffer_get_length(conn_input(c)) > 0)

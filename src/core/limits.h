@@ -404,6 +404,13 @@
  * pauses (both directions of a proxied session). */
 #define TERN_PROXY_BUFFER_HIGH             (256u * 1024)
 #define TERN_PROXY_BUFFER_LOW              (64u * 1024)
+/* A relay reads its channel in chunks this big until the socket is empty
+ * (libevent's own reads are 4 KiB each, one per loop turn), up to
+ * TERN_PROXY_READ_TURN bytes a turn so one session cannot hold its loop. */
+#define TERN_PROXY_READ_CHUNK              (64u * 1024)
+#define TERN_PROXY_READ_TURN               (1024u * 1024)
+/* What a bulk connection's socket layer writes a turn (conn_set_bulk). */
+#define TERN_BULK_WRITE_MAX                (256u * 1024)
 
 /* The node registry (src/server/node-registry.c): each ternd writes a
  * heartbeat to its row in the directory this often, and a node whose last

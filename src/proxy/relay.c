@@ -3,10 +3,12 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/uio.h>
 
 #include "core/config.h"
 #include "core/limits.h"
@@ -28,6 +30,10 @@ struct relay {
 	bool quit_sent;                  /* POP3: the client said QUIT */
 	bool home_gone;
 	uint64_t bytes_up, bytes_down;
+	/* A plain-socket channel is read here, in big chunks, straight into
+	 * the client's output (NULL: a TLS channel, read by its bufferevent). */
+	struct event *raw_read;
+	evutil_socket_t fd;
 };
 
 extern const struct conn_proto relay_proto;
@@ -105,9 +111,18 @@ static void last_word(struct relay *r, const char *why)
 
 static void channel_read_cb(struct bufferevent *bev, void *arg);
 
+static void raw_read_cb(evutil_socket_t fd, short what, void *arg);
+
 static void client_drained(struct conn *c)
 {
 	struct relay *r = c->state;
+	if (r->raw_read != NULL) {
+		if (!r->home_gone) {
+			event_add(r->raw_read, NULL);
+			raw_read_cb(r->fd, EV_READ, r);
+		}
+		return;
+	}
 	bufferevent_enable(r->channel, EV_READ);
 	channel_read_cb(r->channel, r);
 }
@@ -133,13 +148,13 @@ static void channel_read_cb(struct bufferevent *bev, void *arg)
 	}
 }
 
-static void channel_event_cb(struct bufferevent *bev, short what, void *arg)
+static void home_gone(struct relay *r)
 {
-	struct relay *r = arg;
-	if ((what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) == 0)
+	if (r->home_gone)
 		return;
-	channel_read_cb(bev, r);   /* whatever came before the end */
 	r->home_gone = true;
+	if (r->raw_read != NULL)
+		event_del(r->raw_read);
 	if (!r->conn->closing) {
 		bool expected = r->kind == RELAY_IMAP ? r->bye_seen : r->quit_sent;
 		if (!expected)
@@ -147,6 +162,63 @@ static void channel_event_cb(struct bufferevent *bev, short what, void *arg)
 				 "lost", r->user, r->home, kind_name(r), r->conn->peer_addr);
 		last_word(r, "Home node connection lost, please reconnect");
 		conn_close(r->conn);
+	}
+}
+
+static void channel_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct relay *r = arg;
+	if ((what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) == 0)
+		return;
+	if (r->raw_read == NULL)
+		channel_read_cb(bev, r);   /* whatever came before the end */
+	home_gone(r);
+}
+
+/* Reads the channel's socket until it is empty (or a turn's worth),
+ * scanning what passes, into the client's output. */
+static void raw_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)what;
+	struct relay *r = arg;
+	struct conn *c = r->conn;
+	struct evbuffer *out = conn_output(c);
+	size_t turn = 0;
+	while (!c->closing && turn < TERN_PROXY_READ_TURN) {
+		struct evbuffer_iovec v[2];
+		int nv = evbuffer_reserve_space(out, TERN_PROXY_READ_CHUNK, v, 2);
+		if (nv <= 0) {
+			conn_write_failed(c);
+			return;
+		}
+		ssize_t n = readv(fd, (const struct iovec *)v, nv);
+		if (n <= 0) {
+			(void)evbuffer_commit_space(out, v, 0);
+			if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+				break;
+			home_gone(r);   /* EOF or an error */
+			return;
+		}
+		size_t left = (size_t)n;
+		for (int i = 0; i < nv; i++) {
+			size_t take = v[i].iov_len < left ? v[i].iov_len : left;
+			if (!r->compressed)
+				stream_scan_feed(&r->down, v[i].iov_base, take, down_line, r);
+			v[i].iov_len = take;
+			left -= take;
+		}
+		if (evbuffer_commit_space(out, v, nv) < 0) {
+			conn_write_failed(c);
+			return;
+		}
+		r->bytes_down += (size_t)n;
+		turn += (size_t)n;
+		if ((size_t)n < TERN_PROXY_READ_CHUNK)
+			break;   /* the socket is empty, most likely: epoll says */
+	}
+	if (!c->closing && conn_output_pending(c) > TERN_PROXY_BUFFER_HIGH) {
+		event_del(r->raw_read);
+		conn_set_drain_hook(c, TERN_PROXY_BUFFER_LOW, client_drained);
 	}
 }
 
@@ -204,6 +276,8 @@ static void relay_free(struct conn *c)
 	log_info("proxy: user=<%s> home=%s proto=%s rip=%s: closed (%llu bytes in, %llu out)",
 		 r->user, r->home, kind_name(r), c->peer_addr, (unsigned long long)r->bytes_up,
 		 (unsigned long long)r->bytes_down);
+	if (r->raw_read != NULL)
+		event_free(r->raw_read);
 	if (r->channel != NULL)
 		bufferevent_free(r->channel);
 	free(r);
@@ -253,9 +327,20 @@ void proxy_relay_start(struct conn *c, struct bufferevent *bev, const struct rel
 	conn_switch_proto(c, &relay_proto, r, 0);
 	bufferevent_setcb(bev, channel_read_cb, NULL, channel_event_cb, r);
 	bufferevent_enable(bev, EV_READ | EV_WRITE);
+	conn_set_bulk(c);
+	(void)bufferevent_set_max_single_write(bev, TERN_BULK_WRITE_MAX);
+	channel_read_cb(bev, r);  /* the home's first bytes may be here already */
+	r->fd = bufferevent_getfd(bev);
+	if (bufferevent_get_underlying(bev) == NULL && r->fd >= 0 && !c->closing) {
+		/* a plain socket: read it ourselves, in big chunks */
+		r->raw_read = event_new(c->loop->base, r->fd, EV_READ | EV_PERSIST, raw_read_cb, r);
+		if (r->raw_read != NULL) {
+			bufferevent_disable(bev, EV_READ);
+			event_add(r->raw_read, NULL);
+		}
+	}
 	if (c->read_paused)
 		conn_resume(c);       /* what the client pipelined behind its login */
 	else
 		relay_input(c);
-	channel_read_cb(bev, r);  /* the home's first bytes may be here already */
 }

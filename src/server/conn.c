@@ -502,6 +502,11 @@ static struct bufferevent *conn_bottom(struct conn *c)
 	return b;
 }
 
+void conn_set_bulk(struct conn *c)
+{
+	(void)bufferevent_set_max_single_write(conn_bottom(c), TERN_BULK_WRITE_MAX);
+}
+
 /* Bytes accepted but not yet handed to the kernel, over every layer: a
  * TLS or COMPRESS layer empties its own buffer into the one below at once. */
 size_t conn_output_pending(struct conn *c)

@@ -201,6 +201,11 @@ void conn_set_bufferevent(struct conn *c, struct bufferevent *bev);
 void conn_switch_proto(struct conn *c, const struct conn_proto *proto, void *state,
 		       uint32_t idle_timeout_ms);
 
+/* For a connection that carries bulk data (a proxied session, either end):
+ * the socket layer writes up to TERN_BULK_WRITE_MAX bytes a turn instead
+ * of libevent's 16 KiB. */
+void conn_set_bulk(struct conn *c);
+
 /* Frees every connection of the calling loop at once (final shutdown, after
  * the delivery pipeline has stopped so no async work refers to them). */
 void conn_destroy_all(struct loop *loop);
