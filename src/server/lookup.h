@@ -7,6 +7,11 @@
  * another process, wedged, a stalled disk) gives a temporary error then,
  * whatever the worker is doing; its late answer is dropped.
  *
+ * Most requests never reach a worker: what the workers read is kept in the
+ * per-node user cache (server/user-cache.h), valid while the directory's
+ * change counter has not moved (read every heartbeat), and a request it can
+ * answer (no store usage needed) is answered from it, still on a later turn.
+ *
  * The pool is separate from the password workers (proto/auth.c) on
  * purpose: an LMTP RCPT costs microseconds and must not wait behind
  * password hashes, which cost milliseconds each and come in storms, nor
