@@ -8,6 +8,7 @@ sessions come through."""
 import os
 import re
 import subprocess
+import time
 
 import pytest
 
@@ -157,3 +158,40 @@ def test_pop3_maildrop_lock_is_the_home_nodes(make_cluster):
     finally:
         first.close()
         second.close()
+
+
+def test_front_stopping_ends_proxied_sessions_cleanly(make_cluster):
+    """SIGTERM on a front node with a proxied session in IDLE: the client
+    gets `* BYE [UNAVAILABLE]` (at a line boundary: the relay knows where it
+    is in the stream), the front exits 0 without waiting out
+    shutdown_timeout, and the home node, which kept the user's session,
+    notices and serves the user again through another front at once."""
+    cl = make_cluster(shutdown_timeout="20s")
+    c = imap_raw(cl, "node-b").login()
+    try:
+        c.ok("SELECT INBOX")
+        c.send(f"{c.tag()} IDLE\r\n")
+        first = c.response()
+        assert first.startswith(b"+"), first
+        t0 = time.monotonic()
+        cl.stop("node-b")                    # exit 0 asserted inside
+        took = time.monotonic() - t0
+        assert took < 10, f"the front took {took:.1f} s to stop (shutdown_timeout is 20 s)"
+        rest = c.buf
+        deadline = time.monotonic() + IO_TIMEOUT
+        while time.monotonic() < deadline:
+            try:
+                chunk = c.sock.recv(4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            rest += chunk
+        assert b"* BYE [UNAVAILABLE]" in rest, rest
+    finally:
+        c.close()
+    m = imap_raw(cl, "node-c").login()
+    try:
+        m.ok("SELECT INBOX")
+    finally:
+        m.close()
