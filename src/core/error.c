@@ -13,6 +13,7 @@ static const char *const error_names[TERN_ERR_COUNT] = {
 	[TERN_ERR_NOSPACE] = "no space left on device",
 	[TERN_ERR_CORRUPT] = "database corrupt",
 	[TERN_ERR_NOMEM] = "out of memory",
+	[TERN_ERR_CONFLICT] = "changed concurrently",
 };
 
 const char *tern_error_str(enum tern_error err)

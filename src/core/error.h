@@ -17,6 +17,7 @@ enum tern_error {
 	TERN_ERR_NOSPACE,       /* disk full */
 	TERN_ERR_CORRUPT,       /* database failed a consistency check */
 	TERN_ERR_NOMEM,
+	TERN_ERR_CONFLICT,      /* a compare-and-set found another state than expected */
 	TERN_ERR_COUNT
 };
 

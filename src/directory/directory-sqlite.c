@@ -33,12 +33,37 @@ enum stmt_id {
 	ST_NODE_STOP,
 	ST_NODE_LIST,
 	ST_GENERATION,
+	ST_MOVE_GET,
+	ST_MOVE_GET_ACTIVE,
+	ST_MOVE_LIST_ACTIVE,
+	ST_MOVE_LIST_ALL,
+	ST_MOVE_INSERT,
+	ST_MOVE_SET_PHASE,
+	ST_MOVE_PROGRESS,
+	ST_MOVE_NOTE_ERROR,
+	ST_MOVE_FAIL,
+	ST_MOVE_CANCEL,
+	ST_MOVE_SUSPEND,
+	ST_MOVE_LEASE,
+	ST_MOVE_RELEASE,
+	ST_MOVE_COMPLETE,
+	ST_USER_SWITCH_HOME,
 	ST_COUNT
 };
 
 #define USER_COLUMNS "name, password_hash, home, epoch, state, quota, created"
 #define NODE_COLUMNS "name, lmtp_addr, imap_addr, pop3_addr, admin_addr, cluster_addr, " \
 	"version, started, heartbeat, stopped, updated"
+
+#define MOVE_COLUMNS "id, user, source, destination, phase, messages_total, messages_done, " \
+	"bytes_total, bytes_done, rounds, copied_modseq, wait_reason, last_error, " \
+	"suspend_when_ready, cancel_requested, runner, lease_owner, lease_expires, created, " \
+	"updated, phase_since, started, finished"
+/* Must match dir_move_phase_finished() and the moves_one_active index. */
+#define MOVE_FINISHED "('completed', 'failed', 'cancelled')"
+#define MOVE_ACTIVE "phase NOT IN " MOVE_FINISHED
+/* What reaching a finished phase also does: the lease and the wait end. */
+#define MOVE_END_SET "finished = ?3, lease_owner = '', lease_expires = 0, wait_reason = ''"
 
 static const char *const stmt_sql[ST_COUNT] = {
 	[ST_USER_GET] = "SELECT " USER_COLUMNS " FROM users WHERE name = ?1",
@@ -62,6 +87,49 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_NODE_STOP] = "UPDATE nodes SET stopped = 1 WHERE name = ?1",
 	[ST_NODE_LIST] = "SELECT " NODE_COLUMNS " FROM nodes ORDER BY name",
 	[ST_GENERATION] = "SELECT value FROM generation WHERE id = 1",
+	[ST_MOVE_GET] = "SELECT " MOVE_COLUMNS " FROM moves WHERE id = ?1",
+	[ST_MOVE_GET_ACTIVE] = "SELECT " MOVE_COLUMNS " FROM moves WHERE user = ?1 AND "
+			       MOVE_ACTIVE,
+	[ST_MOVE_LIST_ACTIVE] = "SELECT " MOVE_COLUMNS " FROM moves WHERE " MOVE_ACTIVE
+				" ORDER BY id",
+	[ST_MOVE_LIST_ALL] = "SELECT " MOVE_COLUMNS " FROM moves ORDER BY id",
+	[ST_MOVE_INSERT] = "INSERT INTO moves (user, source, destination, phase, "
+			   "suspend_when_ready, created, updated, phase_since) "
+			   "VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?5, ?5)",
+	/* ?2 expected, ?3 new phase, ?4 now. */
+	[ST_MOVE_SET_PHASE] = "UPDATE moves SET phase = ?3, updated = ?4, phase_since = ?4, "
+			      "started = CASE WHEN started = 0 AND ?3 != 'queued' THEN ?4 "
+			      "ELSE started END, "
+			      "finished = CASE WHEN ?3 IN " MOVE_FINISHED " THEN ?4 ELSE 0 END, "
+			      "lease_owner = CASE WHEN ?3 IN " MOVE_FINISHED " THEN '' "
+			      "ELSE lease_owner END, "
+			      "lease_expires = CASE WHEN ?3 IN " MOVE_FINISHED " THEN 0 "
+			      "ELSE lease_expires END, "
+			      "wait_reason = CASE WHEN ?3 IN " MOVE_FINISHED " THEN '' "
+			      "ELSE wait_reason END "
+			      "WHERE id = ?1 AND phase = ?2",
+	[ST_MOVE_PROGRESS] = "UPDATE moves SET messages_done = ?2, messages_total = ?3, "
+			     "bytes_done = ?4, bytes_total = ?5, rounds = ?6, copied_modseq = ?7, "
+			     "wait_reason = ?8, updated = ?9 WHERE id = ?1 AND " MOVE_ACTIVE,
+	[ST_MOVE_NOTE_ERROR] = "UPDATE moves SET last_error = ?2, updated = ?3 "
+			       "WHERE id = ?1 AND " MOVE_ACTIVE,
+	[ST_MOVE_FAIL] = "UPDATE moves SET phase = 'failed', last_error = ?2, updated = ?3, "
+			 "phase_since = ?3, " MOVE_END_SET " WHERE id = ?1 AND " MOVE_ACTIVE,
+	[ST_MOVE_CANCEL] = "UPDATE moves SET cancel_requested = 1 WHERE id = ?1 AND " MOVE_ACTIVE,
+	[ST_MOVE_SUSPEND] = "UPDATE moves SET suspend_when_ready = ?2 "
+			    "WHERE id = ?1 AND " MOVE_ACTIVE,
+	/* ?2 owner, ?3 now, ?4 ttl. */
+	[ST_MOVE_LEASE] = "UPDATE moves SET lease_owner = ?2, lease_expires = ?3 + ?4, "
+			  "runner = ?2, updated = ?3 WHERE id = ?1 AND " MOVE_ACTIVE " AND "
+			  "(lease_owner = '' OR lease_expires <= ?3 OR lease_owner = ?2)",
+	[ST_MOVE_RELEASE] = "UPDATE moves SET lease_owner = '', lease_expires = 0 "
+			    "WHERE id = ?1 AND lease_owner = ?2 AND lease_owner != ''",
+	[ST_MOVE_COMPLETE] = "UPDATE moves SET phase = 'completed', updated = ?3, "
+			     "phase_since = ?3, " MOVE_END_SET
+			     " WHERE id = ?1 AND phase = 'finalizing' AND user = ?2",
+	/* ?1 user, ?2 expected home, ?3 expected epoch, ?4 new home. */
+	[ST_USER_SWITCH_HOME] = "UPDATE users SET home = ?4, epoch = ?3 + 1 "
+				"WHERE name = ?1 AND home = ?2 AND epoch = ?3",
 };
 
 /* Schema steps, in ascending order. Step N upgrades version N-1 to N; to
@@ -138,6 +206,56 @@ static const struct migration migrations[] = {
 	  "CREATE TRIGGER generation_node_address AFTER UPDATE OF cluster_addr ON nodes"
 	  " WHEN OLD.cluster_addr IS NOT NEW.cluster_addr BEGIN"
 	  " UPDATE generation SET value = value + 1 WHERE id = 1; END;" },
+	/* Online moves (issue 10): the moves table of version 1 was never
+	 * written, so it is rebuilt with what a move's status needs (state
+	 * becomes phase, phase_detail wait_reason, error last_error; every time
+	 * in unix ms) and a partial unique index allowing one active move per
+	 * user. Rows a build wrote by hand keep their values; an unknown state
+	 * becomes failed, and all but the newest active move of a user fail. */
+	{ 4,
+	  "CREATE TABLE moves_v4 ("
+	  " id INTEGER PRIMARY KEY,"
+	  " user TEXT NOT NULL,"
+	  " source TEXT NOT NULL,"
+	  " destination TEXT NOT NULL,"
+	  " phase TEXT NOT NULL DEFAULT 'queued' CHECK (phase IN ('queued', 'copying',"
+	  "  'syncing', 'ready', 'finalizing', 'completed', 'failed', 'cancelled')),"
+	  " messages_total INTEGER NOT NULL DEFAULT 0,"
+	  " messages_done INTEGER NOT NULL DEFAULT 0,"
+	  " bytes_total INTEGER NOT NULL DEFAULT 0,"
+	  " bytes_done INTEGER NOT NULL DEFAULT 0,"
+	  " rounds INTEGER NOT NULL DEFAULT 0,"
+	  " copied_modseq INTEGER NOT NULL DEFAULT 0,"
+	  " wait_reason TEXT NOT NULL DEFAULT '',"
+	  " last_error TEXT NOT NULL DEFAULT '',"
+	  " suspend_when_ready INTEGER NOT NULL DEFAULT 0,"
+	  " cancel_requested INTEGER NOT NULL DEFAULT 0,"
+	  " runner TEXT NOT NULL DEFAULT '',"
+	  " lease_owner TEXT NOT NULL DEFAULT '',"
+	  " lease_expires INTEGER NOT NULL DEFAULT 0,"
+	  " created INTEGER NOT NULL,"
+	  " updated INTEGER NOT NULL,"
+	  " phase_since INTEGER NOT NULL DEFAULT 0,"
+	  " started INTEGER NOT NULL DEFAULT 0,"
+	  " finished INTEGER NOT NULL DEFAULT 0);"
+	  "INSERT INTO moves_v4 (id, user, source, destination, phase, messages_total,"
+	  " messages_done, bytes_done, wait_reason, last_error, lease_owner, lease_expires,"
+	  " created, updated, phase_since)"
+	  " SELECT id, user, source, destination,"
+	  "  CASE WHEN state IN ('queued', 'copying', 'syncing', 'ready', 'finalizing',"
+	  "   'completed', 'failed', 'cancelled') THEN state ELSE 'failed' END,"
+	  "  messages_total, messages_done, bytes_done, phase_detail, coalesce(error, ''),"
+	  "  coalesce(lease_owner, ''), coalesce(lease_expires, 0), created, updated, updated"
+	  " FROM moves;"
+	  "DROP TABLE moves;"
+	  "ALTER TABLE moves_v4 RENAME TO moves;"
+	  "UPDATE moves SET phase = 'failed', last_error = 'superseded by a newer move'"
+	  " WHERE phase NOT IN ('completed', 'failed', 'cancelled') AND id NOT IN"
+	  " (SELECT max(id) FROM moves WHERE phase NOT IN ('completed', 'failed', 'cancelled')"
+	  "  GROUP BY user);"
+	  "CREATE INDEX moves_user ON moves (user);"
+	  "CREATE UNIQUE INDEX moves_one_active ON moves (user)"
+	  " WHERE phase NOT IN ('completed', 'failed', 'cancelled');" },
 };
 
 struct dir_sqlite {
@@ -597,6 +715,490 @@ static int sqlite_generation(struct directory *dir, uint64_t *gen_r, enum tern_e
 	return 0;
 }
 
+/* ---- moves ---- */
+
+/* Runs fn inside one BEGIN IMMEDIATE transaction: the write lock is taken
+ * before the first read, so a check and the write it allows cannot be split
+ * by another process. Commits when fn returns >= 0 (its value is returned),
+ * rolls back otherwise. */
+static int in_write_tx(struct dir_sqlite *ds,
+		       int (*fn)(struct dir_sqlite *ds, void *ctx, enum tern_error *err_r),
+		       void *ctx, enum tern_error *err_r)
+{
+	int rc, ret;
+
+	rc = sqlite3_exec(ds->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+	if (rc != SQLITE_OK)
+		return fail(err_r, map_rc(rc));
+	ret = fn(ds, ctx, err_r);
+	if (ret < 0) {
+		sqlite3_exec(ds->db, "ROLLBACK", NULL, NULL, NULL);
+		return -1;
+	}
+	rc = sqlite3_exec(ds->db, "COMMIT", NULL, NULL, NULL);
+	if (rc != SQLITE_OK) {
+		sqlite3_exec(ds->db, "ROLLBACK", NULL, NULL, NULL);
+		return fail(err_r, map_rc(rc));
+	}
+	return ret;
+}
+
+static int row_to_move(sqlite3_stmt *st, struct dir_move *m_r)
+{
+	struct dir_move m = {
+		.id = sqlite3_column_int64(st, 0),
+		.user = col_strdup(st, 1),
+		.source = col_strdup(st, 2),
+		.destination = col_strdup(st, 3),
+		.messages_total = (uint64_t)sqlite3_column_int64(st, 5),
+		.messages_done = (uint64_t)sqlite3_column_int64(st, 6),
+		.bytes_total = (uint64_t)sqlite3_column_int64(st, 7),
+		.bytes_done = (uint64_t)sqlite3_column_int64(st, 8),
+		.rounds = (uint64_t)sqlite3_column_int64(st, 9),
+		.copied_modseq = (uint64_t)sqlite3_column_int64(st, 10),
+		.wait_reason = col_strdup(st, 11),
+		.last_error = col_strdup(st, 12),
+		.suspend_when_ready = sqlite3_column_int64(st, 13) != 0,
+		.cancel_requested = sqlite3_column_int64(st, 14) != 0,
+		.runner = col_strdup(st, 15),
+		.lease_owner = col_strdup(st, 16),
+		.lease_expires_ms = sqlite3_column_int64(st, 17),
+		.created_ms = sqlite3_column_int64(st, 18),
+		.updated_ms = sqlite3_column_int64(st, 19),
+		.phase_since_ms = sqlite3_column_int64(st, 20),
+		.started_ms = sqlite3_column_int64(st, 21),
+		.finished_ms = sqlite3_column_int64(st, 22),
+	};
+	const unsigned char *phase = sqlite3_column_text(st, 4);
+
+	/* The CHECK constraint keeps phase to the known names. */
+	if (dir_move_phase_parse((const char *)phase, &m.phase) < 0)
+		m.phase = DIR_MOVE_FAILED;
+	if (m.user == NULL || m.source == NULL || m.destination == NULL ||
+	    m.wait_reason == NULL || m.last_error == NULL || m.runner == NULL ||
+	    m.lease_owner == NULL) {
+		dir_move_clear(&m);
+		return -1;
+	}
+	*m_r = m;
+	return 0;
+}
+
+/* Steps a statement that reads at most one move. */
+static int move_read_one(sqlite3_stmt *st, struct dir_move *m_r, enum tern_error *err_r)
+{
+	int rc = sqlite3_step(st);
+
+	if (rc == SQLITE_DONE)
+		return 0;
+	if (rc != SQLITE_ROW)
+		return fail(err_r, map_rc(rc));
+	if (row_to_move(st, m_r) < 0)
+		return fail(err_r, TERN_ERR_NOMEM);
+	return 1;
+}
+
+static int sqlite_move_get(struct directory *dir, int64_t id, struct dir_move *m_r,
+			   enum tern_error *err_r)
+{
+	STMT_SCOPED st = stmt_get(ds_of(dir), ST_MOVE_GET, err_r);
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	return move_read_one(st, m_r, err_r);
+}
+
+static int sqlite_move_get_active(struct directory *dir, const char *user, struct dir_move *m_r,
+				  enum tern_error *err_r)
+{
+	STMT_SCOPED st = stmt_get(ds_of(dir), ST_MOVE_GET_ACTIVE, err_r);
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, or_empty(user), -1, SQLITE_STATIC);
+	return move_read_one(st, m_r, err_r);
+}
+
+static int sqlite_move_list(struct directory *dir, bool include_finished,
+			    struct dir_move **moves_r, size_t *count_r, enum tern_error *err_r)
+{
+	STMT_SCOPED st = stmt_get(ds_of(dir), include_finished ? ST_MOVE_LIST_ALL :
+				  ST_MOVE_LIST_ACTIVE, err_r);
+	struct dir_move *moves = NULL, *bigger;
+	size_t count = 0, cap = 0;
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		bigger = grow(moves, count, &cap, sizeof(*moves));
+		if (bigger == NULL || row_to_move(st, &bigger[count]) < 0) {
+			rc = SQLITE_NOMEM;
+			if (bigger != NULL)
+				moves = bigger;
+			break;
+		}
+		moves = bigger;
+		count++;
+	}
+	if (rc != SQLITE_DONE) {
+		dir_moves_free(&moves, count);
+		return fail(err_r, map_rc(rc));
+	}
+	*moves_r = moves;
+	*count_r = count;
+	return 0;
+}
+
+struct move_create_ctx {
+	const char *user, *source, *destination;
+	bool suspend_when_ready;
+	int64_t now_ms;
+	int64_t id;
+};
+
+static int move_insert(struct dir_sqlite *ds, const struct dir_user *u,
+		       struct move_create_ctx *c, enum tern_error *err_r)
+{
+	STMT_SCOPED st = stmt_get(ds, ST_MOVE_INSERT, err_r);
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, u->name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, u->home, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, c->destination, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 4, c->suspend_when_ready ? 1 : 0);
+	sqlite3_bind_int64(st, 5, c->now_ms);
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE)
+		return fail(err_r, map_rc(rc));   /* a constraint: the one-active index */
+	c->id = sqlite3_last_insert_rowid(ds->db);
+	return 0;
+}
+
+/* The checks of move_create, in the order of its errors, then the insert. */
+static int move_create_checked(struct dir_sqlite *ds, const struct dir_user *u,
+			       struct move_create_ctx *c, enum tern_error *err_r)
+{
+	struct dir_node n;
+	struct dir_move m;
+	int found;
+
+	if (c->source != NULL && c->source[0] != '\0' && strcmp(c->source, u->home) != 0)
+		return fail(err_r, TERN_ERR_CONFLICT);
+	if (strcmp(c->destination, u->home) == 0)
+		return fail(err_r, TERN_ERR_INVALID);
+	found = sqlite_node_get(&ds->dir, c->destination, &n, err_r);
+	if (found <= 0)
+		return found < 0 ? -1 : fail(err_r, TERN_ERR_INVALID);
+	dir_node_clear(&n);
+	found = sqlite_move_get_active(&ds->dir, c->user, &m, err_r);
+	if (found > 0)
+		dir_move_clear(&m);
+	if (found != 0)
+		return found < 0 ? -1 : fail(err_r, TERN_ERR_EXISTS);
+	return move_insert(ds, u, c, err_r);
+}
+
+static int move_create_locked(struct dir_sqlite *ds, void *ctx, enum tern_error *err_r)
+{
+	struct move_create_ctx *c = ctx;
+	struct dir_user u;
+	int found, ret;
+
+	found = sqlite_user_get(&ds->dir, c->user, &u, err_r);
+	if (found <= 0)
+		return found < 0 ? -1 : fail(err_r, TERN_ERR_NOTFOUND);
+	ret = move_create_checked(ds, &u, c, err_r);
+	dir_user_clear(&u);
+	return ret;
+}
+
+static int sqlite_move_create(struct directory *dir, const char *user, const char *source,
+			      const char *destination, bool suspend_when_ready, int64_t now_ms,
+			      int64_t *id_r, enum tern_error *err_r)
+{
+	struct move_create_ctx c = {
+		.user = user, .source = source, .destination = destination,
+		.suspend_when_ready = suspend_when_ready, .now_ms = now_ms,
+	};
+
+	if (user == NULL || !node_name_valid(destination))
+		return fail(err_r, TERN_ERR_INVALID);
+	if (in_write_tx(ds_of(dir), move_create_locked, &c, err_r) < 0)
+		return -1;
+	if (id_r != NULL)
+		*id_r = c.id;
+	return 0;
+}
+
+/* After an UPDATE of a move that matched no row: NOTFOUND when the move does
+ * not exist, else CONFLICT (it is in another state than the update asked). */
+static int move_missed(struct dir_sqlite *ds, int64_t id, enum tern_error *err_r)
+{
+	struct dir_move m;
+	int found = sqlite_move_get(&ds->dir, id, &m, err_r);
+
+	if (found < 0)
+		return -1;
+	if (found == 0)
+		return fail(err_r, TERN_ERR_NOTFOUND);
+	dir_move_clear(&m);
+	return fail(err_r, TERN_ERR_CONFLICT);
+}
+
+/* Steps an UPDATE of move id that must change it: 0, or -1 with NOTFOUND or
+ * CONFLICT. The statement is reset before the follow-up read. */
+static int move_update(struct dir_sqlite *ds, sqlite3_stmt *st, int64_t id,
+		       enum tern_error *err_r)
+{
+	int rc = sqlite3_step(st);
+	int changed = sqlite3_changes(ds->db);
+
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return fail(err_r, map_rc(rc));
+	if (changed == 0)
+		return move_missed(ds, id, err_r);
+	return 0;
+}
+
+static int sqlite_move_set_phase(struct directory *dir, int64_t id, enum dir_move_phase expected,
+				 enum dir_move_phase new_phase, int64_t now_ms,
+				 enum tern_error *err_r)
+{
+	STMT_SCOPED st = NULL;
+
+	if ((unsigned)expected >= DIR_MOVE_PHASE_COUNT ||
+	    (unsigned)new_phase >= DIR_MOVE_PHASE_COUNT ||
+	    dir_move_phase_finished(expected) || new_phase == DIR_MOVE_COMPLETED)
+		return fail(err_r, TERN_ERR_INVALID);
+	st = stmt_get(ds_of(dir), ST_MOVE_SET_PHASE, err_r);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_text(st, 2, dir_move_phase_name(expected), -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, dir_move_phase_name(new_phase), -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, now_ms);
+	return move_update(ds_of(dir), st, id, err_r);
+}
+
+static int sqlite_move_progress(struct directory *dir, int64_t id, uint64_t messages_done,
+				uint64_t messages_total, uint64_t bytes_done, uint64_t bytes_total,
+				uint64_t rounds, uint64_t copied_modseq, const char *wait_reason,
+				int64_t now_ms, enum tern_error *err_r)
+{
+	STMT_SCOPED st = NULL;
+
+	if (messages_done > INT64_MAX || messages_total > INT64_MAX || bytes_done > INT64_MAX ||
+	    bytes_total > INT64_MAX || rounds > INT64_MAX || copied_modseq > INT64_MAX)
+		return fail(err_r, TERN_ERR_INVALID);
+	st = stmt_get(ds_of(dir), ST_MOVE_PROGRESS, err_r);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)messages_done);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)messages_total);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)bytes_done);
+	sqlite3_bind_int64(st, 5, (sqlite3_int64)bytes_total);
+	sqlite3_bind_int64(st, 6, (sqlite3_int64)rounds);
+	sqlite3_bind_int64(st, 7, (sqlite3_int64)copied_modseq);
+	sqlite3_bind_text(st, 8, or_empty(wait_reason), -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 9, now_ms);
+	return move_update(ds_of(dir), st, id, err_r);
+}
+
+/* note_error and fail: ?1 id, ?2 error, ?3 now. */
+static int move_error_write(struct directory *dir, enum stmt_id sid, int64_t id,
+			    const char *error, int64_t now_ms, enum tern_error *err_r)
+{
+	STMT_SCOPED st = stmt_get(ds_of(dir), sid, err_r);
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_text(st, 2, or_empty(error), -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, now_ms);
+	return move_update(ds_of(dir), st, id, err_r);
+}
+
+static int sqlite_move_note_error(struct directory *dir, int64_t id, const char *error,
+				  int64_t now_ms, enum tern_error *err_r)
+{
+	return move_error_write(dir, ST_MOVE_NOTE_ERROR, id, error, now_ms, err_r);
+}
+
+static int sqlite_move_fail(struct directory *dir, int64_t id, const char *error, int64_t now_ms,
+			    enum tern_error *err_r)
+{
+	return move_error_write(dir, ST_MOVE_FAIL, id, error, now_ms, err_r);
+}
+
+static int sqlite_move_request_cancel(struct directory *dir, int64_t id, enum tern_error *err_r)
+{
+	STMT_SCOPED st = stmt_get(ds_of(dir), ST_MOVE_CANCEL, err_r);
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	return move_update(ds_of(dir), st, id, err_r);
+}
+
+static int sqlite_move_set_suspend(struct directory *dir, int64_t id, bool suspend,
+				   enum tern_error *err_r)
+{
+	STMT_SCOPED st = stmt_get(ds_of(dir), ST_MOVE_SUSPEND, err_r);
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int(st, 2, suspend ? 1 : 0);
+	return move_update(ds_of(dir), st, id, err_r);
+}
+
+struct move_lease_ctx {
+	int64_t id;
+	const char *owner;
+	int64_t now_ms, ttl_ms;
+};
+
+static int move_lease_locked(struct dir_sqlite *ds, void *ctx, enum tern_error *err_r)
+{
+	struct move_lease_ctx *c = ctx;
+	STMT_SCOPED st = stmt_get(ds, ST_MOVE_LEASE, err_r);
+	struct dir_move m;
+	int rc, found;
+	bool finished;
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, c->id);
+	sqlite3_bind_text(st, 2, c->owner, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, c->now_ms);
+	sqlite3_bind_int64(st, 4, c->ttl_ms);
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE)
+		return fail(err_r, map_rc(rc));
+	if (sqlite3_changes(ds->db) > 0)
+		return 1;
+	/* Not taken: held by another owner, or no such active move. */
+	found = sqlite_move_get(&ds->dir, c->id, &m, err_r);
+	if (found < 0)
+		return -1;
+	if (found == 0)
+		return fail(err_r, TERN_ERR_NOTFOUND);
+	finished = dir_move_phase_finished(m.phase);
+	dir_move_clear(&m);
+	return finished ? fail(err_r, TERN_ERR_CONFLICT) : 0;
+}
+
+static int sqlite_move_lease(struct directory *dir, int64_t id, const char *owner, int64_t now_ms,
+			     int64_t ttl_ms, enum tern_error *err_r)
+{
+	struct move_lease_ctx c = { .id = id, .owner = owner, .now_ms = now_ms, .ttl_ms = ttl_ms };
+
+	if (!node_name_valid(owner) || ttl_ms <= 0 || now_ms > INT64_MAX - ttl_ms)
+		return fail(err_r, TERN_ERR_INVALID);
+	return in_write_tx(ds_of(dir), move_lease_locked, &c, err_r);
+}
+
+static int sqlite_move_lease_release(struct directory *dir, int64_t id, const char *owner,
+				     enum tern_error *err_r)
+{
+	STMT_SCOPED st = stmt_get(ds_of(dir), ST_MOVE_RELEASE, err_r);
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_text(st, 2, or_empty(owner), -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE)
+		return fail(err_r, map_rc(rc));
+	return sqlite3_changes(ds_of(dir)->db) > 0 ? 1 : 0;
+}
+
+struct move_switch_ctx {
+	int64_t id;
+	const char *user, *expected_home, *new_home;
+	int64_t expected_epoch, now_ms;
+};
+
+/* The checks give the precise error; the two UPDATEs repeat them in their
+ * WHERE clauses, so a row that does not match changes nothing either way. */
+static int move_switch_locked(struct dir_sqlite *ds, void *ctx, enum tern_error *err_r)
+{
+	struct move_switch_ctx *c = ctx;
+	struct dir_move m;
+	struct dir_user u;
+	enum tern_error err = TERN_ERR_NONE;
+	int found, rc;
+
+	found = sqlite_move_get(&ds->dir, c->id, &m, err_r);
+	if (found <= 0)
+		return found < 0 ? -1 : fail(err_r, TERN_ERR_NOTFOUND);
+	if (strcmp(m.user, c->user) != 0 || strcmp(m.destination, c->new_home) != 0)
+		err = TERN_ERR_INVALID;
+	else if (m.phase != DIR_MOVE_FINALIZING)
+		err = TERN_ERR_CONFLICT;
+	dir_move_clear(&m);
+	if (err != TERN_ERR_NONE)
+		return fail(err_r, err);
+	found = sqlite_user_get(&ds->dir, c->user, &u, err_r);
+	if (found <= 0)
+		return found < 0 ? -1 : fail(err_r, TERN_ERR_NOTFOUND);
+	if (strcmp(u.home, c->expected_home) != 0 || u.epoch != c->expected_epoch)
+		err = TERN_ERR_CONFLICT;
+	dir_user_clear(&u);
+	if (err != TERN_ERR_NONE)
+		return fail(err_r, err);
+
+	STMT_SCOPED su = stmt_get(ds, ST_USER_SWITCH_HOME, err_r);
+
+	if (su == NULL)
+		return -1;
+	sqlite3_bind_text(su, 1, c->user, -1, SQLITE_STATIC);
+	sqlite3_bind_text(su, 2, c->expected_home, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(su, 3, c->expected_epoch);
+	sqlite3_bind_text(su, 4, c->new_home, -1, SQLITE_STATIC);
+	rc = sqlite3_step(su);
+	if (rc != SQLITE_DONE)
+		return fail(err_r, map_rc(rc));
+	if (sqlite3_changes(ds->db) != 1)
+		return fail(err_r, TERN_ERR_CONFLICT);
+
+	STMT_SCOPED sm = stmt_get(ds, ST_MOVE_COMPLETE, err_r);
+
+	if (sm == NULL)
+		return -1;
+	sqlite3_bind_int64(sm, 1, c->id);
+	sqlite3_bind_text(sm, 2, c->user, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(sm, 3, c->now_ms);
+	rc = sqlite3_step(sm);
+	if (rc != SQLITE_DONE)
+		return fail(err_r, map_rc(rc));
+	if (sqlite3_changes(ds->db) != 1)
+		return fail(err_r, TERN_ERR_CONFLICT);
+	return 0;
+}
+
+static int sqlite_move_switch_home(struct directory *dir, int64_t id, const char *user,
+				   const char *expected_home, int64_t expected_epoch,
+				   const char *new_home, int64_t now_ms, enum tern_error *err_r)
+{
+	struct move_switch_ctx c = {
+		.id = id, .user = user, .expected_home = expected_home, .new_home = new_home,
+		.expected_epoch = expected_epoch, .now_ms = now_ms,
+	};
+
+	if (user == NULL || expected_home == NULL || !node_name_valid(new_home) ||
+	    expected_epoch == INT64_MAX)
+		return fail(err_r, TERN_ERR_INVALID);
+	return in_write_tx(ds_of(dir), move_switch_locked, &c, err_r);
+}
+
 static void sqlite_close(struct directory *dir)
 {
 	struct dir_sqlite *ds = ds_of(dir);
@@ -621,6 +1223,19 @@ static const struct directory_ops sqlite_ops = {
 	.node_stop = sqlite_node_stop,
 	.node_list = sqlite_node_list,
 	.generation = sqlite_generation,
+	.move_create = sqlite_move_create,
+	.move_get = sqlite_move_get,
+	.move_get_active = sqlite_move_get_active,
+	.move_list = sqlite_move_list,
+	.move_set_phase = sqlite_move_set_phase,
+	.move_progress = sqlite_move_progress,
+	.move_note_error = sqlite_move_note_error,
+	.move_fail = sqlite_move_fail,
+	.move_request_cancel = sqlite_move_request_cancel,
+	.move_set_suspend = sqlite_move_set_suspend,
+	.move_lease = sqlite_move_lease,
+	.move_lease_release = sqlite_move_lease_release,
+	.move_switch_home = sqlite_move_switch_home,
 	.close = sqlite_close,
 };
 

@@ -73,6 +73,63 @@ void dir_nodes_free(struct dir_node **nodes, size_t count)
 	*nodes = NULL;
 }
 
+void dir_move_clear(struct dir_move *m)
+{
+	free(m->user);
+	free(m->source);
+	free(m->destination);
+	free(m->wait_reason);
+	free(m->last_error);
+	free(m->runner);
+	free(m->lease_owner);
+	memset(m, 0, sizeof(*m));
+}
+
+void dir_moves_free(struct dir_move **moves, size_t count)
+{
+	if (*moves == NULL)
+		return;
+	for (size_t i = 0; i < count; i++)
+		dir_move_clear(&(*moves)[i]);
+	free(*moves);
+	*moves = NULL;
+}
+
+static const char *const move_phase_names[DIR_MOVE_PHASE_COUNT] = {
+	[DIR_MOVE_QUEUED] = "queued",
+	[DIR_MOVE_COPYING] = "copying",
+	[DIR_MOVE_SYNCING] = "syncing",
+	[DIR_MOVE_READY] = "ready",
+	[DIR_MOVE_FINALIZING] = "finalizing",
+	[DIR_MOVE_COMPLETED] = "completed",
+	[DIR_MOVE_FAILED] = "failed",
+	[DIR_MOVE_CANCELLED] = "cancelled",
+};
+
+const char *dir_move_phase_name(enum dir_move_phase phase)
+{
+	if ((unsigned)phase >= DIR_MOVE_PHASE_COUNT)
+		return "?";
+	return move_phase_names[phase];
+}
+
+int dir_move_phase_parse(const char *name, enum dir_move_phase *phase_r)
+{
+	for (unsigned i = 0; name != NULL && i < DIR_MOVE_PHASE_COUNT; i++) {
+		if (strcmp(name, move_phase_names[i]) == 0) {
+			*phase_r = (enum dir_move_phase)i;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+bool dir_move_phase_finished(enum dir_move_phase phase)
+{
+	return phase == DIR_MOVE_COMPLETED || phase == DIR_MOVE_FAILED ||
+	       phase == DIR_MOVE_CANCELLED;
+}
+
 int64_t dir_node_heartbeat_age_ms(const struct dir_node *n, int64_t now_ms)
 {
 	if (n->heartbeat_ms <= 0)

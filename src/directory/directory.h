@@ -37,6 +37,47 @@ struct dir_node {
 	int64_t updated;     /* unix seconds of the last registration */
 };
 
+/* A move's phase (DESIGN.md "Move, phase by phase"). Stored as its name. */
+enum dir_move_phase {
+	DIR_MOVE_QUEUED = 0,   /* created, no mover has started it */
+	DIR_MOVE_COPYING,      /* bulk copy; the user stays online on the source */
+	DIR_MOVE_SYNCING,      /* rounds of changes since copied_modseq */
+	DIR_MOVE_READY,        /* delta small, held there by suspend_when_ready */
+	DIR_MOVE_FINALIZING,   /* source frozen, last delta, then move_switch_home */
+	DIR_MOVE_COMPLETED,    /* the directory names the destination */
+	DIR_MOVE_FAILED,       /* home unchanged; last_error says why */
+	DIR_MOVE_CANCELLED,    /* home unchanged, on an administrator's request */
+	DIR_MOVE_PHASE_COUNT
+};
+
+/* A move as kept in the directory, so every node and ternctl sees one truth.
+ * All times are wall-clock unix milliseconds (0 = not yet); counts are what
+ * the mover last reported with move_progress. Strings are never NULL in a
+ * filled struct ("" = none). */
+struct dir_move {
+	int64_t id;
+	char *user;
+	char *source;              /* the user's home when the move was created */
+	char *destination;
+	enum dir_move_phase phase;
+	uint64_t messages_total, messages_done;
+	uint64_t bytes_total, bytes_done;
+	uint64_t rounds;           /* sync rounds done */
+	uint64_t copied_modseq;    /* the source's modseq copied so far */
+	char *wait_reason;         /* why it waits, e.g. "waiting for 2 in-flight deliveries" */
+	char *last_error;
+	bool suspend_when_ready;   /* stop in ready until move_set_suspend(false) */
+	bool cancel_requested;     /* the mover should roll back and end cancelled */
+	char *runner;              /* the node that last took the lease (runs the mover) */
+	char *lease_owner;         /* the lease holder, "" when none */
+	int64_t lease_expires_ms;  /* the lease is free from this instant on */
+	int64_t created_ms;
+	int64_t updated_ms;        /* the last write that carried a time */
+	int64_t phase_since_ms;    /* when it entered its phase (watchdog) */
+	int64_t started_ms;        /* first left queued */
+	int64_t finished_ms;       /* reached completed, failed or cancelled */
+};
+
 struct directory;
 
 struct directory_ops {
@@ -81,6 +122,83 @@ struct directory_ops {
 	 * heartbeat. A cache of directory rows read at generation G is current
 	 * while this still reads G. Cheap: one indexed row. */
 	int (*generation)(struct directory *dir, uint64_t *gen_r, enum tern_error *err_r);
+
+	/* ---- moves (schema 4). A user has at most one active move (phase not
+	 * completed, failed or cancelled): the file enforces it with a unique
+	 * index. Moves rows do not bump the generation; move_switch_home does,
+	 * through the user row it changes. Every write runs in one transaction.
+	 * TERN_ERR_CONFLICT: a compare-and-set found another state, and nothing
+	 * was written. NULL-safe on err_r like the rest. ---- */
+
+	/* Queues a move of user from source to destination; *id_r gets its id.
+	 * source NULL or "" means the user's current home; otherwise it must
+	 * still be the home (TERN_ERR_CONFLICT if not). TERN_ERR_NOTFOUND: no
+	 * such user. TERN_ERR_EXISTS: the user has an active move.
+	 * TERN_ERR_INVALID: destination is the source, or no node of that name
+	 * is registered. */
+	int (*move_create)(struct directory *dir, const char *user, const char *source,
+			   const char *destination, bool suspend_when_ready, int64_t now_ms,
+			   int64_t *id_r, enum tern_error *err_r);
+	/* 1 found (fills *m_r, free with dir_move_clear), 0 none, -1 error. */
+	int (*move_get)(struct directory *dir, int64_t id, struct dir_move *m_r,
+			enum tern_error *err_r);
+	/* The user's active move: 1 found, 0 none, -1 error. */
+	int (*move_get_active)(struct directory *dir, const char *user, struct dir_move *m_r,
+			       enum tern_error *err_r);
+	/* Active moves, or all when include_finished, by id; dir_moves_free. */
+	int (*move_list)(struct directory *dir, bool include_finished, struct dir_move **moves_r,
+			 size_t *count_r, enum tern_error *err_r);
+	/* Compare-and-set of the phase: from expected (an active phase) to any
+	 * phase but completed (only move_switch_home completes a move). Leaving
+	 * queued sets started; reaching failed or cancelled sets finished and
+	 * frees the lease. TERN_ERR_CONFLICT if the phase is not expected,
+	 * TERN_ERR_INVALID for a finished expected or a completed new phase. */
+	int (*move_set_phase)(struct directory *dir, int64_t id, enum dir_move_phase expected,
+			      enum dir_move_phase new_phase, int64_t now_ms, enum tern_error *err_r);
+	/* The mover's report: counts, rounds, the copied modseq and why it waits
+	 * (NULL or "" = not waiting). TERN_ERR_CONFLICT if the move is finished
+	 * (a late report from a mover that lost it). */
+	int (*move_progress)(struct directory *dir, int64_t id, uint64_t messages_done,
+			     uint64_t messages_total, uint64_t bytes_done, uint64_t bytes_total,
+			     uint64_t rounds, uint64_t copied_modseq, const char *wait_reason,
+			     int64_t now_ms, enum tern_error *err_r);
+	/* Records error as last_error without changing the phase (a failure the
+	 * mover retries). TERN_ERR_CONFLICT if finished. */
+	int (*move_note_error)(struct directory *dir, int64_t id, const char *error,
+			       int64_t now_ms, enum tern_error *err_r);
+	/* Ends an active move as failed with error as last_error (sets finished,
+	 * frees the lease). TERN_ERR_CONFLICT if it is already finished. */
+	int (*move_fail)(struct directory *dir, int64_t id, const char *error, int64_t now_ms,
+			 enum tern_error *err_r);
+	/* Asks the mover to roll back (it ends the move cancelled). Idempotent;
+	 * TERN_ERR_CONFLICT if the move is finished. */
+	int (*move_request_cancel)(struct directory *dir, int64_t id, enum tern_error *err_r);
+	/* Sets or clears suspend_when_ready (clearing it is "move complete").
+	 * TERN_ERR_CONFLICT if the move is finished. */
+	int (*move_set_suspend)(struct directory *dir, int64_t id, bool suspend,
+				enum tern_error *err_r);
+	/* Takes or renews the move's lease for owner (a node name) until
+	 * now_ms + ttl_ms, when it is free, expired (lease_expires_ms <= now_ms)
+	 * or already owner's; runner becomes owner. 1 taken, 0 another owner
+	 * holds it (nothing written), -1 error: TERN_ERR_CONFLICT when the move
+	 * is finished, TERN_ERR_INVALID for a bad owner or ttl. Expiry compares
+	 * the callers' wall clocks: keep ttl well above the clock skew. */
+	int (*move_lease)(struct directory *dir, int64_t id, const char *owner, int64_t now_ms,
+			  int64_t ttl_ms, enum tern_error *err_r);
+	/* Gives the lease up if owner holds it (1), else nothing (0). */
+	int (*move_lease_release)(struct directory *dir, int64_t id, const char *owner,
+				  enum tern_error *err_r);
+	/* The switch, one compare-and-set in one transaction: if the move is
+	 * user's, in finalizing, bound for new_home, and the user's home and
+	 * epoch still are expected_home and expected_epoch, sets users.home =
+	 * new_home, users.epoch = expected_epoch + 1 and the move completed
+	 * (finished, lease freed). Otherwise nothing changes:
+	 * TERN_ERR_CONFLICT (phase, home or epoch moved on), TERN_ERR_NOTFOUND
+	 * (no such move or user), TERN_ERR_INVALID (another user's move, or
+	 * new_home is not its destination). */
+	int (*move_switch_home)(struct directory *dir, int64_t id, const char *user,
+				const char *expected_home, int64_t expected_epoch,
+				const char *new_home, int64_t now_ms, enum tern_error *err_r);
 	void (*close)(struct directory *dir);
 };
 
@@ -115,6 +233,15 @@ void dir_user_clear(struct dir_user *u);
 void dir_users_free(struct dir_user **users, size_t count);
 void dir_node_clear(struct dir_node *n);
 void dir_nodes_free(struct dir_node **nodes, size_t count);
+void dir_move_clear(struct dir_move *m);
+void dir_moves_free(struct dir_move **moves, size_t count);
+
+/* "queued", "copying", ...; "?" for a value out of range. */
+const char *dir_move_phase_name(enum dir_move_phase phase);
+/* 0 and *phase_r for a known name, -1 otherwise. */
+int dir_move_phase_parse(const char *name, enum dir_move_phase *phase_r);
+/* completed, failed or cancelled: the move is over. */
+bool dir_move_phase_finished(enum dir_move_phase phase);
 
 /* Whether a node counts as up at now_ms (unix ms): not stopped, and its last
  * heartbeat younger than TERN_NODE_DOWN_AFTER_MS. A heartbeat ahead of now
@@ -127,6 +254,6 @@ int64_t dir_node_heartbeat_age_ms(const struct dir_node *n, int64_t now_ms);
 int64_t dir_wall_ms(void);
 
 /* The schema version this build writes (stored in the directory). */
-#define DIRECTORY_SCHEMA_VERSION 3
+#define DIRECTORY_SCHEMA_VERSION 4
 
 #endif
