@@ -10,11 +10,13 @@
 #include "core/fs-perms.h"
 #include "core/log.h"
 #include "cluster/cluster-tls.h"
+#include "cluster/control.h"
 #include "cluster/inbound.h"
 #include "proto/auth.h"
 #include "proto/imap/session.h"
 #include "proto/lmtp/session.h"
 #include "proto/pop3/session.h"
+#include "server/freeze.h"
 #include "server/server.h"
 #include "server/tls.h"
 #include "store/store.h"
@@ -57,6 +59,8 @@ static void frontends_of(const struct tern_config *cfg, struct server_listen lis
 		{"imap", true, imap_session_adopt},
 		{"pop3", true, pop3_session_adopt},
 		{"lmtp", false, lmtp_session_adopt},
+		/* freezing users (server/freeze.h): the mover, and tests */
+		{"control", false, control_session_adopt},
 	};
 	cluster_set_services(services, sizeof(services) / sizeof(services[0]));
 	*fe_r = (struct server_frontends){
@@ -164,6 +168,7 @@ int main(int argc, char **argv)
 	else
 		log_error("node %s: start-up failed", cfg.node_name);
 	server_deinit(&srv);
+	freeze_stop();
 	cluster_tls_deinit();
 	config_free(&cfg);
 	return status;

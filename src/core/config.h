@@ -55,6 +55,9 @@ struct tern_config {
 	bool cluster_tls;           /* TLS with peer verification on the cluster channel */
 	char *cluster_ca;           /* PEM file of the CA that signs the nodes' certificates */
 	uint32_t cluster_max_connections; /* inbound node-to-node connections */
+	/* How long a logon or delivery for a frozen user (a move's final
+	 * phase) stays parked before a temporary error; default 5s. */
+	uint32_t move_freeze_timeout_ms;
 };
 
 /* Fills *cfg with the defaults (strings are heap copies). */

@@ -38,3 +38,28 @@ void fault_point_fire(struct fault_point *fp)
 typedef int fault_compiled_out;
 
 #endif
+
+#ifdef TERN_TEST_FAULTS
+
+#include <pthread.h>
+
+static pthread_once_t lock_leak_once = PTHREAD_ONCE_INIT;
+static const char *lock_leak_user;
+
+static void lock_leak_read(void)
+{
+	const char *v = getenv("TERN_FAULT_LOCK_LEAK");
+	if (v != NULL && v[0] != '\0') {
+		lock_leak_user = v;
+		log_warn("fault injection: LOCK_LEAK: %s's freeze entry lock leaks at the "
+			 "next logon or delivery", v);
+	}
+}
+
+const char *fault_lock_leak_user(void)
+{
+	pthread_once(&lock_leak_once, lock_leak_read);
+	return lock_leak_user;
+}
+
+#endif

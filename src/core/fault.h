@@ -41,3 +41,17 @@ void fault_point_fire(struct fault_point *fp);
 #endif
 
 #endif
+
+/* TERN_FAULT_LOCK_LEAK=USER (issue 10, "Never hang"): at USER's next logon
+ * or delivery, the move-check path (server/freeze.c) takes USER's freeze
+ * entry lock and never releases it, the bug this project exists to survive.
+ * fault_lock_leak_user() is the user named, or NULL when unset (the
+ * environment is read once); compiled out, it is NULL. */
+#ifndef TERN_CORE_FAULT_LOCK_LEAK_H
+#define TERN_CORE_FAULT_LOCK_LEAK_H
+#ifdef TERN_TEST_FAULTS
+const char *fault_lock_leak_user(void);
+#else
+#define fault_lock_leak_user() ((const char *)0)
+#endif
+#endif

@@ -435,4 +435,26 @@
 #define TERN_USER_CACHE_STATE_MAX       15u
 #define TERN_USER_CACHE_TRUST_MS        (3u * TERN_NODE_HEARTBEAT_MS)
 
+/* Freezing a user (src/server/freeze.h), the final phase of a move: a
+ * logon or delivery for a frozen user is parked for move_freeze_timeout
+ * (default, bounds) before a temporary error. The freeze table has
+ * TERN_FREEZE_SHARDS shards of TERN_FREEZE_BUCKETS hash chains each (O(1)
+ * with 10,000 users frozen). A parked request that finds its user's entry
+ * lock taken tries again every TERN_FREEZE_RETRY_MS until its deadline
+ * (never a blocking lock on a loop thread). A lease is at most
+ * TERN_FREEZE_LEASE_MAX_MS; the reaper thread ending leases looks at least
+ * every TERN_FREEZE_REAPER_MAX_MS. Node names and cluster addresses of a
+ * "moved" outcome are at most TERN_FREEZE_NODE_MAX / TERN_FREEZE_ADDR_MAX
+ * bytes. */
+#define TERN_MOVE_FREEZE_TIMEOUT_MS_DEFAULT 5000u
+#define TERN_MOVE_FREEZE_TIMEOUT_MS_MIN     10u
+#define TERN_MOVE_FREEZE_TIMEOUT_MS_CEILING (120u * 1000)
+#define TERN_FREEZE_SHARDS              64u
+#define TERN_FREEZE_BUCKETS             256u
+#define TERN_FREEZE_RETRY_MS            5u
+#define TERN_FREEZE_LEASE_MAX_MS        (600u * 1000)
+#define TERN_FREEZE_REAPER_MAX_MS       1000u
+#define TERN_FREEZE_NODE_MAX            64u
+#define TERN_FREEZE_ADDR_MAX            96u
+
 #endif

@@ -11,6 +11,7 @@
 #include "core/lock.h"
 #include "core/log.h"
 #include "server/delivery.h"
+#include "server/freeze.h"
 #include "server/server.h"
 
 #define WATCH_TEXT_WORDS (WATCH_TEXT_MAX / 8)
@@ -316,10 +317,24 @@ static void report_lock(const struct tern_mutex *m, uint64_t held_ms, void *arg)
 		 atomic_load(&m->held_line));
 }
 
+/* A logon or delivery parked (server/freeze.h) longer than the threshold:
+ * who, and what it waits for; once when it crosses, then every ten. */
+static void report_parked(const char *what, const char *user, const char *why, uint64_t age_ms,
+			  void *arg)
+{
+	const struct stale_ctx *ctx = arg;
+	uint64_t over = age_ms - ctx->threshold_ms;
+	if (over % (10ull * ctx->threshold_ms) >= ctx->period_ms)
+		return;
+	log_warn("watchdog: %s for %s parked %llu ms: %s", what, user, (unsigned long long)age_ms,
+		 why);
+}
+
 static void check_once(struct watchdog *w)
 {
 	struct stale_ctx ctx = {w->threshold_ms, w->period_ms};
 	tern_mutex_foreach_stale(w->threshold_ms, report_lock, &ctx);
+	freeze_foreach_parked(w->threshold_ms, report_parked, &ctx);
 	check_threads(w->threshold_ms);
 	struct delivery *d = w->server->delivery;
 	if (d != NULL) {

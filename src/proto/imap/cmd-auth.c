@@ -10,6 +10,7 @@
 #include "proto/auth.h"
 #include "proxy/session-open.h"
 #include "proto/imap/commands.h"
+#include "server/freeze.h"
 #include "server/loop.h"
 #include "server/server.h"
 #include "server/tls.h"
@@ -60,6 +61,78 @@ static void proxy_to_home(struct imap_session *s, const struct auth_user *user)
 	proxy_session_open(s->conn, &r, proxy_failed, s, &s->proxy);
 }
 
+/* A login for a user frozen by a move (server/freeze.h), parked until the
+ * freeze ends or move_freeze_timeout. It holds a reference on the
+ * connection; a connection closed meanwhile is only let go. */
+struct parked_login {
+	struct conn *conn;
+	struct freeze_park *park;
+	uint64_t quota;
+	char user[];
+};
+
+static void login_unparked(void *ctx, const struct freeze_outcome *o)
+{
+	struct parked_login *pl = ctx;
+	struct conn *c = pl->conn;
+	if (!c->closing) {
+		struct imap_session *s = c->state;
+		if (o->result == FREEZE_SERVE_HERE) {
+			imap_session_login(s, pl->user, pl->quota, imap_login_finished);
+		} else if (o->result == FREEZE_MOVED) {
+			/* served at the new home, as a login of a user homed there */
+			struct auth_user moved = {
+				.name = pl->user,
+				.quota = pl->quota,
+				.home = o->node,
+				.home_addr = o->addr,
+			};
+			log_info("imap: user=%s, rip=%s: moved to %s while parked, proxied there",
+				 pl->user, c->peer_addr, o->node);
+			proxy_to_home(s, &moved);
+		} else {
+			log_info("imap: user=%s, rip=%s: still frozen after %u ms (%s)", pl->user,
+				 c->peer_addr, c->loop->server->config->move_freeze_timeout_ms, o->why);
+			imap_tagged(s, s->pending,
+				    "NO [UNAVAILABLE] Mailbox is being moved, try again later");
+			imap_command_finished(s);
+		}
+	}
+	free(pl);
+	conn_unref(&c);
+}
+
+/* The move check of a login for a user homed here: true if it was parked
+ * (or answered), false to log in now. */
+static bool login_parked(struct imap_session *s, const struct auth_user *user)
+{
+	if (freeze_none())
+		return false;
+	size_t len = strlen(user->name);
+	struct parked_login *pl = calloc(1, sizeof(*pl) + len + 1);
+	if (pl == NULL) {
+		imap_tagged(s, s->pending, "NO [UNAVAILABLE] Out of memory, try again later");
+		imap_command_finished(s);
+		return true;
+	}
+	memcpy(pl->user, user->name, len + 1);
+	pl->quota = user->quota;
+	pl->conn = s->conn;
+	uint64_t deadline = tern_now_ms() + s->conn->loop->server->config->move_freeze_timeout_ms;
+	int parked = freeze_park(s->conn->loop, pl->user, "imap login", deadline, login_unparked,
+				 pl, &pl->park);
+	if (parked > 0) {
+		conn_ref(s->conn);
+		return true;
+	}
+	free(pl);
+	if (parked == 0)
+		return false;
+	imap_tagged(s, s->pending, "NO [UNAVAILABLE] Out of memory, try again later");
+	imap_command_finished(s);
+	return true;
+}
+
 static void auth_done(struct conn *c, enum auth_result r, const struct auth_user *user, void *ctx)
 {
 	struct imap_session *s = ctx;
@@ -71,6 +144,8 @@ static void auth_done(struct conn *c, enum auth_result r, const struct auth_user
 			imap_tagged(s, s->pending, "NO [UNAVAILABLE] Server shutting down");
 			break;
 		}
+		if (login_parked(s, user))
+			return;
 		/* finishes the command, now or once a first login's store exists */
 		imap_session_login(s, user->name, user->quota, imap_login_finished);
 		return;

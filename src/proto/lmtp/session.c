@@ -16,6 +16,7 @@
 #include "proto/reply.h"
 #include "proxy/lmtp-relay.h"
 #include "server/delivery.h"
+#include "server/freeze.h"
 #include "server/lookup.h"
 #include "server/loop.h"
 #include "server/server.h"
@@ -50,6 +51,11 @@ struct lmtp_session {
 	char *rcpt_address;           /* as the client gave it */
 	char *rcpt_user;              /* canonical */
 	char *rcpt_detail;            /* +detail, "" = none */
+	/* The pending RCPT's user is homed here but frozen by a move: parked
+	 * (server/freeze.h) until the freeze ends or move_freeze_timeout. */
+	struct freeze_park *park;
+	uint64_t rcpt_quota;          /* the look-up's answer, kept meanwhile */
+	bool rcpt_over_quota;
 	/* Opened by a front node over the cluster channel: recipients must be
 	 * homed here (a front with a stale view gets 451, never a relay on). */
 	bool from_cluster;
@@ -122,7 +128,8 @@ static void transaction_reset(struct lmtp_session *s)
 /* A stopping server closes a session between transactions. */
 static bool close_if_stopping(struct lmtp_session *s)
 {
-	if (!s->conn->shutting_down || s->mail_from != NULL || s->delivering || s->lookup != NULL)
+	if (!s->conn->shutting_down || s->mail_from != NULL || s->delivering || s->lookup != NULL ||
+	    s->park != NULL)
 		return false;
 	reply(s, "421 4.3.2 Server shutting down, try again later");
 	conn_close(s->conn);
@@ -232,6 +239,49 @@ static void rcpt_add(struct lmtp_session *s, const char *address, const char *us
 	conn_printf(s->conn, "250 2.1.5 <%s> Recipient OK\r\n", address);
 }
 
+/* The pending RCPT's user is homed here and not frozen (any more): over
+ * quota, or accepted. */
+static void rcpt_here(struct lmtp_session *s)
+{
+	const char *address = s->rcpt_address;
+	if (s->rcpt_over_quota) {
+		log_info("lmtp: rcpt=%s user=%s: over quota, refused", address, s->rcpt_user);
+		reply_over_quota(s, address);
+	} else {
+		rcpt_add(s, address, s->rcpt_user, s->rcpt_detail, s->rcpt_quota, NULL, NULL);
+	}
+}
+
+/* The freeze the pending RCPT was parked on has ended, or its deadline
+ * passed. Moved: the recipient is relayed to the new home after DATA,
+ * as any recipient homed elsewhere. */
+static void rcpt_unparked(void *ctx, const struct freeze_outcome *o)
+{
+	struct lmtp_session *s = ctx;
+	const char *address = s->rcpt_address;
+	if (s->conn->closing) {
+		/* nobody to answer */
+	} else if (o->result == FREEZE_SERVE_HERE) {
+		rcpt_here(s);
+	} else if (o->result == FREEZE_MOVED && s->from_cluster) {
+		/* never relayed on: the front relays again after its next look-up */
+		conn_printf(s->conn, "451 4.4.0 <%s> Mailbox is on node %s, not here\r\n", address,
+			    o->node);
+	} else if (o->result == FREEZE_MOVED) {
+		log_info("lmtp: rcpt=%s user=%s: moved to %s while parked, relayed there", address,
+			 s->rcpt_user, o->node);
+		rcpt_add(s, address, s->rcpt_user, s->rcpt_detail, 0, o->node, o->addr);
+	} else {
+		log_info("lmtp: rcpt=%s user=%s: still frozen after %u ms (%s), temporary failure",
+			 address, s->rcpt_user, session_config(s)->move_freeze_timeout_ms, o->why);
+		conn_printf(s->conn, "451 4.2.0 <%s> Mailbox is being moved, try again later\r\n",
+			    address);
+	}
+	rcpt_pending_clear(s);
+	if (!s->conn->closing && !close_if_stopping(s))
+		conn_resume(s->conn);
+}
+
 /* The directory's answer for the pending RCPT (on the loop thread): unknown,
  * elsewhere, already over quota (the RCPT-time check: a user at or over the
  * limit is refused before the MTA sends the message; the usage was read
@@ -261,11 +311,20 @@ static void rcpt_resolved(const struct lookup_result *r, void *ctx)
 	} else if (!r->here) {
 		/* relayed to the home node after DATA, which answers for it then */
 		rcpt_add(s, address, s->rcpt_user, s->rcpt_detail, 0, r->user->home, r->home_addr);
-	} else if (r->quota != 0 && r->usage_known && r->used >= r->quota) {
-		log_info("lmtp: rcpt=%s user=%s: over quota, refused", address, s->rcpt_user);
-		reply_over_quota(s, address);
 	} else {
-		rcpt_add(s, address, s->rcpt_user, s->rcpt_detail, r->quota, NULL, NULL);
+		/* homed here: is the user frozen by a move? (one atomic load
+		 * when nobody on the node is) */
+		s->rcpt_quota = r->quota;
+		s->rcpt_over_quota = r->quota != 0 && r->usage_known && r->used >= r->quota;
+		uint64_t deadline = tern_now_ms() + session_config(s)->move_freeze_timeout_ms;
+		int parked = freeze_park(s->conn->loop, s->rcpt_user, "lmtp rcpt", deadline,
+					 rcpt_unparked, s, &s->park);
+		if (parked > 0)
+			return;   /* rcpt_unparked answers and reads on */
+		if (parked < 0)
+			conn_printf(s->conn, "451 4.3.0 <%s> Out of memory\r\n", address);
+		else
+			rcpt_here(s);
 	}
 	rcpt_pending_clear(s);
 	if (!s->conn->closing && !close_if_stopping(s))
@@ -733,6 +792,7 @@ static void lmtp_free(struct conn *c)
 	if (s == NULL)
 		return;
 	lookup_cancel(&s->lookup);
+	freeze_park_cancel(&s->park);
 	rcpt_pending_clear(s);
 	transaction_reset(s);
 	free(s->rcpts);

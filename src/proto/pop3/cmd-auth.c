@@ -12,6 +12,7 @@
 #include "proto/pop3/session-private.h"
 #include "proxy/session-open.h"
 #include "server/delivery.h"
+#include "server/freeze.h"
 #include "server/loop.h"
 #include "server/server.h"
 #include "server/tls.h"
@@ -212,6 +213,78 @@ void pop3_login_adopted(struct pop3_session *s, const char *user)
 		conn_resume(s->conn);
 }
 
+/* A login for a user frozen by a move (server/freeze.h), parked until the
+ * freeze ends or move_freeze_timeout; input stays paused meanwhile. It
+ * holds a reference on the connection; one closed meanwhile is let go. */
+struct parked_login {
+	struct conn *conn;
+	struct freeze_park *park;
+	uint64_t quota;
+	char user[];
+};
+
+static void login_unparked(void *ctx, const struct freeze_outcome *o)
+{
+	struct parked_login *pl = ctx;
+	struct conn *c = pl->conn;
+	if (!c->closing) {
+		struct pop3_session *s = c->state;
+		bool proxied = false;
+		if (o->result == FREEZE_SERVE_HERE) {
+			login_complete(s, pl->user);
+		} else if (o->result == FREEZE_MOVED) {
+			struct auth_user moved = {
+				.name = pl->user,
+				.quota = pl->quota,
+				.home = o->node,
+				.home_addr = o->addr,
+			};
+			log_info("pop3: user=%s, rip=%s: moved to %s while parked, proxied there",
+				 pl->user, c->peer_addr, o->node);
+			proxy_to_home(s, &moved);
+			proxied = true;   /* input stays paused until the home answers */
+		} else {
+			log_info("pop3: user=%s, rip=%s: still frozen after %u ms (%s)", pl->user,
+				 c->peer_addr, c->loop->server->config->move_freeze_timeout_ms, o->why);
+			pop3_reply(s, "-ERR [IN-USE] Mailbox is being moved, try again later");
+		}
+		if (!proxied && !s->store_task_pending && !pop3_close_if_stopping(s))
+			conn_resume(c);
+	}
+	free(pl);
+	conn_unref(&c);
+}
+
+/* The move check of a login for a user homed here: true if it was parked,
+ * false to log in now (or, without memory, after a refusal). */
+static bool login_parked(struct pop3_session *s, const struct auth_user *user, bool *refused_r)
+{
+	*refused_r = false;
+	if (freeze_none())
+		return false;
+	size_t len = strlen(user->name);
+	struct parked_login *pl = calloc(1, sizeof(*pl) + len + 1);
+	if (pl != NULL) {
+		memcpy(pl->user, user->name, len + 1);
+		pl->quota = user->quota;
+		pl->conn = s->conn;
+		uint64_t deadline =
+			tern_now_ms() + s->conn->loop->server->config->move_freeze_timeout_ms;
+		int parked = freeze_park(s->conn->loop, pl->user, "pop3 login", deadline,
+					 login_unparked, pl, &pl->park);
+		if (parked > 0) {
+			conn_ref(s->conn);
+			return true;
+		}
+		free(pl);
+		if (parked == 0)
+			return false;
+	}
+	pop3_reply(s, "-ERR [SYS/TEMP] Out of memory, try again later");
+	*refused_r = true;
+	return false;
+}
+
 static void auth_done(struct conn *c, enum auth_result r, const struct auth_user *user, void *ctx)
 {
 	struct pop3_session *s = ctx;
@@ -219,8 +292,13 @@ static void auth_done(struct conn *c, enum auth_result r, const struct auth_user
 		return;
 	switch (r) {
 	case AUTH_OK:
-		if (!c->shutting_down)
-			login_complete(s, user->name);
+		if (!c->shutting_down) {
+			bool refused;
+			if (login_parked(s, user, &refused))
+				return;   /* login_unparked answers and reads on */
+			if (!refused)
+				login_complete(s, user->name);
+		}
 		break;
 	case AUTH_FAILED:
 		pop3_reply(s, "-ERR [AUTH] Authentication failed");
