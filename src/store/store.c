@@ -263,9 +263,59 @@ int store_err(enum tern_error err, enum tern_error *err_r)
 	return -1;
 }
 
+/* The triggers store_fence installs: every write to the user's folders,
+ * messages and subscriptions is refused from then on, by SQLite itself,
+ * whichever connection or path attempts it. */
+#define FENCE_MESSAGE "tern: this store was moved to another node"
+#define FENCE_ON(table, op)                                                                \
+	"CREATE TRIGGER IF NOT EXISTS fence_" table "_" op " BEFORE " op " ON " table      \
+	" BEGIN SELECT RAISE(ABORT, '" FENCE_MESSAGE "'); END;"
+static const char fence_sql[] =
+	FENCE_ON("messages", "INSERT") FENCE_ON("messages", "UPDATE") FENCE_ON("messages", "DELETE")
+	FENCE_ON("folders", "INSERT") FENCE_ON("folders", "UPDATE") FENCE_ON("folders", "DELETE")
+	FENCE_ON("subscriptions", "INSERT") FENCE_ON("subscriptions", "UPDATE")
+	FENCE_ON("subscriptions", "DELETE")
+	"INSERT OR REPLACE INTO meta(key, value) VALUES ('fenced', 1);";
+
+int store_fence(struct store *st, enum tern_error *err_r)
+{
+	char *msg = NULL;
+	int rc = sqlite3_exec(st->db, "BEGIN IMMEDIATE;", NULL, NULL, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(st->db, fence_sql, NULL, NULL, &msg);
+	sqlite3_free(msg);
+	if (rc != SQLITE_OK) {
+		sqlite3_exec(st->db, "ROLLBACK;", NULL, NULL, NULL);
+		return store_err(store_sql_error(rc), err_r);
+	}
+	rc = sqlite3_exec(st->db, "COMMIT;", NULL, NULL, NULL);
+	if (rc != SQLITE_OK) {
+		sqlite3_exec(st->db, "ROLLBACK;", NULL, NULL, NULL);
+		return store_err(store_sql_error(rc), err_r);
+	}
+	return 0;
+}
+
+int store_fenced(struct store *st, bool *fenced_r, enum tern_error *err_r)
+{
+	sqlite3_stmt *q = NULL;
+	int rc = sqlite3_prepare_v2(st->db, "SELECT value FROM meta WHERE key = 'fenced'", -1, &q,
+				    NULL);
+	if (rc != SQLITE_OK)
+		return store_err(store_sql_error(rc), err_r);
+	rc = sqlite3_step(q);
+	*fenced_r = rc == SQLITE_ROW && sqlite3_column_int64(q, 0) != 0;
+	sqlite3_finalize(q);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : store_err(store_sql_error(rc), err_r);
+}
+
 int store_fail(struct store *st, int rc, enum tern_error *err_r)
 {
 	enum tern_error err = store_sql_error(rc);
+	/* a fenced store (moved away): a temporary error, the client or MTA
+	 * retries and reaches the new home */
+	if ((rc & 0xff) == SQLITE_CONSTRAINT && strstr(sqlite3_errmsg(st->db), FENCE_MESSAGE) != NULL)
+		err = TERN_ERR_TEMP;
 
 	if (err == TERN_ERR_NONE)
 		err = TERN_ERR_IO;

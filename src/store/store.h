@@ -293,6 +293,15 @@ int store_highestmodseq(struct store *st, uint64_t *modseq_r, enum tern_error *e
  * 1 ok, 0 problems, -1 error. */
 int store_integrity_check(struct store *st, enum tern_error *err_r);
 
+/* After a move (the directory names another home): this copy refuses every
+ * write to folders, messages and subscriptions from then on, through any
+ * connection (SQLite triggers), with TERN_ERR_TEMP, so a session or a
+ * delivery that still reaches the old home fails and retries at the new
+ * one. The epoch's fence, on disk. */
+int store_fence(struct store *st, enum tern_error *err_r);
+/* Whether store_fence was applied. */
+int store_fenced(struct store *st, bool *fenced_r, enum tern_error *err_r);
+
 void store_msgs_free(struct store_msg **msgs, size_t count);
 void store_msg_clear(struct store_msg *m);
 void store_msg_cache_clear(struct store_msg_cache *c);

@@ -1226,6 +1226,42 @@ static void test_timing_20k(void **state)
 	assert_int_equal(folder_count(fx->st, "INBOX"), 20000);
 }
 
+/* After a move the old home's copy refuses every write, reads still work. */
+static void test_fence(void **state)
+{
+	struct fixture *fx = *state;
+	enum tern_error err = TERN_ERR_NONE;
+	bool fenced = true;
+	uint32_t uid = put(fx->st, "INBOX", "Subject: a\r\n\r\nbody\r\n");
+
+	assert_int_equal(store_fenced(fx->st, &fenced, &err), 0);
+	assert_false(fenced);
+	assert_int_equal(store_fence(fx->st, &err), 0);
+	assert_int_equal(store_fenced(fx->st, &fenced, &err), 0);
+	assert_true(fenced);
+
+	struct store_new_msg m = {.folder = "INBOX", .data = "x\r\n", .size = 3,
+				  .cache = &test_cache};
+	uint32_t got = 0, uidvalidity = 0;
+	err = TERN_ERR_NONE;
+	assert_int_equal(store_append(fx->st, &m, &got, &uidvalidity, &err), -1);
+	assert_int_equal(err, TERN_ERR_TEMP);
+	err = TERN_ERR_NONE;
+	assert_int_equal(store_folder_create(fx->st, "Later", NULL, &err), -1);
+	assert_int_equal(err, TERN_ERR_TEMP);
+	err = TERN_ERR_NONE;
+	assert_int_equal(store_flags_update(fx->st, "INBOX", &uid, 1, STORE_FLAGS_ADD, 1, NULL, 0,
+					    NULL, NULL, NULL, NULL, &err), -1);
+	assert_int_equal(err, TERN_ERR_TEMP);
+	/* what was there is still readable */
+	assert_int_equal(folder_count(fx->st, "INBOX"), 1);
+	/* a fence survives reopening */
+	store_close(&fx->st);
+	assert_int_equal(store_open(fx->dir, "alice", false, &fx->st, &err), 0);
+	assert_int_equal(store_fenced(fx->st, &fenced, &err), 0);
+	assert_true(fenced);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1244,6 +1280,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_subscriptions, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_invalid_names, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_delivery_id, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fence, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_transactions, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reopen_persistence, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_integrity_detects_drift, setup, teardown),
