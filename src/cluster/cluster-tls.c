@@ -91,3 +91,8 @@ struct bufferevent *cluster_tls_wrap(struct event_base *base, struct bufferevent
 		return NULL;   /* libevent freed ssl */
 	return tls;
 }
+
+struct ssl_st *cluster_tls_client_ssl(void)
+{
+	return client_ctx != NULL ? SSL_new(client_ctx) : NULL;
+}

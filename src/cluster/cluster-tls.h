@@ -24,4 +24,8 @@ bool cluster_tls_enabled(void);
 struct bufferevent *cluster_tls_wrap(struct event_base *base, struct bufferevent *bev,
 				     bool accepting);
 
+/* A client-side SSL for a blocking socket (the mover's own connections);
+ * NULL if TLS is off or out of memory. Free with SSL_free. */
+struct ssl_st *cluster_tls_client_ssl(void);
+
 #endif

@@ -226,7 +226,11 @@ static void user_resolved(const struct lookup_result *r, void *ctx)
 		opened(in, "not-here", r->found == 0 ? "No such user" : "Not homed on this node");
 		in->phase = IN_OPEN;
 	} else {
-		adopt(in, r->quota);
+		/* reading again (nothing is read meanwhile: the phase holds it)
+		 * before the session takes over and decides for itself */
+		conn_resume(in->conn);
+		if (!in->conn->closing)
+			adopt(in, r->quota);
 		return;
 	}
 	conn_resume(in->conn);

@@ -84,6 +84,7 @@ static const struct key_def keys[] = {
 	KEY(cluster_ca, KEY_STRING, 0, 0),
 	KEY(cluster_max_connections, KEY_COUNT32, 1, TERN_CONNECTIONS_CEILING),
 	DUR(move_freeze_timeout, TERN_MOVE_FREEZE_TIMEOUT_MS_MIN, TERN_MOVE_FREEZE_TIMEOUT_MS_CEILING),
+	DUR(move_freeze_target, 1, TERN_MOVE_FREEZE_TIMEOUT_MS_CEILING),
 };
 
 /* The configuration is read at start-up only, where running out of memory
@@ -180,6 +181,7 @@ void config_defaults(struct tern_config *cfg)
 	cfg->cluster_ca = xstrdup("");
 	cfg->cluster_max_connections = TERN_CLUSTER_CONNECTIONS_DEFAULT;
 	cfg->move_freeze_timeout_ms = TERN_MOVE_FREEZE_TIMEOUT_MS_DEFAULT;
+	cfg->move_freeze_target_ms = 50;
 }
 
 void config_free(struct tern_config *cfg)

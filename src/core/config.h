@@ -58,6 +58,7 @@ struct tern_config {
 	/* How long a logon or delivery for a frozen user (a move's final
 	 * phase) stays parked before a temporary error; default 5s. */
 	uint32_t move_freeze_timeout_ms;
+	uint32_t move_freeze_target_ms; /* a move's last round should fit in this; default 50ms */
 };
 
 /* Fills *cfg with the defaults (strings are heap copies). */

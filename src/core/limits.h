@@ -397,6 +397,25 @@
 #define TERN_CLUSTER_SPARES                2u
 /* Idle LMTP channels a loop keeps to each node, between relayed deliveries. */
 #define TERN_CLUSTER_PARKED                8u
+/* Moves: a source's store work for a move (a whole copy of a big mailbox)
+ * may take this long; a move channel idle this long is closed. */
+#define TERN_MOVE_TASK_DEADLINE_MS         (10u * 60 * 1000)
+#define TERN_MOVE_IDLE_MS                  (5u * 60 * 1000)
+/* The mover (destination): every socket read or write bounded by this; a
+ * move's lease, renewed at each step; moves run at once per node; how often
+ * it looks for new ones and how often a suspended move syncs. */
+#define TERN_MOVE_IO_TIMEOUT_MS            30000u
+#define TERN_MOVE_LEASE_MS                 30000
+#define TERN_MOVER_PARALLEL                4u
+#define TERN_MOVER_SCAN_MS                 1000u
+#define TERN_MOVER_READY_POLL_MS           500u
+/* Sync rounds end when one brings at most this many changes (or applies
+ * in well under move_freeze_target), or after this many rounds. */
+#define TERN_MOVE_FINAL_CHANGES            64u
+#define TERN_MOVE_MAX_ROUNDS               20u
+/* Delivery ids are microsecond stamps, only roughly ordered between
+ * workers: each round asks again for a minute's worth below the highest. */
+#define TERN_MOVE_DELIVERED_MARGIN         (60ull * 1000 * 1000)
 /* At start, how long a previous run of this node_name gets to answer a
  * connect on one of its addresses before it counts as not running. */
 #define TERN_NODE_PROBE_MS                 500

@@ -230,7 +230,7 @@ static void run_task(struct apply_worker *w, struct delivery_item *it)
 			store_set_busy_timeout(st, (unsigned)(t->deadline_ms - now));
 			t->result = t->run(st, t->arg, &t->err);
 			store_set_busy_timeout(st, TERN_STORE_BUSY_TIMEOUT_MS);
-			if (store_set_durable(st, false, &ignored) < 0 ||
+			if (t->drop_handle || store_set_durable(st, false, &ignored) < 0 ||
 			    (t->result < 0 && !delivery_error_is_item_own(t->err) &&
 			     t->err != TERN_ERR_EXISTS && t->err != TERN_ERR_TEMP))
 				store_cache_drop(w->stores, t->user);

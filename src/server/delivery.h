@@ -73,6 +73,9 @@ struct store_task {
 	 * is not run, and waits for the store's lock end there; both give
 	 * TERN_ERR_TEMP. 0 = the default, TERN_STORE_WRITE_DEADLINE_MS. */
 	uint64_t deadline_ms;
+	/* The worker forgets its cached handle of the store afterwards (the
+	 * task removed the store's files). */
+	bool drop_handle;
 	/* results, valid in done */
 	int result;              /* what run returned, -1 if it did not run */
 	enum tern_error err;

@@ -296,6 +296,26 @@ int store_fence(struct store *st, enum tern_error *err_r)
 	return 0;
 }
 
+int store_unfence(struct store *st, enum tern_error *err_r)
+{
+	static const char sql[] =
+		"BEGIN IMMEDIATE;"
+		"DROP TRIGGER IF EXISTS fence_messages_INSERT; DROP TRIGGER IF EXISTS fence_messages_UPDATE;"
+		"DROP TRIGGER IF EXISTS fence_messages_DELETE; DROP TRIGGER IF EXISTS fence_folders_INSERT;"
+		"DROP TRIGGER IF EXISTS fence_folders_UPDATE; DROP TRIGGER IF EXISTS fence_folders_DELETE;"
+		"DROP TRIGGER IF EXISTS fence_subscriptions_INSERT;"
+		"DROP TRIGGER IF EXISTS fence_subscriptions_UPDATE;"
+		"DROP TRIGGER IF EXISTS fence_subscriptions_DELETE;"
+		"DELETE FROM meta WHERE key = 'fenced';"
+		"COMMIT;";
+	int rc = sqlite3_exec(st->db, sql, NULL, NULL, NULL);
+	if (rc != SQLITE_OK) {
+		sqlite3_exec(st->db, "ROLLBACK;", NULL, NULL, NULL);
+		return store_err(store_sql_error(rc), err_r);
+	}
+	return 0;
+}
+
 int store_fenced(struct store *st, bool *fenced_r, enum tern_error *err_r)
 {
 	sqlite3_stmt *q = NULL;

@@ -299,6 +299,8 @@ int store_integrity_check(struct store *st, enum tern_error *err_r);
  * delivery that still reaches the old home fails and retries at the new
  * one. The epoch's fence, on disk. */
 int store_fence(struct store *st, enum tern_error *err_r);
+/* Undoes store_fence (a move rolled back before its switch). */
+int store_unfence(struct store *st, enum tern_error *err_r);
 /* Whether store_fence was applied. */
 int store_fenced(struct store *st, bool *fenced_r, enum tern_error *err_r);
 

@@ -1260,6 +1260,12 @@ static void test_fence(void **state)
 	assert_int_equal(store_open(fx->dir, "alice", false, &fx->st, &err), 0);
 	assert_int_equal(store_fenced(fx->st, &fenced, &err), 0);
 	assert_true(fenced);
+	/* a move rolled back before its switch lifts it */
+	assert_int_equal(store_unfence(fx->st, &err), 0);
+	assert_int_equal(store_fenced(fx->st, &fenced, &err), 0);
+	assert_false(fenced);
+	assert_int_equal(store_append(fx->st, &m, &got, &uidvalidity, &err), 0);
+	assert_int_equal(folder_count(fx->st, "INBOX"), 2);
 }
 
 int main(void)

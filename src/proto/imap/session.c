@@ -22,6 +22,7 @@
 #include "cluster/inbound.h"
 #include "server/delivery.h"
 #include "server/lookup.h"
+#include "server/moved.h"
 #include "server/loop.h"
 #include "server/notify.h"
 #include "server/server.h"
@@ -220,6 +221,8 @@ void imap_command_finished(struct imap_session *s)
 	conn_resume(s->conn);
 }
 
+static bool moved_away(struct imap_session *s);
+
 /* ---- dispatch ---- */
 
 static void dispatch(struct imap_session *s, struct imap_cmd *cmd)
@@ -237,6 +240,10 @@ static void dispatch(struct imap_session *s, struct imap_cmd *cmd)
 	}
 	if ((def->flags & IMAP_CMD_NO_ARGS) != 0 && cmd->arg_count > 0) {
 		imap_bad(s, cmd, "Unexpected arguments");
+		imap_cmd_free(&cmd);
+		return;
+	}
+	if (moved_away(s)) {
 		imap_cmd_free(&cmd);
 		return;
 	}
@@ -406,9 +413,25 @@ int imap_session_unpark_store(struct imap_session *s)
 	return -1;
 }
 
+/* The mailbox was moved away from this node (its copy here is fenced):
+ * the client reconnects and reaches the new home. */
+static bool moved_away(struct imap_session *s)
+{
+	if (moved_none() || s->user == NULL || s->conn->closing ||
+	    !moved_get(s->user, NULL, 0, NULL, 0))
+		return false;
+	log_info("imap: user=%s, rip=%s: mailbox moved to another node, session ended", s->user,
+		 s->conn->peer_addr);
+	imap_untagged(s, "BYE [UNAVAILABLE] Mailbox moved to another node, please reconnect");
+	conn_close(s->conn);
+	return true;
+}
+
 static void session_changed(struct notify_watcher *w)
 {
 	struct imap_session *s = w->ctx;
+	if (moved_away(s))
+		return;
 	s->changes_pending = true;
 	if (!s->idling || s->view == NULL || s->conn->closing)
 		return;

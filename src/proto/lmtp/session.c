@@ -18,6 +18,7 @@
 #include "server/delivery.h"
 #include "server/freeze.h"
 #include "server/lookup.h"
+#include "server/moved.h"
 #include "server/loop.h"
 #include "server/server.h"
 #include "server/watchdog.h"
@@ -263,11 +264,9 @@ static void rcpt_unparked(void *ctx, const struct freeze_outcome *o)
 		/* nobody to answer */
 	} else if (o->result == FREEZE_SERVE_HERE) {
 		rcpt_here(s);
-	} else if (o->result == FREEZE_MOVED && s->from_cluster) {
-		/* never relayed on: the front relays again after its next look-up */
-		conn_printf(s->conn, "451 4.4.0 <%s> Mailbox is on node %s, not here\r\n", address,
-			    o->node);
 	} else if (o->result == FREEZE_MOVED) {
+		/* this node's own move: it relays on to the new home, also for a
+		 * front (the new home never sends it back) */
 		log_info("lmtp: rcpt=%s user=%s: moved to %s while parked, relayed there", address,
 			 s->rcpt_user, o->node);
 		rcpt_add(s, address, s->rcpt_user, s->rcpt_detail, 0, o->node, o->addr);
@@ -291,6 +290,7 @@ static void rcpt_resolved(const struct lookup_result *r, void *ctx)
 {
 	struct lmtp_session *s = ctx;
 	const char *address = s->rcpt_address;
+	char moved_node[TERN_CLUSTER_NODE_NAME_MAX + 1], moved_addr[128];
 	if (s->conn->closing) {
 		/* the client hung up meanwhile: nobody to answer */
 	} else if (r->found < 0) {
@@ -304,6 +304,12 @@ static void rcpt_resolved(const struct lookup_result *r, void *ctx)
 		conn_printf(s->conn, "451 4.3.0 <%s> Temporary directory failure\r\n", address);
 	} else if (r->found == 0) {
 		conn_printf(s->conn, "550 5.1.1 <%s> User unknown\r\n", address);
+	} else if (!moved_none() && moved_get(s->rcpt_user, moved_node, sizeof(moved_node),
+					      moved_addr, sizeof(moved_addr))) {
+		/* this node moved the mailbox away itself: it knows the new home
+		 * before any cache does, so it relays there (also for a front
+		 * whose view is older; the new home never sends it back) */
+		rcpt_add(s, address, s->rcpt_user, s->rcpt_detail, 0, moved_node, moved_addr);
 	} else if (!r->here && s->from_cluster) {
 		/* moved meanwhile: the front relays again after its next look-up */
 		conn_printf(s->conn, "451 4.4.0 <%s> Mailbox is on node %s, not here\r\n", address,
