@@ -16,6 +16,7 @@
 #include "cluster/inbound.h"
 #include "proxy/session-open.h"
 #include "server/loop.h"
+#include "server/moved.h"
 #include "server/server.h"
 #include "server/tls.h"
 #include "server/watchdog.h"
@@ -126,6 +127,15 @@ static void dispatch(struct pop3_session *s, const struct pop3_cmd *cmd)
 	}
 	if (cmd->type != POP3_CMD_CONTINUATION)
 		s->bad_commands = 0;
+	/* the maildrop was moved to another node meanwhile: its copy here is
+	 * fenced; the client reconnects and reaches the new home */
+	if (s->user != NULL && !moved_none() && moved_get(s->user, NULL, 0, NULL, 0)) {
+		log_info("pop3: user=%s, rip=%s: maildrop moved to another node, session ended",
+			 s->user, s->conn->peer_addr);
+		pop3_reply(s, "-ERR [SYS/TEMP] Maildrop moved to another node, please reconnect");
+		conn_close(s->conn);
+		return;
+	}
 	/* names what this loop runs, should the watchdog find it stuck */
 	watch_activity("pop3", s->user, pop3_cmd_name(cmd->type));
 	c->handler(s, cmd);
