@@ -1,11 +1,14 @@
 #include "admin/ctl-cli.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "admin/ctl-mailbox.h"
+#include "admin/ctl-move.h"
 #include "admin/ctl-node.h"
 #include "admin/ctl-output.h"
 #include "admin/ctl-password.h"
@@ -17,9 +20,9 @@
 static const char usage_text[] =
 "Usage: ternctl [--config FILE] [--json] COMMAND [ARGUMENTS]\n"
 "\n"
-"Administer a Tern node: users, nodes and mailboxes. ternctl works directly on\n"
-"this host's directory database and on the mail stores of users homed on this\n"
-"node (node_name in the configuration).\n"
+"Administer a Tern node: users, nodes, mailboxes and moves. ternctl works\n"
+"directly on this host's directory database and on the mail stores of users\n"
+"homed on this node (node_name in the configuration).\n"
 "\n"
 "Global options (accepted anywhere on the line):\n"
 "  --config FILE  configuration file; default $TERN_CONFIG, else\n"
@@ -67,6 +70,51 @@ static const char usage_text[] =
 "  mailbox cat USER FOLDER UID\n"
 "      Write the raw message to standard output, byte for byte.\n"
 "\n"
+"Moves (a user's mailbox moved online to another node; ternctl records the\n"
+"move in the directory, the mover in the destination's ternd runs it and\n"
+"records its phase and progress there, so every node's ternctl sees it):\n"
+"  move start USER --to NODE [--suspend-when-ready] [--wait [--timeout DURATION]]\n"
+"      Queue a move of USER from its home to NODE and print its id. Refused\n"
+"      for an unknown user or node, a user that is already moving, and NODE =\n"
+"      the user's home; a destination that is down only warns (the move\n"
+"      stays queued until its mover runs). --suspend-when-ready holds the\n"
+"      move in phase 'ready' (copied, kept in sync) until 'move complete'.\n"
+"  move status [USER]\n"
+"      Every active move, or USER's latest move (active, else the last that\n"
+"      ended): phase (queued, copying, syncing, ready, finalizing, completed,\n"
+"      failed, cancelled), messages and bytes done of total, sync rounds,\n"
+"      rate and ETA when the progress reported allows it, why it is waiting\n"
+"      (the mover's reason, a destination that is down, an expired lease, a\n"
+"      move held in ready), the last error, runner and lease. JSON: one\n"
+"      object with USER, else an array; counts and bytes_per_s as numbers.\n"
+"  move list [--all]\n"
+"      List active moves (every move with --all): id, user, source,\n"
+"      destination, phase, progress (percent of bytes, else of messages),\n"
+"      updated. JSON rows carry every field of 'move status'.\n"
+"  move complete USER [--wait [--timeout DURATION]]\n"
+"      Release a move held by --suspend-when-ready: the mover finalizes it.\n"
+"  move cancel USER\n"
+"      Ask the mover to roll the move back; the user stays on its home.\n"
+"  move batch --to NODE (--from NODE | --users FILE) [--wait [--parallel N]\n"
+"             [--timeout DURATION]]\n"
+"      Move every user homed on --from, or listed in FILE (one a line, '#'\n"
+"      starts a comment, '-' = standard input), to --to. Without --wait\n"
+"      every move is queued at once and the movers' own concurrency applies;\n"
+"      with --wait at most N (default 1) run at once, the next starting as\n"
+"      one ends. Users already on NODE are skipped; one line per user, then\n"
+"      a summary (JSON: an array of {user, id, result, error}). Exit 1 if\n"
+"      any user was refused or its move failed or was cancelled.\n"
+"\n"
+"  --wait polls the directory every 200 ms until the move ends. On a\n"
+"  terminal it redraws one progress line (phase, messages and bytes of\n"
+"  total, rate, ETA; for a move in 'ready' how far behind it is, when the\n"
+"  mover says so); otherwise it prints one line per change of phase (or of\n"
+"  why it waits) and a summary. With --json it prints only the final\n"
+"  status object. Exit 0 only when the move completed, 1 when it failed or\n"
+"  was cancelled (its last error on standard error), 2 when --timeout\n"
+"  (500ms, 30s, 10m, 2h) passed first, 130 on Ctrl-C. A timeout or Ctrl-C\n"
+"  ends only the waiting: the move keeps running.\n"
+"\n"
 "  help\n"
 "      Print this help.\n"
 "\n"
@@ -75,17 +123,20 @@ static const char usage_text[] =
 "Dates are ISO 8601 UTC (2026-11-25T10:00:00Z). Put '--' before an argument\n"
 "that starts with '-'.\n"
 "\n"
-"Exit status: 0 success, 1 error, 2 usage error. Errors are one line on\n"
-"standard error, starting with 'ternctl: '.\n"
+"Exit status: 0 success, 1 error, 2 usage error (and --wait timed out),\n"
+"130 interrupted while waiting. Errors are one line on standard error,\n"
+"starting with 'ternctl: '; a warning line may precede the result.\n"
 "\n"
 "Examples:\n"
 "  echo 'secret' | ternctl --config /etc/tern/tern.conf user add alice --password-stdin\n"
 "  ternctl user quota alice@example.org 500M\n"
 "  ternctl --json mailbox list alice INBOX\n"
-"  ternctl mailbox cat alice INBOX 42 > message.eml\n";
+"  ternctl mailbox cat alice INBOX 42 > message.eml\n"
+"  ternctl move start alice --to node-b --wait --timeout 2h\n"
+"  ternctl move batch --from node-a --to node-b --wait --parallel 4\n";
 
 #define CLI_MAX_POS 3
-#define CLI_MAX_OPTS 4
+#define CLI_MAX_OPTS 6
 
 struct cli_command;
 
@@ -102,10 +153,15 @@ struct cli_command {
 	const char *group;
 	const char *verb;
 	int (*run)(struct ctl *c, const struct cli_args *a);
-	size_t npos;                          /* exact number of arguments */
+	size_t npos;                          /* arguments: required | CLI_OPTIONAL(more) */
 	const char *options[CLI_MAX_OPTS + 1]; /* "--flag" or "--opt=" (takes a value) */
 	const char *synopsis;
 };
+
+/* npos of a command that takes up to n more arguments than it requires. */
+#define CLI_OPTIONAL(n) ((size_t)(n) << 8)
+#define CLI_REQUIRED(npos) ((npos) & 0xff)
+#define CLI_MAX_ARGS(npos) (CLI_REQUIRED(npos) + ((npos) >> 8))
 
 /* The value of option name ("--hash"), NULL when not given. */
 static const char *opt(const struct cli_args *a, const char *name)
@@ -286,6 +342,167 @@ static int run_mailbox_cat(struct ctl *c, const struct cli_args *a)
 	return 0;
 }
 
+/* ---- move: the operator's side of online moves (ctl-move.h) ---- */
+
+/* --wait and --timeout of a command: *wait_r, and w filled. */
+static int wait_options(struct ctl *c, const struct cli_args *a, bool *wait_r,
+			struct ctl_move_wait *w)
+{
+	memset(w, 0, sizeof(*w));
+	*wait_r = opt(a, "--wait") != NULL;
+	w->json = a->json;
+	w->tty = isatty(STDOUT_FILENO) == 1;
+	const char *t = opt(a, "--timeout");
+	if (t == NULL)
+		return 0;
+	if (!*wait_r)
+		return ctl_fail(c, CTL_USAGE, "%s %s: --timeout needs --wait (usage: ternctl %s)",
+				a->cmd->group, a->cmd->verb, a->cmd->synopsis);
+	if (config_parse_duration_ms(t, &w->timeout_ms) != 0 || w->timeout_ms == 0)
+		return ctl_fail(c, CTL_USAGE, "invalid duration '%s' (use 500ms, 30s, 10m, 2h)", t);
+	return 0;
+}
+
+static int print_object(struct ctl *c, const struct cli_args *a, json_t *obj)
+{
+	int ret = ctl_output_object(stdout, NULL, 0, obj, true);
+	(void)a;
+	json_decref(obj);
+	if (ret != 0)
+		return ctl_fail(c, CTL_ERROR, "cannot write the output: %s", strerror(errno));
+	return 0;
+}
+
+static int run_move_start(struct ctl *c, const struct cli_args *a)
+{
+	const char *to = opt(a, "--to");
+	bool wait;
+	struct ctl_move_wait w;
+	if (to == NULL || *to == '\0')
+		return ctl_fail(c, CTL_USAGE, "move start: --to NODE is required (usage: ternctl %s)",
+				a->cmd->synopsis);
+	if (wait_options(c, a, &wait, &w) != 0)
+		return -1;
+	json_t *move;
+	char *warning = NULL;
+	if (ctl_move_start(c, a->pos[0], to, opt(a, "--suspend-when-ready") != NULL, &move,
+			   &warning) != 0)
+		return -1;
+	if (warning != NULL)
+		fprintf(stderr, "ternctl: warning: %s\n", warning);
+	free(warning);
+	int64_t id = (int64_t)json_integer_value(json_object_get(move, "id"));
+	if (a->json && !wait)
+		return print_object(c, a, move);
+	if (!a->json) {
+		printf("move %" PRId64 " queued: %s from %s to %s%s\n", id,
+		       json_string_value(json_object_get(move, "user")),
+		       json_string_value(json_object_get(move, "source")), to,
+		       opt(a, "--suspend-when-ready") != NULL
+		       ? " (held in ready until 'ternctl move complete')" : "");
+		fflush(stdout);
+	}
+	json_decref(move);
+	return wait ? ctl_move_wait(c, id, &w) : 0;
+}
+
+static int run_move_status(struct ctl *c, const struct cli_args *a)
+{
+	json_t *result;
+	if (ctl_move_status(c, a->pos[0], &result) != 0)
+		return -1;
+	int ret = ctl_move_print_status(stdout, result, a->json);
+	json_decref(result);
+	if (ret != 0)
+		return ctl_fail(c, CTL_ERROR, "cannot write the output: %s", strerror(errno));
+	return 0;
+}
+
+static int run_move_list(struct ctl *c, const struct cli_args *a)
+{
+	json_t *rows;
+	if (ctl_move_list(c, opt(a, "--all") != NULL, &rows) != 0)
+		return -1;
+	return print_rows(c, a, ctl_move_list_columns, ctl_move_list_columns_count, rows);
+}
+
+static int run_move_complete(struct ctl *c, const struct cli_args *a)
+{
+	bool wait;
+	struct ctl_move_wait w;
+	if (wait_options(c, a, &wait, &w) != 0)
+		return -1;
+	json_t *move;
+	if (ctl_move_complete(c, a->pos[0], &move) != 0)
+		return -1;
+	int64_t id = (int64_t)json_integer_value(json_object_get(move, "id"));
+	if (a->json && !wait)
+		return print_object(c, a, move);
+	if (!a->json) {
+		printf("move %" PRId64 " of %s (phase %s): %s\n", id,
+		       json_string_value(json_object_get(move, "user")),
+		       json_string_value(json_object_get(move, "phase")),
+		       strcmp(json_string_value(json_object_get(move, "phase")), "ready") == 0
+		       ? "released: the mover finalizes it now"
+		       : "not held in ready any more: it finalizes as soon as it is ready");
+		fflush(stdout);
+	}
+	json_decref(move);
+	return wait ? ctl_move_wait(c, id, &w) : 0;
+}
+
+static int run_move_cancel(struct ctl *c, const struct cli_args *a)
+{
+	json_t *move;
+	if (ctl_move_cancel(c, a->pos[0], &move) != 0)
+		return -1;
+	if (a->json)
+		return print_object(c, a, move);
+	printf("move %" PRId64 " of %s (phase %s): cancel requested; the mover rolls it back and "
+	       "the user stays on %s\n",
+	       (int64_t)json_integer_value(json_object_get(move, "id")),
+	       json_string_value(json_object_get(move, "user")),
+	       json_string_value(json_object_get(move, "phase")),
+	       json_string_value(json_object_get(move, "source")));
+	json_decref(move);
+	return fflush(stdout) == 0 ? 0 : ctl_fail(c, CTL_ERROR, "cannot write the output");
+}
+
+static int run_move_batch(struct ctl *c, const struct cli_args *a)
+{
+	struct ctl_move_batch b;
+	memset(&b, 0, sizeof(b));
+	b.to = opt(a, "--to");
+	b.from = opt(a, "--from");
+	b.users_file = opt(a, "--users");
+	const char *par = opt(a, "--parallel");
+	if (b.to == NULL || *b.to == '\0')
+		return ctl_fail(c, CTL_USAGE, "move batch: --to NODE is required (usage: ternctl %s)",
+				a->cmd->synopsis);
+	if ((b.from == NULL) == (b.users_file == NULL))
+		return ctl_fail(c, CTL_USAGE, "move batch: give one of --from NODE and --users FILE "
+				"(usage: ternctl %s)", a->cmd->synopsis);
+	if (b.from != NULL && strcmp(b.from, b.to) == 0)
+		return ctl_fail(c, CTL_USAGE, "move batch: --from and --to name the same node");
+	if (wait_options(c, a, &b.wait, &b.how) != 0)
+		return -1;
+	b.parallel = 1;
+	if (par != NULL) {
+		char *end;
+		errno = 0;
+		unsigned long n = strtoul(par, &end, 10);
+		if (*par < '0' || *par > '9' || *end != '\0' || errno != 0 || n == 0 || n > 1000)
+			return ctl_fail(c, CTL_USAGE, "invalid --parallel '%s' (a number from 1 to 1000)",
+					par);
+		if (!b.wait)
+			return ctl_fail(c, CTL_USAGE, "move batch: --parallel needs --wait (without "
+					"it every move is queued at once and the movers' own "
+					"concurrency applies)");
+		b.parallel = (unsigned)n;
+	}
+	return ctl_move_batch(c, &b);
+}
+
 static const struct cli_command commands[] = {
 	{"user", "add", run_user_add, 1,
 	 {"--password-stdin", "--hash=", "--home=", "--quota="},
@@ -300,6 +517,18 @@ static const struct cli_command commands[] = {
 	{"mailbox", "folders", run_mailbox_folders, 1, {NULL}, "mailbox folders USER"},
 	{"mailbox", "list", run_mailbox_list, 2, {NULL}, "mailbox list USER FOLDER"},
 	{"mailbox", "cat", run_mailbox_cat, 3, {NULL}, "mailbox cat USER FOLDER UID"},
+	{"move", "start", run_move_start, 1,
+	 {"--to=", "--suspend-when-ready", "--wait", "--timeout="},
+	 "move start USER --to NODE [--suspend-when-ready] [--wait [--timeout DURATION]]"},
+	{"move", "status", run_move_status, CLI_OPTIONAL(1), {NULL}, "move status [USER]"},
+	{"move", "list", run_move_list, 0, {"--all"}, "move list [--all]"},
+	{"move", "complete", run_move_complete, 1, {"--wait", "--timeout="},
+	 "move complete USER [--wait [--timeout DURATION]]"},
+	{"move", "cancel", run_move_cancel, 1, {NULL}, "move cancel USER"},
+	{"move", "batch", run_move_batch, 0,
+	 {"--to=", "--from=", "--users=", "--parallel=", "--wait", "--timeout="},
+	 "move batch --to NODE (--from NODE | --users FILE) [--wait [--parallel N] "
+	 "[--timeout DURATION]]"},
 };
 #define COMMAND_COUNT (sizeof(commands) / sizeof(commands[0]))
 
@@ -404,14 +633,14 @@ static int parse_args(struct ctl *c, const struct cli_command *cmd, char **words
 		} else if (!literal && w[0] == '-' && w[1] != '\0') {
 			if (parse_option(c, a, words, nwords, &i) != 0)
 				return -1;
-		} else if (npos < cmd->npos) {
+		} else if (npos < CLI_MAX_ARGS(cmd->npos)) {
 			a->pos[npos++] = w;
 		} else {
 			return ctl_fail(c, CTL_USAGE, "%s %s: unexpected argument '%s' (usage: ternctl %s)",
 					cmd->group, cmd->verb, w, cmd->synopsis);
 		}
 	}
-	if (npos < cmd->npos)
+	if (npos < CLI_REQUIRED(cmd->npos))
 		return ctl_fail(c, CTL_USAGE, "%s %s: missing arguments (usage: ternctl %s)",
 				cmd->group, cmd->verb, cmd->synopsis);
 	return 0;
