@@ -12,6 +12,8 @@
 #include "cluster/cluster-tls.h"
 #include "cluster/control.h"
 #include "cluster/inbound.h"
+#include "mover/move-source.h"
+#include "mover/mover.h"
 #include "proto/auth.h"
 #include "proto/imap/session.h"
 #include "proto/lmtp/session.h"
@@ -40,6 +42,25 @@ static const char usage_text[] =
 
 enum { LISTEN_COUNT = 6 };
 
+/* The configuration the services run with (set once in main). */
+static const struct tern_config *node_config;
+
+/* Password workers for IMAP and POP3 logins, and the mover, which takes
+ * the moves bound here. */
+static void services_start(void)
+{
+	auth_pool_start();
+	if (mover_start(node_config) < 0)
+		log_error("node %s: the mover did not start; moves to this node wait",
+			  node_config->node_name);
+}
+
+static void services_stop(void)
+{
+	mover_stop();
+	auth_pool_stop();
+}
+
 /* Every listener a node can have, from the configuration. */
 static void frontends_of(const struct tern_config *cfg, struct server_listen listens[LISTEN_COUNT],
 			 struct server_frontends *fe_r)
@@ -59,6 +80,7 @@ static void frontends_of(const struct tern_config *cfg, struct server_listen lis
 		{"imap", true, imap_session_adopt},
 		{"pop3", true, pop3_session_adopt},
 		{"lmtp", false, lmtp_session_adopt},
+		{"move", true, move_source_adopt},
 		/* freezing users (server/freeze.h): the mover, and tests */
 		{"control", false, control_session_adopt},
 	};
@@ -67,8 +89,8 @@ static void frontends_of(const struct tern_config *cfg, struct server_listen lis
 		.listens = listens,
 		.listen_count = LISTEN_COUNT,
 		/* IMAP and POP3 logins check passwords on these workers */
-		.services_start = auth_pool_start,
-		.services_stop = auth_pool_stop,
+		.services_start = services_start,
+		.services_stop = services_stop,
 	};
 }
 
@@ -155,6 +177,7 @@ int main(int argc, char **argv)
 	}
 	struct server_listen listens[LISTEN_COUNT];
 	struct server_frontends fe;
+	node_config = &cfg;
 	frontends_of(&cfg, listens, &fe);
 	struct server srv;
 	int status = 1;

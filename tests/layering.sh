@@ -41,10 +41,11 @@ check directory 'core|directory'
 check server 'core|store|directory|server'
 check cluster 'core|store|directory|server|cluster'
 check proxy 'core|directory|server|cluster|proxy'
+check mover 'core|store|directory|server|cluster|mover'
 
 if [ $status -ne 0 ]; then
 	echo "layering: the includes above point the wrong way" >&2
 else
-	echo "layering: core, store, directory, server, cluster and proxy include no higher layer"
+	echo "layering: core, store, directory, server, cluster, proxy and mover include no higher layer"
 fi
 exit $status

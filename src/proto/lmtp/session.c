@@ -18,6 +18,7 @@
 #include "server/delivery.h"
 #include "server/freeze.h"
 #include "server/lookup.h"
+#include "server/inflight.h"
 #include "server/moved.h"
 #include "server/loop.h"
 #include "server/server.h"
@@ -31,6 +32,7 @@ struct lmtp_rcpt {
 	uint64_t quota;   /* bytes, 0 = none */
 	char *home;       /* homed on another node: its name, else NULL */
 	char *home_addr;  /* and its cluster address */
+	bool counted;     /* in the user's deliveries in flight (server/inflight.h) */
 };
 
 struct lmtp_session {
@@ -104,6 +106,8 @@ static void transaction_reset(struct lmtp_session *s)
 	free(s->mail_from);
 	s->mail_from = NULL;
 	for (size_t i = 0; i < s->rcpt_count; i++) {
+		if (s->rcpts[i].counted)
+			inflight_add(s->rcpts[i].user, -1);
 		free(s->rcpts[i].user);
 		free(s->rcpts[i].folder);
 		free(s->rcpts[i].address);
@@ -237,6 +241,10 @@ static void rcpt_add(struct lmtp_session *s, const char *address, const char *us
 		reply(s, "452 4.3.0 Out of memory");
 		return;
 	}
+	/* a move's freeze waits for it until the transaction ends */
+	r->counted = home == NULL;
+	if (r->counted)
+		inflight_add(r->user, 1);
 	conn_printf(s->conn, "250 2.1.5 <%s> Recipient OK\r\n", address);
 }
 

@@ -1,0 +1,390 @@
+#include "mover/move-source.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include "cluster/inbound.h"
+#include "core/config.h"
+#include "core/limits.h"
+#include "core/lock.h"
+#include "core/log.h"
+#include "server/conn.h"
+#include "server/delivery.h"
+#include "server/freeze.h"
+#include "server/inflight.h"
+#include "server/lookup.h"
+#include "server/moved.h"
+#include "server/notify.h"
+#include "server/user-cache.h"
+#include "server/loop.h"
+#include "server/server.h"
+#include "store/store-move.h"
+#include "store/store.h"
+
+#define MOVE_LINE_MAX 512u
+
+enum job_kind { JOB_SNAPSHOT, JOB_DELTA, JOB_CHECKSUM, JOB_FLUSH, JOB_FENCE, JOB_UNFENCE,
+		JOB_REMOVE };
+
+struct move_source {
+	struct conn *conn;
+	char user[TERN_USERNAME_MAX + 1];
+	char front[TERN_CLUSTER_NODE_NAME_MAX + 1];
+	bool busy;                      /* a command is running */
+	struct lookup_request *lookup;
+	/* FREEZE: waiting for the user's deliveries accepted before it */
+	struct event *settle;
+	uint64_t settle_deadline;
+	/* the store task of the running command; its done finds the session
+	 * through conn (held by a reference) */
+	struct move_job *job;
+};
+
+struct move_job {
+	struct store_task task;
+	struct conn *conn;
+	enum job_kind kind;
+	char path[PATH_MAX];
+	const char *data_dir;
+	uint64_t since, since_delivered;
+	/* results */
+	uint64_t modseq, changes, folders, messages;
+	uint8_t digest[32];
+};
+
+extern const struct conn_proto move_source_proto;
+
+static void reply(struct move_source *ms, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void reply(struct move_source *ms, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	conn_vprintf(ms->conn, fmt, ap);
+	va_end(ap);
+	conn_write(ms->conn, "\r\n", 2);
+}
+
+static void finished(struct move_source *ms)
+{
+	ms->busy = false;
+	if (!ms->conn->closing)
+		conn_resume(ms->conn);
+}
+
+/* ---- store work, on the user's apply worker ---- */
+
+static int job_run(struct store *st, void *arg, enum tern_error *err_r)
+{
+	struct move_job *j = arg;
+	switch (j->kind) {
+	case JOB_SNAPSHOT:
+		return store_move_snapshot(st, j->path, &j->modseq, err_r);
+	case JOB_DELTA:
+		return store_move_delta(st, j->path, j->since, j->since_delivered, &j->modseq,
+					&j->changes, err_r);
+	case JOB_CHECKSUM:
+		return store_move_checksum(st, &j->folders, &j->messages, j->digest, err_r);
+	case JOB_FLUSH:
+		return 0;   /* runs after every write queued before it */
+	case JOB_FENCE:
+		return store_fence(st, err_r);
+	case JOB_UNFENCE:
+		return store_unfence(st, err_r);
+	case JOB_REMOVE:
+		return store_remove(j->data_dir, j->task.user, err_r);
+	}
+	return 0;
+}
+
+/* Sends the file at j->path (then removes it) after its header line. */
+static void send_file(struct move_source *ms, struct move_job *j)
+{
+	int fd = open(j->path, O_RDONLY | O_CLOEXEC);
+	struct stat sb;
+	if (fd < 0 || fstat(fd, &sb) < 0) {
+		reply(ms, "-ERR cannot read the copy: %s", strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		unlink(j->path);
+		return;
+	}
+	unlink(j->path);   /* the open descriptor keeps it until sent */
+	if (j->kind == JOB_SNAPSHOT)
+		reply(ms, "+FILE %lld %" PRIu64, (long long)sb.st_size, j->modseq);
+	else
+		reply(ms, "+FILE %lld %" PRIu64 " %" PRIu64, (long long)sb.st_size, j->modseq,
+		      j->changes);
+	/* the kernel sends it; evbuffer closes fd once it is out */
+	if (sb.st_size == 0 ||
+	    evbuffer_add_file(conn_output(ms->conn), fd, 0, sb.st_size) < 0) {
+		if (sb.st_size != 0) {
+			close(fd);
+			conn_write_failed(ms->conn);
+		} else {
+			close(fd);
+		}
+	}
+}
+
+static void job_done(struct store_task *t)
+{
+	struct move_job *j = (struct move_job *)(void *)t;
+	struct conn *c = j->conn;
+	struct move_source *ms = !c->closing && c->proto == &move_source_proto ? c->state : NULL;
+	if (ms != NULL) {
+		ms->job = NULL;
+		if (t->result < 0) {
+			log_warn("move: user=%s front=%s: %s failed: %s", ms->user, ms->front,
+				 j->kind == JOB_SNAPSHOT ? "snapshot" : j->kind == JOB_DELTA ? "delta" :
+				 j->kind == JOB_CHECKSUM ? "checksum" : j->kind == JOB_FENCE ? "fence" :
+				 j->kind == JOB_UNFENCE ? "unfence" :
+				 j->kind == JOB_REMOVE ? "remove" : "flush",
+				 tern_error_str(t->err));
+			reply(ms, "-ERR %s", tern_error_str(t->err));
+		} else if (j->kind == JOB_SNAPSHOT || j->kind == JOB_DELTA) {
+			send_file(ms, j);
+		} else if (j->kind == JOB_CHECKSUM) {
+			char hex[65];
+			for (int i = 0; i < 32; i++)
+				snprintf(hex + 2 * i, 3, "%02x", j->digest[i]);
+			reply(ms, "+CHECKSUM %" PRIu64 " %" PRIu64 " %s", j->folders, j->messages, hex);
+		} else {
+			if (j->kind == JOB_REMOVE)
+				log_info("move: user=%s: this node's copy removed (moved away)", ms->user);
+			reply(ms, "+OK");
+		}
+		finished(ms);
+	}
+	if (j->path[0] != '\0')
+		unlink(j->path);
+	free(j);
+	conn_unref(&c);
+}
+
+static void start_job(struct move_source *ms, enum job_kind kind, uint64_t since,
+		      uint64_t since_delivered)
+{
+	const struct tern_config *cfg = ms->conn->loop->server->config;
+	struct move_job *j = calloc(1, sizeof(*j));
+	if (j == NULL) {
+		reply(ms, "-ERR out of memory");
+		finished(ms);
+		return;
+	}
+	j->kind = kind;
+	j->since = since;
+	j->since_delivered = since_delivered;
+	j->data_dir = cfg->data_dir;
+	if (kind == JOB_SNAPSHOT || kind == JOB_DELTA) {
+		static _Atomic unsigned serial;
+		snprintf(j->path, sizeof(j->path), "%s/mail/.move-out-%s-%u-%u.db", cfg->data_dir,
+			 ms->user, (unsigned)getpid(), atomic_fetch_add(&serial, 1));
+	}
+	j->conn = ms->conn;
+	j->task.user = ms->user;
+	j->task.run = job_run;
+	j->task.arg = j;
+	j->task.done = job_done;
+	j->task.loop = ms->conn->loop;
+	/* a copy of a big mailbox takes longer than a session's write */
+	j->task.deadline_ms = tern_now_ms() + TERN_MOVE_TASK_DEADLINE_MS;
+	/* a removed store must not live on in the worker's handle cache */
+	j->task.drop_handle = kind == JOB_REMOVE;
+	ms->job = j;
+	conn_ref(ms->conn);
+	delivery_store_task(ms->conn->loop->server->delivery, &j->task);
+}
+
+/* ---- commands ---- */
+
+static void remove_checked(const struct lookup_result *r, void *ctx)
+{
+	struct move_source *ms = ctx;
+	if (ms->conn->closing)
+		return;
+	if (r->found != 1 || r->here) {
+		reply(ms, "-ERR %s", r->found < 0 ? "directory unavailable"
+			  : r->found == 0 ? "no such user" : "the user is still homed here");
+		finished(ms);
+		return;
+	}
+	start_job(ms, JOB_REMOVE, 0, 0);
+}
+
+static void settle_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct move_source *ms = arg;
+	uint32_t n = inflight_get(ms->user);
+	if (n > 0 && tern_now_ms() < ms->settle_deadline) {
+		static const struct timeval again = {0, TERN_FREEZE_RETRY_MS * 1000};
+		if (ms->settle == NULL)
+			ms->settle = evtimer_new(ms->conn->loop->base, settle_cb, ms);
+		if (ms->settle != NULL && evtimer_add(ms->settle, &again) == 0)
+			return;
+	}
+	if (n > 0)
+		log_warn("move: user=%s: %u deliveries still in flight when the freeze settled; "
+			 "they will be retried at the new home", ms->user, n);
+	start_job(ms, JOB_FLUSH, 0, 0);
+}
+
+static void command(struct move_source *ms, char *line)
+{
+	char *save = NULL;
+	char *verb = strtok_r(line, " ", &save);
+	char *a1 = strtok_r(NULL, " ", &save), *a2 = strtok_r(NULL, " ", &save);
+	char *a3 = strtok_r(NULL, " ", &save);
+	const char *why = NULL;
+	ms->busy = true;
+	if (verb == NULL) {
+		reply(ms, "-ERR empty command");
+	} else if (strcmp(verb, "SNAPSHOT") == 0) {
+		start_job(ms, JOB_SNAPSHOT, 0, 0);
+		return;
+	} else if (strcmp(verb, "DELTA") == 0 && a1 != NULL && a2 != NULL) {
+		start_job(ms, JOB_DELTA, strtoull(a1, NULL, 10), strtoull(a2, NULL, 10));
+		return;
+	} else if (strcmp(verb, "CHECKSUM") == 0) {
+		start_job(ms, JOB_CHECKSUM, 0, 0);
+		return;
+	} else if (strcmp(verb, "FREEZE") == 0 && a1 != NULL) {
+		unsigned long ms_lease = strtoul(a1, NULL, 10);
+		if (freeze_user(ms->user, (uint32_t)ms_lease, &why) < 0) {
+			reply(ms, "-ERR %s", why != NULL ? why : "cannot freeze");
+		} else {
+			log_info("move: user=%s front=%s: frozen for at most %lu ms", ms->user,
+				 ms->front, ms_lease);
+			/* deliveries accepted before the freeze finish first (half
+			 * the lease at most), then the writes queued are applied */
+			ms->settle_deadline = tern_now_ms() + ms_lease / 2;
+			settle_cb(-1, 0, ms);
+			return;
+		}
+	} else if (strcmp(verb, "FENCE") == 0) {
+		start_job(ms, JOB_FENCE, 0, 0);
+		return;
+	} else if (strcmp(verb, "UNFENCE") == 0) {
+		start_job(ms, JOB_UNFENCE, 0, 0);
+		return;
+	} else if (strcmp(verb, "RELEASE") == 0 && a1 != NULL) {
+		bool moved = strcmp(a1, "moved") == 0 && a2 != NULL && a3 != NULL;
+		if (moved) {
+			/* known here before any cache: deliveries that still come
+			 * go on to the new home, sessions here end */
+			moved_set(ms->user, a2, a3);
+			user_cache_distrust();
+		}
+		int r = freeze_release(ms->user, moved ? a2 : NULL, moved ? a3 : NULL, &why);
+		if (moved)
+			notify_user_changed(ms->user);
+		if (r < 0)
+			reply(ms, "-ERR %s", why != NULL ? why : "cannot release");
+		else
+			reply(ms, "+OK");
+		log_info("move: user=%s: released%s%s", ms->user, moved ? ", moved to " : "",
+			 moved ? a2 : "");
+	} else if (strcmp(verb, "REMOVE") == 0) {
+		lookup_user(ms->conn->loop, ms->user, 0, remove_checked, ms, &ms->lookup);
+		return;
+	} else if (strcmp(verb, "QUIT") == 0) {
+		reply(ms, "+OK");
+		conn_close(ms->conn);
+		return;
+	} else {
+		reply(ms, "-ERR unknown command");
+	}
+	ms->busy = false;
+}
+
+static void move_source_input(struct conn *c)
+{
+	struct move_source *ms = c->state;
+	struct evbuffer *in = conn_input(c);
+	while (!c->closing && !ms->busy) {
+		size_t len;
+		char *line = evbuffer_readln(in, &len, EVBUFFER_EOL_CRLF);
+		if (line == NULL) {
+			if (evbuffer_get_length(in) > MOVE_LINE_MAX) {
+				log_warn("move: user=%s front=%s: line too long, closing", ms->user,
+					 ms->front);
+				conn_close(c);
+			}
+			return;
+		}
+		command(ms, line);
+		free(line);
+		if (ms->busy)
+			conn_pause(c);
+	}
+}
+
+static int move_source_open(struct conn *c)
+{
+	(void)c;
+	return -1;   /* only adopted from a cluster connection */
+}
+
+static void move_source_shutdown(struct conn *c)
+{
+	struct move_source *ms = c->state;
+	if (!ms->busy)
+		conn_close(c);
+}
+
+static void move_source_timeout(struct conn *c)
+{
+	conn_close(c);
+}
+
+static void move_source_free(struct conn *c)
+{
+	struct move_source *ms = c->state;
+	if (ms == NULL)
+		return;
+	lookup_cancel(&ms->lookup);
+	if (ms->settle != NULL)
+		event_free(ms->settle);
+	/* a running job holds its own reference and finds the session gone */
+	free(ms);
+	c->state = NULL;
+}
+
+const struct conn_proto move_source_proto = {
+	.name = "move",
+	.conn_class = CONN_CLASS_CLUSTER,
+	.login_timeout_reply = NULL,
+	.open = move_source_open,
+	.input = move_source_input,
+	.shutdown = move_source_shutdown,
+	.timeout = move_source_timeout,
+	.free = move_source_free,
+	.busy_reply = "",
+	.no_memory_reply = "",
+};
+
+int move_source_adopt(struct conn *c, const struct cluster_open_request *req)
+{
+	struct move_source *ms = calloc(1, sizeof(*ms));
+	if (ms == NULL)
+		return -1;
+	ms->conn = c;
+	snprintf(ms->user, sizeof(ms->user), "%s", req->user);
+	snprintf(ms->front, sizeof(ms->front), "%s", req->front);
+	conn_switch_proto(c, &move_source_proto, ms, TERN_MOVE_IDLE_MS);
+	log_info("move: user=%s: channel opened by node %s", ms->user, ms->front);
+	return 0;
+}
