@@ -416,6 +416,9 @@
 /* Delivery ids are microsecond stamps, only roughly ordered between
  * workers: each round asks again for a minute's worth below the highest. */
 #define TERN_MOVE_DELIVERED_MARGIN         (60ull * 1000 * 1000)
+/* After a fence with a deadline lapses, the source looks this much later
+ * whether the move switched anyway (then it fences for good). */
+#define TERN_MOVE_FENCE_CHECK_MARGIN_MS    500
 /* At start, how long a previous run of this node_name gets to answer a
  * connect on one of its addresses before it counts as not running. */
 #define TERN_NODE_PROBE_MS                 500

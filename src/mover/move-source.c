@@ -16,6 +16,7 @@
 #include <event2/event.h>
 
 #include "cluster/inbound.h"
+#include "directory/directory.h"
 #include "core/config.h"
 #include "core/limits.h"
 #include "core/lock.h"
@@ -59,6 +60,7 @@ struct move_job {
 	char path[PATH_MAX];
 	const char *data_dir;
 	uint64_t since, since_delivered;
+	char *watch;            /* a fence watch's job: the user, owned */
 	/* results */
 	uint64_t modseq, changes, folders, messages;
 	uint8_t digest[32];
@@ -99,7 +101,7 @@ static int job_run(struct store *st, void *arg, enum tern_error *err_r)
 	case JOB_FLUSH:
 		return 0;   /* runs after every write queued before it */
 	case JOB_FENCE:
-		return store_fence(st, err_r);
+		return store_fence(st, (int64_t)j->since, err_r);
 	case JOB_UNFENCE:
 		return store_unfence(st, err_r);
 	case JOB_REMOVE:
@@ -223,6 +225,87 @@ static void remove_checked(const struct lookup_result *r, void *ctx)
 	start_job(ms, JOB_REMOVE, 0, 0);
 }
 
+/* A fence with a deadline lapses by itself; if by then the directory names
+ * another home (the mover switched, then died before it could fence for
+ * good and release), this node makes it permanent and says the user moved,
+ * so no session here writes to a copy nobody reads any more. Lives on the
+ * loop beyond the channel that asked for the fence. */
+struct fence_watch {
+	struct loop *loop;
+	struct event *timer;
+	struct lookup_request *lookup;
+	struct move_job *job;
+	char user[TERN_USERNAME_MAX + 1];
+};
+
+static void fence_watch_free(struct fence_watch *fw)
+{
+	if (fw->timer != NULL)
+		event_free(fw->timer);
+	free(fw);
+}
+
+static void fence_watch_done(struct store_task *t)
+{
+	struct move_job *j = (struct move_job *)(void *)t;
+	if (t->result < 0)
+		log_warn("move: user=%s: fencing the old copy for good failed: %s", t->user,
+			 tern_error_str(t->err));
+	free(j->watch);
+	free(j);
+}
+
+static void fence_watch_resolved(const struct lookup_result *r, void *ctx)
+{
+	struct fence_watch *fw = ctx;
+	/* moved_get: the release came (the normal end), nothing to do */
+	if (r->found == 1 && !r->here && !moved_get(fw->user, NULL, 0, NULL, 0)) {
+		log_warn("move: user=%s: the fence lapsed after the switch to %s without a release: "
+			 "fenced for good", fw->user, r->user->home);
+		moved_set(fw->user, r->user->home, r->home_addr);
+		notify_user_changed(fw->user);
+		struct move_job *j = calloc(1, sizeof(*j));
+		if (j != NULL) {
+			j->watch = fw->user[0] != '\0' ? strdup(fw->user) : NULL;
+			j->kind = JOB_FENCE;
+			j->since = 0;
+			j->task.user = j->watch != NULL ? j->watch : "";
+			j->task.run = job_run;
+			j->task.arg = j;
+			j->task.done = fence_watch_done;
+			j->task.loop = fw->loop;
+			j->task.deadline_ms = tern_now_ms() + TERN_MOVE_TASK_DEADLINE_MS;
+			if (j->watch != NULL)
+				delivery_store_task(fw->loop->server->delivery, &j->task);
+			else
+				free(j);
+		}
+	}
+	fence_watch_free(fw);
+}
+
+static void fence_watch_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct fence_watch *fw = arg;
+	lookup_user(fw->loop, fw->user, LOOKUP_FRESH, fence_watch_resolved, fw, &fw->lookup);
+}
+
+static void fence_watch(struct move_source *ms, int64_t until_ms)
+{
+	struct fence_watch *fw = calloc(1, sizeof(*fw));
+	if (fw == NULL)
+		return;
+	fw->loop = ms->conn->loop;
+	snprintf(fw->user, sizeof(fw->user), "%s", ms->user);
+	fw->timer = evtimer_new(fw->loop->base, fence_watch_cb, fw);
+	int64_t left = until_ms - dir_wall_ms() + TERN_MOVE_FENCE_CHECK_MARGIN_MS;
+	struct timeval tv = {.tv_sec = left / 1000, .tv_usec = (left % 1000) * 1000};
+	if (fw->timer == NULL || evtimer_add(fw->timer, &tv) < 0)
+		fence_watch_free(fw);
+}
+
 static void settle_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
@@ -274,8 +357,14 @@ static void command(struct move_source *ms, char *line)
 			settle_cb(-1, 0, ms);
 			return;
 		}
-	} else if (strcmp(verb, "FENCE") == 0) {
-		start_job(ms, JOB_FENCE, 0, 0);
+	} else if (strcmp(verb, "FENCE") == 0 && a1 != NULL) {
+		/* FENCE <ms>: until the freeze's end (it lapses if the move
+		 * never switches); FENCE 0: for good, after the switch */
+		unsigned long long lease = strtoull(a1, NULL, 10);
+		int64_t until = lease > 0 ? dir_wall_ms() + (int64_t)lease : 0;
+		if (lease > 0)
+			fence_watch(ms, until);
+		start_job(ms, JOB_FENCE, (uint64_t)until, 0);
 		return;
 	} else if (strcmp(verb, "UNFENCE") == 0) {
 		start_job(ms, JOB_UNFENCE, 0, 0);

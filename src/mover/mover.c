@@ -591,7 +591,8 @@ static void run_move(struct run *r)
 	char ignored[256];
 	/* existing sessions on the source may still write: fence it, so the
 	 * last round is the last change, then compare both copies */
-	if (chan_command(&r->ch, reply, sizeof(reply), r->why, sizeof(r->why), "FENCE") < 0) {
+	if (chan_command(&r->ch, reply, sizeof(reply), r->why, sizeof(r->why), "FENCE %u",
+			 cfg->move_freeze_timeout_ms) < 0) {
 		roll_back(r, false);
 		chan_close(&r->ch);
 		return;

@@ -414,7 +414,8 @@ static bool needs_usage(const struct lookup_request *req, const struct user_cach
 static bool try_cache(struct lookup_request *req)
 {
 	struct user_cache_entry e;
-	if (req->spare || !user_cache_get(req->name, &e) || needs_usage(req, &e) ||
+	if (req->spare || (req->flags & LOOKUP_FRESH) != 0 || !user_cache_get(req->name, &e) ||
+	    needs_usage(req, &e) ||
 	    !answer_from_cache(req, &e))
 		return false;
 	loop_post(req->loop, result_task, req);

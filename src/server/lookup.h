@@ -50,6 +50,9 @@ enum lookup_flags {
 	 * here and has a limit (the RCPT-time quota check). The store is
 	 * opened, never created: a user without a store uses nothing. */
 	LOOKUP_USAGE = 1u << 0,
+	/* Read the directory, not the user cache (a move deciding whether
+	 * the user still lives here). */
+	LOOKUP_FRESH = 1u << 1,
 };
 
 struct lookup_request;

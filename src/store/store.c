@@ -264,26 +264,37 @@ int store_err(enum tern_error err, enum tern_error *err_r)
 }
 
 /* The triggers store_fence installs: every write to the user's folders,
- * messages and subscriptions is refused from then on, by SQLite itself,
- * whichever connection or path attempts it. */
+ * messages and subscriptions is refused while meta 'fenced' (a wall-clock
+ * ms deadline, INT64_MAX = for good) lies ahead, by SQLite itself,
+ * whichever connection or path attempts it. A fence with a deadline lapses
+ * by itself: a move whose runner died before its switch leaves nothing
+ * fenced for longer than its freeze. */
 #define FENCE_MESSAGE "tern: this store was moved to another node"
+#define FENCE_NOW_MS "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)"
 #define FENCE_ON(table, op)                                                                \
 	"CREATE TRIGGER IF NOT EXISTS fence_" table "_" op " BEFORE " op " ON " table      \
+	" WHEN (SELECT value FROM meta WHERE key = 'fenced') > " FENCE_NOW_MS              \
 	" BEGIN SELECT RAISE(ABORT, '" FENCE_MESSAGE "'); END;"
 static const char fence_sql[] =
 	FENCE_ON("messages", "INSERT") FENCE_ON("messages", "UPDATE") FENCE_ON("messages", "DELETE")
 	FENCE_ON("folders", "INSERT") FENCE_ON("folders", "UPDATE") FENCE_ON("folders", "DELETE")
 	FENCE_ON("subscriptions", "INSERT") FENCE_ON("subscriptions", "UPDATE")
-	FENCE_ON("subscriptions", "DELETE")
-	"INSERT OR REPLACE INTO meta(key, value) VALUES ('fenced', 1);";
+	FENCE_ON("subscriptions", "DELETE");
 
-int store_fence(struct store *st, enum tern_error *err_r)
+int store_fence(struct store *st, int64_t until_ms, enum tern_error *err_r)
 {
 	char *msg = NULL;
+	char *set = sqlite3_mprintf("INSERT OR REPLACE INTO meta(key, value) VALUES ('fenced', %lld);",
+				    (long long)(until_ms > 0 ? until_ms : INT64_MAX));
+	if (set == NULL)
+		return store_err(TERN_ERR_NOMEM, err_r);
 	int rc = sqlite3_exec(st->db, "BEGIN IMMEDIATE;", NULL, NULL, NULL);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_exec(st->db, fence_sql, NULL, NULL, &msg);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(st->db, set, NULL, NULL, &msg);
 	sqlite3_free(msg);
+	sqlite3_free(set);
 	if (rc != SQLITE_OK) {
 		sqlite3_exec(st->db, "ROLLBACK;", NULL, NULL, NULL);
 		return store_err(store_sql_error(rc), err_r);
@@ -319,8 +330,8 @@ int store_unfence(struct store *st, enum tern_error *err_r)
 int store_fenced(struct store *st, bool *fenced_r, enum tern_error *err_r)
 {
 	sqlite3_stmt *q = NULL;
-	int rc = sqlite3_prepare_v2(st->db, "SELECT value FROM meta WHERE key = 'fenced'", -1, &q,
-				    NULL);
+	int rc = sqlite3_prepare_v2(st->db, "SELECT value > " FENCE_NOW_MS
+				    " FROM meta WHERE key = 'fenced'", -1, &q, NULL);
 	if (rc != SQLITE_OK)
 		return store_err(store_sql_error(rc), err_r);
 	rc = sqlite3_step(q);

@@ -293,15 +293,16 @@ int store_highestmodseq(struct store *st, uint64_t *modseq_r, enum tern_error *e
  * 1 ok, 0 problems, -1 error. */
 int store_integrity_check(struct store *st, enum tern_error *err_r);
 
-/* After a move (the directory names another home): this copy refuses every
- * write to folders, messages and subscriptions from then on, through any
- * connection (SQLite triggers), with TERN_ERR_TEMP, so a session or a
- * delivery that still reaches the old home fails and retries at the new
- * one. The epoch's fence, on disk. */
-int store_fence(struct store *st, enum tern_error *err_r);
+/* A move's fence: this copy refuses every write to folders, messages and
+ * subscriptions, through any connection (SQLite triggers), with
+ * TERN_ERR_TEMP, until until_ms (wall-clock unix ms; 0 = for good, after
+ * the directory switched the user's home). A session or delivery that
+ * still reaches the old home fails and retries at the new one; a fence
+ * with a deadline lapses by itself if the move never switches. */
+int store_fence(struct store *st, int64_t until_ms, enum tern_error *err_r);
 /* Undoes store_fence (a move rolled back before its switch). */
 int store_unfence(struct store *st, enum tern_error *err_r);
-/* Whether store_fence was applied. */
+/* Whether a fence is in force now. */
 int store_fenced(struct store *st, bool *fenced_r, enum tern_error *err_r);
 
 void store_msgs_free(struct store_msg **msgs, size_t count);

@@ -564,7 +564,7 @@ static void test_move_source_unchanged(void **state)
 	 * ships, and its copy is not fenced */
 	store_close(&fx->dst);
 	assert_int_equal(store_remove(fx->dst_dir, "alice", &err), 0);
-	assert_int_equal(store_fence(st, &err), 0);
+	assert_int_equal(store_fence(st, 0, &err), 0);
 	snapshot_install(fx);
 	bool fenced = true;
 	assert_int_equal(store_fenced(fx->dst, &fenced, &err), 0);

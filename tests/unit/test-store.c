@@ -1236,7 +1236,7 @@ static void test_fence(void **state)
 
 	assert_int_equal(store_fenced(fx->st, &fenced, &err), 0);
 	assert_false(fenced);
-	assert_int_equal(store_fence(fx->st, &err), 0);
+	assert_int_equal(store_fence(fx->st, 0, &err), 0);
 	assert_int_equal(store_fenced(fx->st, &fenced, &err), 0);
 	assert_true(fenced);
 
@@ -1266,6 +1266,20 @@ static void test_fence(void **state)
 	assert_false(fenced);
 	assert_int_equal(store_append(fx->st, &m, &got, &uidvalidity, &err), 0);
 	assert_int_equal(folder_count(fx->st, "INBOX"), 2);
+	/* a fence with a deadline lapses by itself */
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	int64_t now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	assert_int_equal(store_fence(fx->st, now_ms + 300, &err), 0);
+	assert_int_equal(store_fenced(fx->st, &fenced, &err), 0);
+	assert_true(fenced);
+	assert_int_equal(store_append(fx->st, &m, &got, &uidvalidity, &err), -1);
+	struct timespec wait = {0, 400 * 1000 * 1000};
+	nanosleep(&wait, NULL);   /* the deadline itself is what is tested */
+	assert_int_equal(store_fenced(fx->st, &fenced, &err), 0);
+	assert_false(fenced);
+	assert_int_equal(store_append(fx->st, &m, &got, &uidvalidity, &err), 0);
+	assert_int_equal(folder_count(fx->st, "INBOX"), 3);
 }
 
 int main(void)
