@@ -419,6 +419,9 @@
 /* After a fence with a deadline lapses, the source looks this much later
  * whether the move switched anyway (then it fences for good). */
 #define TERN_MOVE_FENCE_CHECK_MARGIN_MS    500
+/* A timed fence lasts at least this long: beyond the user cache's trust
+ * (a heartbeat, then TERN_USER_CACHE_TRUST_MS). */
+#define TERN_MOVE_FENCE_MIN_MS             5000u
 /* At start, how long a previous run of this node_name gets to answer a
  * connect on one of its addresses before it counts as not running. */
 #define TERN_NODE_PROBE_MS                 500

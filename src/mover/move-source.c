@@ -361,6 +361,10 @@ static void command(struct move_source *ms, char *line)
 		/* FENCE <ms>: until the freeze's end (it lapses if the move
 		 * never switches); FENCE 0: for good, after the switch */
 		unsigned long long lease = strtoull(a1, NULL, 10);
+		/* at least until every node's user cache has seen a switch that
+		 * may follow, so no stale "homed here" can write past it */
+		if (lease > 0 && lease < TERN_MOVE_FENCE_MIN_MS)
+			lease = TERN_MOVE_FENCE_MIN_MS;
 		int64_t until = lease > 0 ? dir_wall_ms() + (int64_t)lease : 0;
 		if (lease > 0)
 			fence_watch(ms, until);

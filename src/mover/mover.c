@@ -20,6 +20,7 @@
 #include "cluster/frame.h"
 #include "cluster/handshake.h"
 #include "core/config.h"
+#include "core/fault.h"
 #include "core/limits.h"
 #include "core/lock.h"
 #include "core/log.h"
@@ -520,6 +521,7 @@ static void run_move(struct run *r)
 	}
 	remove_local_copy(r);
 	note(r, "copying the mailbox");
+	fault_stall_once("MOVE_PAUSE_COPYING");      /* tests: the crash matrix */
 	unlink(path);
 	if (chan_command(&r->ch, reply, sizeof(reply), r->why, sizeof(r->why), "SNAPSHOT") < 0 ||
 	    receive_file(r, reply, path, &r->modseq, NULL) < 0 ||
@@ -538,6 +540,7 @@ static void run_move(struct run *r)
 		return;
 	}
 	/* 2. syncing: rounds until one is small enough for the freeze */
+	fault_stall_once("MOVE_PAUSE_SYNCING");
 	uint64_t changes = 0, apply_ms = 0;
 	for (unsigned round = 0;; round++) {
 		if (stopping()) {
@@ -598,6 +601,7 @@ static void run_move(struct run *r)
 		return;
 	}
 	r->fenced = true;
+	fault_stall_once("MOVE_PAUSE_FENCED");       /* frozen and fenced, not switched */
 	if (sync_round(r, &changes, &apply_ms) < 0 || verify(r) < 0 ||
 	    directory_user_get(r->dir, r->m.user, &u, &e) != 1 || strcmp(u.home, r->m.source) != 0 ||
 	    tern_now_ms() - frozen_at >= cfg->move_freeze_timeout_ms) {

@@ -200,8 +200,14 @@ static bool apply_user(struct apply_worker *w, struct delivery_item **items, siz
 	}
 	if (err == TERN_ERR_NONE)
 		err = TERN_ERR_IO;
-	log_error("delivery: user=%s: storing delivery %llu failed: %s", user,
-		  (unsigned long long)items[0]->id, tern_error_str(err));
+	if (err == TERN_ERR_TEMP)
+		/* the store is locked past the deadline, or fenced by a move: the
+		 * sender retries; not a fault of this node */
+		log_warn("delivery: user=%s: storing delivery %llu failed: %s", user,
+			 (unsigned long long)items[0]->id, tern_error_str(err));
+	else
+		log_error("delivery: user=%s: storing delivery %llu failed: %s", user,
+			  (unsigned long long)items[0]->id, tern_error_str(err));
 	items[0]->rcpt->err = err;
 	bool one = true;
 	journal_aborts(w->d, items, &one, 1);

@@ -172,6 +172,7 @@ class Ternd:
         self.runs = []          # [(Popen, stderr path, killed_on_purpose)]
         self.expected_errors = []
         self.preexec_fn = None
+        self.extra_env = {}     # added to the environment of the next start()s
         self.lmtp_port = None
 
     # -- configuration
@@ -200,7 +201,9 @@ class Ternd:
         with open(stderr_path, "wb") as err, open(os.devnull, "rb") as devnull:
             self.proc = subprocess.Popen([TERND, "--config", self.config_path],
                                          stdin=devnull, stdout=err, stderr=err,
-                                         preexec_fn=self.preexec_fn)
+                                         preexec_fn=self.preexec_fn,
+                                         env={**os.environ, **self.extra_env} if self.extra_env
+                                         else None)
         self.runs.append([self.proc, stderr_path, False])
         proc = self.proc
 

@@ -422,3 +422,80 @@ def test_batch_of_users_while_delivering(make_cluster):
         subjects = [m.get("subject") for m in cl.messages(u)]
         missing = [s for s in acked[u] if s not in subjects]
         assert not missing and len(subjects) == len(set(subjects)), (u, missing[:3])
+
+
+# ------------------------------------------------------------------ crashes
+
+def deliver_until(cl, front, user, subject, deadline):
+    """Delivers until one attempt gets 250 (a temporary failure while a
+    freeze lasts is expected here); returns the replies seen."""
+    seen = []
+    while time.monotonic() < deadline:
+        r = deliver(cl, front, user, subject)
+        seen.append(r.code)
+        if r.code == 250:
+            return seen
+        assert r.code // 100 == 4, r
+    raise AssertionError(f"no 250 before the deadline: {seen}")
+
+
+@pytest.mark.parametrize("phase", ["COPYING", "SYNCING", "FENCED", "SWITCHED"])
+def test_destination_killed_mid_move(make_cluster, phase):
+    """The destination (which runs the mover) is SIGKILLed while its move
+    waits at a phase (a test hook). The user is never frozen past the
+    lease: within move_freeze_timeout (+ slack) of the kill, mail for the
+    user is accepted again. When the destination restarts, the move is
+    taken up again and completes, and every message that got 250 is at
+    the final home exactly once."""
+    cl = make_cluster(users={"alice": "node-a"}, names=("node-a", "node-b"),
+                      move_freeze_timeout="2s")
+    cl.expect_outage_errors()
+    acked = []
+    for i in range(10):
+        s = f"pre {i}"
+        assert deliver(cl, "node-a", "alice", s).code == 250
+        acked.append(s)
+    node_b = cl["node-b"]
+    node_b.extra_env = {f"TERN_FAULT_MOVE_PAUSE_{phase}_MS": "60000"}
+    cl.stop("node-b")
+    cl.start("node-b")
+    cl["node-a"].ctl("move", "start", "alice", "--to", "node-b")
+    marks = {"COPYING": r"queued -> copying", "SYNCING": r"copying -> syncing",
+             "FENCED": r"syncing -> finalizing", "SWITCHED": r"syncing -> finalizing"}
+    cl.wait_log("node-b", marks[phase], f"the move to reach {phase}", timeout=20)
+    if phase in ("FENCED", "SWITCHED"):
+        cl.wait_log("node-a", r"frozen for at most", "the source to freeze alice", timeout=20)
+    if phase == "SWITCHED":
+        wait_for(lambda: user_row(cl, "node-a", "alice")["home"] == "node-b", 20,
+                 "the directory switch")
+    cl.kill("node-b")
+    t_kill = time.monotonic()
+    # mail for alice is accepted again within the lease (+ slack), through
+    # node-a, whatever the phase: parked requests end, the fence lapses
+    front = "node-a"
+    if phase == "SWITCHED":
+        # the directory names node-b, which is down: node-a relays there,
+        # so alice's mail waits for node-b (451 4.4.1) until it is back
+        r = deliver(cl, front, "alice", "while b is down")
+        assert r.code // 100 == 4, r
+    else:
+        # the freeze's lease is 2 s; a fence lasts at least 5 s (beyond the
+        # user caches' trust), so writes are back within 5 s + slack
+        deliver_until(cl, front, "alice", "after the kill", time.monotonic() + 5.0 + 3.0)
+        acked.append("after the kill")
+        assert time.monotonic() - t_kill < 5.0 + 3.0
+    node_b.extra_env = {}
+    cl.start("node-b")
+    if phase != "SWITCHED":
+        st = wait_move_done(cl, "node-a", "alice")
+        assert st["phase"] == "completed", st
+    wait_for(lambda: user_row(cl, "node-a", "alice")["home"] == "node-b", 30,
+             "alice to be homed on node-b")
+    cl.homes["alice"] = "node-b"
+    s = "after restart"
+    deliver_until(cl, "node-a", "alice", s, time.monotonic() + 10)
+    acked.append(s)
+    subjects = [m.get("subject") for m in cl.messages("alice")]
+    missing = [x for x in acked if x not in subjects]
+    assert not missing, missing
+    assert len(subjects) == len(set(subjects)), "duplicates"
