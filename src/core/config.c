@@ -85,6 +85,7 @@ static const struct key_def keys[] = {
 	KEY(cluster_max_connections, KEY_COUNT32, 1, TERN_CONNECTIONS_CEILING),
 	DUR(move_freeze_timeout, TERN_MOVE_FREEZE_TIMEOUT_MS_MIN, TERN_MOVE_FREEZE_TIMEOUT_MS_CEILING),
 	DUR(move_freeze_target, 1, TERN_MOVE_FREEZE_TIMEOUT_MS_CEILING),
+	KEY(move_bandwidth, KEY_SIZE64, 0, UINT64_MAX),
 };
 
 /* The configuration is read at start-up only, where running out of memory

@@ -59,6 +59,7 @@ struct tern_config {
 	 * phase) stays parked before a temporary error; default 5s. */
 	uint32_t move_freeze_timeout_ms;
 	uint32_t move_freeze_target_ms; /* a move's last round should fit in this; default 50ms */
+	uint64_t move_bandwidth;    /* bytes per second a move's copy may use; 0 = unlimited */
 };
 
 /* Fills *cfg with the defaults (strings are heap copies). */

@@ -422,6 +422,9 @@
 /* A timed fence lasts at least this long: beyond the user cache's trust
  * (a heartbeat, then TERN_USER_CACHE_TRUST_MS). */
 #define TERN_MOVE_FENCE_MIN_MS             5000u
+/* A move in one phase longer than this (or watchdog_threshold if longer)
+ * is reported by the mover's scan. */
+#define TERN_MOVE_STUCK_MIN_MS             60000
 /* At start, how long a previous run of this node_name gets to answer a
  * connect on one of its addresses before it counts as not running. */
 #define TERN_NODE_PROBE_MS                 500

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cluster/cluster-tls.h"
@@ -134,10 +135,21 @@ static struct cluster_field sfield(const char *s)
 	return (struct cluster_field){(const uint8_t *)s, strlen(s)};
 }
 
-/* Copies size bytes of the channel to fd. */
-static int chan_to_file(struct chan *ch, int fd, uint64_t size)
+/* Copies size bytes of the channel to fd, at most bandwidth bytes a
+ * second on average (0 = as fast as it comes): a move must not starve the
+ * node's users of the link or the disk. */
+static int chan_to_file(struct chan *ch, int fd, uint64_t size, uint64_t bandwidth)
 {
+	uint64_t start = tern_now_ms(), done = 0;
 	while (size > 0) {
+		if (bandwidth > 0) {
+			uint64_t due_ms = done * 1000 / bandwidth, spent = tern_now_ms() - start;
+			if (due_ms > spent) {
+				uint64_t wait = due_ms - spent;
+				struct timespec ts = {(time_t)(wait / 1000), (long)(wait % 1000) * 1000000};
+				nanosleep(&ts, NULL);   /* the mover's own thread: pacing */
+			}
+		}
 		if (ch->off == ch->len && chan_fill(ch) < 0)
 			return -1;
 		size_t n = ch->len - ch->off;
@@ -147,6 +159,7 @@ static int chan_to_file(struct chan *ch, int fd, uint64_t size)
 			return -1;
 		ch->off += n;
 		size -= n;
+		done += n;
 	}
 	return 0;
 }
@@ -370,7 +383,7 @@ static int receive_file(struct run *r, const char *reply, const char *path, uint
 		snprintf(r->why, sizeof(r->why), "%s: %s", path, strerror(errno));
 		return -1;
 	}
-	int rc = chan_to_file(&r->ch, fd, size);
+	int rc = chan_to_file(&r->ch, fd, size, r->cfg->move_bandwidth);
 	if (rc == 0 && fsync(fd) < 0)
 		rc = -1;
 	close(fd);
@@ -668,6 +681,27 @@ static bool is_running(int64_t id)
 	return false;
 }
 
+/* The watchdog's eye on moves: a move bound here that has stayed in one
+ * phase longer than watchdog_threshold (and at least a minute: a big copy
+ * takes that) is reported, with why it waits, once per phase. */
+static void report_if_stuck(const struct dir_move *m)
+{
+	static _Thread_local int64_t reported_id = -1;
+	static _Thread_local int reported_phase = -1;
+	int64_t age = dir_wall_ms() - m->phase_since_ms;
+	int64_t threshold = mover.cfg->watchdog_threshold_ms > TERN_MOVE_STUCK_MIN_MS
+				    ? mover.cfg->watchdog_threshold_ms : TERN_MOVE_STUCK_MIN_MS;
+	if (m->phase_since_ms == 0 || age < threshold || m->suspend_when_ready ||
+	    (reported_id == m->id && reported_phase == (int)m->phase))
+		return;
+	reported_id = m->id;
+	reported_phase = (int)m->phase;
+	log_warn("watchdog: move %" PRId64 " of %s has been %s for %lld s%s%s%s%s", m->id, m->user,
+		 dir_move_phase_name(m->phase), (long long)(age / 1000),
+		 m->wait_reason[0] != '\0' ? ": " : "", m->wait_reason,
+		 m->last_error[0] != '\0' ? "; last error: " : "", m->last_error);
+}
+
 /* Starts the moves bound here that nobody runs (or whose runner's lease
  * expired: a node that died mid-move). */
 static void scan(struct directory *dir)
@@ -681,6 +715,7 @@ static void scan(struct directory *dir)
 		struct dir_move *m = &moves[i];
 		if (strcmp(m->destination, mover.cfg->node_name) != 0)
 			continue;
+		report_if_stuck(m);
 		{
 			TERN_LOCK_GUARD(&mover.mu);
 			if (mover.stop || is_running(m->id) || mover.running >= TERN_MOVER_PARALLEL)

@@ -4,8 +4,8 @@ keeps flowing during it. The state of each move is read the way an
 administrator would: `ternctl move status --json`, `ternctl user show`,
 `ternctl mailbox` on the nodes."""
 
+import os
 import re
-import sqlite3
 import threading
 import time
 
@@ -499,3 +499,48 @@ def test_destination_killed_mid_move(make_cluster, phase):
     missing = [x for x in acked if x not in subjects]
     assert not missing, missing
     assert len(subjects) == len(set(subjects)), "duplicates"
+
+
+def test_destination_that_cannot_store_fails_cleanly(make_cluster):
+    """The destination cannot write the copy (here: its incoming file's
+    name is taken by a directory, as a full or broken disk would refuse
+    it): the move ends `failed` with the reason, the directory still names
+    node-a, alice never noticed (mail accepted throughout, no temporary
+    failure, nothing frozen), and node-b keeps nothing."""
+    import os
+    cl = make_cluster(users={"alice": "node-a"}, names=("node-a", "node-b"))
+    for i in range(5):
+        assert deliver(cl, "node-a", "alice", f"kept {i}").code == 250
+    blocker = os.path.join(cl["node-b"].data_dir, "mail", ".move-in-alice.db")
+    os.makedirs(blocker)
+    cl["node-a"].ctl("move", "start", "alice", "--to", "node-b")
+    st = wait_move_done(cl, "node-a", "alice")
+    assert st["phase"] == "failed" and ".move-in-alice.db" in st.get("last_error", ""), st
+    assert user_row(cl, "node-a", "alice")["home"] == "node-a"
+    assert "frozen" not in cl.log("node-a")
+    for front in ("node-a", "node-b"):
+        assert deliver(cl, front, "alice", f"after via {front}").code == 250
+    assert len(cl.messages("alice")) == 7
+    assert not os.path.exists(cl["node-b"].mail_db("alice"))
+
+
+def test_move_bandwidth_paces_the_copy(make_cluster):
+    """move_bandwidth = 256k on the destination: a mailbox of about 1.5 MB
+    cannot be copied in less than about 5 s (a lower bound only: what the
+    pacing guarantees, whatever the machine's speed)."""
+    cl = make_cluster(users={"alice": "node-a"}, names=("node-a", "node-b"),
+                      node_settings={"node-b": {"move_bandwidth": "256k"}})
+    body = ("x" * 70 + "\r\n") * 140   # about 10 KB a message
+    for i in range(150):
+        with LmtpConn(cl.lmtp_addr("node-a"), timeout=IO_TIMEOUT) as c:
+            c.lhlo()
+            _, replies = c.deliver(SENDER, ["alice@example.org"],
+                                   make_message(f"big {i}", body=body, to="alice@example.org"))
+            assert replies[0].code == 250
+    size = os.path.getsize(cl["node-a"].mail_db("alice"))
+    t0 = time.monotonic()
+    cl["node-a"].ctl("move", "start", "alice", "--to", "node-b")
+    st = wait_move_done(cl, "node-a", "alice", timeout=MOVE_DEADLINE + size / (256 * 1024))
+    took = time.monotonic() - t0
+    assert st["phase"] == "completed", st
+    assert took >= 0.8 * size / (256 * 1024), f"{size} bytes moved in {took:.1f} s at 256k/s"
