@@ -544,3 +544,45 @@ def test_move_bandwidth_paces_the_copy(make_cluster):
     took = time.monotonic() - t0
     assert st["phase"] == "completed", st
     assert took >= 0.8 * size / (256 * 1024), f"{size} bytes moved in {took:.1f} s at 256k/s"
+
+
+@pytest.mark.parametrize("phase", ["SYNCING", "FENCED"])
+def test_source_killed_mid_move(make_cluster, phase):
+    """The source is SIGKILLed while the move waits at a phase: the move
+    rolls back (failed; the directory still names the source), the source
+    serves alice again once it is back, with every acknowledged message
+    once, and a new move then completes."""
+    cl = make_cluster(users={"alice": "node-a"}, names=("node-a", "node-b"),
+                      move_freeze_timeout="2s")
+    cl.expect_outage_errors()
+    acked = []
+    for i in range(10):
+        s = f"pre {i}"
+        assert deliver(cl, "node-a", "alice", s).code == 250
+        acked.append(s)
+    node_b = cl["node-b"]
+    node_b.extra_env = {f"TERN_FAULT_MOVE_PAUSE_{phase}_MS": "3000"}
+    cl.stop("node-b")
+    cl.start("node-b")
+    cl["node-a"].ctl("move", "start", "alice", "--to", "node-b")
+    cl.wait_log("node-b", r"copying -> syncing" if phase == "SYNCING" else r"-> finalizing",
+                f"the move to reach {phase}", timeout=20)
+    if phase == "FENCED":
+        cl.wait_log("node-a", r"frozen for at most", "the source to freeze alice", timeout=20)
+    cl.kill("node-a")
+    st = wait_move_done(cl, "node-b", "alice")
+    assert st["phase"] == "failed", st
+    assert user_row(cl, "node-b", "alice")["home"] == "node-a"
+    cl.start("node-a")
+    s = "after the source restarted"
+    deliver_until(cl, "node-b", "alice", s, time.monotonic() + 5.0 + 5.0)
+    acked.append(s)
+    subjects = [m.get("subject") for m in cl.messages("alice")]
+    assert sorted(subjects) == sorted(acked), (subjects, acked)
+    node_b.extra_env = {}
+    cl.stop("node-b")
+    cl.start("node-b")
+    cl["node-a"].ctl("move", "start", "alice", "--to", "node-b")
+    assert wait_move_done(cl, "node-a", "alice")["phase"] == "completed"
+    cl.homes["alice"] = "node-b"
+    assert sorted(m.get("subject") for m in cl.messages("alice")) == sorted(acked)
