@@ -231,6 +231,7 @@ static void remove_checked(const struct lookup_result *r, void *ctx)
  * so no session here writes to a copy nobody reads any more. Lives on the
  * loop beyond the channel that asked for the fence. */
 struct fence_watch {
+	struct loop_cleanup cleanup;     /* first: freed at shutdown if pending */
 	struct loop *loop;
 	struct event *timer;
 	struct lookup_request *lookup;
@@ -242,7 +243,13 @@ static void fence_watch_free(struct fence_watch *fw)
 {
 	if (fw->timer != NULL)
 		event_free(fw->timer);
+	lookup_cancel(&fw->lookup);
 	free(fw);
+}
+
+static void fence_watch_shutdown(struct loop_cleanup *c)
+{
+	fence_watch_free((struct fence_watch *)(void *)c);
 }
 
 static void fence_watch_done(struct store_task *t)
@@ -289,6 +296,7 @@ static void fence_watch_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	struct fence_watch *fw = arg;
+	loop_cleanup_remove(fw->loop, &fw->cleanup);
 	lookup_user(fw->loop, fw->user, LOOKUP_FRESH, fence_watch_resolved, fw, &fw->lookup);
 }
 
@@ -302,8 +310,12 @@ static void fence_watch(struct move_source *ms, int64_t until_ms)
 	fw->timer = evtimer_new(fw->loop->base, fence_watch_cb, fw);
 	int64_t left = until_ms - dir_wall_ms() + TERN_MOVE_FENCE_CHECK_MARGIN_MS;
 	struct timeval tv = {.tv_sec = left / 1000, .tv_usec = (left % 1000) * 1000};
-	if (fw->timer == NULL || evtimer_add(fw->timer, &tv) < 0)
+	if (fw->timer == NULL || evtimer_add(fw->timer, &tv) < 0) {
 		fence_watch_free(fw);
+		return;
+	}
+	fw->cleanup.fn = fence_watch_shutdown;
+	loop_cleanup_add(fw->loop, &fw->cleanup);
 }
 
 static void settle_cb(evutil_socket_t fd, short what, void *arg)

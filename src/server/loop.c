@@ -184,3 +184,32 @@ void loop_post(struct loop *loop, loop_task_fn *fn, void *arg)
 	event_active(loop->inbox_event, EV_READ, 0);
 }
 
+
+void loop_cleanup_add(struct loop *loop, struct loop_cleanup *c)
+{
+	c->prev = NULL;
+	c->next = loop->cleanups;
+	if (loop->cleanups != NULL)
+		loop->cleanups->prev = c;
+	loop->cleanups = c;
+}
+
+void loop_cleanup_remove(struct loop *loop, struct loop_cleanup *c)
+{
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else if (loop->cleanups == c)
+		loop->cleanups = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	c->prev = c->next = NULL;
+}
+
+void loop_run_cleanups(struct loop *loop)
+{
+	while (loop->cleanups != NULL) {
+		struct loop_cleanup *c = loop->cleanups;
+		loop_cleanup_remove(loop, c);
+		c->fn(c);
+	}
+}

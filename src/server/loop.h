@@ -18,6 +18,13 @@ typedef void loop_task_fn(void *arg);
 
 struct loop_task;
 
+/* Something of the loop's own (a timer not tied to a connection) to free
+ * when the loop's connections are destroyed at shutdown. */
+struct loop_cleanup {
+	void (*fn)(struct loop_cleanup *c);
+	struct loop_cleanup *prev, *next;
+};
+
 struct loop {
 	struct server *server;
 	unsigned index;
@@ -36,6 +43,7 @@ struct loop {
 	 * connections (cluster/dial.c); freed with the loop's connections. */
 	void *cluster_pool;
 	void (*cluster_pool_free)(struct loop *loop);
+	struct loop_cleanup *cleanups;   /* loop thread only */
 };
 
 /* Creates the base and the inbox; does not start the thread. */
@@ -49,6 +57,13 @@ void loop_deinit(struct loop *loop);
  * fails and never drops the task: out of memory, it uses the loop's reserve
  * of tasks, and when that is used up too, waits for memory. */
 void loop_post(struct loop *loop, loop_task_fn *fn, void *arg);
+
+/* Registers c (loop thread): c->fn(c) runs at loop_run_cleanups unless
+ * c is removed first. */
+void loop_cleanup_add(struct loop *loop, struct loop_cleanup *c);
+void loop_cleanup_remove(struct loop *loop, struct loop_cleanup *c);
+/* Runs and forgets every registered cleanup (shutdown, on the loop). */
+void loop_run_cleanups(struct loop *loop);
 
 /* The loop of the calling thread, or NULL if it is not a loop thread. */
 struct loop *loop_current(void);

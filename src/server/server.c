@@ -175,6 +175,7 @@ static void loop_destroy_task(void *arg)
 {
 	struct loop *loop = arg;
 	conn_destroy_all(loop);
+	loop_run_cleanups(loop);
 	if (loop->cluster_pool_free != NULL)
 		loop->cluster_pool_free(loop);
 }
