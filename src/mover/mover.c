@@ -442,25 +442,37 @@ static int sync_round(struct run *r, uint64_t *changes_r, uint64_t *ms_r)
 	return 0;
 }
 
+/* Both copies' checksums must agree. The source computes its own while
+ * this node computes its (they run side by side: this is inside the
+ * freeze). */
 static int verify(struct run *r)
 {
 	char reply[256], hex[65];
 	unsigned long long folders = 0, messages = 0;
-	if (chan_command(&r->ch, reply, sizeof(reply), r->why, sizeof(r->why), "CHECKSUM") < 0 ||
-	    sscanf(reply, "+CHECKSUM %llu %llu %64s", &folders, &messages, hex) != 3)
+	if (chan_write(&r->ch, "CHECKSUM\r\n", 10) < 0) {
+		snprintf(r->why, sizeof(r->why), "the source stopped answering (CHECKSUM)");
 		return -1;
+	}
 	struct store *st = NULL;
 	enum tern_error e;
 	uint64_t lf = 0, lm = 0;
 	uint8_t digest[32];
 	char local[65];
-	if (store_open(r->cfg->data_dir, r->m.user, false, &st, &e) < 0 ||
-	    store_move_checksum(st, &lf, &lm, digest, &e) < 0) {
-		store_close(&st);
+	int rc = store_open(r->cfg->data_dir, r->m.user, false, &st, &e) < 0 ||
+		 store_move_checksum(st, &lf, &lm, digest, &e) < 0 ? -1 : 0;
+	store_close(&st);
+	if (chan_line(&r->ch, reply, sizeof(reply)) < 0) {
+		snprintf(r->why, sizeof(r->why), "the source stopped answering (CHECKSUM)");
+		return -1;
+	}
+	if (rc < 0) {
 		snprintf(r->why, sizeof(r->why), "local checksum: %s", tern_error_str(e));
 		return -1;
 	}
-	store_close(&st);
+	if (sscanf(reply, "+CHECKSUM %llu %llu %64s", &folders, &messages, hex) != 3) {
+		snprintf(r->why, sizeof(r->why), "the source refused CHECKSUM: %s", reply);
+		return -1;
+	}
 	for (int i = 0; i < 32; i++)
 		snprintf(local + 2 * i, 3, "%02x", digest[i]);
 	if (lf != folders || lm != messages || strcmp(local, hex) != 0) {
