@@ -258,11 +258,6 @@ static const struct tern_config *config_of(const struct cluster_dial *d)
 	return d->loop->server->config;
 }
 
-static struct cluster_field str_field(const char *s)
-{
-	return (struct cluster_field){(const uint8_t *)s, strlen(s)};
-}
-
 static void send_frame(struct cluster_dial *d, enum cluster_frame_type type,
 		       const struct cluster_field *fields, size_t count)
 {
@@ -319,8 +314,8 @@ static int start_connect(struct cluster_dial *d);
 
 static void send_open(struct cluster_dial *d)
 {
-	struct cluster_field f[4] = {str_field(d->kind), str_field(d->user),
-				     str_field(d->client_addr), str_field(d->params)};
+	struct cluster_field f[4] = {cluster_str_field(d->kind), cluster_str_field(d->user),
+				     cluster_str_field(d->client_addr), cluster_str_field(d->params)};
 	send_frame(d, CLUSTER_OPEN, f, 4);
 	d->phase = D_OPENED;
 }
@@ -353,25 +348,25 @@ static void lost(struct cluster_dial *d, const char *why)
 static bool on_challenge(struct cluster_dial *d, const struct cluster_frame *f)
 {
 	const struct tern_config *cfg = config_of(d);
-	if (!cluster_field_is(&f->fields[0], d->node)) {
+	uint8_t mac[CLUSTER_MAC_LEN];
+	switch (cluster_dialler_answer(cfg->cluster_secret, cfg->node_name, d->node,
+				       d->dialler_nonce, f, mac)) {
+	case CLUSTER_ANSWER_WRONG_NODE:
 		finish(d, CLUSTER_DIAL_UNREACHABLE, "",
 		       "another node answers at that address (stale directory entry?)");
 		return false;
-	}
-	uint8_t want[CLUSTER_MAC_LEN], mac[CLUSTER_MAC_LEN];
-	cluster_mac(cfg->cluster_secret, CLUSTER_ROLE_LISTENER, d->dialler_nonce, f->fields[1].data,
-		    cfg->node_name, d->node, want);
-	if (!cluster_mac_equal(want, f->fields[2].data)) {
+	case CLUSTER_ANSWER_BAD_PROOF: {
 		/* said, so that the other side logs it too */
-		struct cluster_field why = {(const uint8_t *)"authentication failed", 21};
+		struct cluster_field why = cluster_str_field("authentication failed");
 		send_frame(d, CLUSTER_ERROR, &why, 1);
 		d->linger = true;
 		finish(d, CLUSTER_DIAL_UNREACHABLE, "",
 		       "it failed authentication (another cluster_secret?)");
 		return false;
 	}
-	cluster_mac(cfg->cluster_secret, CLUSTER_ROLE_DIALLER, d->dialler_nonce, f->fields[1].data,
-		    cfg->node_name, d->node, mac);
+	case CLUSTER_ANSWER_OK:
+		break;
+	}
 	struct cluster_field field = {mac, CLUSTER_MAC_LEN};
 	send_frame(d, CLUSTER_AUTH, &field, 1);
 	d->phase = D_READY;
@@ -481,7 +476,7 @@ static void dial_event_cb(struct bufferevent *bev, short what, void *arg)
 			}
 		}
 		const struct tern_config *cfg = config_of(d);
-		struct cluster_field f[3] = {str_field(CLUSTER_PROTOCOL), str_field(cfg->node_name),
+		struct cluster_field f[3] = {cluster_str_field(CLUSTER_PROTOCOL), cluster_str_field(cfg->node_name),
 					     {d->dialler_nonce, CLUSTER_NONCE_LEN}};
 		send_frame(d, CLUSTER_HELLO, f, 3);
 		d->phase = D_CHALLENGE;

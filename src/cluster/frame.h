@@ -66,6 +66,15 @@ size_t cluster_frame_encode(uint8_t *out, size_t cap, enum cluster_frame_type ty
  * if it does not fit or holds a NUL byte. */
 bool cluster_field_str(const struct cluster_field *f, char *buf, size_t cap);
 
+/* A field holding the C string s (not its NUL). */
+static inline struct cluster_field cluster_str_field(const char *s)
+{
+	size_t n = 0;
+	while (s[n] != '\0')
+		n++;
+	return (struct cluster_field){(const uint8_t *)s, n};
+}
+
 /* Field equals the C string s. */
 bool cluster_field_is(const struct cluster_field *f, const char *s);
 

@@ -52,3 +52,22 @@ bool cluster_mac_equal(const uint8_t *a, const uint8_t *b)
 {
 	return CRYPTO_memcmp(a, b, CLUSTER_MAC_LEN) == 0;
 }
+
+enum cluster_answer cluster_dialler_answer(const char *secret, const char *dialler,
+					   const char *listener,
+					   const uint8_t dialler_nonce[CLUSTER_NONCE_LEN],
+					   const struct cluster_frame *challenge,
+					   uint8_t proof[CLUSTER_MAC_LEN])
+{
+	uint8_t want[CLUSTER_MAC_LEN];
+	if (challenge->type != CLUSTER_CHALLENGE || !cluster_field_is(&challenge->fields[0], listener))
+		return CLUSTER_ANSWER_WRONG_NODE;
+	const uint8_t *listener_nonce = challenge->fields[1].data;
+	cluster_mac(secret, CLUSTER_ROLE_LISTENER, dialler_nonce, listener_nonce, dialler, listener,
+		    want);
+	if (!cluster_mac_equal(want, challenge->fields[2].data))
+		return CLUSTER_ANSWER_BAD_PROOF;
+	cluster_mac(secret, CLUSTER_ROLE_DIALLER, dialler_nonce, listener_nonce, dialler, listener,
+		    proof);
+	return CLUSTER_ANSWER_OK;
+}

@@ -28,6 +28,21 @@ void cluster_mac(const char *secret, enum cluster_role role,
 		 const uint8_t listener_nonce[CLUSTER_NONCE_LEN], const char *dialler_name,
 		 const char *listener_name, uint8_t mac[CLUSTER_MAC_LEN]);
 
+enum cluster_answer {
+	CLUSTER_ANSWER_OK,          /* proof filled: send it in AUTH */
+	CLUSTER_ANSWER_WRONG_NODE,  /* another node answers at that address */
+	CLUSTER_ANSWER_BAD_PROOF,   /* the listener does not share our secret */
+};
+
+/* The dialler's step on a CHALLENGE frame from the node it meant to reach
+ * (listener): checks the name and the listener's proof, and on success
+ * fills the dialler's own proof. */
+enum cluster_answer cluster_dialler_answer(const char *secret, const char *dialler,
+					   const char *listener,
+					   const uint8_t dialler_nonce[CLUSTER_NONCE_LEN],
+					   const struct cluster_frame *challenge,
+					   uint8_t proof[CLUSTER_MAC_LEN]);
+
 /* Compares in constant time. */
 bool cluster_mac_equal(const uint8_t *a, const uint8_t *b);
 

@@ -99,11 +99,6 @@ static void send_frame(struct inbound *in, enum cluster_frame_type type,
 		conn_write(in->conn, buf, n);
 }
 
-static struct cluster_field str_field(const char *s)
-{
-	return (struct cluster_field){(const uint8_t *)s, strlen(s)};
-}
-
 /* A peer that breaks the protocol or fails the handshake: counted, logged
  * once (this line), told nothing more than that, and closed. */
 static void refuse(struct inbound *in, const char *why, bool tell)
@@ -113,7 +108,7 @@ static void refuse(struct inbound *in, const char *why, bool tell)
 		 in->conn->peer, in->peer_name[0] != '\0' ? " (says it is node " : "",
 		 in->peer_name, in->peer_name[0] != '\0' ? ")" : "", why, (unsigned long long)n);
 	if (tell) {
-		struct cluster_field f = str_field(why);
+		struct cluster_field f = cluster_str_field(why);
 		send_frame(in, CLUSTER_ERROR, &f, 1);
 	}
 	conn_close(in->conn);
@@ -121,7 +116,7 @@ static void refuse(struct inbound *in, const char *why, bool tell)
 
 static void opened(struct inbound *in, const char *status, const char *text)
 {
-	struct cluster_field f[2] = {str_field(status), str_field(text)};
+	struct cluster_field f[2] = {cluster_str_field(status), cluster_str_field(text)};
 	send_frame(in, CLUSTER_OPENED, f, 2);
 }
 
@@ -157,7 +152,7 @@ static void on_hello(struct inbound *in, const struct cluster_frame *f)
 	cluster_mac(cfg->cluster_secret, CLUSTER_ROLE_LISTENER, in->dialler_nonce,
 		    in->listener_nonce, in->peer_name, cfg->node_name, mac);
 	struct cluster_field fields[3] = {
-		str_field(cfg->node_name),
+		cluster_str_field(cfg->node_name),
 		{in->listener_nonce, CLUSTER_NONCE_LEN},
 		{mac, CLUSTER_MAC_LEN},
 	};

@@ -487,33 +487,51 @@ static void *grow(void *array, size_t count, size_t *cap, size_t elem)
 	return bigger;
 }
 
+/* Steps st to its end, one element of elem bytes per row filled by fill;
+ * on failure clears the filled ones and frees the array. */
+static int collect_rows(sqlite3_stmt *st, size_t elem, int (*fill)(sqlite3_stmt *, void *),
+			void (*clear)(void *), void **rows_r, size_t *count_r,
+			enum tern_error *err_r)
+{
+	char *rows = NULL, *bigger;
+	size_t count = 0, cap = 0;
+	int rc;
+
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		bigger = grow(rows, count, &cap, elem);
+		if (bigger == NULL || fill(st, bigger + count * elem) < 0) {
+			rc = SQLITE_NOMEM;
+			if (bigger != NULL)
+				rows = bigger;
+			break;
+		}
+		rows = bigger;
+		count++;
+	}
+	if (rc != SQLITE_DONE) {
+		for (size_t i = 0; i < count; i++)
+			clear(rows + i * elem);
+		free(rows);
+		return fail(err_r, map_rc(rc));
+	}
+	*rows_r = rows;
+	*count_r = count;
+	return 0;
+}
+
+static int fill_user(sqlite3_stmt *st, void *row) { return row_to_user(st, row); }
+static void clear_user(void *row) { dir_user_clear(row); }
+
 static int sqlite_user_list(struct directory *dir, struct dir_user **users_r, size_t *count_r,
 			    enum tern_error *err_r)
 {
 	STMT_SCOPED st = stmt_get(ds_of(dir), ST_USER_LIST, err_r);
-	struct dir_user *users = NULL, *bigger;
-	size_t count = 0, cap = 0;
-	int rc;
-
 	if (st == NULL)
 		return -1;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		bigger = grow(users, count, &cap, sizeof(*users));
-		if (bigger == NULL || row_to_user(st, &bigger[count]) < 0) {
-			rc = SQLITE_NOMEM;
-			if (bigger != NULL)
-				users = bigger;
-			break;
-		}
-		users = bigger;
-		count++;
-	}
-	if (rc != SQLITE_DONE) {
-		dir_users_free(&users, count);
-		return fail(err_r, map_rc(rc));
-	}
-	*users_r = users;
-	*count_r = count;
+	void *rows;
+	if (collect_rows(st, sizeof(struct dir_user), fill_user, clear_user, &rows, count_r, err_r) < 0)
+		return -1;
+	*users_r = rows;
 	return 0;
 }
 
@@ -669,33 +687,19 @@ static int sqlite_node_stop(struct directory *dir, const char *name, enum tern_e
 	return step_for_one_row(ds_of(dir), st, err_r);
 }
 
+static int fill_node(sqlite3_stmt *st, void *row) { return row_to_node(st, row); }
+static void clear_node(void *row) { dir_node_clear(row); }
+
 static int sqlite_node_list(struct directory *dir, struct dir_node **nodes_r, size_t *count_r,
 			    enum tern_error *err_r)
 {
 	STMT_SCOPED st = stmt_get(ds_of(dir), ST_NODE_LIST, err_r);
-	struct dir_node *nodes = NULL, *bigger;
-	size_t count = 0, cap = 0;
-	int rc;
-
 	if (st == NULL)
 		return -1;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		bigger = grow(nodes, count, &cap, sizeof(*nodes));
-		if (bigger == NULL || row_to_node(st, &bigger[count]) < 0) {
-			rc = SQLITE_NOMEM;
-			if (bigger != NULL)
-				nodes = bigger;
-			break;
-		}
-		nodes = bigger;
-		count++;
-	}
-	if (rc != SQLITE_DONE) {
-		dir_nodes_free(&nodes, count);
-		return fail(err_r, map_rc(rc));
-	}
-	*nodes_r = nodes;
-	*count_r = count;
+	void *rows;
+	if (collect_rows(st, sizeof(struct dir_node), fill_node, clear_node, &rows, count_r, err_r) < 0)
+		return -1;
+	*nodes_r = rows;
 	return 0;
 }
 
@@ -820,34 +824,20 @@ static int sqlite_move_get_active(struct directory *dir, const char *user, struc
 	return move_read_one(st, m_r, err_r);
 }
 
+static int fill_move(sqlite3_stmt *st, void *row) { return row_to_move(st, row); }
+static void clear_move(void *row) { dir_move_clear(row); }
+
 static int sqlite_move_list(struct directory *dir, bool include_finished,
 			    struct dir_move **moves_r, size_t *count_r, enum tern_error *err_r)
 {
 	STMT_SCOPED st = stmt_get(ds_of(dir), include_finished ? ST_MOVE_LIST_ALL :
 				  ST_MOVE_LIST_ACTIVE, err_r);
-	struct dir_move *moves = NULL, *bigger;
-	size_t count = 0, cap = 0;
-	int rc;
-
 	if (st == NULL)
 		return -1;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		bigger = grow(moves, count, &cap, sizeof(*moves));
-		if (bigger == NULL || row_to_move(st, &bigger[count]) < 0) {
-			rc = SQLITE_NOMEM;
-			if (bigger != NULL)
-				moves = bigger;
-			break;
-		}
-		moves = bigger;
-		count++;
-	}
-	if (rc != SQLITE_DONE) {
-		dir_moves_free(&moves, count);
-		return fail(err_r, map_rc(rc));
-	}
-	*moves_r = moves;
-	*count_r = count;
+	void *rows;
+	if (collect_rows(st, sizeof(struct dir_move), fill_move, clear_move, &rows, count_r, err_r) < 0)
+		return -1;
+	*moves_r = rows;
 	return 0;
 }
 

@@ -130,11 +130,6 @@ static int chan_send_frame(struct chan *ch, enum cluster_frame_type type,
 	return n > 0 ? chan_write(ch, buf, n) : -1;
 }
 
-static struct cluster_field sfield(const char *s)
-{
-	return (struct cluster_field){(const uint8_t *)s, strlen(s)};
-}
-
 /* Copies size bytes of the channel to fd, at most bandwidth bytes a
  * second on average (0 = as fast as it comes): a move must not starve the
  * node's users of the link or the disk. */
@@ -216,29 +211,24 @@ static int chan_open(struct chan *ch, const struct tern_config *cfg, const char 
 			return -1;
 		}
 	}
-	uint8_t nonce[CLUSTER_NONCE_LEN], mac[CLUSTER_MAC_LEN], want[CLUSTER_MAC_LEN];
+	uint8_t nonce[CLUSTER_NONCE_LEN], mac[CLUSTER_MAC_LEN];
 	uint8_t copy[CLUSTER_FRAME_MAX];
 	struct cluster_frame f;
-	struct cluster_field hello[3] = {sfield(CLUSTER_PROTOCOL), sfield(cfg->node_name),
+	struct cluster_field hello[3] = {cluster_str_field(CLUSTER_PROTOCOL), cluster_str_field(cfg->node_name),
 					 {nonce, CLUSTER_NONCE_LEN}};
+	enum cluster_answer answer = CLUSTER_ANSWER_WRONG_NODE;
 	if (cluster_nonce(nonce) < 0 || chan_send_frame(ch, CLUSTER_HELLO, hello, 3) < 0 ||
-	    chan_frame(ch, &f, copy) < 0 || f.type != CLUSTER_CHALLENGE ||
-	    !cluster_field_is(&f.fields[0], node)) {
-		snprintf(why, why_size, "no handshake with %s at %s", node, addr);
+	    chan_frame(ch, &f, copy) < 0 ||
+	    (answer = cluster_dialler_answer(cfg->cluster_secret, cfg->node_name, node, nonce, &f,
+					     mac)) != CLUSTER_ANSWER_OK) {
+		snprintf(why, why_size, answer == CLUSTER_ANSWER_BAD_PROOF
+			 ? "%s at %s failed authentication" : "no handshake with %s at %s",
+			 node, addr);
 		chan_close(ch);
 		return -1;
 	}
-	cluster_mac(cfg->cluster_secret, CLUSTER_ROLE_LISTENER, nonce, f.fields[1].data,
-		    cfg->node_name, node, want);
-	if (!cluster_mac_equal(want, f.fields[2].data)) {
-		snprintf(why, why_size, "%s at %s failed authentication", node, addr);
-		chan_close(ch);
-		return -1;
-	}
-	cluster_mac(cfg->cluster_secret, CLUSTER_ROLE_DIALLER, nonce, f.fields[1].data,
-		    cfg->node_name, node, mac);
 	struct cluster_field auth = {mac, CLUSTER_MAC_LEN};
-	struct cluster_field req[4] = {sfield("move"), sfield(user), sfield(""), sfield("")};
+	struct cluster_field req[4] = {cluster_str_field("move"), cluster_str_field(user), cluster_str_field(""), cluster_str_field("")};
 	if (chan_send_frame(ch, CLUSTER_AUTH, &auth, 1) < 0 || chan_frame(ch, &f, copy) < 0 ||
 	    f.type != CLUSTER_READY || chan_send_frame(ch, CLUSTER_OPEN, req, 4) < 0 ||
 	    chan_frame(ch, &f, copy) < 0 || f.type != CLUSTER_OPENED ||
