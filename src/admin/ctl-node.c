@@ -31,6 +31,7 @@ static json_t *node_json(const struct dir_node *n, int64_t now_ms)
 	json_object_set_new(o, "heartbeat", time_json(n->heartbeat_ms));
 	json_object_set_new(o, "heartbeat_age_ms", age >= 0 ? json_integer(age) : json_null());
 	json_object_set_new(o, "stopped", json_boolean(n->stopped));
+	json_object_set_new(o, "number", json_integer(n->number));
 	json_object_set_new(o, "status", json_string(dir_node_up(n, now_ms) ? "up" : "down"));
 	return o;
 }

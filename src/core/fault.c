@@ -32,6 +32,17 @@ void fault_point_fire(struct fault_point *fp)
 		;
 }
 
+unsigned long long fault_number(const char *name)
+{
+	char var[96];
+	snprintf(var, sizeof(var), "TERN_FAULT_%s", name);
+	const char *v = getenv(var);
+	unsigned long long n = v != NULL ? strtoull(v, NULL, 10) : 0;
+	if (n != 0)
+		log_warn("fault injection: %s = %llu", name, n);
+	return n;
+}
+
 #else
 
 /* Faults are compiled out (TERN_TEST_FAULTS=OFF): nothing to build. */

@@ -34,9 +34,14 @@ void fault_point_fire(struct fault_point *fp);
 			fault_point_fire(&fault_point_);                               \
 	} while (0)
 
+/* The number in TERN_FAULT_<NAME>, or 0 when unset: for a value a test
+ * sets once at start (not for a hot path: it reads the environment). */
+unsigned long long fault_number(const char *name);
+
 #else
 
 #define fault_stall_once(fault_name) ((void)0)
+#define fault_number(name) ((void)(name), 0ull)
 
 #endif
 

@@ -32,6 +32,7 @@ enum stmt_id {
 	ST_NODE_HEARTBEAT,
 	ST_NODE_STOP,
 	ST_NODE_LIST,
+	ST_NODE_NUMBER,
 	ST_GENERATION,
 	ST_MOVE_GET,
 	ST_MOVE_GET_ACTIVE,
@@ -54,6 +55,11 @@ enum stmt_id {
 #define USER_COLUMNS "name, password_hash, home, epoch, state, quota, created"
 #define NODE_COLUMNS "name, lmtp_addr, imap_addr, pop3_addr, admin_addr, cluster_addr, " \
 	"version, started, heartbeat, stopped, updated"
+/* A node's row with its number (node_numbers: kept when the row goes). */
+#define NODE_SELECT "SELECT nodes.name, lmtp_addr, imap_addr, pop3_addr, admin_addr, " \
+	"cluster_addr, version, started, heartbeat, stopped, updated, " \
+	"coalesce(node_numbers.number, 0) FROM nodes " \
+	"LEFT JOIN node_numbers ON node_numbers.name = nodes.name"
 
 #define MOVE_COLUMNS "id, user, source, destination, phase, messages_total, messages_done, " \
 	"bytes_total, bytes_done, rounds, copied_modseq, wait_reason, last_error, " \
@@ -74,7 +80,7 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_USER_DELETE] = "DELETE FROM users WHERE name = ?1",
 	[ST_USER_LIST] = "SELECT " USER_COLUMNS " FROM users ORDER BY name",
 	[ST_USER_COUNT] = "SELECT count(*) FROM users",
-	[ST_NODE_GET] = "SELECT " NODE_COLUMNS " FROM nodes WHERE name = ?1",
+	[ST_NODE_GET] = NODE_SELECT " WHERE nodes.name = ?1",
 	[ST_NODE_REGISTER] = "INSERT INTO nodes (" NODE_COLUMNS ") "
 			     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0, ?10) "
 			     "ON CONFLICT (name) DO UPDATE SET lmtp_addr = excluded.lmtp_addr, "
@@ -85,7 +91,10 @@ static const char *const stmt_sql[ST_COUNT] = {
 			     "stopped = 0, updated = excluded.updated",
 	[ST_NODE_HEARTBEAT] = "UPDATE nodes SET heartbeat = ?2, stopped = 0 WHERE name = ?1",
 	[ST_NODE_STOP] = "UPDATE nodes SET stopped = 1 WHERE name = ?1",
-	[ST_NODE_LIST] = "SELECT " NODE_COLUMNS " FROM nodes ORDER BY name",
+	[ST_NODE_LIST] = NODE_SELECT " ORDER BY nodes.name",
+	/* Numbers are never reused: rows are never deleted, so max only grows. */
+	[ST_NODE_NUMBER] = "INSERT OR IGNORE INTO node_numbers (name, number) "
+			   "SELECT ?1, coalesce(max(number), 0) + 1 FROM node_numbers",
 	[ST_GENERATION] = "SELECT value FROM generation WHERE id = 1",
 	[ST_MOVE_GET] = "SELECT " MOVE_COLUMNS " FROM moves WHERE id = ?1",
 	[ST_MOVE_GET_ACTIVE] = "SELECT " MOVE_COLUMNS " FROM moves WHERE user = ?1 AND "
@@ -256,6 +265,16 @@ static const struct migration migrations[] = {
 	  "CREATE INDEX moves_user ON moves (user);"
 	  "CREATE UNIQUE INDEX moves_one_active ON moves (user)"
 	  " WHERE phase NOT IN ('completed', 'failed', 'cancelled');" },
+	/* Node numbers (core/delivery-id.h): each node name gets a number
+	 * once, for good, so the delivery ids a move carries from one node to
+	 * another never equal ids the other node hands out. Nodes already
+	 * registered get theirs here, in name order. */
+	{ 5,
+	  "CREATE TABLE node_numbers ("
+	  " name TEXT PRIMARY KEY NOT NULL,"
+	  " number INTEGER NOT NULL UNIQUE CHECK (number > 0));"
+	  "INSERT INTO node_numbers (name, number)"
+	  " SELECT name, row_number() OVER (ORDER BY name) FROM nodes;" },
 };
 
 struct dir_sqlite {
@@ -366,6 +385,7 @@ static int row_to_node(sqlite3_stmt *st, struct dir_node *n_r)
 		.heartbeat_ms = sqlite3_column_int64(st, 8),
 		.stopped = sqlite3_column_int64(st, 9) != 0,
 		.updated = sqlite3_column_int64(st, 10),
+		.number = (uint32_t)sqlite3_column_int64(st, 11),
 	};
 
 	if (n.name == NULL || n.lmtp_addr == NULL || n.imap_addr == NULL ||
@@ -637,7 +657,14 @@ static int node_register_locked(struct dir_sqlite *ds, const struct dir_node *n,
 		if (conflict)
 			return fail(err_r, TERN_ERR_EXISTS);
 	}
-	return node_write(ds, n, now_ms, err_r);
+	if (node_write(ds, n, now_ms, err_r) < 0)
+		return -1;
+	STMT_SCOPED st = stmt_get(ds, ST_NODE_NUMBER, err_r);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, n->name, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	return rc == SQLITE_DONE ? 0 : fail(err_r, map_rc(rc));
 }
 
 static int sqlite_node_register(struct directory *dir, const struct dir_node *n, int64_t now_ms,

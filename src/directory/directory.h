@@ -35,6 +35,8 @@ struct dir_node {
 	int64_t heartbeat_ms;/* its last heartbeat; 0 = never */
 	bool stopped;        /* it stopped cleanly (node_stop) */
 	int64_t updated;     /* unix seconds of the last registration */
+	uint32_t number;     /* the node's number for good (core/delivery-id.h),
+	                        given at its first registration; 0 = none yet */
 };
 
 /* A move's phase (DESIGN.md "Move, phase by phase"). Stored as its name. */
@@ -105,7 +107,9 @@ struct directory_ops {
 	 * at now_ms (dir_node_up) with any address different from n's. Then
 	 * nothing is written, *conflict_r (if not NULL) gets that row and the
 	 * error is TERN_ERR_EXISTS. The same addresses (a restart after a crash)
-	 * or a row that is down are taken over. TERN_ERR_INVALID for a bad name. */
+	 * or a row that is down are taken over. TERN_ERR_INVALID for a bad name.
+	 * A name registered for the first time gets its number (dir_node.number)
+	 * in the same transaction; node_get reads it. */
 	int (*node_register)(struct directory *dir, const struct dir_node *n, int64_t now_ms,
 			     struct dir_node *conflict_r, enum tern_error *err_r);
 	/* Sets the node's heartbeat to now_ms and clears stopped (a beat proves
@@ -254,6 +258,6 @@ int64_t dir_node_heartbeat_age_ms(const struct dir_node *n, int64_t now_ms);
 int64_t dir_wall_ms(void);
 
 /* The schema version this build writes (stored in the directory). */
-#define DIRECTORY_SCHEMA_VERSION 4
+#define DIRECTORY_SCHEMA_VERSION 5
 
 #endif

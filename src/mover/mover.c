@@ -21,6 +21,7 @@
 #include "cluster/frame.h"
 #include "cluster/handshake.h"
 #include "core/config.h"
+#include "core/delivery-id.h"
 #include "core/fault.h"
 #include "core/limits.h"
 #include "core/lock.h"
@@ -278,6 +279,7 @@ struct run {
 	struct dir_move m;
 	struct chan ch;
 	char source_addr[128];
+	uint32_t source_number;  /* its delivery ids' node (core/delivery-id.h) */
 	char why[512];
 	bool frozen, fenced, switched;
 	uint64_t modseq, rounds, bytes;
@@ -404,15 +406,18 @@ static int sync_round(struct run *r, uint64_t *changes_r, uint64_t *ms_r)
 	uint64_t delivered = 0, modseq = 0;
 	snprintf(delta, sizeof(delta), "%s/mail/.move-in-%s.delta", r->cfg->data_dir, r->m.user);
 	if (store_open(r->cfg->data_dir, r->m.user, false, &st, &e) < 0 ||
-	    store_move_max_delivered(st, &delivered, &e) < 0) {
+	    store_move_max_delivered(st, r->source_number, &delivered, &e) < 0) {
 		snprintf(r->why, sizeof(r->why), "local copy: %s", tern_error_str(e));
 		store_close(&st);
 		return -1;
 	}
 	if (chan_command(&r->ch, reply, sizeof(reply), r->why, sizeof(r->why),
 			 "DELTA %" PRIu64 " %" PRIu64, r->modseq,
-			 (uint64_t)(delivered > TERN_MOVE_DELIVERED_MARGIN
-					    ? delivered - TERN_MOVE_DELIVERED_MARGIN : 0)) < 0 ||
+			 delivery_id_make(r->source_number,
+					  delivery_id_seq(delivered) > TERN_MOVE_DELIVERED_MARGIN
+						  ? delivery_id_seq(delivered) -
+							    TERN_MOVE_DELIVERED_MARGIN
+						  : 0)) < 0 ||
 	    receive_file(r, reply, delta, &modseq, changes_r) < 0) {
 		store_close(&st);
 		unlink(delta);
@@ -515,6 +520,7 @@ static void run_move(struct run *r)
 		return;
 	}
 	snprintf(r->source_addr, sizeof(r->source_addr), "%s", src.cluster_addr);
+	r->source_number = src.number;
 	dir_node_clear(&src);
 	if (store_file(cfg, r->m.user, path, sizeof(path)) < 0 ||
 	    chan_open(&r->ch, cfg, r->m.source, r->source_addr, r->m.user, r->why,

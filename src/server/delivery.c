@@ -7,12 +7,14 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/delivery-id.h"
 #include "core/fault.h"
 #include "core/limits.h"
 #include "core/log.h"
 #include "server/delivery-private.h"
 #include "server/journal.h"
 #include "server/loop.h"
+#include "server/node-registry.h"
 #include "server/server.h"
 #include "server/watchdog.h"
 #include "store/mime.h"
@@ -328,9 +330,14 @@ int delivery_start(struct server *srv, struct delivery **d_r, char **err_r)
 	tern_cond_init(&d->cond);
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
-	/* Ids only need to be unique per node: start past the wall clock in us,
-	 * and past anything an earlier run journaled. */
-	d->next_id = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+	/* Unique in the cluster (core/delivery-id.h): this node's number, and
+	 * a sequence that starts past the wall clock in us and past anything
+	 * an earlier run journaled (delivery_replay). Tests may pin the clock
+	 * part so that two nodes hand out the same sequence. */
+	uint64_t seq = fault_number("DELIVERY_ID_CLOCK");
+	if (seq == 0)
+		seq = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+	d->next_id = delivery_id_make(node_registry_number(), seq);
 	d->data_dir = strdup(srv->config->data_dir);
 	if (d->data_dir == NULL) {
 		*err_r = strdup("out of memory");

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "core/config.h"
+#include "core/delivery-id.h"
 #include "core/limits.h"
 #include "core/lock.h"
 #include "core/log.h"
@@ -33,6 +34,7 @@ static struct {
 	 * the main thread takes it back after the join to mark the stop. */
 	struct directory *dir;
 	char *name;
+	uint32_t number;        /* set before any thread can read it */
 	pthread_t thread;
 	struct tern_mutex mu;
 	pthread_cond_t cond;
@@ -143,6 +145,38 @@ static int register_self(const struct tern_config *cfg, char **err_r)
 		     cfg->node_name, tern_error_str(e)) < 0)
 		*err_r = NULL;
 	return -1;
+}
+
+/* Reads the number the directory gave this node's name; -1 with *err_r
+ * when it cannot be read or does not fit in a delivery id. */
+static int read_number(const struct tern_config *cfg, char **err_r)
+{
+	struct dir_node self = {0};
+	enum tern_error e = TERN_ERR_NONE;
+	int found = reg.dir->ops->node_get(reg.dir, cfg->node_name, &self, &e);
+	uint32_t number = found > 0 ? self.number : 0;
+
+	dir_node_clear(&self);
+	if (number >= 1 && number <= DELIVERY_ID_MAX_NODE) {
+		reg.number = number;
+		return 0;
+	}
+	if (found <= 0 || number == 0) {
+		if (asprintf(err_r, "directory %s: reading node %s's number failed: %s",
+			     cfg->directory, cfg->node_name,
+			     found < 0 ? tern_error_str(e) : "no number") < 0)
+			*err_r = NULL;
+	} else if (asprintf(err_r, "directory %s: node %s has number %u, above the %u node "
+			    "names a directory can ever number", cfg->directory, cfg->node_name,
+			    number, DELIVERY_ID_MAX_NODE) < 0) {
+		*err_r = NULL;
+	}
+	return -1;
+}
+
+uint32_t node_registry_number(void)
+{
+	return reg.number;
 }
 
 /* Waits until deadline (monotonic ms) or a stop; false when stopping. */
@@ -270,7 +304,7 @@ int node_registry_start(const struct tern_config *cfg, char **err_r)
 		*err_r = strdup("node registry: out of memory");
 		return -1;
 	}
-	if (register_self(cfg, err_r) < 0) {
+	if (register_self(cfg, err_r) < 0 || read_number(cfg, err_r) < 0) {
 		release(false);
 		return -1;
 	}
@@ -288,8 +322,8 @@ int node_registry_start(const struct tern_config *cfg, char **err_r)
 		return -1;
 	}
 	reg.started = true;
-	log_info("node %s registered in directory %s (cluster address %s)", cfg->node_name,
-		 cfg->directory, addr_text(config_cluster_address(cfg)));
+	log_info("node %s registered in directory %s as number %u (cluster address %s)",
+		 cfg->node_name, cfg->directory, reg.number, addr_text(config_cluster_address(cfg)));
 	return 0;
 }
 

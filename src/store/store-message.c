@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/delivery-id.h"
 #include "core/limits.h"
 #include "store/mime.h"
 #include "store/store-private.h"
@@ -58,7 +59,12 @@ static int find_delivery(struct store *st, uint64_t delivery_id, uint32_t *uid_r
 	return 1;
 }
 
-/* Remembers an applied delivery id and forgets those too old to replay. */
+/* Remembers an applied delivery id and forgets those too old to replay:
+ * now and then (1 id in 256), the ids of delivery_id's own node and the
+ * bare-clock ids of builds before node numbers (core/delivery-id.h), both
+ * ranges of the primary key. Other nodes' ids, which a move brought, were
+ * pruned by age when the move's snapshot was taken (store-move.c) and are
+ * at most TERN_DELIVERED_KEEP_US of that node's deliveries. */
 static int note_delivery(struct store *st, uint64_t delivery_id, enum tern_error *err_r)
 {
 	{
@@ -70,12 +76,16 @@ static int note_delivery(struct store *st, uint64_t delivery_id, enum tern_error
 		if (rc != SQLITE_DONE)
 			return store_fail(st, rc, err_r);
 	}
-	if (delivery_id % 256 != 0 || delivery_id <= TERN_DELIVERED_KEEP_US)
+	uint64_t seq = delivery_id_seq(delivery_id);
+	if (delivery_id % 256 != 0 || seq <= TERN_DELIVERED_KEEP_US)
 		return 0;
+	uint64_t own = delivery_id_make(delivery_id_node(delivery_id), 0);
 	STORE_STMT(prune, st, STMT_DELIVERED_PRUNE, err_r);
 	if (prune == NULL)
 		return -1;
-	sqlite3_bind_int64(prune, 1, (int64_t)(delivery_id - TERN_DELIVERED_KEEP_US));
+	sqlite3_bind_int64(prune, 1, (int64_t)(seq - TERN_DELIVERED_KEEP_US));
+	sqlite3_bind_int64(prune, 2, (int64_t)own);
+	sqlite3_bind_int64(prune, 3, (int64_t)(own + seq - TERN_DELIVERED_KEEP_US));
 	int rc = sqlite3_step(prune);
 	return rc == SQLITE_DONE ? 0 : store_fail(st, rc, err_r);
 }

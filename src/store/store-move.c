@@ -8,10 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
 
+#include "core/delivery-id.h"
+#include "core/limits.h"
 #include "store/store-move.h"
 #include "store/store-private.h"
 
@@ -143,6 +146,18 @@ static int snapshot_trim(sqlite3 *db, uint64_t *modseq_r, enum tern_error *err_r
 		return store_err(store_sql_error(rc), err_r);
 	for (size_t i = 0; drops[i] != NULL && rc == SQLITE_OK; i++)
 		rc = sqlite3_exec(db, drops[i], NULL, NULL, NULL);
+	/* Delivered ids too old to replay, of every node: the destination
+	 * prunes only its own (store-message.c note_delivery). */
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	uint64_t now_us = (uint64_t)now.tv_sec * 1000000u + (uint64_t)now.tv_nsec / 1000u;
+	if (rc == SQLITE_OK && now_us > TERN_DELIVERED_KEEP_US) {
+		sql = sqlite3_mprintf("DELETE FROM delivered WHERE (id & %lld) < %lld",
+				      (long long)DELIVERY_ID_SEQ_MASK,
+				      (long long)(now_us - TERN_DELIVERED_KEEP_US));
+		rc = sql != NULL ? sqlite3_exec(db, sql, NULL, NULL, NULL) : SQLITE_NOMEM;
+		sqlite3_free(sql);
+	}
 	if (rc == SQLITE_OK)
 		rc = sqlite3_prepare_v2(db, "SELECT name FROM sqlite_master WHERE type = 'trigger'"
 					" AND name LIKE 'fence\\_%' ESCAPE '\\'", -1, &stmt, NULL);
@@ -320,7 +335,11 @@ static int delta_fill(struct store *st, uint64_t since, uint64_t since_delivered
 		  " WHERE id IN (SELECT blob_id FROM " MV ".messages)", false },
 		{ "INSERT INTO " MV ".expunged SELECT * FROM main.expunged"
 		  " WHERE folder_id IN (SELECT id FROM main.folders) AND modseq > ?1", true },
-		{ "INSERT INTO " MV ".delivered SELECT id FROM main.delivered WHERE id > ?2", false },
+		/* the ids of ?2's node (the source's own) after ?2: ids of
+		 * other nodes came with an earlier move and are in the copy */
+		{ "INSERT INTO " MV ".delivered SELECT id FROM main.delivered WHERE id > ?2"
+		  " AND id < (((?2 >> " DELIVERY_ID_SEQ_BITS_SQL ") + 1) << "
+		  DELIVERY_ID_SEQ_BITS_SQL ")", false },
 	};
 	uint64_t n, changes = 0;
 	int64_t value = 0;
@@ -604,12 +623,20 @@ int store_move_checksum(struct store *st, uint64_t *folders_r, uint64_t *message
 	return ret;
 }
 
-int store_move_max_delivered(struct store *st, uint64_t *id_r, enum tern_error *err_r)
+int store_move_max_delivered(struct store *st, uint32_t node, uint64_t *id_r,
+			     enum tern_error *err_r)
 {
 	int64_t id = 0;
+	uint64_t base = delivery_id_make(node, 0);
+	char *sql = sqlite3_mprintf("SELECT max(id) FROM delivered WHERE id >= %lld AND id <= %lld",
+				    (long long)base, (long long)(base | DELIVERY_ID_SEQ_MASK));
 
-	if (query_int(st->db, st, "SELECT max(id) FROM delivered", 0, &id, err_r) < 0)
+	if (sql == NULL)
+		return store_err(TERN_ERR_NOMEM, err_r);
+	int r = query_int(st->db, st, sql, 0, &id, err_r);
+	sqlite3_free(sql);
+	if (r < 0)
 		return -1;
-	*id_r = (uint64_t)id;
+	*id_r = id > 0 ? (uint64_t)id : base;
 	return 0;
 }

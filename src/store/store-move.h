@@ -50,7 +50,8 @@ int store_move_install(const char *data_dir, const char *user, const char *path,
  * - every folder row (renames, UIDNEXT, HIGHESTMODSEQ, recent_uid travel);
  * - deleted_folders, subscriptions, messages and expunged rows with
  *   modseq > since, and every blob those messages reference;
- * - delivered ids > since_delivered (see store_move_max_delivered);
+ * - delivered ids > since_delivered of since_delivered's node (see
+ *   store_move_max_delivered);
  * - meta: schema_version, modseq and uidvalidity.
  * *modseq_r = the store's modseq in that read: the next round's since.
  * *changes_r = rows changed after since: messages, expunges, folder
@@ -85,14 +86,16 @@ int store_move_apply(struct store *st, const char *path, uint64_t *modseq_r,
 int store_move_checksum(struct store *st, uint64_t *folders_r, uint64_t *messages_r,
 			uint8_t digest[32], enum tern_error *err_r);
 
-/* The highest delivery id the store has recorded (0 if none): what the
- * destination passes to the next store_move_delta as since_delivered.
- * Delivery ids are only roughly ordered (microsecond timestamps of the
- * journal that applied them; parallel apply and a replay after a restart
- * can record an id below one already recorded), and `delivered` has no
- * modseq, so a mover should pass this value minus a margin covering that
- * reordering (an id shipped twice is harmless). Ids carried by shipped
- * messages are recorded by store_move_apply in any case. */
-int store_move_max_delivered(struct store *st, uint64_t *id_r, enum tern_error *err_r);
+/* The highest delivery id the store has recorded of node's ids
+ * (core/delivery-id.h), or the first id node can hand out if none: what the
+ * destination passes to the next store_move_delta as since_delivered, with
+ * node the source's number (the source's store gets no other node's ids
+ * while it is the home). Ids are only roughly ordered (parallel apply and a
+ * replay after a restart can record an id below one already recorded), and
+ * `delivered` has no modseq, so a mover should pass this value minus a
+ * margin covering that reordering (an id shipped twice is harmless). Ids
+ * carried by shipped messages are recorded by store_move_apply in any case. */
+int store_move_max_delivered(struct store *st, uint32_t node, uint64_t *id_r,
+			     enum tern_error *err_r);
 
 #endif

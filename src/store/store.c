@@ -185,7 +185,7 @@ static const char *const store_sql[STMT_COUNT] = {
 			    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
 	[STMT_DELIVERED_GET] = "SELECT 1 FROM delivered WHERE id = ?1",
 	[STMT_DELIVERED_ADD] = "INSERT INTO delivered(id) VALUES (?1)",
-	[STMT_DELIVERED_PRUNE] = "DELETE FROM delivered WHERE id < ?1",
+	[STMT_DELIVERED_PRUNE] = "DELETE FROM delivered WHERE id < ?1 OR (id >= ?2 AND id < ?3)",
 	[STMT_MSG_BY_DELIVERY] = "SELECT m.uid, f.uidvalidity FROM messages m"
 				 " JOIN folders f ON f.id = m.folder_id WHERE m.delivery_id = ?1",
 	[STMT_MSG_LIST] = MSG_COLUMNS " FROM messages WHERE folder_id = ?1 ORDER BY uid",

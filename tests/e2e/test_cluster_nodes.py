@@ -83,6 +83,9 @@ def test_nodes_listed_up_with_their_addresses(cluster):
         assert row["version"] == version
         assert row["started"].endswith("Z") and row["heartbeat"].endswith("Z")
         assert 0 <= row["heartbeat_age_ms"] < 5000
+    # Each node has a number of its own (its delivery ids' prefix).
+    numbers = [rows[n.settings["node_name"]]["number"] for n in nodes]
+    assert len(set(numbers)) == 3 and all(1 <= x <= 2047 for x in numbers), numbers
     # Every node sees the same table.
     assert node_rows(nodes[2]).keys() == rows.keys()
 
@@ -118,9 +121,10 @@ def test_killed_node_goes_down_then_restarts(cluster):
     assert rows["node-a"]["status"] == "up" and rows["node-c"]["status"] == "up"
 
     # Restarted with the same name and addresses: its row is its own again.
+    number = node_rows(nodes[0])["node-b"]["number"]
     victim.start(new_port=False)
     row = node_rows(nodes[0])["node-b"]
-    assert row["status"] == "up"
+    assert row["status"] == "up" and row["number"] == number
     expect_row(row, victim)
     assert "node node-b registered" in victim.stderr_text()
 

@@ -501,6 +501,35 @@ def test_destination_killed_mid_move(make_cluster, phase):
     assert len(subjects) == len(set(subjects)), "duplicates"
 
 
+def test_delivery_ids_of_two_nodes_never_collide(make_cluster):
+    """Each node's delivery journal numbers what it accepts, and a store
+    remembers the numbers it applied so a replayed delivery is stored once;
+    a move carries those numbers along. Both nodes here start their number
+    sequence at the same clock value (a test hook), the worst case of two
+    nodes started in the same microsecond: after alice moves from node-a to
+    node-b, every message node-b accepts for her is stored, none is taken
+    for a replay of one node-a delivered, and nothing is stored twice."""
+    cl = make_cluster(users={}, names=("node-a", "node-b"), start=False)
+    clock = str(int(time.time() * 1e6))
+    for name in ("node-a", "node-b"):
+        cl[name].extra_env = {"TERN_FAULT_DELIVERY_ID_CLOCK": clock}
+    cl.start_all()
+    cl.add_user("alice", "node-a")
+    sent = []
+    for i in range(10):
+        assert deliver(cl, "node-a", "alice", f"on a {i}").code == 250
+        sent.append(f"on a {i}")
+    cl["node-a"].ctl("move", "start", "alice", "--to", "node-b")
+    assert wait_move_done(cl, "node-a", "alice")["phase"] == "completed"
+    cl.homes["alice"] = "node-b"
+    for i in range(10):
+        front = ("node-a", "node-b")[i % 2]
+        assert deliver(cl, front, "alice", f"on b {i}").code == 250
+        sent.append(f"on b {i}")
+    subjects = sorted(m["subject"] for m in cl.messages("alice"))
+    assert subjects == sorted(sent)
+
+
 def test_destination_that_cannot_store_fails_cleanly(make_cluster):
     """The destination cannot write the copy (here: its incoming file's
     name is taken by a directory, as a full or broken disk would refuse

@@ -776,7 +776,7 @@ static void test_migrates_v3(void **state)
 	assert_int_equal(query_int(path, "SELECT value FROM meta WHERE key = 'schema_version'",
 				   &v), 0);
 	assert_int_equal(v, DIRECTORY_SCHEMA_VERSION);
-	assert_int_equal(DIRECTORY_SCHEMA_VERSION, 4);
+	assert_true(DIRECTORY_SCHEMA_VERSION >= 4);   /* later versions migrate through 4 */
 	assert_int_equal(directory_user_get(dir, "carol", &u, &err), 1);
 	assert_string_equal(u.home, "node7");
 	assert_string_equal(u.password_hash, "{PLAIN}c");

@@ -325,6 +325,7 @@ static void test_migrates_v1(void **state)
 	assert_int_equal(got.heartbeat_ms, 0);
 	assert_false(got.stopped);
 	assert_int_equal(got.updated, 1600000000);
+	assert_int_equal(got.number, 1);   /* numbered by the migration */
 	assert_false(dir_node_up(&got, dir_wall_ms()));
 	dir_node_clear(&got);
 	/* So a new node may take its name, with other addresses. */
@@ -339,6 +340,55 @@ static void test_migrates_v1(void **state)
 	directory_close(&dir);
 }
 
+/* Every name gets a number of its own at its first registration and keeps
+ * it through restarts and take-overs; a name that comes later never gets a
+ * number another name had, even when that name's row was deleted. */
+static void test_node_numbers(void **state)
+{
+	struct fixture *fx = *state;
+	struct dir_node a = node_at("alpha", "10.0.0.1");
+	struct dir_node b = node_at("beta", "10.0.0.2");
+	struct dir_node c = node_at("gamma", "10.0.0.3");
+	struct dir_node got = { 0 };
+	enum tern_error err = TERN_ERR_NONE;
+	char sql[256];
+	sqlite3 *db = NULL;
+
+	assert_int_equal(fx->dir->ops->node_register(fx->dir, &a, T0, NULL, &err), 0);
+	assert_int_equal(fx->dir->ops->node_register(fx->dir, &b, T0, NULL, &err), 0);
+	assert_int_equal(fx->dir->ops->node_get(fx->dir, "alpha", &got, &err), 1);
+	assert_int_equal(got.number, 1);
+	dir_node_clear(&got);
+	assert_int_equal(fx->dir->ops->node_get(fx->dir, "beta", &got, &err), 1);
+	assert_int_equal(got.number, 2);
+	dir_node_clear(&got);
+	/* A restart, and a take-over of a stopped row with other addresses. */
+	assert_int_equal(fx->dir->ops->node_register(fx->dir, &a, T0 + 1000, NULL, &err), 0);
+	assert_int_equal(fx->dir->ops->node_stop(fx->dir, "beta", &err), 0);
+	b = node_at("beta", "10.0.0.9");
+	assert_int_equal(fx->dir->ops->node_register(fx->dir, &b, T0 + 2000, NULL, &err), 0);
+	assert_int_equal(fx->dir->ops->node_get(fx->dir, "alpha", &got, &err), 1);
+	assert_int_equal(got.number, 1);
+	dir_node_clear(&got);
+	assert_int_equal(fx->dir->ops->node_get(fx->dir, "beta", &got, &err), 1);
+	assert_int_equal(got.number, 2);
+	dir_node_clear(&got);
+	/* An operator deletes beta's row by hand: gamma still gets 3, and
+	 * beta, registering again, its old 2. */
+	assert_int_equal(sqlite3_open(fx->path, &db), SQLITE_OK);
+	snprintf(sql, sizeof(sql), "DELETE FROM nodes WHERE name = 'beta'");
+	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(fx->dir->ops->node_register(fx->dir, &c, T0 + 3000, NULL, &err), 0);
+	assert_int_equal(fx->dir->ops->node_get(fx->dir, "gamma", &got, &err), 1);
+	assert_int_equal(got.number, 3);
+	dir_node_clear(&got);
+	assert_int_equal(fx->dir->ops->node_register(fx->dir, &b, T0 + 4000, NULL, &err), 0);
+	assert_int_equal(fx->dir->ops->node_get(fx->dir, "beta", &got, &err), 1);
+	assert_int_equal(got.number, 2);
+	dir_node_clear(&got);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -348,6 +398,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_heartbeat_and_stop, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_two_handles_one_name, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_migrates_v1, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_node_numbers, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

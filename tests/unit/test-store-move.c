@@ -26,6 +26,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/delivery-id.h"
+#include "core/limits.h"
 #include "proto/pop3/message.h"
 #include "store/mime.h"
 #include "store/store-move.h"
@@ -38,8 +40,23 @@ struct fixture {
 	struct store *src;
 	struct store *dst;
 	uint64_t modseq;     /* what the destination has caught up to */
+	uint32_t source_node;/* the source's number in its delivery ids */
 	unsigned files;
 };
+
+/* A delivery id handed out n us after the test started, by node (0: the
+ * bare clock of builds before node numbers). Ids must be recent: a snapshot
+ * drops those too old to replay. */
+static uint64_t id_at(uint32_t node, uint64_t n)
+{
+	static uint64_t start_us;
+	if (start_us == 0) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		start_us = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+	}
+	return delivery_id_make(node, start_us + n);
+}
 
 static int rm_entry(const char *path, const struct stat *sb, int type, struct FTW *ftw)
 {
@@ -147,7 +164,7 @@ static uint64_t sync_round(struct fixture *fx)
 	uint64_t delivered = 0, modseq = 0, applied = 0, changes = 0;
 	enum tern_error err;
 
-	assert_int_equal(store_move_max_delivered(fx->dst, &delivered, &err), 0);
+	assert_int_equal(store_move_max_delivered(fx->dst, fx->source_node, &delivered, &err), 0);
 	assert_int_equal(store_move_delta(fx->src, path, fx->modseq, delivered, &modseq, &changes,
 					  &err), 0);
 	assert_true(modseq >= fx->modseq);
@@ -347,11 +364,11 @@ static void test_move_rounds(void **state)
 
 	/* the initial state the bulk copy carries */
 	u[0] = put_full(st, "INBOX", "Subject: a\r\n\r\none\r\n", STORE_FLAG_SEEN, "$Work later",
-			1500000000, -300, 1000001);
+			1500000000, -300, id_at(0, 1));
 	u[1] = put_full(st, "INBOX", "Subject: b\r\n\r\ntwo\r\n", 0, NULL, 1500000100, 330,
-			1000002);
+			id_at(0, 2));
 	u[2] = put_full(st, "INBOX", "Subject: c\r\n\r\nthree\r\n", STORE_FLAG_FLAGGED, "x", 1,
-			0, 1000003);
+			0, id_at(0, 3));
 	assert_int_equal(store_folder_create(st, "Work/Sub", "\\Archive", &err), 0);
 	assert_int_equal(store_folder_subscribe(st, "Work/Sub", true, &err), 0);
 	assert_int_equal(store_folder_subscribe(st, "Junk", false, &err), 0);
@@ -367,7 +384,7 @@ static void test_move_rounds(void **state)
 	/* round 1: appends, copies and a move (delivery id handed over),
 	 * flags and keywords, expunges of a message whose blob is shared */
 	u[3] = put_full(st, "INBOX", "Subject: d\r\n\r\nfour\r\n", 0, NULL, 1600000000, 0,
-			1000004);
+			id_at(0, 4));
 	copy(st, "INBOX", u[3], "Trash", false);
 	copy(st, "INBOX", u[1], "Work", true);
 	set_flags(st, "INBOX", u[0], STORE_FLAGS_ADD, STORE_FLAG_ANSWERED, "$Forwarded");
@@ -375,7 +392,7 @@ static void test_move_rounds(void **state)
 	set_flags(st, "Work/Sub", 1, STORE_FLAGS_REMOVE, STORE_FLAG_SEEN, "$Work");
 	expunge(st, "INBOX", u[0]);             /* its blob lives on in Work/Sub */
 	/* delivered and expunged between two rounds: only `delivered` knows */
-	u[4] = put_full(st, "INBOX", "Subject: f\r\n\r\nsix\r\n", 0, NULL, 1, 0, 1000006);
+	u[4] = put_full(st, "INBOX", "Subject: f\r\n\r\nsix\r\n", 0, NULL, 1, 0, id_at(0, 6));
 	expunge(st, "INBOX", u[4]);
 	assert_int_equal(store_folder_claim_recent(st, "INBOX", &first, &next, &err), 1);
 	assert_true(sync_round(fx) > 0);
@@ -405,7 +422,7 @@ static void test_move_rounds(void **state)
 	assert_int_equal(store_folder_rename(st, "B", "A", &err), 0);
 	assert_int_equal(store_folder_rename(st, "tmp", "B", &err), 0);
 	assert_int_equal(store_folder_rename(st, "INBOX", "Old inbox", &err), 0);
-	put_full(st, "INBOX", "Subject: e\r\n\r\nfive\r\n", 0, NULL, 1600000500, 0, 1000005);
+	put_full(st, "INBOX", "Subject: e\r\n\r\nfive\r\n", 0, NULL, 1600000500, 0, id_at(0, 5));
 	assert_int_equal(store_folder_create(st, "Gone", NULL, &err), 0);
 	put(st, "Gone", "Subject: g\r\n\r\ngone\r\n");
 	assert_true(sync_round(fx) > 0);
@@ -431,23 +448,90 @@ static void test_move_rounds(void **state)
 	/* delivered ids travelled: a replayed delivery stays stored once,
 	 * whether its message was moved (same UID back) or expunged (none) */
 	struct store_new_msg m = { .folder = "INBOX", .data = "x\r\n", .size = 3,
-				   .cache = &test_cache, .delivery_id = 1000004 };
+				   .cache = &test_cache, .delivery_id = id_at(0, 4) };
 	assert_int_equal(store_append(fx->dst, &m, &got, &uv, &err), 0);
 	assert_int_not_equal(got, 0);           /* moved with INBOX's rename */
-	m.delivery_id = 1000005;
+	m.delivery_id = id_at(0, 5);
 	assert_int_equal(store_append(fx->dst, &m, &got, &uv, &err), 0);
 	assert_int_not_equal(got, 0);
-	m.delivery_id = 1000001;                /* expunged: nothing comes back */
+	m.delivery_id = id_at(0, 1);                /* expunged: nothing comes back */
 	assert_int_equal(store_append(fx->dst, &m, &got, &uv, &err), 0);
 	assert_int_equal(got, 0);
-	m.delivery_id = 1000006;
+	m.delivery_id = id_at(0, 6);
 	assert_int_equal(store_append(fx->dst, &m, &got, &uv, &err), 0);
 	assert_int_equal(got, 0);
-	m.delivery_id = 1000002;                /* moved, then its folder deleted */
+	m.delivery_id = id_at(0, 2);                /* moved, then its folder deleted */
 	assert_int_equal(store_append(fx->dst, &m, &got, &uv, &err), 0);
 	assert_int_equal(got, 0);
 	/* and nothing was stored twice */
 	assert_same(fx);
+}
+
+/* Whether the store has recorded delivery id (an append with it stores
+ * nothing and gives the first UID back). */
+static bool knows_id(struct store *st, uint64_t id)
+{
+	uint32_t count_before, count_after, got = 0, uv;
+	struct store_folder f = {0};
+	enum tern_error err;
+	struct store_new_msg m = { .folder = "INBOX", .data = "x\r\n", .size = 3,
+				   .cache = &test_cache, .delivery_id = id };
+
+	assert_int_equal(store_folder_get(st, "INBOX", &f, &err), 1);
+	count_before = f.messages;
+	store_folder_clear(&f);
+	assert_int_equal(store_append(st, &m, &got, &uv, &err), 0);
+	assert_int_equal(store_folder_get(st, "INBOX", &f, &err), 1);
+	count_after = f.messages;
+	store_folder_clear(&f);
+	return count_after == count_before;
+}
+
+/* Delivery ids of several nodes in one store (core/delivery-id.h): the
+ * source (node 1) holds ids a previous move brought from node 3, whose
+ * numbers are all above node 1's; its own later ids still travel in the
+ * deltas, the ids too old to replay stay behind, and the destination
+ * (node 2) handing out an id with the same clock part as one it imported
+ * stores a new message. Before node numbers, that last append returned the
+ * imported message's UID and the delivery was lost. */
+static void test_move_delivered_ids_of_nodes(void **state)
+{
+	struct fixture *fx = *state;
+	struct store *st = fx->src;
+	uint64_t stale = delivery_id_make(3, id_at(0, 0) - TERN_DELIVERED_KEEP_US - 1000000);
+
+	fx->source_node = 1;
+	put_full(st, "INBOX", "Subject: a\r\n\r\nfrom 3\r\n", 0, NULL, 1, 0, id_at(3, 10));
+	/* expunged, so only `delivered` remembers it */
+	expunge(st, "INBOX", put_full(st, "INBOX", "Subject: o\r\n\r\nold\r\n", 0, NULL, 1, 0,
+				      stale));
+	put_full(st, "INBOX", "Subject: b\r\n\r\nown\r\n", 0, NULL, 1, 0, id_at(1, 20));
+	assert_true(knows_id(st, stale));
+	snapshot_install(fx);
+	assert_true(knows_id(fx->dst, id_at(3, 10)));
+	assert_true(knows_id(fx->dst, id_at(1, 20)));
+
+	/* two rounds of the source's own deliveries, below node 3's ids */
+	put_full(st, "INBOX", "Subject: c\r\n\r\nown 2\r\n", 0, NULL, 1, 0, id_at(1, 30));
+	assert_true(sync_round(fx) > 0);
+	put_full(st, "INBOX", "Subject: d\r\n\r\nown 3\r\n", 0, NULL, 1, 0, id_at(1, 40));
+	assert_true(sync_round(fx) > 0);
+	same_digest(fx->src, fx->dst);   /* `delivered` differs: the stale id */
+	assert_true(knows_id(fx->dst, id_at(1, 30)));
+	assert_true(knows_id(fx->dst, id_at(1, 40)));
+	enum tern_error err;
+	uint64_t max;
+	assert_int_equal(store_move_max_delivered(fx->dst, 1, &max, &err), 0);
+	assert_int_equal(max, id_at(1, 40));
+	assert_int_equal(store_move_max_delivered(fx->dst, 5, &max, &err), 0);
+	assert_int_equal(max, delivery_id_make(5, 0));   /* none of node 5's */
+
+	assert_false(knows_id(fx->dst, stale));   /* not carried: stored anew */
+	/* node 2, the new home, hands out the same clock parts */
+	assert_false(knows_id(fx->dst, id_at(2, 10)));
+	assert_false(knows_id(fx->dst, id_at(2, 20)));
+	assert_false(knows_id(fx->dst, id_at(2, 40)));
+	assert_true(knows_id(fx->dst, id_at(2, 40)));    /* and each only once */
 }
 
 /* A delta applied twice (and an old one re-applied after it) leaves the
@@ -471,7 +555,7 @@ static void test_move_apply_twice(void **state)
 	assert_int_equal(store_folder_delete(st, "Drafts", &err), 0);
 
 	path = tmp_file(fx, "delta");
-	assert_int_equal(store_move_max_delivered(fx->dst, &delivered, &err), 0);
+	assert_int_equal(store_move_max_delivered(fx->dst, 0, &delivered, &err), 0);
 	assert_int_equal(delivered, 0);
 	assert_int_equal(store_move_delta(st, path, fx->modseq, delivered, &modseq, &changes, &err),
 			 0);
@@ -480,7 +564,7 @@ static void test_move_apply_twice(void **state)
 	assert_int_equal(applied, modseq);
 	fx->modseq = modseq;
 	assert_same(fx);
-	assert_int_equal(store_move_max_delivered(fx->dst, &delivered, &err), 0);
+	assert_int_equal(store_move_max_delivered(fx->dst, 0, &delivered, &err), 0);
 	assert_int_equal(delivered, 77);
 	assert_int_equal(store_move_apply(fx->dst, path, &applied, &err), 0);
 	assert_same(fx);
@@ -690,7 +774,7 @@ static void test_move_timing_20k(void **state)
 	memcpy(text, "Subject: load\r\n\r\n", 17);
 	assert_int_equal(store_begin(fx->src, &err), 0);
 	for (int i = 0; i < 20000; i++) {
-		m.delivery_id = 5000000 + (uint64_t)i;
+		m.delivery_id = id_at(0, 5000000 + (uint64_t)i);
 		assert_int_equal(store_append(fx->src, &m, NULL, NULL, &err), 0);
 	}
 	assert_int_equal(store_commit(fx->src, &err), 0);
@@ -706,7 +790,7 @@ static void test_move_timing_20k(void **state)
 
 	delta = tmp_file(fx, "delta");
 	uint64_t delivered;
-	assert_int_equal(store_move_max_delivered(fx->dst, &delivered, &err), 0);
+	assert_int_equal(store_move_max_delivered(fx->dst, 0, &delivered, &err), 0);
 	t2 = now_ms();
 	assert_int_equal(store_move_delta(fx->src, delta, fx->modseq, delivered, &modseq, &changes,
 					  &err), 0);
@@ -756,6 +840,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_move_rounds, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_move_apply_twice, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_move_delivered_ids_of_nodes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_move_source_unchanged, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_move_concurrent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_move_timing_20k, setup, teardown),
