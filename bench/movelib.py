@@ -4,7 +4,8 @@
   movelib.py move --ternctl T --conf C --user U --to NODE --log DESTLOG ...
       one timed move: `ternctl move start`, then `move status --json` every
       --poll s until the phase is terminal; the destination's log line
-      "move N: user=U now homed here (unavailable W ms, R rounds, B bytes)"
+      "move N: user=U now homed here (unavailable W ms: freeze .., fence .., last round ..
+      (C changes, applied in ..), checksums .., switch .., release ..; R rounds, B bytes)"
       gives W, R and B. Appends a tool=tmove key=value line.
   movelib.py window --ternctl T --conf-a .. --conf-b .. --log-a .. --log-b ..
       --lmtp-a P --lmtp-b P --user U --moves N --clients K
@@ -29,7 +30,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchlib  # noqa: E402
 
 TERMINAL = ('completed', 'failed', 'cancelled')
-HOMED = re.compile(r'move (\d+): user=(\S+) now homed here \(unavailable (\d+) ms, (\d+) rounds, (\d+) bytes\)')
+HOMED = re.compile(r'move (\d+): user=(\S+) now homed here \(unavailable (\d+) ms: .*?; (\d+) rounds, (\d+) bytes\)')
 GOAL_RATIO = 0.25        # Tern time / Dovecot time, at most
 GOAL_P99_MS = 50.0
 GOAL_NONE_NS = 5.0

@@ -413,9 +413,12 @@
  * in well under move_freeze_target), or after this many rounds. */
 #define TERN_MOVE_FINAL_CHANGES            64u
 #define TERN_MOVE_MAX_ROUNDS               20u
-/* Delivery ids are microsecond stamps, only roughly ordered between
+/* Delivery ids (core/delivery-id.h) are only roughly ordered between
  * workers: each round asks again for a minute's worth below the highest. */
 #define TERN_MOVE_DELIVERED_MARGIN         (60ull * 1000 * 1000)
+/* A freeze waits for the deliveries accepted before it, looking this
+ * often: the user is unavailable meanwhile, so the step is fine. */
+#define TERN_MOVE_SETTLE_POLL_MS           1u
 /* After a fence with a deadline lapses, the source looks this much later
  * whether the move switched anyway (then it fences for good). */
 #define TERN_MOVE_FENCE_CHECK_MARGIN_MS    500

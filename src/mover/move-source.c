@@ -60,10 +60,11 @@ struct move_job {
 	char path[PATH_MAX];
 	const char *data_dir;
 	uint64_t since, since_delivered;
+	bool summed;            /* DELTA ... SUM: the whole store's sum too */
 	char *watch;            /* a fence watch's job: the user, owned */
 	/* results */
-	uint64_t modseq, changes, folders, messages;
-	uint8_t digest[32];
+	uint64_t modseq, changes;
+	struct store_move_sum sum;
 };
 
 extern const struct conn_proto move_source_proto;
@@ -95,9 +96,9 @@ static int job_run(struct store *st, void *arg, enum tern_error *err_r)
 		return store_move_snapshot(st, j->path, &j->modseq, err_r);
 	case JOB_DELTA:
 		return store_move_delta(st, j->path, j->since, j->since_delivered, &j->modseq,
-					&j->changes, err_r);
+					&j->changes, j->summed ? &j->sum : NULL, err_r);
 	case JOB_CHECKSUM:
-		return store_move_checksum(st, &j->folders, &j->messages, j->digest, err_r);
+		return store_move_checksum(st, j->since, &j->sum, err_r);
 	case JOB_FLUSH:
 		return 0;   /* runs after every write queued before it */
 	case JOB_FENCE:
@@ -108,6 +109,13 @@ static int job_run(struct store *st, void *arg, enum tern_error *err_r)
 		return store_remove(j->data_dir, j->task.user, err_r);
 	}
 	return 0;
+}
+
+static const char *digest_hex(const struct store_move_sum *sum, char hex[65])
+{
+	for (int i = 0; i < 32; i++)
+		snprintf(hex + 2 * i, 3, "%02x", sum->digest[i]);
+	return hex;
 }
 
 /* Sends the file at j->path (then removes it) after its header line. */
@@ -123,11 +131,16 @@ static void send_file(struct move_source *ms, struct move_job *j)
 		return;
 	}
 	unlink(j->path);   /* the open descriptor keeps it until sent */
+	char hex[65];
 	if (j->kind == JOB_SNAPSHOT)
 		reply(ms, "+FILE %lld %" PRIu64, (long long)sb.st_size, j->modseq);
-	else
+	else if (!j->summed)
 		reply(ms, "+FILE %lld %" PRIu64 " %" PRIu64, (long long)sb.st_size, j->modseq,
 		      j->changes);
+	else
+		reply(ms, "+FILE %lld %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %s",
+		      (long long)sb.st_size, j->modseq, j->changes, j->sum.folders,
+		      j->sum.messages, digest_hex(&j->sum, hex));
 	/* the kernel sends it; evbuffer closes fd once it is out */
 	if (sb.st_size == 0 ||
 	    evbuffer_add_file(conn_output(ms->conn), fd, 0, sb.st_size) < 0) {
@@ -159,9 +172,8 @@ static void job_done(struct store_task *t)
 			send_file(ms, j);
 		} else if (j->kind == JOB_CHECKSUM) {
 			char hex[65];
-			for (int i = 0; i < 32; i++)
-				snprintf(hex + 2 * i, 3, "%02x", j->digest[i]);
-			reply(ms, "+CHECKSUM %" PRIu64 " %" PRIu64 " %s", j->folders, j->messages, hex);
+			reply(ms, "+CHECKSUM %" PRIu64 " %" PRIu64 " %s", j->sum.folders,
+			      j->sum.messages, digest_hex(&j->sum, hex));
 		} else {
 			if (j->kind == JOB_REMOVE)
 				log_info("move: user=%s: this node's copy removed (moved away)", ms->user);
@@ -176,7 +188,7 @@ static void job_done(struct store_task *t)
 }
 
 static void start_job(struct move_source *ms, enum job_kind kind, uint64_t since,
-		      uint64_t since_delivered)
+		      uint64_t since_delivered, bool summed)
 {
 	const struct tern_config *cfg = ms->conn->loop->server->config;
 	struct move_job *j = calloc(1, sizeof(*j));
@@ -188,6 +200,7 @@ static void start_job(struct move_source *ms, enum job_kind kind, uint64_t since
 	j->kind = kind;
 	j->since = since;
 	j->since_delivered = since_delivered;
+	j->summed = summed;
 	j->data_dir = cfg->data_dir;
 	if (kind == JOB_SNAPSHOT || kind == JOB_DELTA) {
 		static _Atomic unsigned serial;
@@ -222,7 +235,7 @@ static void remove_checked(const struct lookup_result *r, void *ctx)
 		finished(ms);
 		return;
 	}
-	start_job(ms, JOB_REMOVE, 0, 0);
+	start_job(ms, JOB_REMOVE, 0, 0, false);
 }
 
 /* A fence with a deadline lapses by itself; if by then the directory names
@@ -325,7 +338,7 @@ static void settle_cb(evutil_socket_t fd, short what, void *arg)
 	struct move_source *ms = arg;
 	uint32_t n = inflight_get(ms->user);
 	if (n > 0 && tern_now_ms() < ms->settle_deadline) {
-		static const struct timeval again = {0, TERN_FREEZE_RETRY_MS * 1000};
+		static const struct timeval again = {0, TERN_MOVE_SETTLE_POLL_MS * 1000};
 		if (ms->settle == NULL)
 			ms->settle = evtimer_new(ms->conn->loop->base, settle_cb, ms);
 		if (ms->settle != NULL && evtimer_add(ms->settle, &again) == 0)
@@ -334,7 +347,7 @@ static void settle_cb(evutil_socket_t fd, short what, void *arg)
 	if (n > 0)
 		log_warn("move: user=%s: %u deliveries still in flight when the freeze settled; "
 			 "they will be retried at the new home", ms->user, n);
-	start_job(ms, JOB_FLUSH, 0, 0);
+	start_job(ms, JOB_FLUSH, 0, 0, false);
 }
 
 static void command(struct move_source *ms, char *line)
@@ -348,13 +361,15 @@ static void command(struct move_source *ms, char *line)
 	if (verb == NULL) {
 		reply(ms, "-ERR empty command");
 	} else if (strcmp(verb, "SNAPSHOT") == 0) {
-		start_job(ms, JOB_SNAPSHOT, 0, 0);
+		start_job(ms, JOB_SNAPSHOT, 0, 0, false);
 		return;
 	} else if (strcmp(verb, "DELTA") == 0 && a1 != NULL && a2 != NULL) {
-		start_job(ms, JOB_DELTA, strtoull(a1, NULL, 10), strtoull(a2, NULL, 10));
+		start_job(ms, JOB_DELTA, strtoull(a1, NULL, 10), strtoull(a2, NULL, 10),
+			  a3 != NULL && strcmp(a3, "SUM") == 0);
 		return;
 	} else if (strcmp(verb, "CHECKSUM") == 0) {
-		start_job(ms, JOB_CHECKSUM, 0, 0);
+		/* CHECKSUM [since]: the whole store, or what changed after */
+		start_job(ms, JOB_CHECKSUM, a1 != NULL ? strtoull(a1, NULL, 10) : 0, 0, false);
 		return;
 	} else if (strcmp(verb, "FREEZE") == 0 && a1 != NULL) {
 		unsigned long ms_lease = strtoul(a1, NULL, 10);
@@ -380,10 +395,10 @@ static void command(struct move_source *ms, char *line)
 		int64_t until = lease > 0 ? dir_wall_ms() + (int64_t)lease : 0;
 		if (lease > 0)
 			fence_watch(ms, until);
-		start_job(ms, JOB_FENCE, (uint64_t)until, 0);
+		start_job(ms, JOB_FENCE, (uint64_t)until, 0, false);
 		return;
 	} else if (strcmp(verb, "UNFENCE") == 0) {
-		start_job(ms, JOB_UNFENCE, 0, 0);
+		start_job(ms, JOB_UNFENCE, 0, 0, false);
 		return;
 	} else if (strcmp(verb, "RELEASE") == 0 && a1 != NULL) {
 		bool moved = strcmp(a1, "moved") == 0 && a2 != NULL && a3 != NULL;

@@ -283,6 +283,10 @@ struct run {
 	char why[512];
 	bool frozen, fenced, switched;
 	uint64_t modseq, rounds, bytes;
+	/* the local copy, open from its install to the end of the run: rounds
+	 * apply to a warm handle, and none closes (checkpoints) in the freeze */
+	struct store *st;
+	uint64_t verified;   /* the modseq at which both copies' sums agreed */
 	pthread_t thread;
 	struct run *next;
 };
@@ -358,12 +362,26 @@ static int store_file(const struct tern_config *cfg, const char *user, char *pat
 	return n > 0 && (size_t)n < cap ? 0 : -1;
 }
 
-/* Receives one +FILE into path (replacing it). */
-static int receive_file(struct run *r, const char *reply, const char *path, uint64_t *modseq_r,
-			uint64_t *changes_r)
+/* 64 hex digits (checked by the caller) into 32 bytes. */
+static void parse_digest(const char *hex, uint8_t digest[32])
 {
-	unsigned long long size = 0, modseq = 0, changes = 0;
-	if (sscanf(reply, "+FILE %llu %llu %llu", &size, &modseq, &changes) < 2) {
+	for (int i = 0; i < 32; i++) {
+		unsigned int b = 0;
+		(void)sscanf(hex + 2 * i, "%2x", &b);
+		digest[i] = (uint8_t)b;
+	}
+}
+
+/* Receives one +FILE into path (replacing it); sum_r: the source's sum
+ * that follows the counts (DELTA ... SUM). */
+static int receive_file(struct run *r, const char *reply, const char *path, uint64_t *modseq_r,
+			uint64_t *changes_r, struct store_move_sum *sum_r)
+{
+	unsigned long long size = 0, modseq = 0, changes = 0, folders = 0, messages = 0;
+	char hex[65] = "";
+	int fields = sscanf(reply, "+FILE %llu %llu %llu %llu %llu %64s", &size, &modseq, &changes,
+			    &folders, &messages, hex);
+	if (fields < 2 || (sum_r != NULL && (fields != 6 || strlen(hex) != 64))) {
 		snprintf(r->why, sizeof(r->why), "unexpected reply from the source: %s", reply);
 		return -1;
 	}
@@ -376,7 +394,9 @@ static int receive_file(struct run *r, const char *reply, const char *path, uint
 		return -1;
 	}
 	int rc = chan_to_file(&r->ch, fd, size, r->cfg->move_bandwidth);
-	if (rc == 0 && fsync(fd) < 0)
+	/* the copy becomes the store; a delta is applied by a transaction of
+	 * its own (fsynced) and then removed, so it needs no fsync */
+	if (rc == 0 && changes_r == NULL && fsync(fd) < 0)
 		rc = -1;
 	close(fd);
 	if (rc < 0) {
@@ -387,46 +407,69 @@ static int receive_file(struct run *r, const char *reply, const char *path, uint
 	*modseq_r = modseq;
 	if (changes_r != NULL)
 		*changes_r = changes;
+	if (sum_r != NULL) {
+		sum_r->folders = folders;
+		sum_r->messages = messages;
+		parse_digest(hex, sum_r->digest);
+	}
 	return 0;
 }
 
 static void remove_local_copy(struct run *r)
 {
 	enum tern_error e;
+	store_close(&r->st);
 	(void)store_remove(r->cfg->data_dir, r->m.user, &e);
 }
 
+/* Whether the local copy's sum (since 0: whole) equals the source's; on a
+ * difference r->why says which. */
+static bool same_sum(struct run *r, const struct store_move_sum *src,
+		     const struct store_move_sum *here, const char *when)
+{
+	if (src->folders == here->folders && src->messages == here->messages &&
+	    memcmp(src->digest, here->digest, sizeof(src->digest)) == 0)
+		return true;
+	snprintf(r->why, sizeof(r->why),
+		 "verification failed %s: source %" PRIu64 " folders %" PRIu64 " messages, here %"
+		 PRIu64 " folders %" PRIu64 " messages%s", when, src->folders, src->messages,
+		 here->folders, here->messages,
+		 src->folders == here->folders && src->messages == here->messages
+			 ? " (checksums differ)" : "");
+	return false;
+}
+
 /* One round of changes since r->modseq, applied to the local copy.
- * *changes_r = how many; *ms_r = how long applying took. */
-static int sync_round(struct run *r, uint64_t *changes_r, uint64_t *ms_r)
+ * *changes_r = how many; *ms_r = how long applying took. With summed, the
+ * source also sends the sum of its whole store as of this round, and the
+ * copy must match it (outside the freeze: the freeze then only compares
+ * what changed after r->verified). */
+static int sync_round(struct run *r, bool summed, uint64_t *changes_r, uint64_t *ms_r)
 {
 	char reply[256], delta[PATH_MAX];
-	struct store *st = NULL;
 	enum tern_error e = TERN_ERR_NONE;
 	uint64_t delivered = 0, modseq = 0;
+	struct store_move_sum theirs = {0}, ours = {0};
 	snprintf(delta, sizeof(delta), "%s/mail/.move-in-%s.delta", r->cfg->data_dir, r->m.user);
-	if (store_open(r->cfg->data_dir, r->m.user, false, &st, &e) < 0 ||
-	    store_move_max_delivered(st, r->source_number, &delivered, &e) < 0) {
+	if ((r->st == NULL && store_open(r->cfg->data_dir, r->m.user, false, &r->st, &e) < 0) ||
+	    store_move_max_delivered(r->st, r->source_number, &delivered, &e) < 0) {
 		snprintf(r->why, sizeof(r->why), "local copy: %s", tern_error_str(e));
-		store_close(&st);
 		return -1;
 	}
 	if (chan_command(&r->ch, reply, sizeof(reply), r->why, sizeof(r->why),
-			 "DELTA %" PRIu64 " %" PRIu64, r->modseq,
+			 "DELTA %" PRIu64 " %" PRIu64 "%s", r->modseq,
 			 delivery_id_make(r->source_number,
 					  delivery_id_seq(delivered) > TERN_MOVE_DELIVERED_MARGIN
 						  ? delivery_id_seq(delivered) -
 							    TERN_MOVE_DELIVERED_MARGIN
-						  : 0)) < 0 ||
-	    receive_file(r, reply, delta, &modseq, changes_r) < 0) {
-		store_close(&st);
+						  : 0), summed ? " SUM" : "") < 0 ||
+	    receive_file(r, reply, delta, &modseq, changes_r, summed ? &theirs : NULL) < 0) {
 		unlink(delta);
 		return -1;
 	}
 	uint64_t t0 = tern_now_ms();
-	int rc = store_move_apply(st, delta, &modseq, &e);
+	int rc = store_move_apply(r->st, delta, &modseq, &e);
 	*ms_r = tern_now_ms() - t0;
-	store_close(&st);
 	unlink(delta);
 	if (rc < 0) {
 		snprintf(r->why, sizeof(r->why), "applying changes: %s", tern_error_str(e));
@@ -434,28 +477,33 @@ static int sync_round(struct run *r, uint64_t *changes_r, uint64_t *ms_r)
 	}
 	r->modseq = modseq;
 	r->rounds++;
+	if (!summed)
+		return 0;
+	if (store_move_checksum(r->st, 0, &ours, &e) < 0) {
+		snprintf(r->why, sizeof(r->why), "local checksum: %s", tern_error_str(e));
+		return -1;
+	}
+	if (!same_sum(r, &theirs, &ours, "before the freeze"))
+		return -1;
+	r->verified = modseq;
 	return 0;
 }
 
-/* Both copies' checksums must agree. The source computes its own while
- * this node computes its (they run side by side: this is inside the
- * freeze). */
+/* What changed after r->verified must agree on both copies. The source
+ * computes its sum while this node computes its own (side by side: this is
+ * inside the freeze). */
 static int verify(struct run *r)
 {
 	char reply[256], hex[65];
-	unsigned long long folders = 0, messages = 0;
-	if (chan_write(&r->ch, "CHECKSUM\r\n", 10) < 0) {
+	struct store_move_sum theirs = {0}, ours = {0};
+	char cmd[64];
+	int n = snprintf(cmd, sizeof(cmd), "CHECKSUM %" PRIu64 "\r\n", r->verified);
+	if (chan_write(&r->ch, cmd, (size_t)n) < 0) {
 		snprintf(r->why, sizeof(r->why), "the source stopped answering (CHECKSUM)");
 		return -1;
 	}
-	struct store *st = NULL;
 	enum tern_error e;
-	uint64_t lf = 0, lm = 0;
-	uint8_t digest[32];
-	char local[65];
-	int rc = store_open(r->cfg->data_dir, r->m.user, false, &st, &e) < 0 ||
-		 store_move_checksum(st, &lf, &lm, digest, &e) < 0 ? -1 : 0;
-	store_close(&st);
+	int rc = store_move_checksum(r->st, r->verified, &ours, &e);
 	if (chan_line(&r->ch, reply, sizeof(reply)) < 0) {
 		snprintf(r->why, sizeof(r->why), "the source stopped answering (CHECKSUM)");
 		return -1;
@@ -464,20 +512,18 @@ static int verify(struct run *r)
 		snprintf(r->why, sizeof(r->why), "local checksum: %s", tern_error_str(e));
 		return -1;
 	}
-	if (sscanf(reply, "+CHECKSUM %llu %llu %64s", &folders, &messages, hex) != 3) {
+	unsigned long long folders = 0, messages = 0;
+	if (sscanf(reply, "+CHECKSUM %llu %llu %64s", &folders, &messages, hex) != 3 ||
+	    strlen(hex) != 64) {
 		snprintf(r->why, sizeof(r->why), "the source refused CHECKSUM: %s", reply);
 		return -1;
 	}
-	for (int i = 0; i < 32; i++)
-		snprintf(local + 2 * i, 3, "%02x", digest[i]);
-	if (lf != folders || lm != messages || strcmp(local, hex) != 0) {
-		snprintf(r->why, sizeof(r->why),
-			 "verification failed: source %llu folders %llu messages, here %" PRIu64
-			 " folders %" PRIu64 " messages%s", folders, messages, lf, lm,
-			 lf == folders && lm == messages ? " (checksums differ)" : "");
+	theirs.folders = folders;
+	theirs.messages = messages;
+	parse_digest(hex, theirs.digest);
+	if (!same_sum(r, &theirs, &ours, "in the freeze"))
 		return -1;
-	}
-	r->m.messages_total = r->m.messages_done = lm;
+	r->m.messages_total = r->m.messages_done = ours.messages;
 	return 0;
 }
 
@@ -545,7 +591,7 @@ static void run_move(struct run *r)
 	fault_stall_once("MOVE_PAUSE_COPYING");      /* tests: the crash matrix */
 	unlink(path);
 	if (chan_command(&r->ch, reply, sizeof(reply), r->why, sizeof(r->why), "SNAPSHOT") < 0 ||
-	    receive_file(r, reply, path, &r->modseq, NULL) < 0 ||
+	    receive_file(r, reply, path, &r->modseq, NULL, NULL) < 0 ||
 	    store_move_install(cfg->data_dir, r->m.user, path, &e) < 0) {
 		if (r->why[0] == '\0')
 			snprintf(r->why, sizeof(r->why), "installing the copy: %s", tern_error_str(e));
@@ -563,6 +609,9 @@ static void run_move(struct run *r)
 	/* 2. syncing: rounds until one is small enough for the freeze */
 	fault_stall_once("MOVE_PAUSE_SYNCING");
 	uint64_t changes = 0, apply_ms = 0;
+	/* the round after a small one carries the source's whole sum: both
+	 * copies are compared in full there, outside the freeze */
+	bool summed = false;
 	for (unsigned round = 0;; round++) {
 		if (stopping()) {
 			/* the node stops: the move waits for it (or another runner) */
@@ -574,7 +623,7 @@ static void run_move(struct run *r)
 			chan_close(&r->ch);
 			return;
 		}
-		if (sync_round(r, &changes, &apply_ms) < 0) {
+		if (sync_round(r, summed, &changes, &apply_ms) < 0) {
 			roll_back(r, false);
 			chan_close(&r->ch);
 			return;
@@ -582,8 +631,10 @@ static void run_move(struct run *r)
 		note(r, NULL);
 		bool small = changes <= TERN_MOVE_FINAL_CHANGES ||
 			     apply_ms * 2 < cfg->move_freeze_target_ms;
-		if (!small)
-			note(r, NULL);
+		if (summed && (small || round >= TERN_MOVE_MAX_ROUNDS) &&
+		    !(small && r->m.suspend_when_ready))
+			break;
+		summed = false;
 		if (small && r->m.suspend_when_ready) {
 			if (r->m.phase == DIR_MOVE_SYNCING)
 				(void)set_phase(r, DIR_MOVE_SYNCING, DIR_MOVE_READY);
@@ -594,8 +645,7 @@ static void run_move(struct run *r)
 			mover_wait(TERN_MOVER_READY_POLL_MS);
 			continue;
 		}
-		if (small || round >= TERN_MOVE_MAX_ROUNDS)
-			break;
+		summed = small || round >= TERN_MOVE_MAX_ROUNDS;
 	}
 	/* 3. finalizing: freeze, last changes, switch */
 	if (!set_phase(r, r->m.phase, DIR_MOVE_FINALIZING)) {
@@ -604,6 +654,8 @@ static void run_move(struct run *r)
 		return;
 	}
 	note(r, "source frozen: copying the last changes");
+	/* the user is unavailable from the moment the source has this */
+	uint64_t freeze_sent = tern_now_ms();
 	if (chan_command(&r->ch, reply, sizeof(reply), r->why, sizeof(r->why), "FREEZE %u",
 			 cfg->move_freeze_timeout_ms) < 0) {
 		roll_back(r, false);
@@ -623,7 +675,9 @@ static void run_move(struct run *r)
 	}
 	r->fenced = true;
 	fault_stall_once("MOVE_PAUSE_FENCED");       /* frozen and fenced, not switched */
-	if (sync_round(r, &changes, &apply_ms) < 0 || verify(r) < 0 ||
+	uint64_t fenced_at = tern_now_ms(), synced_at = 0, verified_at = 0;
+	if (sync_round(r, false, &changes, &apply_ms) < 0 || (synced_at = tern_now_ms()) == 0 ||
+	    verify(r) < 0 || (verified_at = tern_now_ms()) == 0 ||
 	    directory_user_get(r->dir, r->m.user, &u, &e) != 1 || strcmp(u.home, r->m.source) != 0 ||
 	    tern_now_ms() - frozen_at >= cfg->move_freeze_timeout_ms) {
 		if (r->why[0] == '\0')
@@ -643,6 +697,7 @@ static void run_move(struct run *r)
 	}
 	dir_user_clear(&u);
 	r->switched = true;
+	uint64_t switched_at = tern_now_ms();
 	/* this node is the home now: whatever it knew otherwise is out of date */
 	moved_clear(r->m.user);
 	user_cache_distrust();
@@ -651,9 +706,14 @@ static void run_move(struct run *r)
 	(void)chan_command(&r->ch, reply, sizeof(reply), ignored, sizeof(ignored),
 			   "RELEASE moved %s %s", cfg->node_name, config_cluster_address(cfg));
 	r->frozen = false;
-	uint64_t window = tern_now_ms() - frozen_at;
-	log_info("move %" PRId64 ": user=%s now homed here (unavailable %" PRIu64 " ms, %" PRIu64
-		 " rounds, %" PRIu64 " bytes)", r->m.id, r->m.user, window, r->rounds, r->bytes);
+	uint64_t released_at = tern_now_ms();
+	log_info("move %" PRId64 ": user=%s now homed here (unavailable %" PRIu64 " ms: freeze %"
+		 PRIu64 ", fence %" PRIu64 ", last round %" PRIu64 " (%" PRIu64 " changes, applied in %" PRIu64
+		 "), checksums %" PRIu64 ", switch %" PRIu64 ", release %" PRIu64 "; %" PRIu64
+		 " rounds, %" PRIu64 " bytes)", r->m.id, r->m.user, released_at - freeze_sent,
+		 frozen_at - freeze_sent, fenced_at - frozen_at, synced_at - fenced_at, changes, apply_ms,
+		 verified_at - synced_at, switched_at - verified_at, released_at - switched_at,
+		 r->rounds, r->bytes);
 	/* 4. completed: the copies were compared before the switch */
 	if (chan_command(&r->ch, reply, sizeof(reply), ignored, sizeof(ignored), "REMOVE") < 0)
 		log_warn("move %" PRId64 ": user=%s: removing the source's copy failed: %s", r->m.id,
@@ -668,6 +728,7 @@ static void *run_thread(void *arg)
 	char *err = NULL;
 	if (directory_open(r->cfg->directory, &r->dir, &err) == 0) {
 		run_move(r);
+		store_close(&r->st);
 		enum tern_error e;
 		(void)r->dir->ops->move_lease_release(r->dir, r->m.id, r->cfg->node_name, &e);
 		directory_close(&r->dir);

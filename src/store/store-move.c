@@ -366,8 +366,12 @@ static int delta_fill(struct store *st, uint64_t since, uint64_t since_delivered
 	return 0;
 }
 
+static int checksum_rows(struct store *st, uint64_t since, struct store_move_sum *sum,
+			 enum tern_error *err_r);
+
 int store_move_delta(struct store *st, const char *path, uint64_t since, uint64_t since_delivered,
-		     uint64_t *modseq_r, uint64_t *changes_r, enum tern_error *err_r)
+		     uint64_t *modseq_r, uint64_t *changes_r, struct store_move_sum *sum_r,
+		     enum tern_error *err_r)
 {
 	uint64_t modseq = 0, changes = 0;
 	int ret = -1;
@@ -385,6 +389,7 @@ int store_move_delta(struct store *st, const char *path, uint64_t since, uint64_
 	    run_sql(st, "PRAGMA " MV ".synchronous = OFF", 0, 0, NULL, err_r) == 0 &&
 	    run_sql(st, "BEGIN", 0, 0, NULL, err_r) == 0 &&
 	    delta_fill(st, since, since_delivered, &modseq, &changes, err_r) == 0 &&
+	    (sum_r == NULL || checksum_rows(st, 0, sum_r, err_r) == 0) &&
 	    run_sql(st, "COMMIT", 0, 0, NULL, err_r) == 0)
 		ret = 0;
 	detach(st);
@@ -556,9 +561,10 @@ static void hash_col(EVP_MD_CTX *md, sqlite3_stmt *stmt, int col)
 		EVP_DigestUpdate(md, text, (size_t)len);
 }
 
-/* Hashes every row of sql, each behind a tag byte; *rows_r = rows. */
-static int hash_rows(struct store *st, EVP_MD_CTX *md, const char *sql, unsigned char tag,
-		     uint64_t *rows_r, enum tern_error *err_r)
+/* Hashes every row of sql (?1 = bound, if it has it), each behind a tag
+ * byte; *rows_r = rows. */
+static int hash_rows(struct store *st, EVP_MD_CTX *md, const char *sql, uint64_t bound,
+		     unsigned char tag, uint64_t *rows_r, enum tern_error *err_r)
 {
 	sqlite3_stmt *stmt;
 	uint64_t rows = 0;
@@ -567,6 +573,8 @@ static int hash_rows(struct store *st, EVP_MD_CTX *md, const char *sql, unsigned
 	rc = sqlite3_prepare_v2(st->db, sql, -1, &stmt, NULL);
 	if (rc != SQLITE_OK)
 		return store_fail(st, rc, err_r);
+	if (sqlite3_bind_parameter_count(stmt) > 0)
+		sqlite3_bind_int64(stmt, 1, (int64_t)bound);
 	cols = sqlite3_column_count(stmt);
 	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
 		EVP_DigestUpdate(md, &tag, 1);
@@ -582,45 +590,83 @@ static int hash_rows(struct store *st, EVP_MD_CTX *md, const char *sql, unsigned
 	return 0;
 }
 
-int store_move_checksum(struct store *st, uint64_t *folders_r, uint64_t *messages_r,
-			uint8_t digest[32], enum tern_error *err_r)
+/* The sum (store-move.h) inside a transaction the caller holds. */
+static int checksum_rows(struct store *st, uint64_t since, struct store_move_sum *sum,
+			 enum tern_error *err_r)
 {
-	EVP_MD_CTX *md;
-	uint64_t folders = 0, messages = 0;
+	/* ?1 = since in every statement */
+	static const char *const full[] = {
+		"SELECT name, special_use, uidvalidity, uidnext, highestmodseq"
+		" FROM main.folders ORDER BY name",
+		"SELECT f.name, m.uid, m.modseq, m.flags, m.keywords, m.size,"
+		" m.internal_date, m.internal_tz FROM main.folders f JOIN main.messages m"
+		" ON m.folder_id = f.id ORDER BY f.name, m.uid",
+	};
+	static const char *const changes[] = {
+		"SELECT name, special_use, uidvalidity, uidnext, highestmodseq, messages, unseen,"
+		" bytes FROM main.folders ORDER BY name",
+		/* folder by folder through the (folder_id, modseq) indexes */
+		"SELECT f.name, m.uid, m.modseq, m.flags, m.keywords, m.size,"
+		" m.internal_date, m.internal_tz FROM main.folders f JOIN main.messages m"
+		" ON m.folder_id = f.id AND m.modseq > ?1 ORDER BY f.name, m.uid",
+		"SELECT f.name, e.uid, e.modseq, EXISTS (SELECT 1 FROM main.messages m"
+		" WHERE m.folder_id = e.folder_id AND m.uid = e.uid) FROM main.folders f JOIN main.expunged e"
+		" ON e.folder_id = f.id AND e.modseq > ?1 ORDER BY f.name, e.uid",
+	};
+	const char *const *steps = since == 0 ? full : changes;
+	size_t nsteps = since == 0 ? 2 : 3;
+	uint64_t folders = 0, messages = 0, rows;
+	int64_t count = 0;
 	unsigned int len = 0;
-	STORE_TX(tx);
 	int ret = -1;
 
-	md = EVP_MD_CTX_new();
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
 	if (md == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
 		EVP_MD_CTX_free(md);
 		return store_err(TERN_ERR_NOMEM, err_r);
 	}
-	if (store_tx_begin_read(st, &tx, err_r) == 0 &&
-	    hash_rows(st, md, "SELECT value FROM meta WHERE key = 'modseq'", 'S', NULL,
-		      err_r) == 0 &&
-	    hash_rows(st, md, "SELECT name, special_use, uidvalidity, uidnext, highestmodseq"
-		      " FROM folders ORDER BY name", 'F', &folders, err_r) == 0 &&
-	    hash_rows(st, md, "SELECT f.name, m.uid, m.modseq, m.flags, m.keywords, m.size,"
-		      " m.internal_date, m.internal_tz FROM folders f JOIN messages m"
-		      " ON m.folder_id = f.id ORDER BY f.name, m.uid", 'M', &messages,
-		      err_r) == 0 &&
-	    hash_rows(st, md, "SELECT name, subscribed FROM subscriptions ORDER BY name", 'U',
-		      NULL, err_r) == 0 &&
-	    store_tx_commit(&tx, err_r) == 0) {
-		if (EVP_DigestFinal_ex(md, digest, &len) == 1 && len == 32)
-			ret = 0;
-		else
-			store_err(TERN_ERR_IO, err_r);
+	if (hash_rows(st, md, "SELECT value FROM main.meta WHERE key = 'modseq'", 0, 'S', NULL,
+		      err_r) < 0)
+		goto out;
+	for (size_t i = 0; i < nsteps; i++) {
+		if (hash_rows(st, md, steps[i], since, "FME"[i], &rows, err_r) < 0)
+			goto out;
+		if (i == 0)
+			folders = rows;
+		else if (i == 1 && since == 0)
+			messages = rows;
 	}
+	if (hash_rows(st, md, "SELECT name, subscribed FROM main.subscriptions ORDER BY name", 0, 'U',
+		      NULL, err_r) < 0)
+		goto out;
+	if (since > 0) {
+		if (query_int(st->db, st, "SELECT coalesce(sum(messages), 0) FROM main.folders", 0,
+			      &count, err_r) < 0)
+			goto out;
+		messages = (uint64_t)count;
+	}
+	if (EVP_DigestFinal_ex(md, sum->digest, &len) != 1 || len != 32) {
+		store_err(TERN_ERR_IO, err_r);
+		goto out;
+	}
+	sum->folders = folders;
+	sum->messages = messages;
+	ret = 0;
+out:
 	EVP_MD_CTX_free(md);
-	if (ret == 0) {
-		if (folders_r != NULL)
-			*folders_r = folders;
-		if (messages_r != NULL)
-			*messages_r = messages;
-	}
 	return ret;
+}
+
+int store_move_checksum(struct store *st, uint64_t since, struct store_move_sum *sum,
+			enum tern_error *err_r)
+{
+	STORE_TX(tx);
+
+	if (since > INT64_MAX)
+		return store_err(TERN_ERR_INVALID, err_r);
+	if (store_tx_begin_read(st, &tx, err_r) < 0 || checksum_rows(st, since, sum, err_r) < 0)
+		return -1;
+	return store_tx_commit(&tx, err_r);
 }
 
 int store_move_max_delivered(struct store *st, uint32_t node, uint64_t *id_r,

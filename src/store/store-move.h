@@ -45,6 +45,14 @@ int store_move_snapshot(struct store *st, const char *path, uint64_t *modseq_r,
 int store_move_install(const char *data_dir, const char *user, const char *path,
 		       enum tern_error *err_r);
 
+/* What a copy is compared by: SHA-256 over rows in a fixed order, and the
+ * counts of folders and messages. */
+struct store_move_sum {
+	uint64_t folders;
+	uint64_t messages;
+	uint8_t digest[32];
+};
+
 /* Writes a new SQLite file at path (EXISTS if it exists) with the store's
  * tables holding, read in one read transaction:
  * - every folder row (renames, UIDNEXT, HIGHESTMODSEQ, recent_uid travel);
@@ -56,10 +64,14 @@ int store_move_install(const char *data_dir, const char *user, const char *path,
  * *modseq_r = the store's modseq in that read: the next round's since.
  * *changes_r = rows changed after since: messages, expunges, folder
  * creations/renames (folders.modseq > since), folder deletions and
- * subscriptions; 0 = nothing to ship but the folder rows. The file is not
- * fsynced (it is transient; a crashed round is redone). Removed on failure. */
+ * subscriptions; 0 = nothing to ship but the folder rows. With sum_r, also
+ * the whole store's sum (store_move_checksum, since 0) in the same read:
+ * what the destination must have once it applied this delta. The file is
+ * not fsynced (it is transient; a crashed round is redone). Removed on
+ * failure. */
 int store_move_delta(struct store *st, const char *path, uint64_t since, uint64_t since_delivered,
-		     uint64_t *modseq_r, uint64_t *changes_r, enum tern_error *err_r);
+		     uint64_t *modseq_r, uint64_t *changes_r, struct store_move_sum *sum_r,
+		     enum tern_error *err_r);
 
 /* Applies a delta file (store_move_delta) in one write transaction:
  * folders the delta does not list with the same id and UIDVALIDITY are
@@ -76,15 +88,26 @@ int store_move_delta(struct store *st, const char *path, uint64_t since, uint64_
 int store_move_apply(struct store *st, const char *path, uint64_t *modseq_r,
 		     enum tern_error *err_r);
 
-/* SHA-256 over, in a fixed order from one read snapshot: the store's modseq;
- * every folder by name (name, special-use, UIDVALIDITY, UIDNEXT,
- * HIGHESTMODSEQ); every message by folder name and UID (folder name, UID,
- * modseq, flags, keywords, size, internal date and zone); every
- * subscription row (name, subscribed). Message bodies are not read. Equal
- * on source and destination after a move; compare the two while nothing
- * writes to either (after the last delta, before the switch). */
-int store_move_checksum(struct store *st, uint64_t *folders_r, uint64_t *messages_r,
-			uint8_t digest[32], enum tern_error *err_r);
+/* The sum of the store in one read snapshot. since = 0: everything, i.e.
+ * the store's modseq; every folder by name (name, special-use, UIDVALIDITY,
+ * UIDNEXT, HIGHESTMODSEQ); every message by folder name and UID (folder
+ * name, UID, modseq, flags, keywords, size, internal date and zone); every
+ * subscription (name, subscribed). Message bodies are not read.
+ *
+ * since > 0: what changed after that modseq, for two copies already found
+ * equal at since: the store's modseq; every folder with its message,
+ * unseen and byte counts; the messages with modseq > since (as above);
+ * the expunge records with modseq > since, each with whether a message
+ * still has its UID; every subscription. Read through the modseq indexes,
+ * so it costs the changes, not the mailbox: two copies equal at since whose
+ * sums after since are equal are equal (a message wrongly deleted changes
+ * a count, one wrongly kept shows beside its expunge record, one wrongly
+ * changed carries a new modseq).
+ *
+ * messages = the number of messages (both forms). Compare the two copies'
+ * sums while nothing writes to either. */
+int store_move_checksum(struct store *st, uint64_t since, struct store_move_sum *sum,
+			enum tern_error *err_r);
 
 /* The highest delivery id the store has recorded of node's ids
  * (core/delivery-id.h), or the first id node can hand out if none: what the

@@ -157,19 +157,38 @@ static void snapshot_install(struct fixture *fx)
 	free(path);
 }
 
-/* One delta from the source applied to the destination: its change count. */
+static void assert_same_sum(const struct store_move_sum *a, const struct store_move_sum *b)
+{
+	assert_int_equal(a->folders, b->folders);
+	assert_int_equal(a->messages, b->messages);
+	assert_memory_equal(a->digest, b->digest, 32);
+}
+
+/* One delta from the source applied to the destination: its change count.
+ * The sum the delta carries is the destination's afterwards, and the sums
+ * of what changed since the previous round agree on both sides (nothing
+ * writes to the source meanwhile in the tests that use this). */
 static uint64_t sync_round(struct fixture *fx)
 {
 	char *path = tmp_file(fx, "delta");
-	uint64_t delivered = 0, modseq = 0, applied = 0, changes = 0;
+	uint64_t delivered = 0, modseq = 0, applied = 0, changes = 0, since = fx->modseq;
+	struct store_move_sum carried, here, src_since, dst_since;
 	enum tern_error err;
 
 	assert_int_equal(store_move_max_delivered(fx->dst, fx->source_node, &delivered, &err), 0);
 	assert_int_equal(store_move_delta(fx->src, path, fx->modseq, delivered, &modseq, &changes,
-					  &err), 0);
+					  &carried, &err), 0);
 	assert_true(modseq >= fx->modseq);
 	assert_int_equal(store_move_apply(fx->dst, path, &applied, &err), 0);
 	assert_int_equal(applied, modseq);
+	assert_int_equal(store_move_checksum(fx->dst, 0, &here, &err), 0);
+	assert_same_sum(&carried, &here);
+	if (since > 0) {
+		assert_int_equal(store_move_checksum(fx->src, since, &src_since, &err), 0);
+		assert_int_equal(store_move_checksum(fx->dst, since, &dst_since, &err), 0);
+		assert_same_sum(&src_since, &dst_since);
+		assert_int_equal(dst_since.messages, here.messages);
+	}
 	fx->modseq = modseq;
 	unlink(path);
 	free(path);
@@ -218,15 +237,12 @@ static void same_rows(struct fixture *fx, const char *sql)
 
 static void same_digest(struct store *a, struct store *b)
 {
-	uint8_t da[32], db[32];
-	uint64_t fa, ma, fb, mb;
+	struct store_move_sum sa, sb;
 	enum tern_error err;
 
-	assert_int_equal(store_move_checksum(a, &fa, &ma, da, &err), 0);
-	assert_int_equal(store_move_checksum(b, &fb, &mb, db, &err), 0);
-	assert_int_equal(fa, fb);
-	assert_int_equal(ma, mb);
-	assert_memory_equal(da, db, 32);
+	assert_int_equal(store_move_checksum(a, 0, &sa, &err), 0);
+	assert_int_equal(store_move_checksum(b, 0, &sb, &err), 0);
+	assert_same_sum(&sa, &sb);
 }
 
 /* The destination equals the source in everything a client or the mover
@@ -534,6 +550,49 @@ static void test_move_delivered_ids_of_nodes(void **state)
 	assert_true(knows_id(fx->dst, id_at(2, 40)));    /* and each only once */
 }
 
+/* The sum of what changed since a verified round (what the freeze
+ * compares) sees a copy that went wrong in the last round: a message
+ * deleted that the source kept, one kept that the source expunged; and it
+ * agrees when the copy is right. */
+static void test_sum_since_sees_divergence(void **state)
+{
+	struct fixture *fx = *state;
+	struct store *st = fx->src;
+	struct store_move_sum a, b;
+	enum tern_error err;
+	char *out;
+
+	for (int i = 0; i < 10; i++)
+		put(st, "INBOX", "Subject: m\r\n\r\nbody\r\n");
+	snapshot_install(fx);
+	sync_round(fx);                       /* verified here */
+	uint64_t verified = fx->modseq;
+	expunge(st, "INBOX", 3);
+	set_flags(st, "INBOX", 5, STORE_FLAGS_ADD, STORE_FLAG_FLAGGED, NULL);
+	put(st, "INBOX", "Subject: n\r\n\r\nnew\r\n");
+	sync_round(fx);                       /* checks the sums agree */
+
+	/* an old message lost at the destination */
+	out = dump(fx->dst, fx->dst_dir, "DELETE FROM messages WHERE uid = 7");
+	free(out);
+	assert_int_equal(store_move_checksum(st, verified, &a, &err), 0);
+	assert_int_equal(store_move_checksum(fx->dst, verified, &b, &err), 0);
+	assert_int_equal(b.messages + 1, a.messages);
+	assert_memory_not_equal(a.digest, b.digest, 32);
+
+	/* and instead the expunged one still there: the counts agree again,
+	 * the expunge record sees it */
+	out = dump(fx->dst, fx->dst_dir,
+		   "INSERT INTO messages(folder_id, uid, blob_id, flags, keywords, modseq,"
+		   " internal_date, internal_tz, size, sent_date, delivery_id)"
+		   " SELECT folder_id, 3, blob_id, flags, keywords, modseq - 1, internal_date,"
+		   " internal_tz, size, sent_date, 0 FROM messages WHERE uid = 8");
+	free(out);
+	assert_int_equal(store_move_checksum(fx->dst, verified, &b, &err), 0);
+	assert_int_equal(b.messages, a.messages);
+	assert_memory_not_equal(a.digest, b.digest, 32);
+}
+
 /* A delta applied twice (and an old one re-applied after it) leaves the
  * destination as it is. */
 static void test_move_apply_twice(void **state)
@@ -557,7 +616,8 @@ static void test_move_apply_twice(void **state)
 	path = tmp_file(fx, "delta");
 	assert_int_equal(store_move_max_delivered(fx->dst, 0, &delivered, &err), 0);
 	assert_int_equal(delivered, 0);
-	assert_int_equal(store_move_delta(st, path, fx->modseq, delivered, &modseq, &changes, &err),
+	assert_int_equal(store_move_delta(st, path, fx->modseq, delivered, &modseq, &changes, NULL,
+					  &err),
 			 0);
 	assert_true(changes >= 5);
 	assert_int_equal(store_move_apply(fx->dst, path, &applied, &err), 0);
@@ -588,7 +648,7 @@ static void test_move_apply_twice(void **state)
 	err = TERN_ERR_NONE;
 	assert_int_equal(store_move_snapshot(st, path, &modseq, &err), -1);
 	assert_int_equal(err, TERN_ERR_EXISTS);
-	assert_int_equal(store_move_delta(st, path, 0, 0, &modseq, &changes, &err), -1);
+	assert_int_equal(store_move_delta(st, path, 0, 0, &modseq, &changes, NULL, &err), -1);
 	assert_int_equal(err, TERN_ERR_EXISTS);
 	assert_true(access(path, F_OK) == 0);   /* not someone else's file removed */
 	/* inside a transaction: refused */
@@ -612,8 +672,8 @@ static void test_move_source_unchanged(void **state)
 	struct store_snapshot_msg sm[2] = { { .uid = 1, .flags = 0, .modseq = 2 },
 					    { .uid = 2, .flags = 1, .modseq = 3 } };
 	struct store_folder inbox;
-	uint8_t before[32], after[32];
-	uint64_t f, m, modseq, changes;
+	struct store_move_sum before, after;
+	uint64_t modseq, changes;
 	enum tern_error err;
 	char *path, *snaps;
 
@@ -622,15 +682,15 @@ static void test_move_source_unchanged(void **state)
 	assert_int_equal(store_folder_get(st, "INBOX", &inbox, &err), 1);
 	assert_int_equal(store_snapshot_put(st, "INBOX", inbox.uidvalidity, inbox.highestmodseq, sm,
 					    2, &err), 0);
-	assert_int_equal(store_move_checksum(st, &f, &m, before, &err), 0);
-	assert_int_equal(f, 5);
-	assert_int_equal(m, 2);
+	assert_int_equal(store_move_checksum(st, 0, &before, &err), 0);
+	assert_int_equal(before.folders, 5);
+	assert_int_equal(before.messages, 2);
 	path = tmp_file(fx, "delta");
-	assert_int_equal(store_move_delta(st, path, 0, 0, &modseq, &changes, &err), 0);
+	assert_int_equal(store_move_delta(st, path, 0, 0, &modseq, &changes, NULL, &err), 0);
 	free(path);
 	snapshot_install(fx);
-	assert_int_equal(store_move_checksum(st, &f, &m, after, &err), 0);
-	assert_memory_equal(before, after, 32);
+	assert_int_equal(store_move_checksum(st, 0, &after, &err), 0);
+	assert_same_sum(&before, &after);
 	snaps = dump(st, fx->src_dir, "SELECT count(*) FROM view_snapshots");
 	assert_string_equal(snaps, "1|\n");
 	free(snaps);
@@ -714,7 +774,8 @@ static void test_move_concurrent(void **state)
 	during = atomic_load(&w.appended);
 	snapshot_install(fx);
 	path = tmp_file(fx, "delta");
-	assert_int_equal(store_move_delta(fx->src, path, fx->modseq, 0, &modseq, &changes, &err),
+	assert_int_equal(store_move_delta(fx->src, path, fx->modseq, 0, &modseq, &changes, NULL,
+					  &err),
 			 0);
 	/* appends that surely began after the delta's read: the next round's */
 	unsigned after = atomic_load(&w.appended);
@@ -759,8 +820,7 @@ static void test_move_timing_20k(void **state)
 	char text[4096];
 	struct store_new_msg m = { .folder = "INBOX", .data = text, .size = sizeof(text) - 1,
 				   .internal_date = 1600000000, .cache = &test_cache };
-	uint64_t modseq, changes, applied, f, n;
-	uint8_t digest[32];
+	uint64_t modseq, changes, applied;
 	enum tern_error err;
 	double t0, t1, t2, t3, t4, t5, t6, t7;
 	off_t snap_size, delta_size, flags_size;
@@ -793,7 +853,7 @@ static void test_move_timing_20k(void **state)
 	assert_int_equal(store_move_max_delivered(fx->dst, 0, &delivered, &err), 0);
 	t2 = now_ms();
 	assert_int_equal(store_move_delta(fx->src, delta, fx->modseq, delivered, &modseq, &changes,
-					  &err), 0);
+					  NULL, &err), 0);
 	t3 = now_ms();
 	delta_size = file_size(delta);
 	assert_int_equal(changes, 0);
@@ -810,24 +870,32 @@ static void test_move_timing_20k(void **state)
 	flags = tmp_file(fx, "delta");
 	t5 = now_ms();
 	assert_int_equal(store_move_delta(fx->src, flags, fx->modseq, delivered, &modseq, &changes,
-					  &err), 0);
+					  NULL, &err), 0);
 	t6 = now_ms();
 	assert_int_equal(changes, 600);
 	flags_size = file_size(flags);
 	assert_int_equal(store_move_apply(fx->dst, flags, &applied, &err), 0);
 	t7 = now_ms();
+	uint64_t since = fx->modseq;
 	fx->modseq = applied;
+	struct store_move_sum whole, changed, src_changed;
 	double c0 = now_ms();
-	assert_int_equal(store_move_checksum(fx->dst, &f, &n, digest, &err), 0);
+	assert_int_equal(store_move_checksum(fx->dst, 0, &whole, &err), 0);
 	double c1 = now_ms();
-	assert_int_equal(n, 20100);
+	assert_int_equal(store_move_checksum(fx->dst, since, &changed, &err), 0);
+	double c2 = now_ms();
+	assert_int_equal(whole.messages, 20100);
+	assert_int_equal(changed.messages, 20100);
 	same_digest(fx->src, fx->dst);
+	assert_int_equal(store_move_checksum(fx->src, since, &src_changed, &err), 0);
+	assert_same_sum(&changed, &src_changed);
 
 	print_message("timing 20000 x 4 KiB: snapshot %.1f ms, %.1f MiB; empty delta %.2f ms, "
 		      "%lld bytes, applied in %.2f ms; delta of 500 flag changes + 100 appends "
-		      "%.2f ms, %.1f KiB, applied in %.2f ms; checksum %.1f ms\n",
+		      "%.2f ms, %.1f KiB, applied in %.2f ms; checksum %.1f ms, of the 600 "
+		      "changes %.1f ms\n",
 		      t1 - t0, (double)snap_size / 1048576.0, t3 - t2, (long long)delta_size,
-		      t4 - t3, t6 - t5, (double)flags_size / 1024.0, t7 - t6, c1 - c0);
+		      t4 - t3, t6 - t5, (double)flags_size / 1024.0, t7 - t6, c1 - c0, c2 - c1);
 	unlink(delta);
 	unlink(flags);
 	free(snap);
@@ -841,6 +909,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_move_rounds, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_move_apply_twice, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_move_delivered_ids_of_nodes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sum_since_sees_divergence, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_move_source_unchanged, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_move_concurrent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_move_timing_20k, setup, teardown),
