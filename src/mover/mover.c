@@ -647,6 +647,13 @@ static void run_move(struct run *r)
 		}
 		summed = small || round >= TERN_MOVE_MAX_ROUNDS;
 	}
+	/* what came in while both sides summed the whole store, so that the
+	 * round inside the freeze is only the last few milliseconds' */
+	if (sync_round(r, false, &changes, &apply_ms) < 0) {
+		roll_back(r, false);
+		chan_close(&r->ch);
+		return;
+	}
 	/* 3. finalizing: freeze, last changes, switch */
 	if (!set_phase(r, r->m.phase, DIR_MOVE_FINALIZING)) {
 		roll_back(r, false);
