@@ -416,6 +416,11 @@
 /* Delivery ids (core/delivery-id.h) are only roughly ordered between
  * workers: each round asks again for a minute's worth below the highest. */
 #define TERN_MOVE_DELIVERED_MARGIN         (60ull * 1000 * 1000)
+/* A source sends a copy read by its worker in chunks of this size, the
+ * next one once the channel's output is below TERN_MOVE_SEND_LOW: the loop
+ * never touches the file, and a slow destination holds at most that much. */
+#define TERN_MOVE_SEND_CHUNK               (512u * 1024)
+#define TERN_MOVE_SEND_LOW                 (1024u * 1024)
 /* A freeze waits for the deliveries accepted before it, looking this
  * often: the user is unavailable meanwhile, so the step is fine. */
 #define TERN_MOVE_SETTLE_POLL_MS           1u

@@ -36,8 +36,10 @@
 
 #define MOVE_LINE_MAX 512u
 
+/* JOB_READ and JOB_CLOSE carry a copy's file to the channel: the loop
+ * never opens, reads or closes it (a copy can be gigabytes, cold on disk). */
 enum job_kind { JOB_SNAPSHOT, JOB_DELTA, JOB_CHECKSUM, JOB_FLUSH, JOB_FENCE, JOB_UNFENCE,
-		JOB_REMOVE };
+		JOB_REMOVE, JOB_READ, JOB_CLOSE };
 
 struct move_source {
 	struct conn *conn;
@@ -51,6 +53,10 @@ struct move_source {
 	/* the store task of the running command; its done finds the session
 	 * through conn (held by a reference) */
 	struct move_job *job;
+	/* the copy being sent (after its +FILE line): read a chunk at a time
+	 * on the worker while the channel's output is below TERN_MOVE_SEND_LOW */
+	int send_fd;
+	uint64_t send_offset, send_size;
 };
 
 struct move_job {
@@ -62,6 +68,12 @@ struct move_job {
 	uint64_t since, since_delivered;
 	bool summed;            /* DELTA ... SUM: the whole store's sum too */
 	char *watch;            /* a fence watch's job: the user, owned */
+	/* SNAPSHOT/DELTA: the copy, opened and unlinked by the worker;
+	 * READ: read len bytes at offset into chunk; CLOSE: close fd */
+	int fd;
+	uint64_t size, offset;
+	char *chunk;
+	size_t len;
 	/* results */
 	uint64_t modseq, changes;
 	struct store_move_sum sum;
@@ -88,15 +100,63 @@ static void finished(struct move_source *ms)
 
 /* ---- store work, on the user's apply worker ---- */
 
+/* Opens the copy just written for sending and unlinks it (the descriptor
+ * keeps it until the last chunk is out). */
+static int open_copy(struct move_job *j, enum tern_error *err_r)
+{
+	struct stat sb;
+	j->fd = open(j->path, O_RDONLY | O_CLOEXEC);
+	if (j->fd < 0 || fstat(j->fd, &sb) < 0) {
+		log_warn("move: user=%s: cannot read the copy %s: %s", j->task.user, j->path,
+			 strerror(errno));
+		if (j->fd >= 0)
+			close(j->fd);
+		j->fd = -1;
+		unlink(j->path);
+		*err_r = TERN_ERR_IO;
+		return -1;
+	}
+	unlink(j->path);
+	j->path[0] = '\0';
+	j->size = (uint64_t)sb.st_size;
+	return 0;
+}
+
+static int read_chunk(struct move_job *j, enum tern_error *err_r)
+{
+	size_t got = 0;
+	while (got < j->len) {
+		ssize_t n = pread(j->fd, j->chunk + got, j->len - got, (off_t)(j->offset + got));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			log_warn("move: user=%s: reading the copy at %" PRIu64 ": %s", j->task.user,
+				 j->offset + got, n < 0 ? strerror(errno) : "cut short");
+			*err_r = TERN_ERR_IO;
+			return -1;
+		}
+		got += (size_t)n;
+	}
+	return 0;
+}
+
 static int job_run(struct store *st, void *arg, enum tern_error *err_r)
 {
 	struct move_job *j = arg;
+	int r;
 	switch (j->kind) {
 	case JOB_SNAPSHOT:
-		return store_move_snapshot(st, j->path, &j->modseq, err_r);
+		r = store_move_snapshot(st, j->path, &j->modseq, err_r);
+		return r < 0 ? r : open_copy(j, err_r);
 	case JOB_DELTA:
-		return store_move_delta(st, j->path, j->since, j->since_delivered, &j->modseq,
-					&j->changes, j->summed ? &j->sum : NULL, err_r);
+		r = store_move_delta(st, j->path, j->since, j->since_delivered, &j->modseq,
+				     &j->changes, j->summed ? &j->sum : NULL, err_r);
+		return r < 0 ? r : open_copy(j, err_r);
+	case JOB_READ:
+		return read_chunk(j, err_r);
+	case JOB_CLOSE:
+		close(j->fd);
+		return 0;
 	case JOB_CHECKSUM:
 		return store_move_checksum(st, j->since, &j->sum, err_r);
 	case JOB_FLUSH:
@@ -118,71 +178,153 @@ static const char *digest_hex(const struct store_move_sum *sum, char hex[65])
 	return hex;
 }
 
-/* Sends the file at j->path (then removes it) after its header line. */
-static void send_file(struct move_source *ms, struct move_job *j)
+static void start_job(struct move_source *ms, enum job_kind kind, uint64_t since,
+		      uint64_t since_delivered, bool summed);
+static void send_next(struct move_source *ms);
+
+/* Closes a copy's descriptor on the worker (the last close of an unlinked
+ * file frees its blocks: disk work). */
+static void close_copy_done(struct store_task *t)
 {
-	int fd = open(j->path, O_RDONLY | O_CLOEXEC);
-	struct stat sb;
-	if (fd < 0 || fstat(fd, &sb) < 0) {
-		reply(ms, "-ERR cannot read the copy: %s", strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		unlink(j->path);
+	free(t->arg);
+}
+
+static void close_copy(struct move_source *ms, int fd)
+{
+	if (fd < 0)
+		return;
+	struct delivery *d = ms->conn->loop->server->delivery;
+	struct move_job *j = d != NULL ? calloc(1, sizeof(*j)) : NULL;
+	if (j == NULL) {
+		close(fd);   /* stopping (no workers), or out of memory */
 		return;
 	}
-	unlink(j->path);   /* the open descriptor keeps it until sent */
+	j->kind = JOB_CLOSE;
+	j->fd = fd;
+	snprintf(j->path, sizeof(j->path), "%s", ms->user);   /* task.user outlives ms */
+	j->path[sizeof(j->path) - 1] = '\0';
+	j->task.user = j->path;
+	j->task.run = job_run;
+	j->task.arg = j;
+	j->task.done = close_copy_done;
+	j->task.loop = ms->conn->loop;
+	j->task.deadline_ms = tern_now_ms() + TERN_MOVE_TASK_DEADLINE_MS;
+	delivery_store_task(d, &j->task);
+}
+
+/* The +FILE line of a copy the worker opened; its bytes follow. */
+static void send_file(struct move_source *ms, struct move_job *j)
+{
 	char hex[65];
 	if (j->kind == JOB_SNAPSHOT)
-		reply(ms, "+FILE %lld %" PRIu64, (long long)sb.st_size, j->modseq);
+		reply(ms, "+FILE %" PRIu64 " %" PRIu64, j->size, j->modseq);
 	else if (!j->summed)
-		reply(ms, "+FILE %lld %" PRIu64 " %" PRIu64, (long long)sb.st_size, j->modseq,
-		      j->changes);
+		reply(ms, "+FILE %" PRIu64 " %" PRIu64 " %" PRIu64, j->size, j->modseq, j->changes);
 	else
-		reply(ms, "+FILE %lld %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %s",
-		      (long long)sb.st_size, j->modseq, j->changes, j->sum.folders,
-		      j->sum.messages, digest_hex(&j->sum, hex));
-	/* the kernel sends it; evbuffer closes fd once it is out */
-	if (sb.st_size == 0 ||
-	    evbuffer_add_file(conn_output(ms->conn), fd, 0, sb.st_size) < 0) {
-		if (sb.st_size != 0) {
-			close(fd);
-			conn_write_failed(ms->conn);
-		} else {
-			close(fd);
-		}
+		reply(ms, "+FILE %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %s",
+		      j->size, j->modseq, j->changes, j->sum.folders, j->sum.messages,
+		      digest_hex(&j->sum, hex));
+	ms->send_fd = j->fd;
+	ms->send_offset = 0;
+	ms->send_size = j->size;
+	j->fd = -1;
+	send_next(ms);
+}
+
+static void send_drained(struct conn *c)
+{
+	send_next(c->state);
+}
+
+static void free_chunk(const void *data, size_t len, void *arg)
+{
+	(void)data;
+	(void)len;
+	free(arg);
+}
+
+/* Queues the next chunk of the copy, or waits for the channel to drain,
+ * or ends the command when all of it is queued. */
+static void send_next(struct move_source *ms)
+{
+	if (ms->send_offset >= ms->send_size) {
+		close_copy(ms, ms->send_fd);
+		ms->send_fd = -1;
+		finished(ms);
+		return;
 	}
+	if (conn_output_pending(ms->conn) > TERN_MOVE_SEND_LOW) {
+		conn_set_drain_hook(ms->conn, TERN_MOVE_SEND_LOW, send_drained);
+		return;
+	}
+	start_job(ms, JOB_READ, 0, 0, false);
+}
+
+/* A chunk read: onto the channel (by reference, freed once sent). */
+static void chunk_read(struct move_source *ms, struct move_job *j)
+{
+	if (evbuffer_add_reference(conn_output(ms->conn), j->chunk, j->len, free_chunk,
+				   j->chunk) < 0) {
+		conn_write_failed(ms->conn);
+		return;
+	}
+	j->chunk = NULL;
+	ms->send_offset += j->len;
+	send_next(ms);
+}
+
+static const char *job_name(enum job_kind kind)
+{
+	static const char *const names[] = {
+		[JOB_SNAPSHOT] = "snapshot", [JOB_DELTA] = "delta", [JOB_CHECKSUM] = "checksum",
+		[JOB_FLUSH] = "flush", [JOB_FENCE] = "fence", [JOB_UNFENCE] = "unfence",
+		[JOB_REMOVE] = "remove", [JOB_READ] = "read", [JOB_CLOSE] = "close",
+	};
+	return names[kind];
 }
 
 static void job_done(struct store_task *t)
 {
 	struct move_job *j = (struct move_job *)(void *)t;
 	struct conn *c = j->conn;
-	struct move_source *ms = !c->closing && c->proto == &move_source_proto ? c->state : NULL;
-	if (ms != NULL) {
+	/* the state lives while this job holds its reference */
+	struct move_source *ms = c->proto == &move_source_proto ? c->state : NULL;
+	bool live = ms != NULL && !c->closing;
+	if (ms != NULL)
 		ms->job = NULL;
-		if (t->result < 0) {
-			log_warn("move: user=%s front=%s: %s failed: %s", ms->user, ms->front,
-				 j->kind == JOB_SNAPSHOT ? "snapshot" : j->kind == JOB_DELTA ? "delta" :
-				 j->kind == JOB_CHECKSUM ? "checksum" : j->kind == JOB_FENCE ? "fence" :
-				 j->kind == JOB_UNFENCE ? "unfence" :
-				 j->kind == JOB_REMOVE ? "remove" : "flush",
-				 tern_error_str(t->err));
-			reply(ms, "-ERR %s", tern_error_str(t->err));
-		} else if (j->kind == JOB_SNAPSHOT || j->kind == JOB_DELTA) {
-			send_file(ms, j);
-		} else if (j->kind == JOB_CHECKSUM) {
-			char hex[65];
-			reply(ms, "+CHECKSUM %" PRIu64 " %" PRIu64 " %s", j->sum.folders,
-			      j->sum.messages, digest_hex(&j->sum, hex));
-		} else {
-			if (j->kind == JOB_REMOVE)
-				log_info("move: user=%s: this node's copy removed (moved away)", ms->user);
-			reply(ms, "+OK");
+	if (!live) {
+		if (j->kind == JOB_READ && ms != NULL) {
+			close_copy(ms, ms->send_fd);
+			ms->send_fd = -1;
 		}
+		if (j->fd >= 0 && ms != NULL)
+			close_copy(ms, j->fd);
+	} else if (t->result < 0 && j->kind == JOB_READ) {
+		/* the +FILE line is out: only a cut channel tells the mover */
+		close_copy(ms, ms->send_fd);
+		ms->send_fd = -1;
+		conn_write_failed(c);
+	} else if (t->result < 0) {
+		log_warn("move: user=%s front=%s: %s failed: %s", ms->user, ms->front,
+			 job_name(j->kind), tern_error_str(t->err));
+		reply(ms, "-ERR %s", tern_error_str(t->err));
+		finished(ms);
+	} else if (j->kind == JOB_SNAPSHOT || j->kind == JOB_DELTA) {
+		send_file(ms, j);       /* finished once the last chunk is queued */
+	} else if (j->kind == JOB_READ) {
+		chunk_read(ms, j);
+	} else if (j->kind == JOB_CHECKSUM) {
+		char hex[65];
+		reply(ms, "+CHECKSUM %" PRIu64 " %" PRIu64 " %s", j->sum.folders, j->sum.messages,
+		      digest_hex(&j->sum, hex));
+		finished(ms);
+	} else {
+		if (j->kind == JOB_REMOVE)
+			log_info("move: user=%s: this node's copy removed (moved away)", ms->user);
+		reply(ms, "+OK");
 		finished(ms);
 	}
-	if (j->path[0] != '\0')
-		unlink(j->path);
+	free(j->chunk);
 	free(j);
 	conn_unref(&c);
 }
@@ -198,10 +340,25 @@ static void start_job(struct move_source *ms, enum job_kind kind, uint64_t since
 		return;
 	}
 	j->kind = kind;
+	j->fd = -1;
 	j->since = since;
 	j->since_delivered = since_delivered;
 	j->summed = summed;
 	j->data_dir = cfg->data_dir;
+	if (kind == JOB_READ) {
+		j->fd = ms->send_fd;
+		j->offset = ms->send_offset;
+		j->len = ms->send_size - ms->send_offset < TERN_MOVE_SEND_CHUNK
+				 ? (size_t)(ms->send_size - ms->send_offset) : TERN_MOVE_SEND_CHUNK;
+		j->chunk = malloc(j->len);
+		if (j->chunk == NULL) {
+			free(j);
+			close_copy(ms, ms->send_fd);
+			ms->send_fd = -1;
+			conn_write_failed(ms->conn);
+			return;
+		}
+	}
 	if (kind == JOB_SNAPSHOT || kind == JOB_DELTA) {
 		static _Atomic unsigned serial;
 		snprintf(j->path, sizeof(j->path), "%s/mail/.move-out-%s-%u-%u.db", cfg->data_dir,
@@ -478,6 +635,7 @@ static void move_source_free(struct conn *c)
 	lookup_cancel(&ms->lookup);
 	if (ms->settle != NULL)
 		event_free(ms->settle);
+	close_copy(ms, ms->send_fd);   /* closed between two chunks */
 	/* a running job holds its own reference and finds the session gone */
 	free(ms);
 	c->state = NULL;
@@ -502,6 +660,7 @@ int move_source_adopt(struct conn *c, const struct cluster_open_request *req)
 	if (ms == NULL)
 		return -1;
 	ms->conn = c;
+	ms->send_fd = -1;
 	snprintf(ms->user, sizeof(ms->user), "%s", req->user);
 	snprintf(ms->front, sizeof(ms->front), "%s", req->front);
 	conn_switch_proto(c, &move_source_proto, ms, TERN_MOVE_IDLE_MS);

@@ -575,6 +575,44 @@ def test_move_bandwidth_paces_the_copy(make_cluster):
     assert took >= 0.8 * size / (256 * 1024), f"{size} bytes moved in {took:.1f} s at 256k/s"
 
 
+def test_destination_killed_while_the_copy_streams(make_cluster):
+    """The source sends the copy a chunk at a time as the channel drains
+    (move_bandwidth = 256k on node-b keeps it streaming for seconds); node-b
+    is killed in the middle. node-a keeps serving alice as if nothing
+    happened, leaves no outgoing copy behind in its mail directory, and
+    once node-b is back the move is taken up again and completes with every
+    message."""
+    cl = make_cluster(users={"alice": "node-a"}, names=("node-a", "node-b"),
+                      node_settings={"node-b": {"move_bandwidth": "256k"}})
+    cl.expect_outage_errors()
+    body = ("y" * 70 + "\r\n") * 140   # about 10 KB a message
+    acked = []
+    for i in range(150):
+        with LmtpConn(cl.lmtp_addr("node-a"), timeout=IO_TIMEOUT) as c:
+            c.lhlo()
+            _, replies = c.deliver(SENDER, ["alice@example.org"],
+                                   make_message(f"big {i}", body=body, to="alice@example.org"))
+            assert replies[0].code == 250
+            acked.append(f"big {i}")
+    incoming = os.path.join(cl["node-b"].data_dir, "mail", ".move-in-alice.db")
+    cl["node-a"].ctl("move", "start", "alice", "--to", "node-b")
+    wait_for(lambda: os.path.exists(incoming) and os.path.getsize(incoming) > 300_000, 30,
+             "node-b to be receiving the copy")
+    cl.kill("node-b")
+    mail_a = os.path.join(cl["node-a"].data_dir, "mail")
+    wait_for(lambda: not [f for f in os.listdir(mail_a) if f.startswith(".move-out-")], 10,
+             "node-a to drop the copy it was sending")
+    assert deliver(cl, "node-a", "alice", "during the outage").code == 250
+    acked.append("during the outage")
+    assert "frozen" not in cl.log("node-a")
+    cl.start("node-b")
+    st = wait_move_done(cl, "node-a", "alice", timeout=MOVE_DEADLINE + 60)
+    assert st["phase"] == "completed", st
+    cl.homes["alice"] = "node-b"
+    subjects = sorted(m["subject"] for m in cl.messages("alice"))
+    assert subjects == sorted(acked)
+
+
 @pytest.mark.parametrize("phase", ["SYNCING", "FENCED"])
 def test_source_killed_mid_move(make_cluster, phase):
     """The source is SIGKILLed while the move waits at a phase: the move
