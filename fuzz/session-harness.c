@@ -152,6 +152,14 @@ static void server_stop(void)
 		(void)nftw(data_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+/* The server hands itself to its services; the password workers need
+ * nothing of it. */
+static void harness_services_start(struct server *srv)
+{
+	(void)srv;
+	auth_pool_start();
+}
+
 static void server_start(void)
 {
 	const char *d = getenv("TERN_FUZZ_DEADLINE_MS");
@@ -195,7 +203,7 @@ static void server_start(void)
 	/* no listeners (see above); the password workers as in ternd, which
 	 * server_deinit stops */
 	static const struct server_frontends fe = {
-		.services_start = auth_pool_start,
+		.services_start = harness_services_start,
 		.services_stop = auth_pool_stop,
 	};
 	if (server_init(&srv, &cfg, &fe) < 0) {

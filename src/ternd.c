@@ -47,10 +47,10 @@ static const struct tern_config *node_config;
 
 /* Password workers for IMAP and POP3 logins, and the mover, which takes
  * the moves bound here. */
-static void services_start(void)
+static void services_start(struct server *srv)
 {
 	auth_pool_start();
-	if (mover_start(node_config) < 0)
+	if (mover_start(node_config, srv) < 0)
 		log_error("node %s: the mover did not start; moves to this node wait",
 			  node_config->node_name);
 }

@@ -409,6 +409,8 @@
 #define TERN_MOVER_PARALLEL                4u
 #define TERN_MOVER_SCAN_MS                 1000u
 #define TERN_MOVER_READY_POLL_MS           500u
+/* How often a node looks for copies that moves out of it left behind. */
+#define TERN_MOVER_ORPHANS_MS              10000
 /* Sync rounds end when one brings at most this many changes (or applies
  * in well under move_freeze_target), or after this many rounds. */
 #define TERN_MOVE_FINAL_CHANGES            64u
@@ -424,8 +426,9 @@
 /* A freeze waits for the deliveries accepted before it, looking this
  * often: the user is unavailable meanwhile, so the step is fine. */
 #define TERN_MOVE_SETTLE_POLL_MS           1u
-/* After a fence with a deadline lapses, the source looks this much later
- * whether the move switched anyway (then it fences for good). */
+/* This long before a fence with a deadline lapses, the source looks
+ * whether the move switched anyway (then it fences for good); a mover
+ * switches no later than twice this before the lapse. */
 #define TERN_MOVE_FENCE_CHECK_MARGIN_MS    500
 /* A timed fence lasts at least this long: beyond the user cache's trust
  * (a heartbeat, then TERN_USER_CACHE_TRUST_MS). */

@@ -38,6 +38,7 @@ enum stmt_id {
 	ST_MOVE_GET_ACTIVE,
 	ST_MOVE_LIST_ACTIVE,
 	ST_MOVE_LIST_ALL,
+	ST_MOVE_LIST_COMPLETED_FROM,
 	ST_MOVE_INSERT,
 	ST_MOVE_SET_PHASE,
 	ST_MOVE_PROGRESS,
@@ -102,6 +103,8 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_MOVE_LIST_ACTIVE] = "SELECT " MOVE_COLUMNS " FROM moves WHERE " MOVE_ACTIVE
 				" ORDER BY id",
 	[ST_MOVE_LIST_ALL] = "SELECT " MOVE_COLUMNS " FROM moves ORDER BY id",
+	[ST_MOVE_LIST_COMPLETED_FROM] = "SELECT " MOVE_COLUMNS " FROM moves WHERE source = ?1 "
+					"AND phase = 'completed' AND finished >= ?2 ORDER BY id",
 	[ST_MOVE_INSERT] = "INSERT INTO moves (user, source, destination, phase, "
 			   "suspend_when_ready, created, updated, phase_since) "
 			   "VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?5, ?5)",
@@ -868,6 +871,22 @@ static int sqlite_move_list(struct directory *dir, bool include_finished,
 	return 0;
 }
 
+static int sqlite_move_list_completed_from(struct directory *dir, const char *source,
+					   int64_t since_ms, struct dir_move **moves_r,
+					   size_t *count_r, enum tern_error *err_r)
+{
+	STMT_SCOPED st = stmt_get(ds_of(dir), ST_MOVE_LIST_COMPLETED_FROM, err_r);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, source, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, since_ms);
+	void *rows;
+	if (collect_rows(st, sizeof(struct dir_move), fill_move, clear_move, &rows, count_r, err_r) < 0)
+		return -1;
+	*moves_r = rows;
+	return 0;
+}
+
 struct move_create_ctx {
 	const char *user, *source, *destination;
 	bool suspend_when_ready;
@@ -1244,6 +1263,7 @@ static const struct directory_ops sqlite_ops = {
 	.move_get = sqlite_move_get,
 	.move_get_active = sqlite_move_get_active,
 	.move_list = sqlite_move_list,
+	.move_list_completed_from = sqlite_move_list_completed_from,
 	.move_set_phase = sqlite_move_set_phase,
 	.move_progress = sqlite_move_progress,
 	.move_note_error = sqlite_move_note_error,

@@ -152,6 +152,11 @@ struct directory_ops {
 	/* Active moves, or all when include_finished, by id; dir_moves_free. */
 	int (*move_list)(struct directory *dir, bool include_finished, struct dir_move **moves_r,
 			 size_t *count_r, enum tern_error *err_r);
+	/* Completed moves out of source that finished at since_ms or later, by
+	 * id; dir_moves_free. (What a source's orphan collector looks at.) */
+	int (*move_list_completed_from)(struct directory *dir, const char *source,
+					int64_t since_ms, struct dir_move **moves_r,
+					size_t *count_r, enum tern_error *err_r);
 	/* Compare-and-set of the phase: from expected (an active phase) to any
 	 * phase but completed (only move_switch_home completes a move). Leaving
 	 * queued sets started; reaching failed or cancelled sets finished and

@@ -395,11 +395,11 @@ static void remove_checked(const struct lookup_result *r, void *ctx)
 	start_job(ms, JOB_REMOVE, 0, 0, false);
 }
 
-/* A fence with a deadline lapses by itself; if by then the directory names
- * another home (the mover switched, then died before it could fence for
- * good and release), this node makes it permanent and says the user moved,
- * so no session here writes to a copy nobody reads any more. Lives on the
- * loop beyond the channel that asked for the fence. */
+/* A fence with a deadline lapses by itself; if shortly before that the
+ * directory names another home (the mover switched, then died before it
+ * could fence for good and release), this node makes it permanent and says
+ * the user moved, so no session here writes to a copy nobody reads any
+ * more. Lives on the loop beyond the channel that asked for the fence. */
 struct fence_watch {
 	struct loop_cleanup cleanup;     /* first: freed at shutdown if pending */
 	struct loop *loop;
@@ -478,7 +478,11 @@ static void fence_watch(struct move_source *ms, int64_t until_ms)
 	fw->loop = ms->conn->loop;
 	snprintf(fw->user, sizeof(fw->user), "%s", ms->user);
 	fw->timer = evtimer_new(fw->loop->base, fence_watch_cb, fw);
-	int64_t left = until_ms - dir_wall_ms() + TERN_MOVE_FENCE_CHECK_MARGIN_MS;
+	/* before the fence lapses: a switch is made a margin earlier still
+	 * (mover.c), so if there is one, no write gets through in between */
+	int64_t left = until_ms - dir_wall_ms() - TERN_MOVE_FENCE_CHECK_MARGIN_MS;
+	if (left < 0)
+		left = 0;
 	struct timeval tv = {.tv_sec = left / 1000, .tv_usec = (left % 1000) * 1000};
 	if (fw->timer == NULL || evtimer_add(fw->timer, &tv) < 0) {
 		fence_watch_free(fw);

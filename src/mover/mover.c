@@ -1,4 +1,5 @@
 #include "mover/mover.h"
+#include "mover/orphans.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -297,6 +298,7 @@ static struct {
 	bool started, stop;
 	pthread_t thread;
 	const struct tern_config *cfg;
+	struct server *srv;
 	struct run *runs;        /* under mu */
 	unsigned running;        /* under mu */
 } mover;
@@ -673,9 +675,18 @@ static void run_move(struct run *r)
 	uint64_t frozen_at = tern_now_ms();
 	char ignored[256];
 	/* existing sessions on the source may still write: fence it, so the
-	 * last round is the last change, then compare both copies */
+	 * last round is the last change, then compare both copies. The fence
+	 * lapses by itself (the source clamps it to TERN_MOVE_FENCE_MIN_MS at
+	 * least); the source looks at the directory TERN_MOVE_FENCE_CHECK_
+	 * MARGIN_MS before it lapses and fences for good if the switch is
+	 * there, so the switch must be made a margin before that look. */
+	uint32_t fence_ms = cfg->move_freeze_timeout_ms > TERN_MOVE_FENCE_MIN_MS
+				    ? cfg->move_freeze_timeout_ms : TERN_MOVE_FENCE_MIN_MS;
+	uint64_t switch_by = tern_now_ms() + fence_ms - 2 * TERN_MOVE_FENCE_CHECK_MARGIN_MS;
+	if (switch_by > frozen_at + cfg->move_freeze_timeout_ms)
+		switch_by = frozen_at + cfg->move_freeze_timeout_ms;
 	if (chan_command(&r->ch, reply, sizeof(reply), r->why, sizeof(r->why), "FENCE %u",
-			 cfg->move_freeze_timeout_ms) < 0) {
+			 fence_ms) < 0) {
 		roll_back(r, false);
 		chan_close(&r->ch);
 		return;
@@ -686,7 +697,7 @@ static void run_move(struct run *r)
 	if (sync_round(r, false, &changes, &apply_ms) < 0 || (synced_at = tern_now_ms()) == 0 ||
 	    verify(r) < 0 || (verified_at = tern_now_ms()) == 0 ||
 	    directory_user_get(r->dir, r->m.user, &u, &e) != 1 || strcmp(u.home, r->m.source) != 0 ||
-	    tern_now_ms() - frozen_at >= cfg->move_freeze_timeout_ms) {
+	    tern_now_ms() >= switch_by) {
 		if (r->why[0] == '\0')
 			snprintf(r->why, sizeof(r->why), "the last round did not fit the freeze");
 		dir_user_clear(&u);
@@ -705,6 +716,7 @@ static void run_move(struct run *r)
 	dir_user_clear(&u);
 	r->switched = true;
 	uint64_t switched_at = tern_now_ms();
+	fault_stall_once("MOVE_PAUSE_SWITCHED");     /* switched, the source not told */
 	/* this node is the home now: whatever it knew otherwise is out of date */
 	moved_clear(r->m.user);
 	user_cache_distrust();
@@ -850,6 +862,7 @@ static void *mover_main(void *arg)
 {
 	(void)arg;
 	struct directory *dir = NULL;
+	int64_t gc_next = 0;
 	for (;;) {
 		{
 			TERN_LOCK_GUARD(&mover.mu);
@@ -867,19 +880,28 @@ static void *mover_main(void *arg)
 			continue;
 		}
 		scan(dir);
+		/* every copy moves out of here ever left at start, then those of
+		 * moves finished since the previous look (with a margin) */
+		int64_t now = dir_wall_ms();
+		if (gc_next == 0 || now >= gc_next) {
+			orphans_collect(dir, mover.cfg, mover.srv,
+					gc_next == 0 ? 0 : gc_next - 2 * TERN_MOVER_ORPHANS_MS);
+			gc_next = now + TERN_MOVER_ORPHANS_MS;
+		}
 	}
 	directory_close(&dir);
 	reap(true);
 	return NULL;
 }
 
-int mover_start(const struct tern_config *cfg)
+int mover_start(const struct tern_config *cfg, struct server *srv)
 {
 	if (cfg->cluster_listen[0] == '\0')
 		return 0;   /* a node outside a cluster takes no moves */
 	tern_mutex_init(&mover.mu, "mover");
 	tern_cond_init(&mover.cond);
 	mover.cfg = cfg;
+	mover.srv = srv;
 	mover.stop = false;
 	if (pthread_create(&mover.thread, NULL, mover_main, NULL) != 0) {
 		log_error("mover: cannot start its thread");

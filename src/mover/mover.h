@@ -10,11 +10,13 @@
 #ifndef TERN_MOVER_MOVER_H
 #define TERN_MOVER_MOVER_H
 
+struct server;
 struct tern_config;
 
-/* Starts the thread that looks for moves bound here (needs cluster_listen).
+/* Starts the thread that looks for moves bound here (needs cluster_listen),
+ * and collects the copies moves out of here left behind (mover/orphans.h).
  * 0, or -1 (logged). */
-int mover_start(const struct tern_config *cfg);
+int mover_start(const struct tern_config *cfg, struct server *srv);
 /* Stops it and every move it runs (they stop at their next step; a move
  * stopped while the user is frozen releases the user, and its lease lets
  * a restarted node take it over). */

@@ -150,7 +150,7 @@ int server_init(struct server *srv, struct tern_config *cfg, const struct server
 	/* Before the listeners: the password workers measure the failure-time
 	 * floor now, not at the first login. */
 	if (fe->services_start != NULL)
-		fe->services_start();
+		fe->services_start(srv);
 	srv->services_stop = fe->services_stop;
 	if (open_listeners(srv, fe) < 0)
 		return -1;

@@ -29,6 +29,8 @@ struct server_listen {
 };
 
 /* What the program plugs into the server (ternd.c, the session fuzzers). */
+struct server;
+
 struct server_frontends {
 	const struct server_listen *listens;
 	size_t listen_count;
@@ -37,7 +39,7 @@ struct server_frontends {
 	 * stop runs once, after the last connection could have been accepted
 	 * and while the loops still run, since its threads post to them.
 	 * Either may be NULL. */
-	void (*services_start)(void);
+	void (*services_start)(struct server *srv);
 	void (*services_stop)(void);
 };
 

@@ -499,6 +499,14 @@ def test_destination_killed_mid_move(make_cluster, phase):
     missing = [x for x in acked if x not in subjects]
     assert not missing, missing
     assert len(subjects) == len(set(subjects)), "duplicates"
+    # node-a's copy goes: removed by the mover, or, when the mover died
+    # after the switch, by node-a's orphan collector (every 10 s)
+    wait_for(lambda: not os.path.exists(cl["node-a"].mail_db("alice")), 30,
+             "node-a's copy to be removed")
+    if phase == "SWITCHED":
+        log_a = cl.log("node-a")
+        assert "removed by the orphan collector" in log_a, \
+            [l for l in log_a.splitlines() if "move" in l or "alice" in l]
 
 
 def test_delivery_ids_of_two_nodes_never_collide(make_cluster):
