@@ -1159,7 +1159,7 @@ static int sqlite_move_lease_release(struct directory *dir, int64_t id, const ch
 struct move_switch_ctx {
 	int64_t id;
 	const char *user, *expected_home, *new_home;
-	int64_t expected_epoch, now_ms;
+	int64_t expected_epoch, now_ms, deadline_ms;
 };
 
 /* The checks give the precise error; the two UPDATEs repeat them in their
@@ -1172,6 +1172,10 @@ static int move_switch_locked(struct dir_sqlite *ds, void *ctx, enum tern_error 
 	enum tern_error err = TERN_ERR_NONE;
 	int found, rc;
 
+	/* the write lock is held from here: a clock read now bounds when the
+	 * switch lands (a busy directory may have kept us waiting) */
+	if (c->deadline_ms > 0 && dir_wall_ms() > c->deadline_ms)
+		return fail(err_r, TERN_ERR_TEMP);
 	found = sqlite_move_get(&ds->dir, c->id, &m, err_r);
 	if (found <= 0)
 		return found < 0 ? -1 : fail(err_r, TERN_ERR_NOTFOUND);
@@ -1222,11 +1226,12 @@ static int move_switch_locked(struct dir_sqlite *ds, void *ctx, enum tern_error 
 
 static int sqlite_move_switch_home(struct directory *dir, int64_t id, const char *user,
 				   const char *expected_home, int64_t expected_epoch,
-				   const char *new_home, int64_t now_ms, enum tern_error *err_r)
+				   const char *new_home, int64_t now_ms, int64_t deadline_ms,
+				   enum tern_error *err_r)
 {
 	struct move_switch_ctx c = {
 		.id = id, .user = user, .expected_home = expected_home, .new_home = new_home,
-		.expected_epoch = expected_epoch, .now_ms = now_ms,
+		.expected_epoch = expected_epoch, .now_ms = now_ms, .deadline_ms = deadline_ms,
 	};
 
 	if (user == NULL || expected_home == NULL || !node_name_valid(new_home) ||

@@ -204,10 +204,14 @@ struct directory_ops {
 	 * (finished, lease freed). Otherwise nothing changes:
 	 * TERN_ERR_CONFLICT (phase, home or epoch moved on), TERN_ERR_NOTFOUND
 	 * (no such move or user), TERN_ERR_INVALID (another user's move, or
-	 * new_home is not its destination). */
+	 * new_home is not its destination), TERN_ERR_TEMP (deadline_ms, unix
+	 * ms, non-zero, had passed once the directory's write lock was held:
+	 * a switch that waited for a busy directory must not land after the
+	 * source's freeze and fence ran out). */
 	int (*move_switch_home)(struct directory *dir, int64_t id, const char *user,
 				const char *expected_home, int64_t expected_epoch,
-				const char *new_home, int64_t now_ms, enum tern_error *err_r);
+				const char *new_home, int64_t now_ms, int64_t deadline_ms,
+				enum tern_error *err_r);
 	void (*close)(struct directory *dir);
 };
 

@@ -705,9 +705,17 @@ static void run_move(struct run *r)
 		chan_close(&r->ch);
 		return;
 	}
+	/* switch_by holds inside the directory's transaction too: a busy
+	 * directory must not make the switch land after the fence's look */
+	int64_t now_wall = dir_wall_ms();
+	uint64_t now_mono = tern_now_ms();
+	int64_t deadline = now_wall + (int64_t)(switch_by > now_mono ? switch_by - now_mono : 0);
 	if (r->dir->ops->move_switch_home(r->dir, r->m.id, r->m.user, r->m.source, u.epoch,
-					  cfg->node_name, dir_wall_ms(), &e) < 0) {
-		snprintf(r->why, sizeof(r->why), "the directory switch failed: %s", tern_error_str(e));
+					  cfg->node_name, now_wall, deadline, &e) < 0) {
+		snprintf(r->why, sizeof(r->why), "the directory switch failed: %s",
+			 e == TERN_ERR_TEMP ? "the directory could not be written before the "
+					      "source's freeze and fence ran out"
+					    : tern_error_str(e));
 		dir_user_clear(&u);
 		roll_back(r, false);
 		chan_close(&r->ch);

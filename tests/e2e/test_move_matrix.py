@@ -9,7 +9,8 @@
 * the source SIGKILLed while the move copies and right after the switch;
 * a move over cluster_tls;
 * a switch that waits for a busy directory past the source's freeze and
-  fence (xfail: loses mail today, see the test).
+  fence: it must not land (the move rolls back), so the mail the source
+  took meanwhile stays where the directory says alice lives.
 
 Everything is checked the way a user or an administrator would: with real
 LMTP and IMAP clients through either node, `ternctl move status`,
@@ -799,18 +800,14 @@ def test_source_killed_while_copying(make_cluster):
     assert_once(cl, acked)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "mover.c checks the freeze's time before move_switch_home, not inside it: a switch "
-    "that waits for a busy directory commits after the source's freeze and fence lapsed, "
-    "and mail the source stored meanwhile is removed with its copy "
-    "(/tmp/move-matrix-findings.md)"))
 def test_a_switch_delayed_past_the_fence_loses_no_mail(make_cluster):
     """The directory is busy (another writer holds it; every node waits up
     to 5 s for it) when the mover switches: the source's freeze lease ends
     meanwhile and a delivery it had parked is answered. Whatever the
     mover then does, the message that got 250 must be at alice's home:
     a switch that commits after the source served alice again must not
-    happen (the move should roll back instead)."""
+    happen: the switch's deadline is checked under the directory's write
+    lock, so the move rolls back instead."""
     cl = make_cluster(users={"alice": "node-a"}, names=("node-a", "node-b"),
                       move_freeze_timeout="5s")
     for name in cl.names():      # their heartbeats wait for the directory too

@@ -535,7 +535,7 @@ static void test_switch_home(void **state)
 	set_phase(dir, id, DIR_MOVE_COPYING, DIR_MOVE_SYNCING, T0 + 2);
 	gen = gen_of(dir);
 	/* Not finalizing yet. */
-	assert_int_equal(dir->ops->move_switch_home(dir, id, "alice", "node1", 1, "node2", T0 + 3,
+	assert_int_equal(dir->ops->move_switch_home(dir, id, "alice", "node1", 1, "node2", T0 + 3, 0,
 						    &err), -1);
 	assert_int_equal(err, TERN_ERR_CONFLICT);
 	expect_user(dir, "alice", "node1", 1);
@@ -545,24 +545,28 @@ static void test_switch_home(void **state)
 	assert_int_equal(dir->ops->move_lease(dir, id, "node2", T0 + 4, 5000, &err), 1);
 	/* Wrong epoch, wrong home, another user, another destination, no such
 	 * move or user: nothing changes anywhere. */
-	assert_int_equal(dir->ops->move_switch_home(dir, id, "alice", "node1", 2, "node2", T0 + 5,
+	assert_int_equal(dir->ops->move_switch_home(dir, id, "alice", "node1", 2, "node2", T0 + 5, 0,
 						    &err), -1);
 	assert_int_equal(err, TERN_ERR_CONFLICT);
-	assert_int_equal(dir->ops->move_switch_home(dir, id, "alice", "node3", 1, "node2", T0 + 5,
+	assert_int_equal(dir->ops->move_switch_home(dir, id, "alice", "node3", 1, "node2", T0 + 5, 0,
 						    &err), -1);
 	assert_int_equal(err, TERN_ERR_CONFLICT);
-	assert_int_equal(dir->ops->move_switch_home(dir, id, "bob", "node1", 1, "node2", T0 + 5,
+	assert_int_equal(dir->ops->move_switch_home(dir, id, "bob", "node1", 1, "node2", T0 + 5, 0,
 						    &err), -1);
 	assert_int_equal(err, TERN_ERR_INVALID);
-	assert_int_equal(dir->ops->move_switch_home(dir, id, "alice", "node1", 1, "node3", T0 + 5,
+	assert_int_equal(dir->ops->move_switch_home(dir, id, "alice", "node1", 1, "node3", T0 + 5, 0,
 						    &err), -1);
 	assert_int_equal(err, TERN_ERR_INVALID);
 	assert_int_equal(dir->ops->move_switch_home(dir, id + 1, "alice", "node1", 1, "node2",
-						    T0 + 5, &err), -1);
+						    T0 + 5, 0, &err), -1);
 	assert_int_equal(err, TERN_ERR_NOTFOUND);
-	assert_int_equal(dir->ops->move_switch_home(dir, id, "alice", NULL, 1, "node2", T0 + 5,
+	assert_int_equal(dir->ops->move_switch_home(dir, id, "alice", NULL, 1, "node2", T0 + 5, 0,
 						    &err), -1);
 	assert_int_equal(err, TERN_ERR_INVALID);
+	/* A deadline (unix ms, checked under the write lock) already past. */
+	assert_int_equal(dir->ops->move_switch_home(dir, id, "alice", "node1", 1, "node2", T0 + 5,
+						    dir_wall_ms() - 1, &err), -1);
+	assert_int_equal(err, TERN_ERR_TEMP);
 	expect_user(dir, "alice", "node1", 1);
 	expect_user(dir, "bob", "node1", 1);
 	m = get(dir, id);
@@ -572,9 +576,10 @@ static void test_switch_home(void **state)
 	dir_move_clear(&m);
 	assert_int_equal(gen_of(dir), gen);
 
-	/* The switch: home, epoch + 1, completed, lease freed, caches told. */
+	/* The switch: home, epoch + 1, completed, lease freed, caches told
+	 * (in time: the deadline is still ahead). */
 	assert_int_equal(dir->ops->move_switch_home(dir, id, "alice", "node1", 1, "node2", T0 + 6,
-						    &err), 0);
+						    dir_wall_ms() + 60000, &err), 0);
 	expect_user(dir, "alice", "node2", 2);
 	m = get(dir, id);
 	assert_int_equal(m.phase, DIR_MOVE_COMPLETED);
@@ -587,7 +592,7 @@ static void test_switch_home(void **state)
 	assert_int_equal(dir->ops->move_get_active(dir, "alice", &m, &err), 0);
 
 	/* A replay of the same switch (a mover retrying) is refused. */
-	assert_int_equal(dir->ops->move_switch_home(dir, id, "alice", "node1", 1, "node2", T0 + 7,
+	assert_int_equal(dir->ops->move_switch_home(dir, id, "alice", "node1", 1, "node2", T0 + 7, 0,
 						    &err), -1);
 	assert_int_equal(err, TERN_ERR_CONFLICT);
 	expect_user(dir, "alice", "node2", 2);
@@ -601,7 +606,7 @@ static void test_switch_home(void **state)
 					       &back, &err), 0);
 	set_phase(dir, back, DIR_MOVE_QUEUED, DIR_MOVE_FINALIZING, T0 + 9);
 	assert_int_equal(dir->ops->move_switch_home(dir, back, "alice", "node2", 2, "node1",
-						    T0 + 10, &err), 0);
+						    T0 + 10, 0, &err), 0);
 	expect_user(dir, "alice", "node1", 3);
 }
 
@@ -621,7 +626,7 @@ static void test_switch_all_or_nothing(void **state)
 				      "OF phase ON moves WHEN NEW.phase = 'completed' BEGIN "
 				      "SELECT RAISE(ABORT, 'refused by the test'); END", NULL, NULL,
 				      NULL), SQLITE_OK);
-	assert_int_equal(dir->ops->move_switch_home(dir, id, "alice", "node1", 1, "node2", T0 + 5,
+	assert_int_equal(dir->ops->move_switch_home(dir, id, "alice", "node1", 1, "node2", T0 + 5, 0,
 						    &err), -1);
 	expect_user(dir, "alice", "node1", 1);
 	assert_int_equal(phase_of(dir, id), DIR_MOVE_FINALIZING);
@@ -630,7 +635,7 @@ static void test_switch_all_or_nothing(void **state)
 	assert_int_equal(sqlite3_exec(db, "DROP TRIGGER test_refuse_completion", NULL, NULL, NULL),
 			 SQLITE_OK);
 	sqlite3_close(db);
-	assert_int_equal(dir->ops->move_switch_home(dir, id, "alice", "node1", 1, "node2", T0 + 6,
+	assert_int_equal(dir->ops->move_switch_home(dir, id, "alice", "node1", 1, "node2", T0 + 6, 0,
 						    &err), 0);
 	expect_user(dir, "alice", "node2", 2);
 	assert_int_equal(phase_of(dir, id), DIR_MOVE_COMPLETED);
@@ -687,10 +692,10 @@ static void test_two_handles(void **state)
 
 	/* A switch through b is seen by a. */
 	id = finalizing_move(a);
-	assert_int_equal(b->ops->move_switch_home(b, id, "alice", "node1", 1, "node2", T0 + 8000,
+	assert_int_equal(b->ops->move_switch_home(b, id, "alice", "node1", 1, "node2", T0 + 8000, 0,
 						  &err), 0);
 	expect_user(a, "alice", "node2", 2);
-	assert_int_equal(a->ops->move_switch_home(a, id, "alice", "node1", 1, "node2", T0 + 8001,
+	assert_int_equal(a->ops->move_switch_home(a, id, "alice", "node1", 1, "node2", T0 + 8001, 0,
 						  &err), -1);
 	assert_int_equal(err, TERN_ERR_CONFLICT);
 	directory_close(&b);
@@ -824,7 +829,7 @@ static void test_migrates_v3(void **state)
 	assert_int_equal(err, TERN_ERR_EXISTS);
 	assert_int_equal(dir->ops->move_set_phase(dir, 1, DIR_MOVE_COPYING, DIR_MOVE_FINALIZING,
 						  T0, &err), 0);
-	assert_int_equal(dir->ops->move_switch_home(dir, 1, "carol", "node7", 4, "node8", T0 + 1,
+	assert_int_equal(dir->ops->move_switch_home(dir, 1, "carol", "node7", 4, "node8", T0 + 1, 0,
 						    &err), 0);
 	assert_int_equal(directory_user_get(dir, "carol", &u, &err), 1);
 	assert_string_equal(u.home, "node8");
