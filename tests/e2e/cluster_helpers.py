@@ -509,3 +509,34 @@ def imap_over(sock, timeout=IO_TIMEOUT):
     c.sock, c.timeout, c.buf, c.n = sock, timeout, b"", 0
     c.greeting = c.response()
     return c
+
+
+# ---------------------------------------------------------------- cluster_tls
+
+def _openssl(*args, cwd):
+    subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=cwd, timeout=60)
+
+
+def make_cluster_pki(directory):
+    """A cluster CA in directory, one node certificate it signed (for every
+    good node) and a self-signed one it did not: {ca, cert, key,
+    rogue_cert, rogue_key} paths."""
+    d = str(directory)
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out",
+             "ca.pem", "-days", "1", "-subj", "/CN=tern test cluster CA", cwd=d)
+    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "node.key", "-out", "node.csr",
+             "-subj", "/CN=node", cwd=d)
+    _openssl("x509", "-req", "-in", "node.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+             "-CAcreateserial", "-out", "node.pem", "-days", "1", cwd=d)
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "rogue.key", "-out",
+             "rogue.pem", "-days", "1", "-subj", "/CN=rogue", cwd=d)
+    return {k: os.path.join(d, f) for k, f in (("ca", "ca.pem"), ("cert", "node.pem"),
+                                               ("key", "node.key"), ("rogue_cert", "rogue.pem"),
+                                               ("rogue_key", "rogue.key"))}
+
+
+def cluster_tls_settings(pki, rogue=False):
+    """A node's settings for cluster_tls with the certificates of pki."""
+    return {"cluster_tls": "yes", "cluster_ca": pki["ca"],
+            "tls_cert": pki["rogue_cert" if rogue else "cert"],
+            "tls_key": pki["rogue_key" if rogue else "key"]}

@@ -5,14 +5,12 @@ certificates the cluster CA signed and refuses a node whose certificate it
 did not; the home node decides POP3's maildrop lock, whichever fronts two
 sessions come through."""
 
-import os
 import re
-import subprocess
 import time
 
 import pytest
 
-from cluster_helpers import Pop3, cluster_factory
+from cluster_helpers import Pop3, cluster_factory, cluster_tls_settings, make_cluster_pki
 from imap_helpers import Raw
 from ternlib import IO_TIMEOUT, PASSWORD, LmtpConn
 
@@ -51,32 +49,9 @@ def test_commands_pipelined_behind_login_reach_the_home(make_cluster):
         c.close()
 
 
-def openssl(*args, cwd):
-    subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=cwd, timeout=60)
-
-
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory):
-    """A cluster CA, one certificate it signed (shared by the good nodes)
-    and a self-signed one it did not."""
-    d = str(tmp_path_factory.mktemp("pki"))
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out",
-            "ca.pem", "-days", "1", "-subj", "/CN=tern test cluster CA", cwd=d)
-    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "node.key", "-out", "node.csr",
-            "-subj", "/CN=node", cwd=d)
-    openssl("x509", "-req", "-in", "node.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-            "-CAcreateserial", "-out", "node.pem", "-days", "1", cwd=d)
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "rogue.key", "-out",
-            "rogue.pem", "-days", "1", "-subj", "/CN=rogue", cwd=d)
-    return {k: os.path.join(d, f) for k, f in (("ca", "ca.pem"), ("cert", "node.pem"),
-                                               ("key", "node.key"), ("rogue_cert", "rogue.pem"),
-                                               ("rogue_key", "rogue.key"))}
-
-
-def tls_settings(pki, rogue=False):
-    return {"cluster_tls": "yes", "cluster_ca": pki["ca"],
-            "tls_cert": pki["rogue_cert" if rogue else "cert"],
-            "tls_key": pki["rogue_key" if rogue else "key"]}
+    return make_cluster_pki(tmp_path_factory.mktemp("pki"))
 
 
 def test_cluster_tls_between_nodes_of_the_ca(make_cluster, pki):
@@ -84,7 +59,7 @@ def test_cluster_tls_between_nodes_of_the_ca(make_cluster, pki):
     proxy, the relay and IDLE work over it as in clear."""
     names = ("node-a", "node-b")
     cl = make_cluster(users={"alice": "node-a", "bob": "node-b"}, names=names,
-                      node_settings={n: tls_settings(pki) for n in names})
+                      node_settings={n: cluster_tls_settings(pki) for n in names})
     with LmtpConn(cl.lmtp_addr("node-b"), timeout=IO_TIMEOUT) as c:
         c.lhlo()
         assert c.cmd("MAIL FROM:<s@remote.test>").code == 250
@@ -113,8 +88,8 @@ def test_cluster_tls_refuses_a_node_the_ca_did_not_sign(make_cluster, pki):
     users elsewhere are unaffected."""
     names = ("node-a", "node-x")
     cl = make_cluster(users={"alice": "node-a", "xavier": "node-x"}, names=names,
-                      node_settings={"node-a": tls_settings(pki),
-                                     "node-x": tls_settings(pki, rogue=True)})
+                      node_settings={"node-a": cluster_tls_settings(pki),
+                                     "node-x": cluster_tls_settings(pki, rogue=True)})
     cl.expect_outage_errors("node-a", "node-x")
     m = imap_raw(cl, "node-x")
     try:

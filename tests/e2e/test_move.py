@@ -31,6 +31,21 @@ def deliver(cl, front, user, subject):
     return replies[0]
 
 
+def deliver_big(cl, front, user, count):
+    """count messages of about 10 KB each, every one acknowledged with 250;
+    their subjects."""
+    body = ("x" * 70 + "\r\n") * 140
+    subjects = []
+    with LmtpConn(cl.lmtp_addr(front), timeout=IO_TIMEOUT) as c:
+        c.lhlo()
+        for i in range(count):
+            _, replies = c.deliver(SENDER, [f"{user}@example.org"],
+                                   make_message(f"big {i}", body=body, to=f"{user}@example.org"))
+            assert replies[0].code == 250
+            subjects.append(f"big {i}")
+    return subjects
+
+
 def imap_view(cl, front, user="alice"):
     """What a client sees: per folder (UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ,
     [(uid, flags, modseq, size)]), and the subscriptions."""
@@ -567,13 +582,7 @@ def test_move_bandwidth_paces_the_copy(make_cluster):
     pacing guarantees, whatever the machine's speed)."""
     cl = make_cluster(users={"alice": "node-a"}, names=("node-a", "node-b"),
                       node_settings={"node-b": {"move_bandwidth": "256k"}})
-    body = ("x" * 70 + "\r\n") * 140   # about 10 KB a message
-    for i in range(150):
-        with LmtpConn(cl.lmtp_addr("node-a"), timeout=IO_TIMEOUT) as c:
-            c.lhlo()
-            _, replies = c.deliver(SENDER, ["alice@example.org"],
-                                   make_message(f"big {i}", body=body, to="alice@example.org"))
-            assert replies[0].code == 250
+    deliver_big(cl, "node-a", "alice", 150)
     size = os.path.getsize(cl["node-a"].mail_db("alice"))
     t0 = time.monotonic()
     cl["node-a"].ctl("move", "start", "alice", "--to", "node-b")
@@ -593,15 +602,7 @@ def test_destination_killed_while_the_copy_streams(make_cluster):
     cl = make_cluster(users={"alice": "node-a"}, names=("node-a", "node-b"),
                       node_settings={"node-b": {"move_bandwidth": "256k"}})
     cl.expect_outage_errors()
-    body = ("y" * 70 + "\r\n") * 140   # about 10 KB a message
-    acked = []
-    for i in range(150):
-        with LmtpConn(cl.lmtp_addr("node-a"), timeout=IO_TIMEOUT) as c:
-            c.lhlo()
-            _, replies = c.deliver(SENDER, ["alice@example.org"],
-                                   make_message(f"big {i}", body=body, to="alice@example.org"))
-            assert replies[0].code == 250
-            acked.append(f"big {i}")
+    acked = deliver_big(cl, "node-a", "alice", 150)
     incoming = os.path.join(cl["node-b"].data_dir, "mail", ".move-in-alice.db")
     cl["node-a"].ctl("move", "start", "alice", "--to", "node-b")
     wait_for(lambda: os.path.exists(incoming) and os.path.getsize(incoming) > 300_000, 30,

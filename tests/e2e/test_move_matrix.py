@@ -22,13 +22,12 @@ import hashlib
 import os
 import re
 import sqlite3
-import subprocess
 import threading
 import time
 
 import pytest
 
-from cluster_helpers import SENDER, cluster_factory
+from cluster_helpers import SENDER, cluster_factory, cluster_tls_settings, make_cluster_pki
 from imap_helpers import Closed, Raw, fetch_dict
 from ternlib import (IO_TIMEOUT, PASSWORD, LmtpConn, dot_stuff, make_message, unique_subject,
                      wait_for)
@@ -907,22 +906,10 @@ def test_source_killed_right_after_the_switch(make_cluster):
 
 # ------------------------------------------------------------------ cluster_tls
 
-def openssl(*args, cwd):
-    subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=cwd, timeout=60)
-
-
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory):
     """A cluster CA and one node certificate it signed."""
-    d = str(tmp_path_factory.mktemp("pki"))
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out",
-            "ca.pem", "-days", "1", "-subj", "/CN=tern test cluster CA", cwd=d)
-    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "node.key", "-out", "node.csr",
-            "-subj", "/CN=node", cwd=d)
-    openssl("x509", "-req", "-in", "node.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-            "-CAcreateserial", "-out", "node.pem", "-days", "1", cwd=d)
-    return {"cluster_tls": "yes", "cluster_ca": os.path.join(d, "ca.pem"),
-            "tls_cert": os.path.join(d, "node.pem"), "tls_key": os.path.join(d, "node.key")}
+    return cluster_tls_settings(make_cluster_pki(tmp_path_factory.mktemp("pki")))
 
 
 def bodies(cl, front, folders, user="alice"):

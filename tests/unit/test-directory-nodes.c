@@ -340,6 +340,17 @@ static void test_migrates_v1(void **state)
 	directory_close(&dir);
 }
 
+/* The number the directory gave name (asserts the node exists). */
+static uint32_t number_of(struct directory *dir, const char *name)
+{
+	struct dir_node got = { 0 };
+	enum tern_error err = TERN_ERR_NONE;
+	assert_int_equal(dir->ops->node_get(dir, name, &got, &err), 1);
+	uint32_t number = got.number;
+	dir_node_clear(&got);
+	return number;
+}
+
 /* Every name gets a number of its own at its first registration and keeps
  * it through restarts and take-overs; a name that comes later never gets a
  * number another name had, even when that name's row was deleted. */
@@ -349,30 +360,21 @@ static void test_node_numbers(void **state)
 	struct dir_node a = node_at("alpha", "10.0.0.1");
 	struct dir_node b = node_at("beta", "10.0.0.2");
 	struct dir_node c = node_at("gamma", "10.0.0.3");
-	struct dir_node got = { 0 };
 	enum tern_error err = TERN_ERR_NONE;
 	char sql[256];
 	sqlite3 *db = NULL;
 
 	assert_int_equal(fx->dir->ops->node_register(fx->dir, &a, T0, NULL, &err), 0);
 	assert_int_equal(fx->dir->ops->node_register(fx->dir, &b, T0, NULL, &err), 0);
-	assert_int_equal(fx->dir->ops->node_get(fx->dir, "alpha", &got, &err), 1);
-	assert_int_equal(got.number, 1);
-	dir_node_clear(&got);
-	assert_int_equal(fx->dir->ops->node_get(fx->dir, "beta", &got, &err), 1);
-	assert_int_equal(got.number, 2);
-	dir_node_clear(&got);
+	assert_int_equal(number_of(fx->dir, "alpha"), 1);
+	assert_int_equal(number_of(fx->dir, "beta"), 2);
 	/* A restart, and a take-over of a stopped row with other addresses. */
 	assert_int_equal(fx->dir->ops->node_register(fx->dir, &a, T0 + 1000, NULL, &err), 0);
 	assert_int_equal(fx->dir->ops->node_stop(fx->dir, "beta", &err), 0);
 	b = node_at("beta", "10.0.0.9");
 	assert_int_equal(fx->dir->ops->node_register(fx->dir, &b, T0 + 2000, NULL, &err), 0);
-	assert_int_equal(fx->dir->ops->node_get(fx->dir, "alpha", &got, &err), 1);
-	assert_int_equal(got.number, 1);
-	dir_node_clear(&got);
-	assert_int_equal(fx->dir->ops->node_get(fx->dir, "beta", &got, &err), 1);
-	assert_int_equal(got.number, 2);
-	dir_node_clear(&got);
+	assert_int_equal(number_of(fx->dir, "alpha"), 1);
+	assert_int_equal(number_of(fx->dir, "beta"), 2);
 	/* An operator deletes beta's row by hand: gamma still gets 3, and
 	 * beta, registering again, its old 2. */
 	assert_int_equal(sqlite3_open(fx->path, &db), SQLITE_OK);
@@ -380,13 +382,9 @@ static void test_node_numbers(void **state)
 	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
 	assert_int_equal(fx->dir->ops->node_register(fx->dir, &c, T0 + 3000, NULL, &err), 0);
-	assert_int_equal(fx->dir->ops->node_get(fx->dir, "gamma", &got, &err), 1);
-	assert_int_equal(got.number, 3);
-	dir_node_clear(&got);
+	assert_int_equal(number_of(fx->dir, "gamma"), 3);
 	assert_int_equal(fx->dir->ops->node_register(fx->dir, &b, T0 + 4000, NULL, &err), 0);
-	assert_int_equal(fx->dir->ops->node_get(fx->dir, "beta", &got, &err), 1);
-	assert_int_equal(got.number, 2);
-	dir_node_clear(&got);
+	assert_int_equal(number_of(fx->dir, "beta"), 2);
 }
 
 int main(void)
