@@ -39,6 +39,7 @@ static int search_load(void *arg, uint32_t uid, bool head_only, char **data_r, s
 
 struct search_result {
 	uint32_t *uids, *seqs;
+	uint64_t *modseqs;   /* of each match */
 	size_t count;
 	uint64_t max_modseq;
 };
@@ -69,6 +70,7 @@ static void search_state_free(void *arg)
 	store_msgs_free(&st->list, st->list_count);
 	free(st->res.uids);
 	free(st->res.seqs);
+	free(st->res.modseqs);
 	imap_search_program_free(&st->prog);
 	free(st);
 }
@@ -88,7 +90,8 @@ static int search_begin(struct search_state *st, enum tern_error *err_r)
 	};
 	st->res.uids = malloc(v->count * sizeof(uint32_t) + 1);
 	st->res.seqs = malloc(v->count * sizeof(uint32_t) + 1);
-	if (st->res.uids == NULL || st->res.seqs == NULL ||
+	st->res.modseqs = malloc(v->count * sizeof(uint64_t) + 1);
+	if (st->res.uids == NULL || st->res.seqs == NULL || st->res.modseqs == NULL ||
 	    imap_search_prepare(st->prog, (uint32_t)v->count,
 				v->count > 0 ? v->msgs[v->count - 1].uid : 0) < 0) {
 		*err_r = TERN_ERR_NOMEM;
@@ -128,6 +131,7 @@ static int search_slice(struct search_state *st, enum tern_error *err_r)
 		}
 		if (r > 0) {
 			st->res.uids[st->res.count] = uid;
+			st->res.modseqs[st->res.count] = m->modseq;
 			st->res.seqs[st->res.count++] = sm.seq;
 			if (m->modseq > st->res.max_modseq)
 				st->res.max_modseq = m->modseq;
@@ -163,6 +167,23 @@ static int save_result(struct imap_view *v, const struct imap_search_program *pr
 	return 0;
 }
 
+/* The MODSEQ result option (RFC 4731 §3.2, RFC 7162 §3.1.5): with MIN or
+ * MAX alone, the mod-sequence of that message; with MIN and MAX but no ALL
+ * or COUNT, the higher of those two; otherwise the highest of all matches.
+ * res->count > 0. */
+static uint64_t esearch_modseq(unsigned o, const struct search_result *res)
+{
+	bool min = (o & IMAP_SEARCH_RETURN_MIN) != 0, max = (o & IMAP_SEARCH_RETURN_MAX) != 0;
+	if ((!min && !max) || (o & (IMAP_SEARCH_RETURN_ALL | IMAP_SEARCH_RETURN_COUNT)) != 0)
+		return res->max_modseq;
+	uint64_t first = res->modseqs[0], last = res->modseqs[res->count - 1];
+	if (!max)
+		return first;
+	if (!min)
+		return last;
+	return first > last ? first : last;
+}
+
 static void write_esearch(struct imap_session *s, const struct imap_cmd *cmd,
 			  const struct imap_search_program *prog, const struct search_result *res)
 {
@@ -184,7 +205,7 @@ static void write_esearch(struct imap_session *s, const struct imap_cmd *cmd,
 		imap_out_check(s, imap_seqset_write(imap_out(s), ids, res->count));
 	}
 	if (prog->uses_modseq && res->count > 0)
-		imap_out_printf(s, " MODSEQ %" PRIu64, res->max_modseq);
+		imap_out_printf(s, " MODSEQ %" PRIu64, esearch_modseq(o, res));
 	imap_out_add(s, "\r\n", 2);
 }
 
