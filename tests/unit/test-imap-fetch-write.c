@@ -155,6 +155,28 @@ static void test_binary(void **state)
 	/* 7bit part: the bytes themselves, no literal8 */
 	expect("BINARY[1]", raw, "* 3 FETCH (BINARY[1] {11}\r\nhello world)\r\n");
 
+	/* BINARY[] is the whole message, header and body (RFC 3516 section-binary) */
+	char want[512];
+	snprintf(want, sizeof(want), "* 3 FETCH (BINARY[] {%zu}\r\n%s)\r\n", strlen(msg), msg);
+	expect("BINARY.PEEK[]", raw, want);
+	snprintf(want, sizeof(want), "* 3 FETCH (BINARY.SIZE[] %zu)\r\n", strlen(msg));
+	expect("BINARY.SIZE[]", raw, want);
+	expect("BINARY.PEEK[]<0.5>", raw, "* 3 FETCH (BINARY[]<0> {5}\r\nFrom:)\r\n");
+
+	/* a single-part quoted-printable message: part 1 decoded, sliced after
+	 * decoding; an empty part is a zero-length literal */
+	const char qp[] = "Content-Transfer-Encoding: Quoted-Printable\r\n\r\n"
+			  "caf=C3=A9 =3D soft=\r\nbreak";
+	struct imap_fetch_raw *rq = imap_fetch_raw_new(strdup(qp), strlen(qp), 0, strlen(qp));
+	expect("BINARY.PEEK[1]", rq, "* 3 FETCH (BINARY[1] {17}\r\ncaf\xc3\xa9 = softbreak)\r\n");
+	expect("BINARY.SIZE[1]", rq, "* 3 FETCH (BINARY.SIZE[1] 17)\r\n");
+	expect("BINARY.PEEK[1]<3.4>", rq, "* 3 FETCH (BINARY[1]<3> {4}\r\n\xc3\xa9 =)\r\n");
+	imap_fetch_raw_unref(&rq);
+	const char empty[] = "Content-Transfer-Encoding: base64\r\n\r\n";
+	rq = imap_fetch_raw_new(strdup(empty), strlen(empty), 0, strlen(empty));
+	expect("BINARY.PEEK[1]", rq, "* 3 FETCH (BINARY[1] {0}\r\n)\r\n");
+	imap_fetch_raw_unref(&rq);
+
 	const char bad[] = "Content-Transfer-Encoding: x-rot13\r\n\r\nuryyb\r\n";
 	struct imap_fetch_raw *r2 = imap_fetch_raw_new(strdup(bad), strlen(bad), 0, strlen(bad));
 	struct imap_fetch_request *req = parse("BINARY[1]", false);
@@ -197,6 +219,17 @@ static void test_needs_and_range(void **state)
 	assert_true(n.range_only);
 	assert_int_equal(n.range_offset, 100);
 	assert_int_equal(n.range_length, 10);
+	imap_fetch_request_free(&req);
+
+	req = parse("BINARY.PEEK[]<100.10>", false);
+	imap_fetch_needs(req, &n);
+	assert_true(n.range_only);
+	assert_int_equal(n.range_offset, 100);
+	imap_fetch_request_free(&req);
+
+	req = parse("BINARY.PEEK[1]<100.10>", false);
+	imap_fetch_needs(req, &n);
+	assert_false(n.range_only);
 	imap_fetch_request_free(&req);
 
 	req = parse("(BODY.PEEK[]<0.10> BODY.PEEK[1])", false);

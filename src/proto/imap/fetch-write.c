@@ -86,8 +86,9 @@ void imap_fetch_needs(const struct imap_fetch_request *req, struct imap_fetch_ne
 			only = a;
 		}
 	}
-	if (sections == 1 && only->type == IMAP_FETCH_BODY_SECTION && only->partial &&
-	    only->section.part_count == 0 && only->section.spec == IMAP_SECTION_ALL) {
+	if (sections == 1 && only->partial && only->section.part_count == 0 &&
+	    ((only->type == IMAP_FETCH_BODY_SECTION && only->section.spec == IMAP_SECTION_ALL) ||
+	     only->type == IMAP_FETCH_BINARY)) {
 		n.range_only = true;
 		n.range_offset = only->partial_offset;
 		n.range_length = only->partial_length;
@@ -205,14 +206,17 @@ static int body_section(const struct imap_fetch_raw *raw, const struct imap_fetc
 }
 
 /* BINARY (RFC 3516): the part's body with its Content-Transfer-Encoding
- * undone. */
+ * undone. BINARY[] is the whole message, header and body, as sent
+ * (section-binary names parts only; the top level has nothing to decode). */
 static int binary_section(const struct imap_fetch_raw *raw, const struct imap_fetch_section *sec,
 			  struct section_data *sd)
 {
 	uint64_t hs, he, bs, be;
-	int r = locate(raw, sec, sec->part_count > 0 ? "MIME" : "HEADER", &hs, &he);
+	if (sec->part_count == 0)
+		return locate(raw, sec, "", &sd->start, &sd->end) < 0 ? IMAP_FETCH_WRITE_NO_DATA : 0;
+	int r = locate(raw, sec, "MIME", &hs, &he);
 	if (r > 0)
-		r = locate(raw, sec, sec->part_count > 0 ? "" : "TEXT", &bs, &be);
+		r = locate(raw, sec, "", &bs, &be);
 	if (r < 0)
 		return IMAP_FETCH_WRITE_NO_DATA;
 	if (r == 0) {
