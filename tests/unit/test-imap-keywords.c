@@ -110,6 +110,32 @@ static void test_parse_refuses_as_before(void **state)
 	assert_string_equal(bad, "Invalid keyword");
 }
 
+/* flag-keyword = atom: the parser's NIL (any case) is the keyword "NIL",
+ * alone (STORE's flag without parentheses) or in a list. */
+static void test_parse_nil_is_a_keyword(void **state)
+{
+	uint32_t flags;
+	char *kw;
+	const char *bad;
+	char nil[] = "NIL", lower[] = "nil", seen[] = "\\Seen";
+	struct imap_arg one = { .type = IMAP_ARG_NIL, .str = nil, .len = 3 };
+	struct imap_arg items[] = {
+		{ .type = IMAP_ARG_ATOM, .str = seen, .len = 5 },
+		{ .type = IMAP_ARG_NIL, .str = lower, .len = 3 },
+	};
+	struct imap_arg list = { .type = IMAP_ARG_LIST, .list = items, .list_count = 2 };
+
+	(void)state;
+	assert_int_equal(imap_flags_parse(&one, &flags, &kw, &bad), 0);
+	assert_int_equal(flags, 0);
+	assert_string_equal(kw, "NIL");
+	free(kw);
+	assert_int_equal(imap_flags_parse(&list, &flags, &kw, &bad), 0);
+	assert_int_equal(flags, STORE_FLAG_SEEN);
+	assert_string_equal(kw, "nil");
+	free(kw);
+}
+
 static void test_parse_limit_counts_distinct_keywords(void **state)
 {
 	uint32_t flags;
@@ -191,6 +217,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse_keeps_first_spelling_and_order),
 		cmocka_unit_test(test_parse_refuses_as_before),
+		cmocka_unit_test(test_parse_nil_is_a_keyword),
 		cmocka_unit_test(test_parse_limit_counts_distinct_keywords),
 		cmocka_unit_test(test_normalize),
 		cmocka_unit_test(test_normalize_many),

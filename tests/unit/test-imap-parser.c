@@ -774,6 +774,18 @@ static void test_quoted_escapes(void **state)
 	expect_recoverable(p, S("t2 X \"a\\x\"\r\n"), "Invalid escape in quoted string", "t2");
 	expect_recoverable(p, S("t3 X \"a\rb\"\r\n"), "Invalid characters in quoted string", "t3");
 	expect_recoverable(p, S("t4 X \"\" \"abc\r\n"), "Unterminated quoted string", "t4");
+	/* RFC 9051 QUOTED-CHAR: 8-bit only as well-formed UTF-8 */
+	expect_recoverable(p, S("t5 X \"caf\xff\"\r\n"), "Invalid characters in quoted string", "t5");
+	expect_recoverable(p, S("t6 X \"\xc3\"\r\n"), "Invalid characters in quoted string", "t6");
+	expect_recoverable(p, S("t7 X \"\xc0\xaf\"\r\n"), "Invalid characters in quoted string",
+			   "t7");
+	expect_recoverable(p, S("t8 X \"\xed\xa0\x80\"\r\n"),
+			   "Invalid characters in quoted string", "t8");
+	expect_recoverable(p, S("t9 X \"\xf4\x90\x80\x80\"\r\n"),
+			   "Invalid characters in quoted string", "t9");
+	cmd = parse_ok(p, S("u1 X \"\xe2\x82\xac \\\\ \xf0\x9f\x90\xa6\"\r\n"), 0);
+	assert_arg(&cmd->args[0], IMAP_ARG_STRING, "\xe2\x82\xac \\ \xf0\x9f\x90\xa6");
+	imap_cmd_free(&cmd);
 }
 
 /* Before login a session narrows literals to a login's size: a bigger one

@@ -44,7 +44,8 @@ static int flag_parse_one(const struct imap_arg *a, uint32_t *flags, struct keyw
 			  const char **bad_r)
 {
 	const char *s;
-	if (a->type != IMAP_ARG_ATOM || !imap_arg_atom(a, &s)) {
+	/* flag-keyword = atom: an unquoted NIL is the keyword "NIL" here */
+	if (!imap_arg_atom(a, &s)) {
 		*bad_r = "Invalid flag";
 		return -1;
 	}

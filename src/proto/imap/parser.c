@@ -344,8 +344,33 @@ static enum frag read_tag_name(struct imap_parser *p, const char *s, size_t n, s
 	return FRAG_DONE;
 }
 
+/* Length of the well-formed UTF-8 sequence at s[0..n) (RFC 3629: no
+ * overlong forms, no surrogates, nothing past U+10FFFF), 0 if there is none. */
+static size_t utf8_seq_len(const unsigned char *s, size_t n)
+{
+	unsigned char c = s[0];
+	size_t len;
+	unsigned char lo = 0x80, hi = 0xbf;
+
+	if (c >= 0xc2 && c <= 0xdf)
+		len = 2;
+	else if (c >= 0xe0 && c <= 0xef)
+		len = 3, lo = c == 0xe0 ? 0xa0 : 0x80, hi = c == 0xed ? 0x9f : 0xbf;
+	else if (c >= 0xf0 && c <= 0xf4)
+		len = 4, lo = c == 0xf0 ? 0x90 : 0x80, hi = c == 0xf4 ? 0x8f : 0xbf;
+	else
+		return 0;
+	if (n < len || s[1] < lo || s[1] > hi)
+		return 0;
+	for (size_t k = 2; k < len; k++)
+		if (s[k] < 0x80 || s[k] > 0xbf)
+			return 0;
+	return len;
+}
+
 /* Quoted string (RFC 3501 quoted: only \" and \\ escapes). 8-bit is kept
- * for UTF8=ACCEPT (RFC 6855); the session decides whether it is allowed.
+ * for UTF8=ACCEPT (RFC 6855) when it is UTF-8 (RFC 9051 QUOTED-CHAR =/
+ * UTF8-2 / UTF8-3 / UTF8-4); the session decides whether it is allowed.
  * The string is measured before anything is allocated: sizing the buffer by
  * the rest of the line made a line of many short strings cost the square of
  * its length. */
@@ -366,6 +391,12 @@ static enum frag read_quoted(struct imap_parser *p, const char *s, size_t n, siz
 			i++;
 		} else if (c == '\0' || c == '\r') {
 			return frag_error(p, err_quoted);
+		} else if (c >= 0x80) {
+			size_t k = utf8_seq_len((const unsigned char *)s + i - 1, n - (i - 1));
+			if (k == 0)
+				return frag_error(p, err_quoted);
+			i += k - 1;
+			unescaped += k - 1;
 		}
 		unescaped++;
 	}
