@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <event2/buffer.h>
 
@@ -124,6 +125,13 @@ void imap_tagged(struct imap_session *s, const struct imap_cmd *cmd, const char 
 	}
 	if (strncmp(text, "BAD", 3) != 0)
 		sync_before_reply(s, cmd);
+	/* RFC 7162 §3.1: the first CONDSTORE-enabling command with a mailbox
+	 * selected reports its HIGHESTMODSEQ (SELECT/EXAMINE report it anyway). */
+	if (s->condstore && !s->condstore_at_start && cmd == s->current && s->view != NULL &&
+	    strcasecmp(cmd->name, "SELECT") != 0 && strcasecmp(cmd->name, "EXAMINE") != 0)
+		imap_untagged(s, "OK [HIGHESTMODSEQ %llu] Highest",
+			      (unsigned long long)s->view->highestmodseq);
+	s->condstore_at_start = s->condstore;
 	conn_printf(s->conn, "%s %s\r\n", cmd->tag, text);
 	free(text);
 }
@@ -250,6 +258,7 @@ static void dispatch(struct imap_session *s, struct imap_cmd *cmd)
 	s->bad_commands = 0;
 	s->current = cmd;
 	s->current_flags = def->flags;
+	s->condstore_at_start = s->condstore;
 	/* names what this loop runs, should the watchdog find it stuck */
 	watch_activity("imap", s->user, def->name);
 	if (s->user != NULL)

@@ -75,6 +75,9 @@ struct imap_session {
 	struct store *store;         /* the user's store, after login */
 	struct imap_view *view;      /* non-NULL in SELECTED */
 	bool condstore;              /* ENABLE CONDSTORE or a CONDSTORE-using command */
+	bool condstore_at_start;     /* condstore when the current command began:
+	                                imap_tagged() reports HIGHESTMODSEQ when
+	                                this command enabled it (RFC 7162 §3.1) */
 	bool qresync;                /* ENABLE QRESYNC */
 	bool utf8_accept;            /* ENABLE UTF8=ACCEPT */
 	bool tls_active;
