@@ -444,18 +444,19 @@ IMAP_HANDLER(cmd_fetch)
 		return fetch_fail(s, cmd, f, "Missing arguments", err);
 	if (imap_fetch_parse(cmd->args + 1, cmd->arg_count - 1, cmd->uid, &f->req, &bad) < 0)
 		return fetch_fail(s, cmd, f, bad, err);
-	if (s->condstore && !cmd->uid) {
-		/* RFC 7162 §3.1: UID in every FETCH once CONDSTORE is on. Parsed
-		 * again as UID FETCH: valid as FETCH, so valid as that too. */
-		imap_fetch_request_free(&f->req);
-		if (imap_fetch_parse(cmd->args + 1, cmd->arg_count - 1, true, &f->req, &bad) < 0)
-			return fetch_fail(s, cmd, f, bad, err);
-	}
 	/* RFC 7162 §3.2.6: VANISHED only once QRESYNC is enabled */
 	if (f->req->vanished && !s->qresync)
 		return fetch_fail(s, cmd, f, "VANISHED needs ENABLE QRESYNC", err);
 	if (f->req->changedsince_given || req_has(f->req, IMAP_FETCH_MODSEQ))
 		s->condstore = true;   /* RFC 7162 §3.1: a CONDSTORE-enabling command */
+	if (s->condstore && !cmd->uid) {
+		/* RFC 7162 §3.1: UID in every FETCH once CONDSTORE is on, from
+		 * the enabling command's own on. Parsed again as UID FETCH:
+		 * valid as FETCH, so valid as that too. */
+		imap_fetch_request_free(&f->req);
+		if (imap_fetch_parse(cmd->args + 1, cmd->arg_count - 1, true, &f->req, &bad) < 0)
+			return fetch_fail(s, cmd, f, bad, err);
+	}
 	if (imap_view_resolve(s, &cmd->args[0], cmd->uid, &f->uids, &f->count, &bad) < 0)
 		return fetch_fail(s, cmd, f, bad, err);
 	imap_fetch_needs(f->req, &f->needs);
