@@ -669,3 +669,41 @@ out:
 	sqlite3_finalize(upd);
 	return ret;
 }
+
+int store_folder_peek_recent(struct store *st, const char *name, uint32_t *first_r,
+			     uint32_t *next_r, uint32_t *count_r, enum tern_error *err_r)
+{
+	char canon[TERN_FOLDER_NAME_MAX + 1];
+	sqlite3_stmt *sel = NULL;
+	int ret = -1, rc;
+
+	if (store_folder_name_canon(name, canon) < 0)
+		return 0;       /* no folder can have that name */
+	/* One statement, so the mark and the count come from one snapshot.
+	 * The count walks the primary key from the mark: as cheap as the
+	 * number of unclaimed messages. Rare enough (EXAMINE, STATUS RECENT)
+	 * for an uncached statement, like the claim. */
+	rc = sqlite3_prepare_v2(st->db,
+				"SELECT f.recent_uid, f.uidnext, (SELECT count(*) FROM messages m"
+				" WHERE m.folder_id = f.id AND m.uid >= f.recent_uid)"
+				" FROM folders f WHERE f.name = ?1",
+				-1, &sel, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_text(sel, 1, canon, -1, SQLITE_STATIC);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(sel);
+	if (rc == SQLITE_DONE) {
+		ret = 0;
+	} else if (rc != SQLITE_ROW) {
+		store_fail(st, rc, err_r);
+	} else {
+		uint32_t first = (uint32_t)sqlite3_column_int64(sel, 0);
+		uint32_t next = (uint32_t)sqlite3_column_int64(sel, 1);
+		*first_r = first < next ? first : next;
+		*next_r = next;
+		*count_r = (uint32_t)sqlite3_column_int64(sel, 2);
+		ret = 1;
+	}
+	sqlite3_finalize(sel);
+	return ret;
+}

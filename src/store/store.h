@@ -39,7 +39,7 @@ struct store_folder {
 	uint64_t highestmodseq;
 	uint32_t messages;
 	uint32_t unseen;       /* messages without \Seen */
-	uint32_t recent;       /* always 0 for now (\Recent is not tracked) */
+	uint32_t recent;       /* 0 here; store_folder_peek_recent() counts */
 	uint64_t size;         /* sum of message sizes */
 	bool subscribed;
 };
@@ -159,6 +159,12 @@ int store_folder_subscribe(struct store *st, const char *name, bool subscribe,
  * mark moves to *next_r (its UIDNEXT). 1 ok, 0 no such folder, -1 error. */
 int store_folder_claim_recent(struct store *st, const char *name, uint32_t *first_r,
 			      uint32_t *next_r, enum tern_error *err_r);
+/* What the claim would take, without taking it (EXAMINE, STATUS RECENT;
+ * RFC 3501 §6.3.2, §6.3.10): no session has claimed UIDs in
+ * [*first_r, *next_r) yet, and *count_r messages exist with such a UID.
+ * Reads only. 1 ok, 0 no such folder, -1 error. */
+int store_folder_peek_recent(struct store *st, const char *name, uint32_t *first_r,
+			     uint32_t *next_r, uint32_t *count_r, enum tern_error *err_r);
 /* Subscribed names (which may name folders that no longer exist), sorted;
  * free with store_names_free. Subscriptions are their own list (RFC 3501
  * §6.3.6): deleting a folder keeps its subscription; renaming carries it. */

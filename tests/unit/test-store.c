@@ -495,6 +495,62 @@ static void test_expunge_changes(void **state)
 	assert_int_equal(err, TERN_ERR_NOTFOUND);
 }
 
+/* ---- \Recent: peek (EXAMINE, STATUS) and claim (SELECT) ---- */
+
+static void peek(struct store *st, const char *folder, uint32_t first, uint32_t next,
+		 uint32_t count)
+{
+	uint32_t f = 0, n = 0, c = 99;
+	enum tern_error err = TERN_ERR_NONE;
+
+	assert_int_equal(store_folder_peek_recent(st, folder, &f, &n, &c, &err), 1);
+	assert_int_equal(f, first);
+	assert_int_equal(n, next);
+	assert_int_equal(c, count);
+}
+
+static void test_recent_peek_claim(void **state)
+{
+	struct fixture *fx = *state;
+	uint32_t first = 0, next = 0, count = 0, uids[1];
+	enum tern_error err = TERN_ERR_NONE;
+
+	peek(fx->st, "INBOX", 1, 1, 0);
+	put(fx->st, "INBOX", "a\r\n");
+	put(fx->st, "INBOX", "b\r\n");
+	/* peeking claims nothing, however often */
+	peek(fx->st, "INBOX", 1, 3, 2);
+	peek(fx->st, "inbox", 1, 3, 2);
+	assert_int_equal(store_folder_claim_recent(fx->st, "INBOX", &first, &next, &err), 1);
+	assert_int_equal(first, 1);
+	assert_int_equal(next, 3);
+	peek(fx->st, "INBOX", 3, 3, 0);
+	/* a second claim finds nothing new */
+	assert_int_equal(store_folder_claim_recent(fx->st, "INBOX", &first, &next, &err), 1);
+	assert_int_equal(first, 3);
+	assert_int_equal(next, 3);
+	/* new mail is unclaimed; the count is of messages, not of UIDs */
+	put(fx->st, "INBOX", "c\r\n");
+	put(fx->st, "INBOX", "d\r\n");
+	peek(fx->st, "INBOX", 3, 5, 2);
+	uids[0] = 3;
+	assert_int_equal(store_expunge(fx->st, "INBOX", uids, 1, NULL, NULL, &err), 0);
+	peek(fx->st, "INBOX", 3, 5, 1);
+	/* each folder has its own mark */
+	assert_int_equal(store_folder_create(fx->st, "Other", NULL, &err), 0);
+	put(fx->st, "Other", "e\r\n");
+	peek(fx->st, "Other", 1, 2, 1);
+	peek(fx->st, "INBOX", 3, 5, 1);
+	/* a copy into a folder is new there */
+	uids[0] = 4;
+	assert_int_equal(store_copy(fx->st, "INBOX", uids, 1, "Other", false, NULL, NULL, NULL, NULL,
+				    &err), 0);
+	peek(fx->st, "Other", 1, 3, 2);
+	/* no such folder */
+	assert_int_equal(store_folder_peek_recent(fx->st, "Nope", &first, &next, &count, &err), 0);
+	assert_int_equal(store_folder_peek_recent(fx->st, "", &first, &next, &count, &err), 0);
+}
+
 /* ---- copy / move ---- */
 
 static void test_copy_move(void **state)
@@ -1291,6 +1347,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_uid_modseq_monotonic, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_flags, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_expunge_changes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_recent_peek_claim, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_copy_move, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rename, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_delete, setup, teardown),

@@ -13,6 +13,7 @@
 
 #include <event2/buffer.h>
 
+#include "core/log.h"
 #include "proto/imap/commands.h"
 #include "proto/imap/list-match.h"
 #include "proto/imap/mailbox.h"
@@ -83,6 +84,26 @@ static uint64_t status_value(const struct store_folder *f, enum status_item item
 	return 0;
 }
 
+/* RECENT counts what no session has claimed yet, and claims nothing
+ * (RFC 3501 §6.3.10): the store's folder rows leave it 0, so it is read
+ * only when asked for. 0 ok, -1 error (*err_r). */
+static int status_fill_recent(struct imap_session *s, struct store_folder *f,
+			      const struct status_req *req, enum tern_error *err_r)
+{
+	uint32_t first, next, count;
+	size_t i = 0;
+
+	while (i < req->count && req->items[i] != STATUS_RECENT)
+		i++;
+	if (i == req->count)
+		return 0;
+	int r = store_folder_peek_recent(s->store, f->name, &first, &next, &count, err_r);
+	if (r < 0)
+		return -1;
+	f->recent = r > 0 ? count : 0;    /* 0: deleted meanwhile */
+	return 0;
+}
+
 static void status_write(struct imap_session *s, const struct store_folder *f,
 			 const struct status_req *req)
 {
@@ -117,6 +138,9 @@ IMAP_HANDLER(cmd_status)
 		imap_store_error(s, cmd, "status", err);
 	} else if (found == 0) {
 		imap_tagged(s, cmd, "NO [NONEXISTENT] Mailbox does not exist");
+	} else if (status_fill_recent(s, &f, &req, &err) < 0) {
+		store_folder_clear(&f);
+		imap_store_error(s, cmd, "status", err);
 	} else {
 		status_write(s, &f, &req);
 		store_folder_clear(&f);
@@ -550,8 +574,17 @@ static void write_list_entry(struct imap_session *s, const struct list_req *req,
 	if (childinfo)
 		imap_out_printf(s, " (\"CHILDINFO\" (\"SUBSCRIBED\"))");
 	imap_out_add(s, "\r\n", 2);
-	if ((req->ret & RETURN_STATUS) != 0 && e->folder != NULL)
-		status_write(s, e->folder, &req->status);
+	if ((req->ret & RETURN_STATUS) != 0 && e->folder != NULL) {
+		/* a copy that only gains the recent count (the names stay shared) */
+		struct store_folder f = *e->folder;
+		enum tern_error err = TERN_ERR_NONE;
+		/* RFC 5819 §2: a mailbox whose status cannot be had goes without */
+		if (status_fill_recent(s, &f, &req->status, &err) == 0)
+			status_write(s, &f, &req->status);
+		else
+			log_warn("imap: user=%s, rip=%s: list-status of a mailbox failed: %s",
+				 s->user, s->conn->peer_addr, tern_error_str(err));
+	}
 }
 
 static void write_lsub_entry(struct imap_session *s, const struct list_entry *e, int match)

@@ -222,7 +222,7 @@ IMAP_HANDLER(cmd_select)
 		imap_view_close(s);
 		imap_untagged(s, "OK [CLOSED] Previous mailbox closed.");
 	}
-	/* the claim comes after, on the worker; EXAMINE claims nothing */
+	/* the claim comes after, on the worker; EXAMINE only looks */
 	int found = imap_view_load(s, folder, readonly, &err);
 	if (found == 0)
 		imap_tagged(s, cmd, "NO [NONEXISTENT] Mailbox doesn't exist");
@@ -235,7 +235,11 @@ IMAP_HANDLER(cmd_select)
 	}
 	struct select_claim *w = readonly ? NULL : calloc(1, sizeof(*w));
 	if (w == NULL) {
-		/* EXAMINE; or out of memory, which costs only the flag */
+		/* EXAMINE, which counts the unclaimed messages as recent
+		 * without claiming them (RFC 3501 §6.3.2); or out of memory,
+		 * which costs only the flag */
+		if (readonly)
+			imap_view_claim_recent(s);
 		free(folder);
 		select_finish(s, cmd, &q);
 		imap_seqset_free(&q.known);

@@ -782,13 +782,35 @@ void imap_view_add_recent(struct imap_view *v, uint32_t first, uint32_t next)
 	v->recent_count++;
 }
 
+/* A read-only view (EXAMINE) takes no \Recent away from later sessions
+ * (RFC 3501 §6.3.2), but still shows as \Recent what no session has
+ * claimed yet (§2.3.2): the store's unclaimed range, less what the view
+ * counts already. A read on the loop thread: it never waits for a writer. */
+static void view_peek_recent(struct imap_session *s)
+{
+	struct imap_view *v = s->view;
+	uint32_t first, next, count;
+	enum tern_error err;
+	if (store_folder_peek_recent(s->store, v->folder, &first, &next, &count, &err) <= 0)
+		return;     /* \Recent is advisory: only the flag is lost */
+	for (size_t i = 0; i < v->recent_count; i++) {
+		if (v->recent[i].next > first)
+			first = v->recent[i].next;
+	}
+	imap_view_add_recent(v, first, next);
+}
+
 void imap_view_claim_recent(struct imap_session *s)
 {
 	struct imap_view *v = s->view;
 	uint32_t first, next;
 	enum tern_error err;
-	if (v == NULL || v->readonly)
+	if (v == NULL)
 		return;
+	if (v->readonly) {
+		view_peek_recent(s);
+		return;
+	}
 	/* A write on the loop thread, so it must cost the loop nothing: it
 	 * gives up at once when another handle holds the store's write lock
 	 * (the user's worker, or another process) instead of waiting, and
