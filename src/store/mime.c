@@ -1,10 +1,12 @@
 /* MIME structure for IMAP. The framing (where each header and body starts and
  * ends) is found here over the raw bytes, so BODYSTRUCTURE sizes and the
  * section ranges come from one tree and index the stored message exactly;
- * GMime parses the fields (content types, RFC 2231 parameters, addresses,
- * encoded-words, dates) and decodes bodies (base64, QP, charsets). */
+ * GMime parses the fields (content types, RFC 2231 parameters, encoded-words,
+ * dates) and decodes bodies (base64, QP, charsets); address fields are read
+ * by address.c, the one parser ENVELOPE, SEARCH and SORT share. */
 #include "core/limits.h"
 #include "store/mime.h"
+#include "store/address.h"
 
 #include <gmime/gmime.h>
 #include <pthread.h>
@@ -562,127 +564,53 @@ static struct entity *parse_message(const void *data, size_t size)
 
 /* ---- ENVELOPE (RFC 3501 §7.4.2) ---- */
 
-/* RFC 3501 §7.4.2 wants the header text as it stands: when GMime decoded a
- * display name, the raw phrase (encoded-words and all) is looked up in the
- * unfolded field. raw/pos walk the field from one address to the next. */
-struct raw_field {
-	const char *text;  /* unfolded header value, NULL if unknown */
-	size_t pos;
-};
-
-/* The raw phrase before "<addr>" at or after rf->pos, as a heap string
- * (quotes removed), or NULL if the field does not have that shape. */
-static char *raw_phrase(struct raw_field *rf, const char *addr)
+/* One address structure (RFC 3501 §7.4.2). The display name goes out as the
+ * header has it, encoded-words and all; a group start is (NIL NIL name NIL)
+ * and its end (NIL NIL NIL NIL); an address without a domain gets "" since
+ * a NIL host would mark a group. */
+static void sb_address(struct sbuf *b, const struct mail_address *a)
 {
-	if (rf == NULL || rf->text == NULL)
-		return NULL;
-	const char *t = rf->text, *start = t + rf->pos;
-	size_t alen = strlen(addr);
-	bool quoted = false;
-	const char *phrase = start;
-	for (const char *p = start; *p != '\0'; p++) {
-		if (*p == '"' && (p == t || p[-1] != '\\'))
-			quoted = !quoted;
-		if (quoted)
-			continue;
-		if (*p == ',' || *p == ':' || *p == ';') {
-			phrase = p + 1;
-		} else if (*p == '<') {
-			if (strncasecmp(p + 1, addr, alen) != 0 || p[1 + alen] != '>')
-				return NULL;
-			rf->pos = (size_t)(p + alen + 2 - t);
-			const char *e = p;
-			while (phrase < e && (*phrase == ' ' || *phrase == '\t'))
-				phrase++;
-			while (e > phrase && (e[-1] == ' ' || e[-1] == '\t'))
-				e--;
-			if (e - phrase >= 2 && *phrase == '"' && e[-1] == '"') {
-				phrase++;
-				e--;
-			}
-			return g_strndup(phrase, (gsize)(e - phrase));
-		}
-	}
-	return NULL;
-}
-
-static void sb_phrase(struct sbuf *b, const char *name, struct raw_field *rf, const char *addr)
-{
-	if (name == NULL || *name == '\0') {
-		sb_adds(b, "NIL");
-		return;
-	}
-	for (const char *p = name; *p != '\0'; p++) {
-		if ((unsigned char)*p < 0x80)
-			continue;
-		char *raw = raw_phrase(rf, addr);
-		/* Without the raw text, encode the decoded name again: every
-		 * client decodes encoded-words. */
-		char *enc = raw != NULL ? NULL : g_mime_utils_header_encode_phrase(NULL, name, "utf-8");
-		sb_nstring(b, raw != NULL ? raw : enc != NULL ? enc : name);
-		g_free(raw);
-		g_free(enc);
-		return;
-	}
-	sb_nstring(b, name);
-}
-
-static void sb_address(struct sbuf *b, InternetAddress *a, struct raw_field *rf)
-{
-	if (INTERNET_ADDRESS_IS_GROUP(a)) {
-		/* RFC 3501 §7.4.2: group start (NIL NIL name NIL), group end all NIL. */
-		sb_adds(b, "(NIL NIL ");
-		const char *name = internet_address_get_name(a);
-		sb_string(b, name ? name : "", name ? strlen(name) : 0);
-		sb_adds(b, " NIL)");
-		InternetAddressList *m = internet_address_group_get_members(INTERNET_ADDRESS_GROUP(a));
-		for (int i = 0; m != NULL && i < internet_address_list_length(m); i++)
-			sb_address(b, internet_address_list_get_address(m, i), rf);
+	if (mail_address_is_group_end(a)) {
 		sb_adds(b, "(NIL NIL NIL NIL)");
 		return;
 	}
-	if (!INTERNET_ADDRESS_IS_MAILBOX(a))
+	if (mail_address_is_group_start(a)) {
+		sb_adds(b, "(NIL NIL ");
+		sb_string(b, a->mailbox, strlen(a->mailbox));
+		sb_adds(b, " NIL)");
 		return;
-	const char *addr = internet_address_mailbox_get_addr(INTERNET_ADDRESS_MAILBOX(a));
-	if (addr == NULL)
-		addr = "";
-	const char *at = strrchr(addr, '@');
-	size_t mlen = at ? (size_t)(at - addr) : strlen(addr);
-	const char *host = at ? at + 1 : "";
+	}
 	sb_adds(b, "(");
-	sb_phrase(b, internet_address_get_name(a), rf, addr);
-	sb_adds(b, " NIL ");
-	sb_string(b, addr, mlen);
+	sb_nstring(b, a->name);
 	sb_adds(b, " ");
-	/* A NIL host marks a group; an address without a domain gets "". */
-	sb_string(b, host, strlen(host));
+	sb_nstring(b, a->route);
+	sb_adds(b, " ");
+	sb_string(b, a->mailbox, strlen(a->mailbox));
+	sb_adds(b, " ");
+	sb_string(b, a->domain, strlen(a->domain));
 	sb_adds(b, ")");
 }
 
-/* The parsed list, or NULL when the field is absent or holds no address;
- * *raw_r gets the unfolded text (g_free). */
-static InternetAddressList *addr_list(const unsigned char *d, const struct span *sp, char **raw_r)
+/* Parses an address field into *l (count 0 when absent or empty). */
+static void addr_list(struct sbuf *b, const unsigned char *d, const struct span *sp,
+		      struct mail_address_list *l)
 {
+	*l = (struct mail_address_list){ 0 };
 	char *v = span_unfold(d, sp);
-	InternetAddressList *l = v != NULL && *v != '\0' ? internet_address_list_parse(NULL, v) : NULL;
-	if (l != NULL && internet_address_list_length(l) == 0) {
-		g_object_unref(l);
-		l = NULL;
-	}
-	*raw_r = v;
-	return l;
+	if (v != NULL && mail_address_parse(v, strlen(v), l) < 0)
+		b->failed = true;
+	g_free(v);
 }
 
-static void sb_addr_list(struct sbuf *b, InternetAddressList *l, const char *raw)
+static void sb_addr_list(struct sbuf *b, const struct mail_address_list *l)
 {
-	if (l == NULL) {
+	if (l->count == 0) {
 		sb_adds(b, "NIL");
 		return;
 	}
-	struct raw_field rf = { .text = raw, .pos = 0 };
 	sb_adds(b, "(");
-	for (int i = 0; i < internet_address_list_length(l); i++)
-		sb_address(b, internet_address_list_get_address(l, i), &rf);
+	for (size_t i = 0; i < l->count; i++)
+		sb_address(b, &l->a[i]);
 	sb_adds(b, ")");
 }
 
@@ -700,25 +628,21 @@ static void sb_envelope(struct sbuf *b, const unsigned char *d, const struct ent
 	sb_adds(b, " ");
 	sb_env_string(b, d, &e->fields[F_SUBJECT]);
 
-	char *from_raw;
-	InternetAddressList *from = addr_list(d, &e->fields[F_FROM], &from_raw);
+	struct mail_address_list from;
+	addr_list(b, d, &e->fields[F_FROM], &from);
 	static const enum field addr_fields[] = { F_SENDER, F_REPLY_TO, F_TO, F_CC, F_BCC };
 	sb_adds(b, " ");
-	sb_addr_list(b, from, from_raw);
+	sb_addr_list(b, &from);
 	for (size_t i = 0; i < G_N_ELEMENTS(addr_fields); i++) {
-		char *raw;
-		InternetAddressList *l = addr_list(d, &e->fields[addr_fields[i]], &raw);
+		struct mail_address_list l;
+		addr_list(b, d, &e->fields[addr_fields[i]], &l);
 		/* RFC 3501 §7.4.2: absent or empty Sender/Reply-To mean From. */
-		bool dflt = l == NULL && i < 2;
+		bool dflt = l.count == 0 && i < 2;
 		sb_adds(b, " ");
-		sb_addr_list(b, dflt ? from : l, dflt ? from_raw : raw);
-		if (l != NULL)
-			g_object_unref(l);
-		g_free(raw);
+		sb_addr_list(b, dflt ? &from : &l);
+		mail_address_list_clear(&l);
 	}
-	if (from != NULL)
-		g_object_unref(from);
-	g_free(from_raw);
+	mail_address_list_clear(&from);
 
 	sb_adds(b, " ");
 	sb_env_string(b, d, &e->fields[F_IN_REPLY_TO]);
@@ -1175,4 +1099,24 @@ char *mime_header_value(const void *data, size_t size, const char *name)
 		return out;
 	}
 	return NULL;
+}
+
+int mime_header_addresses(const void *data, size_t size, const char *name,
+			  struct mail_address_list *l_r)
+{
+	const unsigned char *d = data != NULL ? data : (const unsigned char *)"";
+	struct entity root = { 0 };
+	size_t end = header_end(&root, d, 0, size), pos = 0, nlen = strlen(name);
+	struct hfield f;
+	/* the first field of the name, as ENVELOPE takes it (header_end) */
+	while (next_field(d, end, &pos, &f) == 1) {
+		if (f.name_len != nlen ||
+		    g_ascii_strncasecmp((const char *)d + f.name_off, name, nlen) != 0)
+			continue;
+		char *v = unfold(d, f.val_off, f.val_len);
+		int r = mail_address_parse(v, strlen(v), l_r);
+		g_free(v);
+		return r < 0 ? -1 : 1;
+	}
+	return 0;
 }

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "store/address.h"
 #include "store/store.h"
 
 /* Once per process, before any other thread calls into this module. */
@@ -34,5 +35,12 @@ int mime_search_text(const void *data, size_t size, char **headers_r, char **bod
 /* Value of the first header field named name (case-insensitive), decoded to
  * UTF-8, or NULL. Heap string. */
 char *mime_header_value(const void *data, size_t size, const char *name);
+
+/* The addresses of the first header field named name (case-insensitive),
+ * the field ENVELOPE shows, parsed as ENVELOPE parses them (address.h).
+ * 1 found (*l_r set, maybe empty; free with mail_address_list_clear),
+ * 0 no such field, -1 out of memory. */
+int mime_header_addresses(const void *data, size_t size, const char *name,
+			  struct mail_address_list *l_r);
 
 #endif

@@ -262,6 +262,38 @@ static void test_header_keys(void **state)
 	assert_string_equal(run("CC x"), "");
 }
 
+static const char msg_addr_comment[] =
+	"From: <user-from (comment)@ (comment) domain.org>\r\n"
+	"To: user-to@domain.org (Real To)\r\n"
+	"\r\n"
+	"x\r\n";
+
+static const char msg_addr_group[] =
+	"From: <@route:user@domain>\r\n"
+	"To: empty:;\r\n"
+	"Cc: user2: blah@domain1.org;\r\n"
+	"\r\n"
+	"x\r\n";
+
+/* FROM/TO/CC/BCC match the parsed addresses, as ENVELOPE shows them. */
+static void test_address_keys(void **state)
+{
+	(void)state;
+	fx.raw[0] = msg_addr_comment;
+	fx.raw[1] = msg_addr_group;
+	assert_string_equal(run("FROM user-from@domain.org"), "10");
+	assert_string_equal(run("FROM comment"), "");          /* no part of the address */
+	assert_string_equal(run("HEADER FROM comment"), "10"); /* but of the text */
+	assert_string_equal(run("TO \"real to <user-to@\""), "10");
+	assert_string_equal(run("TO empty"), "20");
+	assert_string_equal(run("CC user2"), "20");
+	assert_string_equal(run("CC blah@domain1.org"), "20");
+	assert_string_equal(run("FROM user@domain"), "20");
+	assert_string_equal(run("FROM \"\""), "10 20 35");    /* the field exists */
+	assert_string_equal(run("CC \"\""), "20");
+	assert_string_equal(run("BCC \"\""), "");
+}
+
 static void test_body_and_text(void **state)
 {
 	(void)state;
@@ -329,6 +361,7 @@ int main(void)
 		cmocka_unit_test_setup(test_internal_dates_own_zone, setup),
 		cmocka_unit_test_setup(test_sent_dates, setup),
 		cmocka_unit_test_setup(test_header_keys, setup),
+		cmocka_unit_test_setup(test_address_keys, setup),
 		cmocka_unit_test_setup(test_body_and_text, setup),
 		cmocka_unit_test_setup(test_loads_only_candidates, setup),
 		cmocka_unit_test_setup(test_expunged_meanwhile, setup),

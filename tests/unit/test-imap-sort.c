@@ -85,9 +85,11 @@ static void test_envelope(void **state)
 	assert_string_equal(a.mailbox, "j");
 	assert_string_equal(a.host, "x.test");
 	imap_env_addr_clear(&a);
-	assert_int_equal(imap_env_first_addr(env, IMAP_ENV_TO, &a), 1);   /* group skipped */
+	/* a group is its first address, by its name (RFC 5256) */
+	assert_int_equal(imap_env_first_addr(env, IMAP_ENV_TO, &a), 1);
 	assert_null(a.name);
-	assert_string_equal(a.mailbox, "to1");
+	assert_string_equal(a.mailbox, "grp");
+	assert_null(a.host);
 	imap_env_addr_clear(&a);
 	assert_int_equal(imap_env_first_addr(env, IMAP_ENV_CC, &a), 1);
 	assert_string_equal(a.name, "Quote \"q\"");
@@ -99,6 +101,24 @@ static void test_envelope(void **state)
 	s = imap_env_string(env, IMAP_ENV_IN_REPLY_TO);
 	assert_string_equal(s, "<irt@x>");
 	free(s);
+	/* the keys of a group: its name for TO and DISPLAYTO; a stray end
+	 * marker before any address is skipped */
+	struct imap_sort_msg m = { .seq = 1, .uid = 1 };
+	assert_int_equal(imap_sort_fill_keys(&m, (1u << IMAP_SORT_TO) | (1u << IMAP_SORT_DISPLAYTO) |
+						 (1u << IMAP_SORT_CC),
+					     env, "x", 0), 0);
+	char *want = imap_sort_unicode_key("grp");
+	assert_string_equal(m.keys[IMAP_SORT_TO], "GRP");
+	assert_string_equal(m.keys[IMAP_SORT_DISPLAYTO], want);
+	assert_string_equal(m.keys[IMAP_SORT_CC], "CC");
+	free(want);
+	for (size_t i = 0; i <= IMAP_SORT_DISPLAYTO; i++)
+		free(m.keys[i]);
+	static const char stray[] = "(NIL NIL ((NIL NIL NIL NIL)(NIL NIL \"f\" \"x\")) NIL NIL NIL "
+				    "NIL NIL NIL NIL)";
+	assert_int_equal(imap_env_first_addr(stray, IMAP_ENV_FROM, &a), 1);
+	assert_string_equal(a.mailbox, "f");
+	imap_env_addr_clear(&a);
 	/* malformed or truncated envelopes give nothing, never a crash */
 	static const char *const bad[] = { "", "(", "(NIL NIL ((", "(NIL NIL ((\"a\" NIL",
 					   "(NIL NIL {99}\r\nab)", "(\"unterminated" };

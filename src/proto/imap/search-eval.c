@@ -10,6 +10,7 @@
 #include <strings.h>
 
 #include "proto/imap/imap-date.h"
+#include "store/address.h"
 #include "store/mime.h"
 #include "store/store.h"
 
@@ -261,6 +262,33 @@ static bool header_match(const char *headers, const char *name, const char *valu
 	return found;
 }
 
+/* FROM/TO/CC/BCC (RFC 3501 §6.4.4): the string in the envelope's address
+ * structure, i.e. in the field's addresses as the one address parser reads
+ * them (comments gone, groups by name and members, display names decoded);
+ * "" = the field exists. */
+static enum tri address_match(struct content *c, const char *field, const char *value)
+{
+	size_t size = c->head_only ? head_length(c->raw, c->size) : c->size;
+	struct mail_address_list l;
+	int r = mime_header_addresses(c->raw, size, field, &l);
+	if (r <= 0) {
+		c->failed = r < 0;
+		return TRI_FALSE;
+	}
+	bool found = *value == '\0';
+	if (!found) {
+		char *text = mail_address_list_text(&l);
+		if (text == NULL) {
+			c->failed = true;
+		} else {
+			found = imap_search_contains(text, value);
+			free(text);
+		}
+	}
+	mail_address_list_clear(&l);
+	return found ? TRI_TRUE : TRI_FALSE;
+}
+
 static bool text_match(const char *folded_text, const char *value)
 {
 	if (*value == '\0')
@@ -304,6 +332,8 @@ static enum tri eval_content(const struct imap_search_key *k, const struct imap_
 		break;
 	}
 	const char *value = k->value != NULL ? k->value : "";
+	if (k->type == IMAP_SK_HEADER && k->address)
+		return address_match(c, k->str != NULL ? k->str : "", value);
 	const char *h = k->type != IMAP_SK_BODY ? content_folded(c, false) : NULL;
 	const char *b = k->type != IMAP_SK_HEADER ? content_folded(c, true) : NULL;
 	if (c->failed)

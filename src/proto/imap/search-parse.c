@@ -46,20 +46,20 @@ struct keydef {
 	enum argkind kind;
 	enum imap_search_key_type type;
 	const char *fixed;     /* flag or header name */
-	bool set;
+	bool set;              /* K_FLAG: must have the flag; K_HDR: an address field */
 };
 
 static const struct keydef keys[] = {
 	{ "ALL", K_NONE, IMAP_SK_ALL, NULL, false },
 	{ "ANSWERED", K_FLAG, IMAP_SK_FLAG, "\\Answered", true },
-	{ "BCC", K_HDR, IMAP_SK_HEADER, "Bcc", false },
+	{ "BCC", K_HDR, IMAP_SK_HEADER, "Bcc", true },
 	{ "BEFORE", K_DATE, IMAP_SK_BEFORE, NULL, false },
 	{ "BODY", K_STRING, IMAP_SK_BODY, NULL, false },
-	{ "CC", K_HDR, IMAP_SK_HEADER, "Cc", false },
+	{ "CC", K_HDR, IMAP_SK_HEADER, "Cc", true },
 	{ "DELETED", K_FLAG, IMAP_SK_FLAG, "\\Deleted", true },
 	{ "DRAFT", K_FLAG, IMAP_SK_FLAG, "\\Draft", true },
 	{ "FLAGGED", K_FLAG, IMAP_SK_FLAG, "\\Flagged", true },
-	{ "FROM", K_HDR, IMAP_SK_HEADER, "From", false },
+	{ "FROM", K_HDR, IMAP_SK_HEADER, "From", true },
 	{ "HEADER", K_HEADER, IMAP_SK_HEADER, NULL, false },
 	{ "KEYWORD", K_KEYWORD, IMAP_SK_FLAG, NULL, true },
 	{ "LARGER", K_NUMBER, IMAP_SK_LARGER, NULL, false },
@@ -79,7 +79,7 @@ static const struct keydef keys[] = {
 	{ "SMALLER", K_NUMBER, IMAP_SK_SMALLER, NULL, false },
 	{ "SUBJECT", K_HDR, IMAP_SK_HEADER, "Subject", false },
 	{ "TEXT", K_STRING, IMAP_SK_TEXT, NULL, false },
-	{ "TO", K_HDR, IMAP_SK_HEADER, "To", false },
+	{ "TO", K_HDR, IMAP_SK_HEADER, "To", true },
 	{ "UID", K_SET, IMAP_SK_UIDSET, NULL, false },
 	{ "UNANSWERED", K_FLAG, IMAP_SK_FLAG, "\\Answered", false },
 	{ "UNDELETED", K_FLAG, IMAP_SK_FLAG, "\\Deleted", false },
@@ -267,6 +267,7 @@ static bool parse_arg(struct ctx *c, const struct keydef *d, struct imap_search_
 	case K_STRING:
 		return take_astring(c, &k->value, &k->value_len);
 	case K_HDR:
+		k->address = d->set;
 		if ((k->str = strdup(d->fixed)) == NULL)
 			return fail(c, err_nomem);
 		return take_astring(c, &k->value, &k->value_len);

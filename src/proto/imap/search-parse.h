@@ -27,7 +27,9 @@ enum imap_search_key_type {
 	IMAP_SK_LARGER, IMAP_SK_SMALLER,                          /* number: RFC822.SIZE */
 	IMAP_SK_OLDER, IMAP_SK_YOUNGER,                           /* number: seconds (RFC 5032) */
 	IMAP_SK_HEADER,     /* str: field name (BCC/CC/FROM/SUBJECT/TO map here);
-	                       value: substring, "" = the field exists */
+	                       value: substring, "" = the field exists;
+	                       address: BCC/CC/FROM/TO, which look in the parsed
+	                       addresses (the envelope's), not in the text */
 	IMAP_SK_BODY,       /* value */
 	IMAP_SK_TEXT,       /* value */
 	IMAP_SK_MODSEQ,     /* number: mod-sequence >= it; str: entry name or NULL */
@@ -39,6 +41,7 @@ enum imap_search_entry_type { IMAP_SEARCH_ENTRY_ALL, IMAP_SEARCH_ENTRY_PRIV,
 struct imap_search_key {
 	enum imap_search_key_type type;
 	bool flag_set;
+	bool address;                /* IMAP_SK_HEADER: see above */
 	char *str;
 	char *value;                 /* NUL-terminated; may hold UTF-8 */
 	size_t value_len;

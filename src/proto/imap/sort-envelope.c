@@ -160,8 +160,11 @@ int imap_env_first_addr(const char *envelope, enum imap_env_field field,
 			return oom ? -1 : 0;
 		}
 		t.p++;
-		/* a NIL host marks a group's start or end (RFC 3501 §7.4.2) */
-		if (a.host != NULL) {
+		/* A NIL host marks a group's start (its name as mailbox) or end
+		 * (all NIL, RFC 3501 §7.4.2). A group start counts as the first
+		 * address (RFC 5256: the addr-mailbox of the first address); an
+		 * end marker before any start is skipped. */
+		if (a.host != NULL || a.mailbox != NULL) {
 			*a_r = a;
 			return 1;
 		}

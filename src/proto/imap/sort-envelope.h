@@ -1,5 +1,5 @@
 /* Reads what SORT and THREAD need out of a cached IMAP ENVELOPE string
- * (RFC 3501 §7.4.2): the first mailbox of From, To and Cc, Message-ID and
+ * (RFC 3501 §7.4.2): the first address of From, To and Cc, Message-ID and
  * In-Reply-To. Pure code over the text the store cached. */
 #ifndef TERN_PROTO_IMAP_SORT_ENVELOPE_H
 #define TERN_PROTO_IMAP_SORT_ENVELOPE_H
@@ -19,9 +19,11 @@ struct imap_env_addr {
 	char *host;
 };
 
-/* The first real mailbox (group markers skipped) of an address field.
- * 1 found, 0 the field is NIL/empty or the envelope is malformed, -1 out
- * of memory. *a_r is set only on 1; free with imap_env_addr_clear. */
+/* The first address of an address field: a mailbox, or a group's start
+ * marker (name NIL, mailbox = the group's name, host NIL), as RFC 5256 sorts
+ * by "the first address in the ENVELOPE". 1 found, 0 the field is NIL/empty
+ * or the envelope is malformed, -1 out of memory. *a_r is set only on 1;
+ * free with imap_env_addr_clear. */
 int imap_env_first_addr(const char *envelope, enum imap_env_field field,
 			struct imap_env_addr *a_r);
 void imap_env_addr_clear(struct imap_env_addr *a);
