@@ -295,6 +295,7 @@ static int fetch_one(struct fetch_state *f, uint32_t uid, enum tern_error *err_r
 			.cache = f->needs.cache ? &cache : NULL, .raw = raw,
 			.add_flags = seen, .add_modseq = seen && f->s->condstore,
 			.recent = imap_view_is_recent(f->s->view, uid),
+			.utf8 = f->s->utf8_accept,
 		};
 		r = imap_fetch_write(imap_out(f->s), f->req, &fm);
 		if (r == 0)

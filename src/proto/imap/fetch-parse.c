@@ -22,6 +22,7 @@ static const char err_partial[] = "Invalid partial";
 static const char err_modifier[] = "Invalid FETCH modifier";
 static const char err_vanished[] = "VANISHED needs UID FETCH and CHANGEDSINCE";
 static const char err_extra[] = "Unexpected FETCH arguments";
+static const char err_preview_mod[] = "Invalid PREVIEW modifier";
 
 static const struct {
 	const char *name;
@@ -38,6 +39,7 @@ static const struct {
 	{ "RFC822", IMAP_FETCH_RFC822 },
 	{ "RFC822.HEADER", IMAP_FETCH_RFC822_HEADER },
 	{ "RFC822.TEXT", IMAP_FETCH_RFC822_TEXT },
+	{ "PREVIEW", IMAP_FETCH_PREVIEW },
 };
 
 /* RFC 3501 §6.4.5 macros. */
@@ -384,6 +386,28 @@ static bool has_type(const struct imap_fetch_request *req, enum imap_fetch_type 
 	return false;
 }
 
+/* RFC 8970 §6: "PREVIEW" [SP "(" preview-mod *(SP preview-mod) ")"],
+ * preview-mod = "LAZY". */
+static bool is_preview_mods(const struct imap_arg *a)
+{
+	const struct imap_arg *list;
+	size_t n;
+	if (!imap_arg_list(a, &list, &n) || n == 0)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!imap_arg_is_atom_ci(&list[i], "LAZY"))
+			return false;
+	return true;
+}
+
+static const char *preview_mods(struct imap_fetch_att *att, const struct imap_arg *a)
+{
+	if (!is_preview_mods(a))
+		return err_preview_mod;
+	att->lazy = true;
+	return NULL;
+}
+
 static const char *parse_atts(struct imap_fetch_request *req, const struct imap_arg *a)
 {
 	const struct imap_arg *list;
@@ -397,6 +421,10 @@ static const char *parse_atts(struct imap_fetch_request *req, const struct imap_
 			if (list[i].type != IMAP_ARG_ATOM)
 				return err_unknown;
 			if ((err = add_att(req, list[i].str, list[i].len)) != NULL)
+				return err;
+			if (req->atts[req->count - 1].type == IMAP_FETCH_PREVIEW && i + 1 < n &&
+			    list[i + 1].type == IMAP_ARG_LIST &&
+			    (err = preview_mods(&req->atts[req->count - 1], &list[++i])) != NULL)
 				return err;
 		}
 		return NULL;
@@ -451,12 +479,18 @@ int imap_fetch_parse(const struct imap_arg *args, size_t count, bool uid,
 		*error_r = err_nomem;
 		return -1;
 	}
+	/* "FETCH 1 PREVIEW (LAZY)": the list is the item's, not fetch-modifiers */
+	bool preview_mod = count >= 2 && imap_arg_is_atom_ci(&args[0], "PREVIEW") &&
+			   is_preview_mods(&args[1]);
+	size_t mods = preview_mod ? 2 : 1;
 	if (count == 0)
 		err = err_empty;
-	else if (count > 2)
+	else if (count > mods + 1)
 		err = err_extra;
-	else if ((err = parse_atts(req, &args[0])) == NULL && count == 2)
-		err = parse_modifiers(req, &args[1], uid);
+	else if ((err = parse_atts(req, &args[0])) == NULL && preview_mod)
+		err = preview_mods(&req->atts[req->count - 1], &args[1]);
+	if (err == NULL && count == mods + 1)
+		err = parse_modifiers(req, &args[mods], uid);
 	if (err == NULL && uid && !has_type(req, IMAP_FETCH_UID))
 		err = add_att(req, "UID", 3);
 	if (err == NULL && req->changedsince_given && !has_type(req, IMAP_FETCH_MODSEQ))

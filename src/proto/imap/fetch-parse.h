@@ -1,6 +1,6 @@
 /* FETCH attribute parser: turns the arguments after the sequence set of
  * FETCH / UID FETCH into a list of items (RFC 3501 §6.4.5), including
- * BODY[section]<partial>, BINARY (RFC 3516) and the CONDSTORE/QRESYNC
+ * BODY[section]<partial>, BINARY (RFC 3516), PREVIEW (RFC 8970) and the CONDSTORE/QRESYNC
  * modifiers (CHANGEDSINCE n) (VANISHED) of RFC 7162. Pure code. */
 #ifndef TERN_PROTO_IMAP_FETCH_PARSE_H
 #define TERN_PROTO_IMAP_FETCH_PARSE_H
@@ -26,6 +26,7 @@ enum imap_fetch_type {
 	IMAP_FETCH_BODY_SECTION,   /* BODY[...] and BODY.PEEK[...] */
 	IMAP_FETCH_BINARY,         /* BINARY[...] and BINARY.PEEK[...] */
 	IMAP_FETCH_BINARY_SIZE,    /* BINARY.SIZE[...] */
+	IMAP_FETCH_PREVIEW,        /* PREVIEW [(LAZY)] (RFC 8970) */
 };
 
 enum imap_section_spec {
@@ -48,6 +49,8 @@ struct imap_fetch_section {
 struct imap_fetch_att {
 	enum imap_fetch_type type;
 	bool peek;                 /* BODY.PEEK / BINARY.PEEK */
+	bool lazy;                 /* PREVIEW (LAZY): accepted; the preview is
+	                              made at once all the same (RFC 8970 §3.1) */
 	struct imap_fetch_section section;
 	bool partial;              /* <offset.length> given */
 	uint32_t partial_offset, partial_length;

@@ -14,6 +14,8 @@
 #include "core/limits.h"
 #include "proto/imap/header-filter.h"
 #include "proto/imap/imap-date.h"
+#include "proto/imap/preview.h"
+#include "proto/imap/quote.h"
 #include "proto/imap/session.h"
 #include "store/mime.h"
 
@@ -80,7 +82,7 @@ void imap_fetch_needs(const struct imap_fetch_request *req, struct imap_fetch_ne
 		if (a->type == IMAP_FETCH_ENVELOPE || a->type == IMAP_FETCH_BODY ||
 		    a->type == IMAP_FETCH_BODYSTRUCTURE)
 			n.cache = true;
-		if (att_is_section(a->type)) {
+		if (att_is_section(a->type) || a->type == IMAP_FETCH_PREVIEW) {
 			n.raw = true;
 			sections++;
 			only = a;
@@ -334,6 +336,24 @@ static int write_body_att(struct evbuffer *out, const struct imap_fetch_att *a,
 	return r;
 }
 
+/* PREVIEW (RFC 8970): an nstring, never NIL here (made at once, LAZY or
+ * not); "" for a message without text. */
+static int write_preview(struct evbuffer *out, const struct imap_fetch_msg *m)
+{
+	const struct imap_fetch_raw *raw = m->raw;
+	char *preview = NULL;
+	if (raw == NULL || raw->offset != 0 || raw->size != raw->total)
+		return IMAP_FETCH_WRITE_NO_DATA;
+	if (imap_preview_text(raw->data, raw->size, &preview) < 0)
+		return IMAP_FETCH_WRITE_NOMEM;
+	int r = evbuffer_add(out, " ", 1) < 0 ||
+			imap_write_nstring(out, preview, strlen(preview),
+					   m->utf8 ? IMAP_WRITE_UTF8 : 0) < 0
+		? IMAP_FETCH_WRITE_NOMEM : 0;
+	free(preview);
+	return r;
+}
+
 /* ---- the response ---- */
 
 /* A response up to this long without message data is copied, not moved. */
@@ -393,6 +413,8 @@ static int write_att(struct evbuffer *out, const struct imap_fetch_att *a,
 		return evbuffer_add_printf(out, " %s", v != NULL ? v : "NIL") < 0
 			       ? IMAP_FETCH_WRITE_NOMEM : 0;
 	}
+	case IMAP_FETCH_PREVIEW:
+		return write_preview(out, m);
 	default:
 		return write_body_att(out, a, m->raw);
 	}

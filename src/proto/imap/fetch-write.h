@@ -33,7 +33,7 @@ void imap_fetch_raw_unref(struct imap_fetch_raw **raw);
 /* What to load for a request. */
 struct imap_fetch_needs {
 	bool cache;            /* ENVELOPE, BODY or BODYSTRUCTURE */
-	bool raw;              /* some body section */
+	bool raw;              /* some body section, or PREVIEW */
 	bool range_only;       /* the only section is BODY[]<o.n>: reading
 	                          [range_offset, range_offset + range_length) is
 	                          enough */
@@ -50,6 +50,8 @@ struct imap_fetch_msg {
 						  FLAGS (RFC 3501 §6.4.5) */
 	bool add_modseq;                       /* ... and MODSEQ (RFC 7162 §3.2) */
 	bool recent;                           /* \Recent in this session */
+	bool utf8;                             /* UTF8=ACCEPT enabled: PREVIEW may
+						  go quoted with 8-bit text */
 };
 
 enum imap_fetch_write_result {
