@@ -208,6 +208,106 @@ static void test_name_order(void **state)
 	assert_false(list_name_is_under("b/a", "a"));
 }
 
+/* CHILDINFO (RFC 5258 §3.5) over names in hierarchy order: "subs" are the
+ * names that meet the selection (subscribed), "pats" the patterns. Returns
+ * the names marked CHILDINFO, comma-separated, in a static buffer. */
+static const char *childinfo(const char *const *names, size_t n, const char *const *subs,
+			     size_t nsubs, const char *const *pats, size_t npats)
+{
+	static char out[512];
+	unsigned char marks[32];
+
+	assert_true(n <= sizeof(marks));
+	for (size_t i = 0; i < n; i++) {
+		marks[i] = 0;
+		for (size_t k = 0; k < npats; k++) {
+			struct list_pattern *p = list_pattern_new("", pats[k]);
+			assert_non_null(p);
+			if (list_pattern_match(p, names[i]))
+				marks[i] |= LIST_MARK_MATCHED;
+			list_pattern_free(&p);
+		}
+		for (size_t k = 0; k < nsubs; k++)
+			if (strcmp(subs[k], names[i]) == 0)
+				marks[i] |= LIST_MARK_MEETS;
+		if (i > 0)
+			assert_true(list_name_cmp(names[i - 1], names[i]) < 0);
+	}
+	assert_int_equal(list_mark_childinfo(names, marks, n), 0);
+	out[0] = '\0';
+	for (size_t i = 0; i < n; i++) {
+		/* the input bits stay as they were */
+		if ((marks[i] & LIST_MARK_CHILDINFO) == 0)
+			continue;
+		if (out[0] != '\0')
+			strcat(out, ",");
+		strcat(out, names[i]);
+	}
+	return out;
+}
+
+#define N(a) (sizeof(a) / sizeof((a)[0]))
+
+static void test_childinfo_listed_child(void **state)
+{
+	(void)state;
+	/* issue 11: a/b/c subscribed, a/b not */
+	static const char *const names[] = { "a", "a/b", "a/b/c" };
+	static const char *const subs[] = { "a/b/c" };
+	static const char *const both[] = { "a/b", "a/b/c" };
+	static const char *const ab[] = { "a/b" };
+	static const char *const two[] = { "%", "a/%" };
+	static const char *const star[] = { "a*" };
+	assert_string_equal(childinfo(names, N(names), subs, N(subs), both, N(both)), "");
+	assert_string_equal(childinfo(names, N(names), subs, N(subs), ab, N(ab)), "a,a/b");
+	assert_string_equal(childinfo(names, N(names), subs, N(subs), two, N(two)), "a,a/b");
+	assert_string_equal(childinfo(names, N(names), subs, N(subs), star, N(star)), "");
+	/* nothing that meets the selection below: nothing to report */
+	assert_string_equal(childinfo(names, N(names), NULL, 0, ab, N(ab)), "");
+	assert_int_equal(list_mark_childinfo(NULL, NULL, 0), 0);
+}
+
+static void test_childinfo_rfc5258_example_9(void **state)
+{
+	(void)state;
+	static const char *const names[] = {
+		"baz2", "baz2/bar2", "baz2/bar22", "baz2/bar222", "eps2", "eps2/mamba",
+		"foo2", "foo2/bar1", "foo2/bar2", "qux2", "qux2/bar2",
+	};
+	static const char *const subs[] = {
+		"foo2/bar1", "foo2/bar2", "baz2/bar2", "baz2/bar22", "baz2/bar222",
+		"eps2", "eps2/mamba", "qux2/bar2",
+	};
+	static const char *const d03[] = { "*2" };
+	static const char *const d04[] = { "%2" };
+	/* D03: baz2's and qux2's subscribed children are all listed */
+	assert_string_equal(childinfo(names, N(names), subs, N(subs), d03, N(d03)), "eps2,foo2");
+	/* D04 */
+	assert_string_equal(childinfo(names, N(names), subs, N(subs), d04, N(d04)),
+			    "baz2,eps2,foo2,qux2");
+}
+
+static void test_childinfo_depth_and_siblings(void **state)
+{
+	(void)state;
+	/* "a b" sorts after a's subtree and is no child of "a" */
+	static const char *const names[] = { "a", "a/b", "a/b/c", "a b", "b", "b/x" };
+	static const char *const subs[] = { "a/b/c", "a b", "b/x" };
+	static const char *const pa[] = { "a" };
+	static const char *const pab[] = { "a", "a/b/c" };
+	static const char *const pb[] = { "b/x" };
+	static const char *const pall[] = { "*" };
+	static const char *const sibling[] = { "a b" };
+	/* a grandchild counts, through a parent that meets nothing; every
+	 * ancestor is marked (LIST then reports the ones a pattern matches) */
+	assert_string_equal(childinfo(names, N(names), subs, N(subs), pa, N(pa)), "a,a/b,b");
+	assert_string_equal(childinfo(names, N(names), subs, N(subs), pab, N(pab)), "b");
+	assert_string_equal(childinfo(names, N(names), subs, N(subs), pb, N(pb)), "a,a/b");
+	assert_string_equal(childinfo(names, N(names), subs, N(subs), pall, N(pall)), "");
+	/* "a b", unlisted, is a sibling of "a", not below it */
+	assert_string_equal(childinfo(names, N(names), sibling, N(sibling), pa, N(pa)), "");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -220,6 +320,9 @@ int main(void)
 		cmocka_unit_test(test_too_long),
 		cmocka_unit_test(test_no_blowup),
 		cmocka_unit_test(test_name_order),
+		cmocka_unit_test(test_childinfo_listed_child),
+		cmocka_unit_test(test_childinfo_rfc5258_example_9),
+		cmocka_unit_test(test_childinfo_depth_and_siblings),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

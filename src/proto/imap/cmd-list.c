@@ -184,6 +184,9 @@ struct list_entry {
 	bool subscribed;
 	bool child_exists;               /* an existing folder below */
 	bool child_subscribed;           /* a subscribed name below */
+	int match;                       /* match_patterns() of the name */
+	bool child_unlisted;             /* below: one that meets the selection
+	                                    but no pattern matches (CHILDINFO) */
 };
 
 struct list_tree {
@@ -521,27 +524,57 @@ static int match_patterns(const struct list_req *req, const char *name)
 	return best;
 }
 
-/* Whether LIST reports entry e, and whether with CHILDINFO. */
-static bool list_selects(const struct list_req *req, const struct list_entry *e,
-			 bool *childinfo_r)
+/* Whether entry e meets the selection options (RECURSIVEMATCH aside). */
+static bool list_meets(const struct list_req *req, const struct list_entry *e)
 {
 	bool selected;
 
-	*childinfo_r = false;
 	if ((req->select & SELECT_SUBSCRIBED) != 0)
 		selected = e->subscribed;
 	else
 		selected = e->folder != NULL || e->child_exists;
 	if ((req->select & SELECT_SPECIAL_USE) != 0)
 		selected = selected && e->folder != NULL && e->folder->special_use != NULL;
-	/* RFC 5258 §3.5: a parent of subscribed names is reported with
-	 * CHILDINFO even when it is not itself subscribed. */
-	if ((req->select & (SELECT_RECURSIVE | SELECT_SUBSCRIBED)) ==
-	    (SELECT_RECURSIVE | SELECT_SUBSCRIBED) && e->child_subscribed) {
-		*childinfo_r = true;
-		selected = true;
-	}
 	return selected;
+}
+
+/* Fills every entry's match, and with RECURSIVEMATCH its child_unlisted
+ * (CHILDINFO, RFC 5258 §3.5, worked out by list_mark_childinfo): "foo2"
+ * reports "foo2/bar1", which "*2" does not match (example 9), but "a/b"
+ * does not report "a/b/c" to (a/b a/b/c), which lists it itself. */
+static int tree_mark_childinfo(struct list_tree *t, const struct list_req *req)
+{
+	for (size_t i = 0; i < t->count; i++)
+		t->entries[i].match = match_patterns(req, t->entries[i].name);
+	if (req->lsub || (req->select & SELECT_RECURSIVE) == 0 || t->count == 0)
+		return 0;
+	const char **names = malloc(t->count * sizeof(*names));
+	unsigned char *marks = malloc(t->count);
+	int ret = -1;
+	if (names != NULL && marks != NULL) {
+		for (size_t i = 0; i < t->count; i++) {
+			const struct list_entry *e = &t->entries[i];
+			names[i] = e->name;
+			marks[i] = (unsigned char)((e->match != 0 ? LIST_MARK_MATCHED : 0) |
+						   (list_meets(req, e) ? LIST_MARK_MEETS : 0));
+		}
+		ret = list_mark_childinfo(names, marks, t->count);
+		for (size_t i = 0; ret == 0 && i < t->count; i++)
+			t->entries[i].child_unlisted = (marks[i] & LIST_MARK_CHILDINFO) != 0;
+	}
+	free(names);
+	free(marks);
+	return ret;
+}
+
+/* Whether LIST reports entry e (which matches a pattern), and whether with
+ * CHILDINFO: a name that does not meet the selection is reported only for
+ * the sake of its CHILDINFO (RFC 5258 §3.1 RECURSIVEMATCH). */
+static bool list_selects(const struct list_req *req, const struct list_entry *e,
+			 bool *childinfo_r)
+{
+	*childinfo_r = (req->select & SELECT_RECURSIVE) != 0 && e->child_unlisted;
+	return list_meets(req, e) || *childinfo_r;
 }
 
 static void write_attr(struct imap_session *s, bool *first, const char *attr)
@@ -626,14 +659,17 @@ IMAP_HANDLER(cmd_list)
 		imap_store_error(s, cmd, req.lsub ? "lsub" : "list", err);
 		goto out;
 	}
+	if (tree_mark_childinfo(&tree, &req) < 0) {
+		imap_store_error(s, cmd, req.lsub ? "lsub" : "list", TERN_ERR_NOMEM);
+		goto out;
+	}
 	for (size_t i = 0; i < tree.count; i++) {
 		const struct list_entry *e = &tree.entries[i];
 		bool childinfo;
-		int match = match_patterns(&req, e->name);
-		if (match == 0)
+		if (e->match == 0)
 			continue;
 		if (req.lsub)
-			write_lsub_entry(s, e, match);
+			write_lsub_entry(s, e, e->match);
 		else if (list_selects(&req, e, &childinfo))
 			write_list_entry(s, &req, e, childinfo);
 	}

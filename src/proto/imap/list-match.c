@@ -130,3 +130,23 @@ bool list_name_is_under(const char *name, const char *parent)
 
 	return strncmp(name, parent, n) == 0 && name[n] == LIST_SEPARATOR;
 }
+
+int list_mark_childinfo(const char *const *names, unsigned char *marks, size_t count)
+{
+	/* the chain of ancestors of the current name, as indexes */
+	size_t *stack = malloc((count + 1) * sizeof(*stack)), depth = 0;
+
+	if (stack == NULL)
+		return -1;
+	for (size_t i = 0; i < count; i++) {
+		while (depth > 0 && !list_name_is_under(names[i], names[stack[depth - 1]]))
+			depth--;
+		if ((marks[i] & (LIST_MARK_MATCHED | LIST_MARK_MEETS)) == LIST_MARK_MEETS) {
+			for (size_t k = 0; k < depth; k++)
+				marks[stack[k]] |= LIST_MARK_CHILDINFO;
+		}
+		stack[depth++] = i;
+	}
+	free(stack);
+	return 0;
+}

@@ -41,4 +41,21 @@ int list_name_cmp(const char *a, const char *b);
 /* True if name is a strict descendant of parent ("a/b" under "a"). */
 bool list_name_is_under(const char *name, const char *parent);
 
+/* What LIST knows of each name when it applies RECURSIVEMATCH. */
+enum list_mark {
+	LIST_MARK_MATCHED = 1u << 0,   /* a pattern matches the name */
+	LIST_MARK_MEETS = 1u << 1,     /* it meets the selection options */
+	LIST_MARK_CHILDINFO = 1u << 2, /* set here: see list_mark_childinfo */
+};
+
+/* CHILDINFO (RFC 5258 §3.5) for names[0..count) in hierarchy order (each
+ * name's descendants right after it, as list_name_cmp sorts them), with
+ * marks[i] holding MATCHED and MEETS for names[i]: sets CHILDINFO on every
+ * name with a strict descendant that meets the selection but is not in the
+ * reply because no pattern matches it. A descendant the reply lists itself
+ * gives its ancestors nothing (§3.5: no redundant responses). O(count *
+ * depth). 0, or -1 when out of memory (marks unchanged but for CHILDINFO
+ * bits already set). */
+int list_mark_childinfo(const char *const *names, unsigned char *marks, size_t count);
+
 #endif
