@@ -131,3 +131,14 @@ def test_preview_bad_modifier(box):
         assert t.startswith("BAD"), (items, t)
     _, d = fetch_dict(one_fetch(box, 7, "(PREVIEW)"))
     assert d["PREVIEW"] == b'She said "hi" \\ bye'
+
+
+def test_preview_rfc8970_example_exchange(box):
+    # RFC 8970 section 3.1's example, byte for byte
+    box.ok("CREATE rfc")
+    _, t = box.cmd_literal("APPEND rfc", b"From: a@a.test\r\nSubject: x\r\n\r\nPreview text!\r\n")
+    assert t.startswith("OK"), t
+    box.select("rfc")
+    box.send(b"A1 FETCH 1 (PREVIEW)\r\n")
+    assert box.response() == b'* 1 FETCH (PREVIEW "Preview text!")'
+    assert box.response().startswith(b"A1 OK ")
