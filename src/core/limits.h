@@ -30,6 +30,13 @@
  * it. */
 #define TERN_OTHER_LITERALS_FACTOR      4
 
+/* A refused IMAP non-synchronising literal ({n+} over its limit, or ending a
+ * refused line) is read and thrown away, and the session goes on (RFC 7888
+ * §4), when it is at most this many times max_message_size (as narrowed
+ * before login); a bigger one ends the connection: no client that read
+ * APPENDLIMIT sends it, and skipping it would cost more than a reconnect. */
+#define TERN_DISCARD_LITERAL_FACTOR     2
+
 /* Parse-tree depth bounds: the parsers recurse (or keep a stack) per level,
  * so a client nesting deeper gets a BAD before it costs stack or time. No
  * real command comes close: IMAP parenthesised lists (BODY[HEADER.FIELDS
@@ -50,7 +57,8 @@
 /* Before login a literal can only be a user name, a password or an ID
  * value, so none may be larger than this (nor than max_literal_size): a
  * bigger synchronising one gets a tagged NO and no continuation, a bigger
- * LITERAL+ one ends the connection. Literal bytes are buffered, so an
+ * LITERAL+ one ends the connection (past TERN_DISCARD_LITERAL_FACTOR times
+ * this; up to that it is read, thrown away and refused). Literal bytes are buffered, so an
  * anonymous client must not get to announce a message's worth. */
 #define TERN_PREAUTH_LITERAL_MAX        4096u
 
