@@ -469,25 +469,69 @@ static void expect_fatal(const char *in, size_t len, const char *err_want, const
 	imap_parser_free(&p);
 }
 
+/* A refused command whose {n+} literal is on its way (RFC 7888 §4): the
+ * literal is read and thrown away, then the rest of the command up to its
+ * LF (with any further {n+} literals), then the refusal comes and the
+ * session goes on; the literal's bytes are never run as commands. */
+static void expect_discarded(const char *in, size_t len, const char *err_want,
+			     const char *tag_want, bool toobig)
+{
+	for (size_t piece = 1; piece <= len; piece = piece < 8 ? piece + 1 : piece * 3) {
+		struct imap_parser *p = new_parser();
+		struct imap_cmd *cmd = NULL;
+		const char *err = NULL;
+		enum tern_parse r = TERN_PARSE_NEED_MORE;
+		size_t off = 0, used;
+		while (off < len && r == TERN_PARSE_NEED_MORE) {
+			size_t n = len - off < piece ? len - off : piece;
+			used = 0;
+			r = imap_parser_feed(p, (const uint8_t *)in + off, n, &used, &cmd, &err);
+			assert_false(imap_parser_continuation_needed(p));
+			off += used;
+		}
+		assert_int_equal(r, TERN_PARSE_ERROR_RECOVERABLE);
+		assert_int_equal(off, len);
+		assert_null(cmd);
+		assert_string_equal(err, err_want);
+		assert_string_equal(imap_parser_tag(p), tag_want);
+		assert_int_equal(imap_parser_error_toobig(p), toobig);
+		cmd = parse_ok(p, S("a001 NOOP\r\n"), 0);
+		check_noop(cmd);
+		imap_cmd_free(&cmd);
+		imap_parser_free(&p);
+	}
+}
+
 static void test_fatal_errors(void **state)
 {
 	(void)state;
-	char line[LINE_MAX_TEST + 20];
+	char line[LINE_MAX_TEST + 40];
 
-	expect_fatal(S("big LOGIN {17+}\r\n"), "Literal too large", "big");
+	/* a {n+} literal whose size cannot be told cannot be skipped */
+	expect_fatal(S("big LOGIN {99999999999999999999999+}\r\n"), "Literal too large", "big");
+	/* past TERN_DISCARD_LITERAL_FACTOR * max_message_size: not worth reading */
+	expect_fatal(S("big LOGIN {2001+}\r\n"), "Literal too large", "big");
+	expect_fatal(S("bad X \"a\\q\" {2001+}\r\n"), "Invalid escape in quoted string", "bad");
+	char two_k[2100];
+	int k = snprintf(two_k, sizeof(two_k), "big LOGIN {2000+}\r\n%02000d\r\n", 0);
+	expect_discarded(two_k, (size_t)k, "Literal too large", "big", true);
+	expect_discarded(S("big LOGIN {17+}\r\na NOOP\r\nb NOOP\r\n {1+}\r\nc rest\r\n"),
+			 "Literal too large", "big", true);
 	/* MULTIAPPEND messages share one max_message_size budget. */
 	char multi[1100];
 	memcpy(multi, "b APPEND x {999+}\r\n", 19);
 	memset(multi + 19, 'm', 999);
-	memcpy(multi + 19 + 999, " {2+}\r\n", 7);
-	expect_fatal(multi, 19 + 999 + 7, "Literal too large", "b");
+	memcpy(multi + 19 + 999, " {2+}\r\nzz\r\n", 11);
+	expect_discarded(multi, 19 + 999 + 11, "Literal too large", "b", true);
 	/* A rejected line whose {n+} literal is already on its way. */
-	expect_fatal(S("c X \"a\\q\" {2+}\r\nab\r\n"), "Invalid escape in quoted string", "c");
-	/* An over-long line announcing a non-synchronising literal is fatal. */
+	expect_discarded(S("c X \"a\\q\" {2+}\r\nab\r\n"), "Invalid escape in quoted string", "c",
+			 false);
+	/* An over-long line announcing a non-synchronising literal: its
+	 * literal is skipped too. */
 	memset(line, 'a', sizeof(line));
 	memcpy(line, "long NOOP ", 10);
-	memcpy(line + sizeof(line) - 7, " {2+}\r\n", 7);
-	expect_fatal(line, sizeof(line), "Line too long", "long");
+	memcpy(line + sizeof(line) - 15, " {5+}\r\nx NOOP\r\n", 15);
+	expect_discarded(line, sizeof(line), "Line too long", "long", false);
 	/* The limit holds across the lines of one command (literal data aside). */
 	char multi2[400];
 	size_t n = 11;
@@ -495,7 +539,7 @@ static void test_fatal_errors(void **state)
 	for (int i = 0; i < 30; i++, n += 8)
 		memcpy(multi2 + n, " {1+}\r\na", 8);
 	memcpy(multi2 + n, "\r\n", 2);
-	expect_fatal(multi2, n + 2, "Line too long", "m");
+	expect_discarded(multi2, n + 2, "Line too long", "m", false);
 	/* Under the limit the same shape parses: 10 + 20 * 7 + 2 text bytes. */
 	struct imap_parser *p = new_parser();
 	n = 11 + 20 * 8;
@@ -512,10 +556,11 @@ static void test_fatal_errors(void **state)
 static void test_long_nonsync_line_split_anywhere(void **state)
 {
 	(void)state;
-	char line[LINE_MAX_TEST + 2];
+	char line[LINE_MAX_TEST + 2 + 22];
 	memset(line, 'x', sizeof(line));
 	memcpy(line, "a1 APPEND INBOX ", 16);
-	memcpy(line + sizeof(line) - 8, " {20+}\r\n", 8);
+	memcpy(line + sizeof(line) - 30, " {20+}\r\n", 8);
+	memcpy(line + sizeof(line) - 22, "a2 NOOP\r\na3 NOOP\r\nyy\r\n", 22);
 	for (size_t piece = 1; piece <= 16; piece++) {
 		struct imap_parser *p = new_parser();
 		struct imap_cmd *cmd = NULL;
@@ -528,7 +573,8 @@ static void test_long_nonsync_line_split_anywhere(void **state)
 			r = imap_parser_feed(p, (const uint8_t *)line + off, n, &used, &cmd, &err);
 			off += used;
 		}
-		assert_int_equal(r, TERN_PARSE_ERROR_FATAL);
+		assert_int_equal(r, TERN_PARSE_ERROR_RECOVERABLE);
+		assert_int_equal(off, sizeof(line));
 		assert_string_equal(err, "Line too long");
 		imap_parser_free(&p);
 	}
@@ -843,12 +889,16 @@ static void test_set_limits(void **state)
 	assert_false(imap_parser_continuation_needed(p));
 	imap_parser_free(&p);
 
-	/* LITERAL+ over the narrowed limit cannot be skipped: fatal */
+	/* LITERAL+ over the narrowed limit is read, thrown away and refused */
 	p = imap_parser_new(&narrow);
 	assert_non_null(p);
-	assert_int_equal(imap_parser_feed(p, (const uint8_t *)S("a5 APPEND INBOX {52428800+}\r\n"),
-					  &used, &cmd, &err), TERN_PARSE_ERROR_FATAL);
+	assert_int_equal(imap_parser_feed(p, (const uint8_t *)S("a5 APPEND INBOX {30+}\r\n"),
+					  &used, &cmd, &err), TERN_PARSE_NEED_MORE);
+	assert_true(imap_parser_line_too_long(p));
+	assert_int_equal(imap_parser_feed(p, (const uint8_t *)S("012345678901234567890123456789\r\n"),
+					  &used, &cmd, &err), TERN_PARSE_ERROR_RECOVERABLE);
 	assert_true(imap_parser_error_toobig(p));
+	assert_string_equal(imap_parser_tag(p), "a5");
 	imap_parser_free(&p);
 }
 

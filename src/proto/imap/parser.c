@@ -30,8 +30,11 @@ static const char err_literal[] = "Invalid literal";
 static const char err_literal_eol[] = "Literal must end the line";
 static const char err_toobig[] = "Literal too large";
 
-/* ST_SKIP: an over-long line is being discarded up to its LF. */
-enum state { ST_LINE, ST_LITERAL, ST_SKIP, ST_FATAL };
+/* ST_SKIP: an over-long line is being discarded up to its LF.
+ * ST_DISCARD: the bytes of a refused non-synchronising literal are being
+ * read and thrown away (RFC 7888 §4); the rest of its command is skipped
+ * after them (ST_SKIP with discarding set). */
+enum state { ST_LINE, ST_LITERAL, ST_SKIP, ST_DISCARD, ST_FATAL };
 #define SKIP_TAIL 32
 
 /* What a complete fragment turned out to be. */
@@ -64,6 +67,11 @@ struct imap_parser {
 
 	char skip_tail[SKIP_TAIL];  /* last bytes of a line being skipped */
 	size_t skip_tail_len;
+
+	bool discarding;            /* a refused command's {n+} literals are skipped */
+	uint64_t discard_left;      /* bytes of the literal still to throw away */
+	const char *discard_err;    /* the refusal, reported once all is skipped */
+	bool discard_toobig;
 
 	bool cont_pending;
 	bool toobig;
@@ -276,7 +284,7 @@ bool imap_parser_error_toobig(const struct imap_parser *p)
 
 bool imap_parser_line_too_long(const struct imap_parser *p)
 {
-	return p->st == ST_SKIP || p->too_long;
+	return p->st == ST_SKIP || p->st == ST_DISCARD || p->too_long;
 }
 
 const char *imap_parser_cmd_name(const struct imap_parser *p)
@@ -507,10 +515,13 @@ static enum frag read_literal_header(struct imap_parser *p, const char *s, size_
 	uint64_t total_max = msg ? p->lim.max_message_size
 				 : p->lim.max_literal_size * TERN_OTHER_LITERALS_FACTOR;
 	/* total may exceed total_max once the limits were narrowed mid-command */
+	/* A {n+} literal is then read and thrown away by the caller (it sees a
+	 * rejected line that announced one), unless its size cannot be told or
+	 * is past TERN_DISCARD_LITERAL_FACTOR times the message limit. */
 	if (overflow || size > limit || total > total_max || size > total_max - total) {
 		p->toobig = true;
 		p->err = err_toobig;
-		return plus ? FRAG_FATAL : FRAG_ERROR;
+		return plus && overflow ? FRAG_FATAL : FRAG_ERROR;
 	}
 	if (msg)
 		p->msg_total += size;
@@ -584,16 +595,27 @@ static enum frag tokenise(struct imap_parser *p, const char *s, size_t n)
 	return FRAG_DONE;
 }
 
-/* A rejected fragment that announced "{n+}": its literal is on its way and we
- * cannot tell where the command ends (P4), so the stream is lost. */
-static bool announces_nonsync(const char *s, size_t n)
+/* Whether a rejected fragment ends in a "{n+}" announcement: its literal is
+ * on its way, so it is read and thrown away before the command's end can be
+ * found (RFC 7888 §4). 1 = announced, *size_r set; 0 = not announced;
+ * -1 = announced with a size that cannot be told (the stream is lost). */
+static int announced_nonsync(const char *s, size_t n, uint64_t *size_r)
 {
 	if (n < 4 || s[n - 1] != '}' || s[n - 2] != '+')
-		return false;
+		return 0;
 	size_t i = n - 2;
 	while (i > 0 && s[i - 1] >= '0' && s[i - 1] <= '9')
 		i--;
-	return i < n - 2 && i > 0 && s[i - 1] == '{';
+	if (i == n - 2 || i == 0 || s[i - 1] != '{')
+		return 0;
+	return imap_parse_u64(s + i, n - 2 - i, size_r) ? 1 : -1;
+}
+
+/* Whether a refused {n+} literal of this size is skipped (else fatal). */
+static bool discardable(const struct imap_parser *p, uint64_t size)
+{
+	/* max_message_size <= SIZE_MAX / 2: the product fits */
+	return size <= p->lim.max_message_size * TERN_DISCARD_LITERAL_FACTOR;
 }
 
 /* ---- feeding ---------------------------------------------------------------- */
@@ -635,11 +657,37 @@ static enum tern_parse skip_line(struct imap_parser *p, const uint8_t *data, siz
 	size_t tl = p->skip_tail_len;
 	if (tl > 0 && p->skip_tail[tl - 1] == '\r')
 		tl--;
-	if (announces_nonsync(p->skip_tail, tl))
-		return fail(p, err_too_long, error_r);
-	p->too_long = true;
-	*error_r = err_too_long;
+	uint64_t size;
+	int nonsync = announced_nonsync(p->skip_tail, tl, &size);
+	if (!p->discarding) {
+		p->discard_err = err_too_long;
+		p->discard_toobig = false;
+	}
+	if (nonsync < 0 || (nonsync > 0 && !discardable(p, size)))
+		return fail(p, p->discard_err, error_r);
+	if (nonsync > 0) {
+		/* the literal first, then the rest of the command */
+		p->discarding = true;
+		p->discard_left = size;
+		p->st = ST_DISCARD;
+		return TERN_PARSE_NEED_MORE;
+	}
+	p->discarding = false;
+	p->too_long = p->discard_err == err_too_long;
+	p->toobig = p->discard_toobig;
+	*error_r = p->discard_err;
 	return TERN_PARSE_ERROR_RECOVERABLE;
+}
+
+/* Starts throwing away a refused command's {n+} literal; err is the reply. */
+static void discard_start(struct imap_parser *p, uint64_t size, const char *err)
+{
+	drop_command(p);
+	p->discarding = true;
+	p->discard_left = size;
+	p->discard_err = err;
+	p->discard_toobig = p->toobig;
+	p->st = ST_DISCARD;
 }
 
 /* For a reply to a line that never completed: the tag if one was sent. */
@@ -726,6 +774,16 @@ enum tern_parse imap_parser_feed(struct imap_parser *p, const uint8_t *data, siz
 			}
 			continue;
 		}
+		if (p->st == ST_DISCARD) {
+			uint64_t n = p->discard_left < len - pos ? p->discard_left : len - pos;
+			pos += (size_t)n;
+			p->discard_left -= n;
+			if (p->discard_left == 0) {
+				p->st = ST_SKIP;   /* the rest of the command's line */
+				p->skip_tail_len = 0;
+			}
+			continue;
+		}
 		if (p->st == ST_LITERAL) {
 			size_t n = p->lit_size - p->lit_len;
 			if (n > len - pos)
@@ -771,7 +829,8 @@ enum tern_parse imap_parser_feed(struct imap_parser *p, const uint8_t *data, siz
 		if (n > 0 && s[n - 1] == '\r')
 			n--;
 		enum frag r = tokenise(p, s, n);
-		bool nonsync = r == FRAG_ERROR && announces_nonsync(s, n);
+		uint64_t nonsync_size = 0;
+		int nonsync = r == FRAG_ERROR ? announced_nonsync(s, n, &nonsync_size) : 0;
 		line_clear(p);
 		switch (r) {
 		case FRAG_DONE:
@@ -788,8 +847,12 @@ enum tern_parse imap_parser_feed(struct imap_parser *p, const uint8_t *data, siz
 			}
 			break;
 		case FRAG_ERROR:
-			if (nonsync)
+			if (nonsync < 0 || (nonsync > 0 && !discardable(p, nonsync_size)))
 				return fail(p, p->err, error_r);
+			if (nonsync > 0) {
+				discard_start(p, nonsync_size, p->err);
+				break;
+			}
 			drop_command(p);
 			*error_r = p->err;
 			*consumed_r = pos;

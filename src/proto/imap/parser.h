@@ -79,10 +79,15 @@ bool imap_parser_set_limits(struct imap_parser *p, const struct imap_parser_limi
  * ...) to send as "<imap_parser_tag()> BAD <text>" (or NO [TOOBIG] when
  * imap_parser_error_toobig()). Covers: syntax errors, 8-bit/NUL/CTL in atoms,
  * empty line, nesting deeper than TERN_IMAP_PARSER_DEPTH_MAX, a synchronising
- * literal over its limit (the client still waits, so nothing else to skip).
- * ERROR_FATAL: line over max_line_length, a non-synchronising literal over its
- * limit (RFC 7888 §4), a bad line that announced a {n+} literal, or out of
- * memory; send "* BYE <text>" and close. The parser stays failed.
+ * literal over its limit (the client still waits, so nothing else to skip),
+ * a line over max_line_length (skipped to its LF). A refused command that
+ * announced a non-synchronising literal ({n+} over its limit, RFC 7888 §4;
+ * a bad or over-long line ending in {n+}) is answered only after the
+ * literal's bytes were read and thrown away, and the rest of the command
+ * with them (NEED_MORE meanwhile): they are never run as commands.
+ * ERROR_FATAL: such a {n+} literal whose size does not fit 64 bits or is
+ * over TERN_DISCARD_LITERAL_FACTOR times max_message_size, or out of memory;
+ * send "* BYE <text>" and close. The parser stays failed.
  * Outputs are left untouched unless the verdict sets them. */
 enum tern_parse imap_parser_feed(struct imap_parser *p, const uint8_t *data, size_t len,
 				 size_t *consumed_r, struct imap_cmd **cmd_r,
@@ -104,10 +109,11 @@ const char *imap_parser_tag(const struct imap_parser *p);
  * limit (reply with [TOOBIG], RFC 7888 §4 / RFC 4469). */
 bool imap_parser_error_toobig(const struct imap_parser *p);
 
-/* True while a line over max_line_length is being discarded (the feed said
- * NEED_MORE), and after the ERROR_RECOVERABLE that ends it. In clear the
- * line cost the client as much as it costs the server to skip; behind
- * COMPRESS it may have cost the client a thousandth of that. */
+/* True while a line over max_line_length or a refused {n+} literal is being
+ * discarded (the feed said NEED_MORE), and after the ERROR_RECOVERABLE that
+ * ends an over-long line. In clear the bytes cost the client as much as it
+ * costs the server to skip; behind COMPRESS they may have cost the client a
+ * thousandth of that. */
 bool imap_parser_line_too_long(const struct imap_parser *p);
 
 /* Name (uppercased, "UID" resolved) of the command being parsed, NULL before
