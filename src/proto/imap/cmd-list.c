@@ -4,8 +4,11 @@
  *
  * LIST reads every folder (with its counts) and the subscription list once,
  * adds the hierarchy parents that do not exist, sorts them so that each
- * name's descendants follow it, and derives \HasChildren and CHILDINFO in one
- * pass; then each name is matched against the patterns. */
+ * name's descendants follow it, and derives \HasChildren in one pass; then
+ * each name is matched against the patterns, and with RECURSIVEMATCH a
+ * second pass finds the names whose CHILDINFO reports descendants the
+ * patterns leave out. STATUS's RECENT (also in LIST-STATUS) is read apart,
+ * only when asked for. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
