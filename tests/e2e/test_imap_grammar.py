@@ -441,3 +441,128 @@ def test_number_refuses_overflow(c):
     bad(c, "FETCH 1 (BODY[]<4294967296.1>)")
     bad(c, "UID FETCH 4294967296 (UID)")
     c.ok("FETCH 1 (BODY.PEEK[]<0.4>)")
+
+
+# ------------------------------------------------------------------ more rules
+
+def test_list_empty_pattern_gives_delimiter(c):
+    """list = "LIST" SP mailbox SP list-mailbox; RFC 3501 section 6.3.8: an
+    empty list-mailbox ("") asks for the hierarchy delimiter and the root."""
+    untagged = c.ok('LIST "" ""')
+    assert untagged == [b'* LIST (\\Noselect) "/" ""'], untagged
+
+
+def test_mailbox_modified_utf7(c):
+    """mailbox names are modified UTF-7 (RFC 3501 section 5.1.3): "&AOk-" is
+    "é" and comes back spelled the same; "&" alone is "&-"; a broken shift
+    sequence is refused."""
+    c.ok("CREATE caf&AOk-")
+    c.ok('CREATE "R&-D"')
+    names = list_names(c, '""', "*")
+    assert "caf&AOk-" in names and "R&-D" in names, names
+    c.ok("SELECT caf&AOk-")
+    _, t = c.cmd("CREATE bad&Jjo")
+    assert t.startswith("NO") or t.startswith("BAD"), t
+    c.ok("NOOP")
+
+
+def test_section_spec(c):
+    """section-spec = section-msgtext / (section-part ["." section-text]);
+    section-part = nz-number *("." nz-number): BODY[1] and BODY[1.MIME] are
+    valid, BODY[0] and BODY[1.0] are not."""
+    append(c, "sections")
+    c.select()
+    d = c.fetch("1", "(BODY.PEEK[1] BODY.PEEK[TEXT] BODY.PEEK[HEADER.FIELDS.NOT (To From)])")[1]
+    assert d["BODY[1]"] == b"hello\r\n" and d["BODY[TEXT]"] == b"hello\r\n", d
+    assert d["BODY[HEADER.FIELDS.NOT (TO FROM)]"] == b"Subject: sections\r\n\r\n", d
+    bad(c, "FETCH 1 (BODY.PEEK[0])")
+    bad(c, "FETCH 1 (BODY.PEEK[1.0])")
+    bad(c, "FETCH 1 (BODY.PEEK[HEADER.FIELDS])")
+
+
+def test_partial(c):
+    """RFC 3501: section "<" number "." nz-number ">": BODY[]<0.4> gives four
+    bytes as BODY[]<0>; a zero length is no nz-number."""
+    append(c, "partial")
+    c.select()
+    d = c.fetch("1", "(BODY.PEEK[]<0.4>)")[1]
+    assert d["BODY[]<0>"] == b"From", d
+    d = c.fetch("1", "(BODY.PEEK[TEXT]<2.100>)")[1]
+    assert d["BODY[TEXT]<2>"] == b"llo\r\n", d
+    bad(c, "FETCH 1 (BODY.PEEK[]<0.0>)")
+    bad(c, "FETCH 1 (BODY.PEEK[]<.4>)")
+
+
+@pytest.mark.xfail(strict=True, reason="the parser reads a FETCH section as one atom; a "
+                   "literal inside its brackets is not taken yet (fetch-parse.c)")
+def test_header_list_literal(c):
+    """header-list = "(" header-fld-name *(SP header-fld-name) ")";
+    header-fld-name = astring: a header name may be a quoted string or a
+    literal."""
+    append(c, "hdrlit")
+    c.select()
+    d = c.fetch("1", '(BODY.PEEK[HEADER.FIELDS ("Subject")])')[1]
+    assert list(d.values()) == [b"Subject: hdrlit\r\n\r\n"], d
+    t = c.tag()
+    c.send(t.encode() + b" FETCH 1 (BODY.PEEK[HEADER.FIELDS ({7+}\r\nSubject)])\r\n")
+    untagged, reply = c.wait(t)
+    assert reply.startswith("OK"), reply
+    _, d = fetch_dict([r for r in untagged if b" FETCH " in r][0])
+    assert list(d.values()) == [b"Subject: hdrlit\r\n\r\n"], d
+
+
+def test_fetch_macros(c):
+    """fetch = "FETCH" SP sequence-set SP ("ALL" / "FULL" / "FAST" / fetch-att
+    / "(" fetch-att *(SP fetch-att) ")"): the macros stand alone, never in a
+    list."""
+    append(c, "macro")
+    c.select()
+    d = c.fetch("1", "FAST")[1]
+    assert set(d) == {"FLAGS", "INTERNALDATE", "RFC822.SIZE"}, d
+    d = c.fetch("1", "ALL")[1]
+    assert set(d) == {"FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE"}, d
+    d = c.fetch("1", "FULL")[1]
+    assert set(d) == {"FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE", "BODY"}, d
+    bad(c, "FETCH 1 (FAST)")
+
+
+def test_search_sequence_set_key(c):
+    """search-key =/ sequence-set / "UID" SP sequence-set: a bare set is a
+    key, and UID takes one."""
+    for s in ("a", "b", "c"):
+        append(c, s)
+    c.select()
+    assert c.search("2:*") == [2, 3]
+    assert c.search("UID 1,3") == [1, 3]
+    assert c.search("*") == [3]
+    assert c.search("1:2 UID 2:*") == [2]
+
+
+def test_search_header_empty_string(c):
+    """search-key =/ "HEADER" SP header-fld-name SP astring: an empty string
+    matches every message that has the header (RFC 3501 section 6.4.4)."""
+    append(c, "with")
+    c.select()
+    assert c.search('HEADER Subject ""') == [1]
+    assert c.search('HEADER X-Not-There ""') == []
+
+
+def test_search_number_overflow(c):
+    """search-key =/ "LARGER" SP number; number is below 2^32 (RFC 3501;
+    RFC 9051 widens LARGER/SMALLER to number64): a number that fits is a
+    number, one past 64 bits or with a sign is BAD."""
+    append(c, "n")
+    c.select()
+    assert c.search("LARGER 4294967295") == []
+    assert c.search("SMALLER 4294967295") == [1]
+    bad(c, "SEARCH LARGER 99999999999999999999")
+    bad(c, "SEARCH LARGER -1")
+
+
+def test_status_att_list(c):
+    """status = "STATUS" SP mailbox SP "(" status-att *(SP status-att) ")":
+    an empty list or an unknown item is a syntax error."""
+    bad(c, "STATUS INBOX ()")
+    bad(c, "STATUS INBOX (MESSAGES FROB)")
+    bad(c, "STATUS INBOX MESSAGES")
+    c.ok("STATUS INBOX (messages uidnext)")
