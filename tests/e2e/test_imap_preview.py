@@ -41,7 +41,7 @@ MESSAGES = [PLAIN, QP_LATIN1, HTML_ONLY, LONG, ATTACHMENT_ONLY, ALTERNATIVE, QUO
 
 @pytest.fixture
 def box(make_ternd):
-    node = imap_node(make_ternd, max_bad_commands=100)
+    node = imap_node(make_ternd, max_bad_commands=100, max_message_size="4M")
     c = Raw(node).login()
     for m in MESSAGES:
         _, t = c.cmd_literal("APPEND INBOX", m)
@@ -142,3 +142,25 @@ def test_preview_rfc8970_example_exchange(box):
     box.send(b"A1 FETCH 1 (PREVIEW)\r\n")
     assert box.response() == b'* 1 FETCH (PREVIEW "Preview text!")'
     assert box.response().startswith(b"A1 OK ")
+
+
+def test_preview_of_large_message_and_with_other_items(box):
+    # text first, then an attachment far past what a PREVIEW-only FETCH reads
+    blob = base64.encodebytes(bytes(range(256)) * 4096).replace(b"\n", b"\r\n")   # ~1.4 MB
+    big = (b"From: a@a.test\r\nSubject: big\r\nMIME-Version: 1.0\r\n"
+           b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n'
+           b"--b\r\nContent-Type: text/plain\r\n\r\nSee the attached file.\r\n"
+           b"--b\r\nContent-Type: application/octet-stream\r\n"
+           b"Content-Transfer-Encoding: base64\r\n\r\n" + blob + b"--b--\r\n")
+    _, t = box.cmd_literal("APPEND INBOX", big)
+    assert t.startswith("OK"), t
+    box.ok("NOOP")
+    n = len(MESSAGES) + 1
+    line = one_fetch(box, n, "(PREVIEW)")
+    assert line == b'* %d FETCH (PREVIEW "See the attached file.")' % n, line[:200]
+    # with a partial of the whole message, and with the whole message
+    _, d = fetch_dict(one_fetch(box, n, "(PREVIEW BODY.PEEK[]<0.5>)"))
+    assert d["PREVIEW"] == b"See the attached file." and d["BODY[]<0>"] == b"From:", d
+    _, d = fetch_dict(one_fetch(box, n, "(BODY.PEEK[] PREVIEW RFC822.SIZE)"))
+    assert d["PREVIEW"] == b"See the attached file." and d["BODY[]"] == big
+    assert d["RFC822.SIZE"] == str(len(big))

@@ -196,7 +196,14 @@ static void test_write(void **state)
 	struct imap_fetch_needs needs;
 	imap_fetch_needs(req, &needs);
 	assert_true(needs.raw);
+	assert_true(needs.range_only);     /* the message's start is enough */
+	assert_int_equal(needs.range_offset, 0);
+	assert_int_equal(needs.range_length, IMAP_PREVIEW_READ_MAX);
+	struct imap_fetch_request *both = parse("(PREVIEW BODY.PEEK[]<0.10>)");
+	imap_fetch_needs(both, &needs);
+	assert_true(needs.raw);
 	assert_false(needs.range_only);
+	imap_fetch_request_free(&both);
 	struct imap_fetch_raw *raw = imap_fetch_raw_new(strdup(msg), strlen(msg), 0, strlen(msg));
 	struct evbuffer *out = evbuffer_new();
 	struct imap_fetch_msg m = { .seq = 2, .meta = &meta, .raw = raw };
@@ -225,7 +232,31 @@ static void test_write(void **state)
 	evbuffer_free(out);
 	imap_fetch_raw_unref(&raw);
 
-	/* only a range was read: a caller bug, reported, nothing written */
+	/* the first IMAP_PREVIEW_READ_MAX bytes of a longer message do */
+	char *big = malloc(IMAP_PREVIEW_READ_MAX);
+	memset(big, 'x', IMAP_PREVIEW_READ_MAX);
+	memcpy(big, "Subject: x\r\n\r\nstart ", 20);
+	raw = imap_fetch_raw_new(big, IMAP_PREVIEW_READ_MAX, 0, 10 * IMAP_PREVIEW_READ_MAX);
+	m.raw = raw;
+	m.utf8 = false;
+	out = evbuffer_new();
+	assert_int_equal(imap_fetch_write(out, req, &m), 0);
+	char wantb[400];
+	snprintf(wantb, sizeof(wantb), "* 2 FETCH (UID 9 PREVIEW \"start %.250s\")\r\n", big + 100);
+	assert_int_equal(evbuffer_get_length(out), strlen(wantb));
+	assert_memory_equal(evbuffer_pullup(out, -1), wantb, strlen(wantb));
+	evbuffer_free(out);
+	imap_fetch_raw_unref(&raw);
+
+	/* less was read, or not from the start: a caller bug, reported,
+	 * nothing written */
+	raw = imap_fetch_raw_new(strdup("Subject: x\r\n\r\nab"), 16, 0, 100);
+	m.raw = raw;
+	out = evbuffer_new();
+	assert_int_equal(imap_fetch_write(out, req, &m), IMAP_FETCH_WRITE_NO_DATA);
+	assert_int_equal(evbuffer_get_length(out), 0);
+	evbuffer_free(out);
+	imap_fetch_raw_unref(&raw);
 	raw = imap_fetch_raw_new(strdup("xx"), 2, 5, 100);
 	m.raw = raw;
 	out = evbuffer_new();

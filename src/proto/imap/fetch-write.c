@@ -75,6 +75,7 @@ void imap_fetch_needs(const struct imap_fetch_request *req, struct imap_fetch_ne
 {
 	struct imap_fetch_needs n = { 0 };
 	size_t sections = 0;
+	bool preview = false;
 	const struct imap_fetch_att *only = NULL;
 
 	for (size_t i = 0; i < req->count; i++) {
@@ -82,15 +83,23 @@ void imap_fetch_needs(const struct imap_fetch_request *req, struct imap_fetch_ne
 		if (a->type == IMAP_FETCH_ENVELOPE || a->type == IMAP_FETCH_BODY ||
 		    a->type == IMAP_FETCH_BODYSTRUCTURE)
 			n.cache = true;
-		if (att_is_section(a->type) || a->type == IMAP_FETCH_PREVIEW) {
+		if (att_is_section(a->type)) {
 			n.raw = true;
 			sections++;
 			only = a;
 		}
+		if (a->type == IMAP_FETCH_PREVIEW)
+			n.raw = preview = true;
 	}
-	if (sections == 1 && only->partial && only->section.part_count == 0 &&
-	    ((only->type == IMAP_FETCH_BODY_SECTION && only->section.spec == IMAP_SECTION_ALL) ||
-	     only->type == IMAP_FETCH_BINARY)) {
+	if (preview && sections == 0) {
+		/* PREVIEW alone: the message's start is enough */
+		n.range_only = true;
+		n.range_offset = 0;
+		n.range_length = IMAP_PREVIEW_READ_MAX;
+	} else if (!preview && sections == 1 && only->partial && only->section.part_count == 0 &&
+		   ((only->type == IMAP_FETCH_BODY_SECTION &&
+		     only->section.spec == IMAP_SECTION_ALL) ||
+		    only->type == IMAP_FETCH_BINARY)) {
 		n.range_only = true;
 		n.range_offset = only->partial_offset;
 		n.range_length = only->partial_length;
@@ -337,12 +346,14 @@ static int write_body_att(struct evbuffer *out, const struct imap_fetch_att *a,
 }
 
 /* PREVIEW (RFC 8970): an nstring, never NIL here (made at once, LAZY or
- * not); "" for a message without text. */
+ * not); "" for a message without text. The whole message, or its first
+ * IMAP_PREVIEW_READ_MAX bytes at least. */
 static int write_preview(struct evbuffer *out, const struct imap_fetch_msg *m)
 {
 	const struct imap_fetch_raw *raw = m->raw;
 	char *preview = NULL;
-	if (raw == NULL || raw->offset != 0 || raw->size != raw->total)
+	if (raw == NULL || raw->offset != 0 ||
+	    (raw->size != raw->total && raw->size < IMAP_PREVIEW_READ_MAX))
 		return IMAP_FETCH_WRITE_NO_DATA;
 	if (imap_preview_text(raw->data, raw->size, &preview) < 0)
 		return IMAP_FETCH_WRITE_NOMEM;

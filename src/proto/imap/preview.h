@@ -20,6 +20,12 @@
  * before its first words). */
 #define IMAP_PREVIEW_SCAN_MAX (256 * 1024)
 
+/* Message bytes read for a FETCH whose only use of the body is PREVIEW:
+ * the first text part of a real message starts well before this (the
+ * parser takes a cut-off message as it comes), so a folder's previews do
+ * not read every attachment. */
+#define IMAP_PREVIEW_READ_MAX (256 * 1024)
+
 /* Writes the preview of text [0, len) into out (cap >= IMAP_PREVIEW_MAX_BYTES
  * + 1, NUL-terminated); returns its length in bytes. html: text/html, whose
  * tags, comments, <style>/<script> contents are dropped and a few entities
@@ -28,7 +34,7 @@
  * row; for plain text, lines starting with '>' (quoted replies) are left out. */
 size_t imap_preview_normalize(const char *text, size_t len, bool html, char *out, size_t cap);
 
-/* The preview of the raw message [0, size): *preview_r is a heap string
+/* The preview of the raw message [0, size) (or its first bytes): *preview_r is a heap string
  * (free()), "" when the message has no text part. 0, or -1 when out of
  * memory. */
 int imap_preview_text(const char *raw, size_t size, char **preview_r);
