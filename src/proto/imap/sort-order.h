@@ -17,6 +17,7 @@ struct imap_sort_msg {
 	int64_t arrival;        /* INTERNALDATE, unix seconds */
 	int64_t date;           /* sent date (Date:), or INTERNALDATE without one */
 	uint64_t size;
+	uint64_t modseq;        /* for the MODSEQ of ESORT's MIN and MAX */
 	char *keys[IMAP_SORT_DISPLAYTO + 1]; /* by enum imap_sort_key; string keys only */
 };
 
