@@ -52,6 +52,7 @@ static int sort_prepare(void *arg, const struct imap_sort_match *matches, size_t
 		st->msgs[i].arrival = matches[i].internal_date;
 		st->msgs[i].date = matches[i].internal_date;
 		st->msgs[i].size = matches[i].size;
+		st->msgs[i].modseq = matches[i].modseq;
 	}
 	return st->needs != 0;
 }
@@ -168,8 +169,20 @@ static int write_result(struct imap_session *s, const struct imap_cmd *cmd,
 			imap_out_add(s, " ALL ", 5);
 			write_sorted_set(s, ids, n);
 		}
-		if (sp->uses_modseq && n > 0)
-			imap_out_printf(s, " MODSEQ %" PRIu64, max_modseq);
+		if (sp->uses_modseq && n > 0) {
+			/* RFC 4731 §3.2: MIN or MAX alone gives that message's
+			 * mod-sequence, both (without ALL or COUNT) the higher of
+			 * their two; MIN and MAX are first and last in sort order */
+			uint64_t ms = max_modseq;
+			bool min = (o & IMAP_SEARCH_RETURN_MIN) != 0;
+			bool max = (o & IMAP_SEARCH_RETURN_MAX) != 0;
+			if ((min || max) &&
+			    (o & (IMAP_SEARCH_RETURN_ALL | IMAP_SEARCH_RETURN_COUNT)) == 0) {
+				uint64_t first = msgs[0].modseq, last = msgs[n - 1].modseq;
+				ms = !max ? first : !min ? last : first > last ? first : last;
+			}
+			imap_out_printf(s, " MODSEQ %" PRIu64, ms);
+		}
 		imap_out_add(s, "\r\n", 2);
 	}
 	free(ids);
