@@ -113,3 +113,34 @@ def test_plain_search_still_returns_the_highest(seen4):
     c, ms = seen4
     untagged = c.ok("SEARCH 1:3 MODSEQ 1")
     assert f"* SEARCH 1 2 3 (MODSEQ {ms[2]})".encode() in untagged
+
+
+def esort(c, criteria):
+    """The one ESEARCH line (without its TAG part) of SORT criteria."""
+    tag = c.tag()
+    c.send(f"{tag} SORT {criteria}\r\n")
+    untagged, tagged = c.wait(tag)
+    assert tagged.startswith("OK"), tagged
+    lines = [r for r in untagged if r.startswith(b"* ESEARCH")]
+    assert len(lines) == 1, untagged
+    prefix = f'* ESEARCH (TAG "{tag}")'.encode()
+    assert lines[0].startswith(prefix), lines[0]
+    return lines[0][len(prefix):].decode()
+
+
+def test_esort_min_and_max_alone_return_the_modseq_of_that_message(seen4):
+    """ESORT (RFC 5267 §3.1) answers with the ESEARCH response and its
+    result options, so the rule is the same: MIN and MAX are the first and
+    last messages in the sort order, and MODSEQ is theirs (the subjects
+    "esearch modseq N" sort as the sequence numbers do)."""
+    c, ms = seen4
+    assert esort(c, "RETURN (MIN) (REVERSE SUBJECT) UTF-8 1:3 MODSEQ 1") == f" MIN 3 MODSEQ {ms[3]}"
+    assert esort(c, "RETURN (MAX) (REVERSE SUBJECT) UTF-8 1:3 MODSEQ 1") == f" MAX 1 MODSEQ {ms[1]}"
+    assert esort(c, "RETURN (MIN MAX) (REVERSE SUBJECT) UTF-8 2:4 MODSEQ 1") == \
+        f" MIN 4 MAX 2 MODSEQ {ms[4]}"
+    assert esort(c, "RETURN (MIN MAX) (SUBJECT) UTF-8 1:3 MODSEQ 1") == \
+        f" MIN 1 MAX 3 MODSEQ {ms[3]}"
+    assert esort(c, "RETURN (COUNT MIN) (SUBJECT) UTF-8 1:3 MODSEQ 1") == \
+        f" MIN 1 COUNT 3 MODSEQ {ms[2]}"
+    assert esort(c, "RETURN (ALL) (REVERSE SUBJECT) UTF-8 1:3 MODSEQ 1") == \
+        f" ALL 3,2,1 MODSEQ {ms[2]}"
