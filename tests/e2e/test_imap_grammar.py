@@ -493,8 +493,6 @@ def test_partial(c):
     bad(c, "FETCH 1 (BODY.PEEK[]<.4>)")
 
 
-@pytest.mark.xfail(strict=True, reason="the parser reads a FETCH section as one atom; a "
-                   "literal inside its brackets is not taken yet (fetch-parse.c)")
 def test_header_list_literal(c):
     """header-list = "(" header-fld-name *(SP header-fld-name) ")";
     header-fld-name = astring: a header name may be a quoted string or a

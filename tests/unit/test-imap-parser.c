@@ -294,6 +294,41 @@ static void test_literal_inside_list(void **state)
 	imap_cmd_free(&cmd);
 }
 
+static void expect_recoverable(struct imap_parser *p, const char *in, size_t len,
+			       const char *err_want, const char *tag_want);
+
+/* header-fld-name = astring: a literal inside a FETCH section's header-list
+ * becomes a quoted string in the section atom, byte by byte or whole. */
+static void test_literal_inside_section(void **state)
+{
+	struct imap_parser *p = *state;
+	static const char in[] = "f FETCH 1 (BODY.PEEK[HEADER.FIELDS ({7}\r\nSubject)] UID)\r\n";
+	size_t at[] = { 41 };
+	struct imap_cmd *cmd = drip_ok(p, S(in), at, 1);
+	assert_int_equal(cmd->arg_count, 2);
+	assert_int_equal(cmd->args[1].list_count, 2);
+	assert_arg(&cmd->args[1].list[0], IMAP_ARG_ATOM, "BODY.PEEK[HEADER.FIELDS (\"Subject\")]");
+	assert_arg(&cmd->args[1].list[1], IMAP_ARG_ATOM, "UID");
+	imap_cmd_free(&cmd);
+
+	cmd = parse_ok(p, S("g FETCH 1 BODY[HEADER.FIELDS.NOT ({4+}\r\nFrom {3+}\r\na\"\\ X)]<0.10>\r\n"),
+		       0);
+	assert_int_equal(cmd->arg_count, 2);
+	assert_arg(&cmd->args[1], IMAP_ARG_ATOM,
+		   "BODY[HEADER.FIELDS.NOT (\"From\" \"a\\\"\\\\\" X)]<0.10>");
+	imap_cmd_free(&cmd);
+
+	/* no quoted string holds a CR */
+	expect_recoverable(p, S("h FETCH 1 BODY[HEADER.FIELDS ({2+}\r\na\r)]\r\n"),
+			   "Invalid characters in atom", "h");
+	/* outside a header-list a literal is no part of the atom */
+	cmd = parse_ok(p, S("i SELECT [x {3+}\r\nabc\r\n"), 0);
+	assert_int_equal(cmd->arg_count, 2);
+	assert_arg(&cmd->args[0], IMAP_ARG_ATOM, "[x");
+	assert_arg(&cmd->args[1], IMAP_ARG_LITERAL, "abc");
+	imap_cmd_free(&cmd);
+}
+
 /* An unclosed '[' is an ordinary atom char (RFC 3501 ATOM-CHAR). */
 static void test_open_bracket_atom(void **state)
 {
@@ -944,6 +979,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_literal_inside_list, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_utf8_quoted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_open_bracket_atom, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_literal_inside_section, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_split_invariance, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pipelining, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recoverable_errors, setup, teardown),

@@ -68,6 +68,11 @@ struct imap_parser {
 	char skip_tail[SKIP_TAIL];  /* last bytes of a line being skipped */
 	size_t skip_tail_len;
 
+	char *atom_part;            /* an atom whose section holds a literal, so far */
+	size_t atom_part_len;
+	bool lit_in_atom;           /* the literal being read goes into atom_part */
+	bool atom_bad;              /* that literal cannot stand in a quoted string */
+
 	bool discarding;            /* a refused command's {n+} literals are skipped */
 	uint64_t discard_left;      /* bytes of the literal still to throw away */
 	const char *discard_err;    /* the refusal, reported once all is skipped */
@@ -172,6 +177,10 @@ static void drop_command(struct imap_parser *p)
 	free(p->lit);
 	p->lit = NULL;
 	p->lit_len = p->lit_cap = p->lit_size = 0;
+	free(p->atom_part);
+	p->atom_part = NULL;
+	p->atom_part_len = 0;
+	p->lit_in_atom = p->atom_bad = false;
 	p->msg_total = p->other_total = 0;
 	p->cmd_text = 0;
 	p->cont_pending = false;
@@ -422,16 +431,33 @@ static enum frag read_quoted(struct imap_parser *p, const char *s, size_t n, siz
 	return FRAG_DONE;
 }
 
-/* Skips "[...]" inside an atom; the section text may hold spaces, lists and
- * quoted header names (RFC 3501 section / header-list). */
-static bool skip_brackets(const char *s, size_t n, size_t *i_r)
+/* Whether s[i..n) is a literal header "{n}" / "{n+}" ending the fragment. */
+static bool literal_header_ends(const char *s, size_t n, size_t i)
+{
+	size_t j = i + 1;
+	while (j < n && s[j] >= '0' && s[j] <= '9')
+		j++;
+	if (j == i + 1)
+		return false;
+	if (j < n && s[j] == '+')
+		j++;
+	return j + 1 == n && s[j] == '}';
+}
+
+/* Scans the inside of "[...]" in an atom from s[i] (just after the '['); the
+ * section text may hold spaces, lists and quoted header names (RFC 3501
+ * section / header-list, header-fld-name = astring). 1 = closed, *i_r after
+ * the ']'; 2 = a literal header-fld-name's header ends the fragment inside
+ * a header-list, *i_r at its '{'; 0 = not a section. parens: the lists
+ * already open (1 after such a literal). */
+static int scan_brackets(const char *s, size_t n, size_t i, unsigned parens, size_t *i_r)
 {
 	bool quoted = false;
 
-	for (size_t i = *i_r + 1; i < n; i++) {
+	for (; i < n; i++) {
 		unsigned char c = (unsigned char)s[i];
 		if (c < 0x20 || c >= 0x7f)
-			return false;
+			return 0;
 		if (quoted) {
 			if (c == '\\' && i + 1 < n)
 				i++;
@@ -439,21 +465,67 @@ static bool skip_brackets(const char *s, size_t n, size_t *i_r)
 				quoted = false;
 		} else if (c == '"') {
 			quoted = true;
-		} else if (c == '[' || c == '{') {
-			return false;
+		} else if (c == '(') {
+			parens++;
+		} else if (c == ')') {
+			parens -= parens > 0;
+		} else if (c == '{') {
+			if (parens == 0 || !literal_header_ends(s, n, i))
+				return 0;
+			*i_r = i;
+			return 2;
+		} else if (c == '[') {
+			return 0;
 		} else if (c == ']') {
 			*i_r = i + 1;
-			return true;
+			return 1;
 		}
 	}
-	return false;
+	return 0;
 }
 
-static enum frag read_atom(struct imap_parser *p, const char *s, size_t n, size_t *i_r,
-			   struct imap_arg *a)
+static bool atom_part_add(struct imap_parser *p, const char *s, size_t n)
 {
-	size_t start = *i_r, i = start;
+	char *np = realloc(p->atom_part, p->atom_part_len + n + 1);
+	if (np == NULL)
+		return false;
+	memcpy(np + p->atom_part_len, s, n);
+	p->atom_part = np;
+	p->atom_part_len += n;
+	np[p->atom_part_len] = '\0';
+	return true;
+}
 
+static enum frag read_literal_header(struct imap_parser *p, const char *s, size_t n, size_t i);
+
+/* The atom s[start..hdr) goes on after the literal whose header is at hdr:
+ * the literal becomes a quoted string inside it (BODY[HEADER.FIELDS ({7}
+ * CRLF Subject)] reads as BODY[HEADER.FIELDS ("Subject")]). */
+static enum frag atom_literal(struct imap_parser *p, const char *s, size_t n, size_t start,
+			      size_t hdr)
+{
+	if (!atom_part_add(p, s + start, hdr - start))
+		return p->err = err_nomem, FRAG_FATAL;
+	enum frag r = read_literal_header(p, s, n, hdr);
+	if (r == FRAG_LITERAL)
+		p->lit_in_atom = true;
+	return r;
+}
+
+/* An atom, or (inside) the rest of one that a literal interrupted. */
+static enum frag read_atom(struct imap_parser *p, const char *s, size_t n, size_t *i_r,
+			   struct imap_arg *a, bool inside)
+{
+	size_t start = *i_r, i = start, j;
+
+	if (inside) {
+		int b = scan_brackets(s, n, i, 1, &j);
+		if (b == 2)
+			return atom_literal(p, s, n, start, j);
+		if (b == 0)
+			return frag_error(p, err_atom);
+		i = j;
+	}
 	while (i < n) {
 		unsigned char c = (unsigned char)s[i];
 		if (c == ' ' || c == ')' || c == '(' || c == '{' || c == '"')
@@ -462,18 +534,28 @@ static enum frag read_atom(struct imap_parser *p, const char *s, size_t n, size_
 			return frag_error(p, err_atom);
 		/* RFC 3501 lets '[' stand in an atom; only a closed "[...]" is
 		 * taken as a FETCH section that may hold spaces. */
-		if (c == '[' && skip_brackets(s, n, &i))
-			continue;
+		if (c == '[') {
+			int b = scan_brackets(s, n, i + 1, 0, &j);
+			if (b == 2)
+				return atom_literal(p, s, n, start, j);
+			if (b == 1) {
+				i = j;
+				continue;
+			}
+		}
 		i++;
 	}
-	if (i == start)
+	if (i == start && !inside)
 		return frag_error(p, err_atom);
-	char *str = dup_mem(s + start, i - start);
-	if (str == NULL)
+	if (!atom_part_add(p, s + start, i - start))
 		return p->err = err_nomem, FRAG_FATAL;
-	bool nil = i - start == 3 && strncasecmp(str, "NIL", 3) == 0;
+	char *str = p->atom_part;
+	size_t len = p->atom_part_len;
+	p->atom_part = NULL;
+	p->atom_part_len = 0;
+	bool nil = len == 3 && strncasecmp(str, "NIL", 3) == 0;
 	*a = (struct imap_arg){ .type = nil ? IMAP_ARG_NIL : IMAP_ARG_ATOM, .str = str,
-				.len = i - start };
+				.len = len };
 	*i_r = i;
 	return FRAG_DONE;
 }
@@ -555,6 +637,19 @@ static enum frag tokenise(struct imap_parser *p, const char *s, size_t n)
 
 	if (p->cmd == NULL && (r = read_tag_name(p, s, n, &i)) != FRAG_DONE)
 		return r;
+	if (p->atom_part != NULL) {
+		/* an atom's section goes on after its literal */
+		struct imap_arg a;
+		if (p->atom_bad)
+			return frag_error(p, err_atom);
+		if ((r = read_atom(p, s, n, &i, &a, true)) != FRAG_DONE)
+			return r;
+		if (!arg_push(&p->stack[p->depth], &a)) {
+			free(a.str);
+			return p->err = err_nomem, FRAG_FATAL;
+		}
+		p->need_sep = true;
+	}
 	while (i < n) {
 		char c = s[i];
 		struct imap_arg a;
@@ -572,6 +667,7 @@ static enum frag tokenise(struct imap_parser *p, const char *s, size_t n)
 		}
 		if (p->need_sep)
 			return frag_error(p, err_space);
+
 		if (c == '(') {
 			if (p->depth >= TERN_IMAP_PARSER_DEPTH_MAX)
 				return frag_error(p, err_depth);
@@ -581,7 +677,7 @@ static enum frag tokenise(struct imap_parser *p, const char *s, size_t n)
 		}
 		if (c == '{' || (c == '~' && i + 1 < n && s[i + 1] == '{'))
 			return read_literal_header(p, s, n, i);
-		r = c == '"' ? read_quoted(p, s, n, &i, &a) : read_atom(p, s, n, &i, &a);
+		r = c == '"' ? read_quoted(p, s, n, &i, &a) : read_atom(p, s, n, &i, &a, false);
 		if (r != FRAG_DONE)
 			return r;
 		if (!arg_push(&p->stack[p->depth], &a)) {
@@ -723,9 +819,35 @@ static bool literal_append(struct imap_parser *p, const uint8_t *data, size_t n)
 	return true;
 }
 
+/* A literal inside an atom's section becomes a quoted string there; one that
+ * no quoted string can hold fails the command when its line is read. */
+static bool literal_into_atom(struct imap_parser *p)
+{
+	bool ok = atom_part_add(p, "\"", 1);
+	for (size_t i = 0; ok && i < p->lit_len; i++) {
+		char c = p->lit[i];
+		if ((unsigned char)c < 0x20 || (unsigned char)c >= 0x7f)
+			p->atom_bad = true;
+		else if (c == '"' || c == '\\')
+			ok = atom_part_add(p, "\\", 1) && atom_part_add(p, &c, 1);
+		else
+			ok = atom_part_add(p, &c, 1);
+	}
+	ok = ok && atom_part_add(p, "\"", 1);
+	free(p->lit);
+	p->lit = NULL;
+	p->lit_len = p->lit_cap = p->lit_size = 0;
+	p->lit_in_atom = false;
+	p->need_sep = false;
+	p->st = ST_LINE;
+	return ok;
+}
+
 /* The literal is complete: it becomes an argument. */
 static bool literal_finish(struct imap_parser *p)
 {
+	if (p->lit_in_atom)
+		return literal_into_atom(p);
 	if (p->lit == NULL && !literal_append(p, NULL, 0))
 		return false;
 	p->lit[p->lit_len] = '\0';
