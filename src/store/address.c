@@ -373,6 +373,8 @@ static void parse_group(struct parser *p, char *name)
 static void parse_address(struct parser *p, bool in_group)
 {
 	struct buf phrase = { 0 }, local = { 0 };
+	size_t name_len = 0;   /* words before the local part ("Name user@host") */
+	bool after_dot = false;
 	struct tok t;
 	p->lx.comment = NULL;
 	for (;;) {
@@ -390,8 +392,16 @@ static void parse_address(struct parser *p, bool in_group)
 		}
 		lex(&p->lx, &t);
 		if (t.kind == T_WORD || t.kind == T_QUOTED || t.kind == T_LITERAL) {
-			if (t.space_before && phrase.n > 0)
+			if (t.space_before && phrase.n > 0) {
+				/* a word after a space starts the local part anew,
+				 * unless a dot joins it ("john . doe@x") */
+				if (!after_dot) {
+					name_len = phrase.n;
+					local.n = 0;
+				}
 				buf_addc(&phrase, ' ');
+			}
+			after_dot = false;
 			if (t.kind == T_QUOTED) {
 				buf_add_unescaped(&phrase, t.p, t.n);
 				buf_add_unescaped(&local, t.p, t.n);
@@ -402,6 +412,7 @@ static void parse_address(struct parser *p, bool in_group)
 		} else if (t.kind == T_DOT) {
 			buf_addc(&phrase, '.');
 			buf_addc(&local, '.');
+			after_dot = true;
 		} else if (t.c == ':' && !in_group) {
 			char *name = take_or_oom(p, &phrase);
 			buf_free(&local);
@@ -427,6 +438,12 @@ static void parse_address(struct parser *p, bool in_group)
 				if (comment.s != NULL)
 					g_strstrip(comment.s);
 				comment.n = comment.s != NULL ? strlen(comment.s) : 0;
+			}
+			if (name_len > 0 && !phrase.oom) {
+				/* "Name user@host" (no angle brackets): the words
+				 * before the address are its name */
+				buf_free(&comment);
+				buf_add(&comment, phrase.s, name_len);
 			}
 			buf_free(&phrase);
 			char *name = take_nonempty(p, &comment);

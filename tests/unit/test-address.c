@@ -143,7 +143,11 @@ static void test_odd(void **state)
 	check("\"unterminated <a@b>", "(NIL NIL \"unterminated <a@b>\" \"\")");
 	check("a@", "(NIL NIL \"a\" \"\")");
 	check("@b", "(NIL NIL \"\" \"b\")");
-	check("a: b: c@d;", "(NIL NIL \"a\" NIL)(NIL NIL \"bc\" \"d\")(NIL NIL NIL NIL)");
+	check("a: b: c@d;", "(NIL NIL \"a\" NIL)(\"b\" NIL \"c\" \"d\")(NIL NIL NIL NIL)");
+	/* words before a bare address: its name, as if in angle brackets */
+	check("\"quoted name\" user@host", "(\"quoted name\" NIL \"user\" \"host\")");
+	check("Some  Name user@host (c)", "(\"Some Name\" NIL \"user\" \"host\")");
+	check("x . y z.w@h", "(\"x. y\" NIL \"z.w\" \"h\")");
 }
 
 static void test_text(void **state)
