@@ -36,8 +36,15 @@ IMAP_HANDLER(cmd_id)
 	/* RFC 2971 §3.3: a list of field/value pairs or NIL; we only log it */
 	const struct imap_arg *list;
 	size_t count;
-	if (cmd->arg_count != 1 ||
-	    (cmd->args[0].type != IMAP_ARG_NIL && !imap_arg_list(&cmd->args[0], &list, &count))) {
+	const char *f;
+	size_t flen;
+	bool ok = cmd->arg_count == 1 &&
+		  (cmd->args[0].type == IMAP_ARG_NIL ||
+		   (imap_arg_list(&cmd->args[0], &list, &count) && count % 2 == 0));
+	/* id-params-list = "(" *(string SP nstring) ")" / nil */
+	for (size_t i = 0; ok && cmd->args[0].type != IMAP_ARG_NIL && i < count; i += 2)
+		ok = imap_arg_string(&list[i], &f, &flen) && imap_arg_nstring(&list[i + 1], &f, &flen);
+	if (!ok) {
 		imap_bad(s, cmd, "Invalid arguments");
 		return IMAP_CMD_DONE;
 	}
