@@ -564,3 +564,58 @@ def test_status_att_list(c):
     bad(c, "STATUS INBOX (MESSAGES FROB)")
     bad(c, "STATUS INBOX MESSAGES")
     c.ok("STATUS INBOX (messages uidnext)")
+
+
+def test_literal_plus_over_preauth_limit(node):
+    """RFC 7888 section 4: before login a literal may be a user name or a
+    password only (at most max_literal_size, 2 KiB here, and never more than
+    LITERAL-'s 4096 bytes): a {3000+} one is read, thrown away and refused
+    with [TOOBIG]; the session goes on and can log in. One far past the
+    limit ends the connection (test_hostile_imap.py)."""
+    with Raw(node) as c:
+        junk = b"y" * 2990 + b"\r\nX NOOP"
+        c.send(b"L1 LOGIN {%d+}\r\n" % len(junk) + junk + b" pw\r\n")
+        _, t = c.wait("L1")
+        assert "[TOOBIG]" in t and (t.startswith("NO") or t.startswith("BAD")), t
+        c.login()
+        c.ok("NOOP")
+
+
+def test_select_params_and_enable(c):
+    """select = "SELECT" SP mailbox [select-params] (RFC 4466); enable =
+    "ENABLE" 1*(SP capability): (CONDSTORE) is a select-param, ENABLE takes
+    atoms and ignores ones it does not know, and needs at least one."""
+    append(c, "p")
+    untagged = c.ok("SELECT INBOX (CONDSTORE)")
+    assert any(b"HIGHESTMODSEQ" in r for r in untagged), untagged
+    c.ok("ENABLE X-UNKNOWN-THING")
+    bad(c, "ENABLE")
+    bad(c, "SELECT INBOX (CONDSTORE")
+
+
+def test_id_nil_and_list(c):
+    """id = "ID" SP id-params-list; id-params-list = "(" *(string SP nstring)
+    ")" / nil (RFC 2971): NIL and a list of string pairs are taken; an odd
+    list is BAD."""
+    c.ok("ID NIL")
+    c.ok('ID ("name" "grammar-test" "version" NIL)')
+    bad(c, 'ID ("name")')
+
+
+def test_uid_expunge_and_copy_sequence_sets(c):
+    """uid-expunge = "UID EXPUNGE" SP sequence-set (RFC 4315); copy = "COPY" SP
+    sequence-set SP mailbox: ranges, "*" and "$" work here as in FETCH."""
+    for s in ("a", "b", "c", "d"):
+        append(c, s)
+    c.ok("CREATE Dest")
+    c.select()
+    c.ok("COPY 3:* Dest")
+    c.ok("SEARCH RETURN (SAVE) SUBJECT a")
+    c.ok("COPY $ Dest")
+    untagged = c.ok("STATUS Dest (MESSAGES)")
+    assert any(b"(MESSAGES 3)" in r for r in untagged), untagged
+    c.ok("STORE 1:2 +FLAGS.SILENT (\\Deleted)")
+    untagged = c.ok("UID EXPUNGE 2:1")
+    assert len([r for r in untagged if r.endswith(b" EXPUNGE")]) == 2, untagged
+    assert c.search("ALL") == [1, 2]
+    bad(c, "UID EXPUNGE")
