@@ -114,6 +114,21 @@ def test_flag_keyword_excludes_atom_specials(c):
     assert flags_line(c) == []
 
 
+def test_flag_list_empty_and_flag_perm(c):
+    """flag-list = "(" [flag *(SP flag)] ")": () is the empty list, so
+    `STORE 1 FLAGS ()` clears the flags; "\\*" is flag-perm, a response-only
+    form, and no flag a client may store."""
+    append(c, "empty", extra=" (\\Seen kw)")
+    c.select()
+    assert sorted(flags_line(c)) == [b"\\Seen", b"kw"]
+    c.ok("STORE 1 FLAGS ()")
+    assert flags_line(c) == []
+    _, t = c.cmd("STORE 1 +FLAGS (\\*)")
+    assert t.startswith("BAD") or t.startswith("NO"), t
+    bad(c, "STORE 1 +FLAGS (kw")
+    assert flags_line(c) == []
+
+
 # ------------------------------------------------------------------ strings
 
 def test_quoted_escapes(c):
