@@ -288,6 +288,51 @@ static void test_groups_and_quoting(void **state)
 	cache_free(&c);
 }
 
+/* The issue's cases: comments inside an address, a group and an empty
+ * group, a source route; and the addresses SEARCH reads are the same. */
+static void test_envelope_addresses(void **state)
+{
+	(void)state;
+	static const char msg[] =
+		"From: <user-from (comment)@ (comment) domain.org>\r\n"
+		"Sender: Name <@route:user@domain>\r\n"
+		"Reply-To: user@domain (Real Name)\r\n"
+		"To: empty:;\r\n"
+		"Cc: user2: blah@domain1.org;\r\n"
+		"Bcc: =?utf-8?q?J=C3=B6rg?= <j@example.de>\r\n"
+		"\r\n"
+		"x";
+	struct store_msg_cache c = summarize(msg);
+	assert_string_equal(c.envelope,
+		"(NIL NIL "
+		"((NIL NIL \"user-from\" \"domain.org\")) "
+		"((\"Name\" \"@route\" \"user\" \"domain\")) "
+		"((\"Real Name\" NIL \"user\" \"domain\")) "
+		"((NIL NIL \"empty\" NIL)(NIL NIL NIL NIL)) "
+		"((NIL NIL \"user2\" NIL)(NIL NIL \"blah\" \"domain1.org\")(NIL NIL NIL NIL)) "
+		"((\"=?utf-8?q?J=C3=B6rg?=\" NIL \"j\" \"example.de\")) "
+		"NIL NIL)");
+	cache_free(&c);
+
+	struct mail_address_list l;
+	assert_int_equal(mime_header_addresses(msg, sizeof(msg) - 1, "from", &l), 1);
+	assert_int_equal(l.count, 1);
+	assert_string_equal(l.a[0].mailbox, "user-from");
+	assert_string_equal(l.a[0].domain, "domain.org");
+	mail_address_list_clear(&l);
+	assert_int_equal(mime_header_addresses(msg, sizeof(msg) - 1, "CC", &l), 1);
+	assert_int_equal(l.count, 3);
+	assert_true(mail_address_is_group_start(&l.a[0]));
+	assert_true(mail_address_is_group_end(&l.a[2]));
+	mail_address_list_clear(&l);
+	assert_int_equal(mime_header_addresses(msg, sizeof(msg) - 1, "X-None", &l), 0);
+	/* the first of two fields, as ENVELOPE takes it */
+	static const char two[] = "To: a@b\r\nTo: c@d\r\n\r\n";
+	assert_int_equal(mime_header_addresses(two, sizeof(two) - 1, "to", &l), 1);
+	assert_string_equal(l.a[0].mailbox, "a");
+	mail_address_list_clear(&l);
+}
+
 static void test_missing_headers(void **state)
 {
 	(void)state;
@@ -579,6 +624,7 @@ int main(void)
 		cmocka_unit_test(test_alternative),
 		cmocka_unit_test(test_nested_rfc822),
 		cmocka_unit_test(test_groups_and_quoting),
+		cmocka_unit_test(test_envelope_addresses),
 		cmocka_unit_test(test_missing_headers),
 		cmocka_unit_test(test_encoded_words),
 		cmocka_unit_test(test_8bit_literal),
