@@ -22,6 +22,7 @@ struct imap_seqset;
 struct auth_request;
 struct lookup_request;
 struct notify_watcher;
+struct imap_notify;
 struct tern_config;
 
 extern const struct conn_proto imap_proto;
@@ -101,6 +102,7 @@ struct imap_session {
 	void (*line_handler)(struct imap_session *s, char *line);
 	struct notify_watcher *watcher; /* change notification, after login */
 	bool changes_pending;        /* another session or a delivery changed the store */
+	struct imap_notify *notify;  /* NOTIFY SET (cmd-notify.c), or NULL */
 	bool in_input;               /* session.c: inside the input loop */
 	uint64_t user_modseq;        /* store_highestmodseq() at the last sync */
 	/* The quota limit in force (bytes, 0 = none): read with the login's
