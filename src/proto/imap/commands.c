@@ -2,6 +2,7 @@
  * and how mailbox changes may be reported before its tagged reply. The
  * dispatcher in session.c checks state and UID use, so handlers never do. */
 #include "proto/imap/commands.h"
+#include "proto/imap/cmd-notify.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +38,7 @@ static const struct imap_command commands[] = {
 	{"MOVE", cmd_copy, SELECTED, IMAP_CMD_UID_OK},
 	{"NAMESPACE", cmd_namespace, AUTH, IMAP_CMD_NO_ARGS},
 	{"NOOP", cmd_noop, ANY, IMAP_CMD_NO_ARGS},
+	{"NOTIFY", cmd_notify, AUTH, 0},
 	{"RENAME", cmd_rename, AUTH, 0},
 	{"SEARCH", cmd_search, SELECTED, IMAP_CMD_UID_OK | IMAP_CMD_SYNC_NO_EXPUNGE},
 	{"SELECT", cmd_select, AUTH, IMAP_CMD_NO_SYNC},
