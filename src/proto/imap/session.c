@@ -17,6 +17,7 @@
 #include "core/lock.h"
 #include "core/log.h"
 #include "proto/auth.h"
+#include "proto/imap/cmd-notify.h"
 #include "proto/imap/commands.h"
 #include "proto/reply.h"
 #include "proxy/session-open.h"
@@ -225,6 +226,7 @@ void imap_command_finished(struct imap_session *s)
 	imap_cmd_free(&s->pending);
 	if (close_if_stopping(s))
 		return;
+	imap_notify_after_command(s);
 	/* inside the input loop this only re-enables reading; the loop goes on */
 	conn_resume(s->conn);
 }
@@ -273,6 +275,7 @@ static void dispatch(struct imap_session *s, struct imap_cmd *cmd)
 	}
 	s->current = NULL;
 	imap_cmd_free(&cmd);
+	imap_notify_after_command(s);
 }
 
 /* One step of raw-line mode: false when more input is needed. */
@@ -442,6 +445,10 @@ static void session_changed(struct notify_watcher *w)
 	if (moved_away(s))
 		return;
 	s->changes_pending = true;
+	if (s->notify != NULL) {
+		imap_notify_wake(s);    /* IDLE included: NOTIFY decides what goes out */
+		return;
+	}
 	if (!s->idling || s->view == NULL || s->conn->closing)
 		return;
 	if (imap_session_unpark_store(s) < 0)
@@ -663,6 +670,7 @@ static void imap_free(struct conn *c)
 	if (s->cmd_state != NULL && s->cmd_state_free != NULL)
 		s->cmd_state_free(s->cmd_state);
 	imap_cmd_free(&s->pending);
+	imap_notify_free(&s->notify);
 	imap_view_close(s);
 	store_close(&s->store);
 	free(s->user);
