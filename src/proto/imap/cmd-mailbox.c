@@ -169,6 +169,7 @@ static void mailbox_write_done(struct imap_session *s, struct imap_cmd *cmd, voi
 		/* before the reply: its sync reads the view's folder by name */
 		imap_store_error(s, cmd, w->operation, TERN_ERR_NOMEM);
 	} else {
+		imap_notify_changed(s);   /* NOTIFY sessions report names, subscriptions */
 		imap_tagged(s, cmd, "%s", w->ok);
 	}
 	mailbox_write_free(w);
