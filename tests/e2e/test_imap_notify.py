@@ -1,0 +1,306 @@
+"""NOTIFY (RFC 5465): one session sets NOTIFY, another changes the store
+(APPEND, EXPUNGE, CREATE, RENAME, DELETE, SUBSCRIBE, LMTP delivery), and
+the first one sees untagged STATUS (mailboxes not selected, section 5.2-5.3),
+EXISTS (the selected mailbox with a SELECTED filter, section 5.1) and LIST
+(MailboxName, SubscriptionChange: section 5.4-5.5) responses without sending
+a command, or in IDLE. Bad events are NO [BADEVENT], bad syntax BAD, and the
+connection goes on. Every wait has a deadline."""
+
+import re
+import time
+
+import pytest
+
+from imap_helpers import Raw, capabilities, deliver, imap_node, parse_sexp
+
+MSG = b"From: a@a.test\r\nTo: alice@example.org\r\nSubject: notify\r\n\r\nhello\r\n"
+
+# RFC 5465 section 3's shape, the brief's exact bytes
+SET_EXAMPLE = ("NOTIFY SET (SELECTED (MessageNew (UID FLAGS) MessageExpunge FlagChange)) "
+               "(PERSONAL (MessageNew MessageExpunge MailboxName SubscriptionChange))")
+
+
+@pytest.fixture
+def node(make_ternd):
+    return imap_node(make_ternd, max_bad_commands=100)
+
+
+def append(c, folder="Lists"):
+    _, t = c.cmd_literal(f"APPEND {folder}", MSG)
+    assert t.startswith("OK"), t
+
+
+def wait_for(c, pattern, timeout=10):
+    """Reads unsolicited responses until one matches pattern; returns
+    (the match, everything read before it)."""
+    deadline = time.monotonic() + timeout
+    seen = []
+    while True:
+        remaining = deadline - time.monotonic()
+        assert remaining > 0, f"no {pattern!r} within {timeout}s; got {seen!r}"
+        r = c.poll(remaining)
+        if r is None:
+            continue
+        if re.match(pattern, r):
+            return r, seen
+        seen.append(r)
+
+
+def status_items(line):
+    items = parse_sexp(line, len(b"* STATUS "))
+    lst = items[-1]
+    return str(items[0]), {str(lst[i]).upper(): int(lst[i + 1]) for i in range(0, len(lst), 2)}
+
+
+def two(node):
+    a = Raw(node).login()
+    b = Raw(node).login()
+    return a, b
+
+
+def test_notify_capability(node):
+    with Raw(node) as c:
+        c.login()
+        assert "NOTIFY" in capabilities(c.ok("CAPABILITY"))
+
+
+def test_set_example_and_none(node):
+    with Raw(node) as c:
+        c.login()
+        c.ok("SELECT INBOX")
+        c.ok(SET_EXAMPLE)
+        c.ok("NOTIFY NONE")
+        c.ok("NOOP")
+
+
+def test_status_when_another_session_appends(node):
+    a, b = two(node)
+    with a, b:
+        a.ok("CREATE Lists")
+        a.ok("NOTIFY SET (PERSONAL (MessageNew MessageExpunge))")
+        append(b)
+        line, _ = wait_for(a, rb"\* STATUS ")
+        name, items = status_items(line)
+        assert name == "Lists"
+        assert items["MESSAGES"] == 1 and items["UIDNEXT"] == 2 and items["UNSEEN"] == 1
+        assert "UIDVALIDITY" in items and "HIGHESTMODSEQ" not in items
+        append(b)
+        line, _ = wait_for(a, rb"\* STATUS ")
+        assert status_items(line)[1]["MESSAGES"] == 2
+        a.ok("NOOP")
+
+
+def test_status_on_expunge(node):
+    a, b = two(node)
+    with a, b:
+        b.ok("CREATE Lists")
+        append(b)
+        a.ok("NOTIFY SET (SUBTREE Lists (MessageNew MessageExpunge))")
+        b.ok("SELECT Lists")
+        b.ok("STORE 1 +FLAGS (\\Deleted)")
+        b.ok("EXPUNGE")
+        line, _ = wait_for(a, rb"\* STATUS ")
+        name, items = status_items(line)
+        assert name == "Lists" and items["MESSAGES"] == 0 and items["UIDNEXT"] == 2
+
+
+def test_delivery_to_inboxes_in_idle(node):
+    a = Raw(node).login()
+    with a:
+        a.ok("NOTIFY SET (INBOXES (MessageNew MessageExpunge))")
+        a.send("I1 IDLE\r\n")
+        assert a.response().startswith(b"+")
+        deliver(node)
+        line, _ = wait_for(a, rb"\* STATUS ")
+        name, items = status_items(line)
+        assert name == "INBOX" and items["MESSAGES"] == 1
+        a.send("DONE\r\n")
+        _, tagged = a.wait("I1")
+        assert tagged.startswith("OK")
+
+
+def test_condstore_adds_highestmodseq(node):
+    a, b = two(node)
+    with a, b:
+        a.ok("CREATE Lists")
+        a.ok("ENABLE CONDSTORE")
+        a.ok("NOTIFY SET (MAILBOXES Lists (MessageNew MessageExpunge))")
+        append(b)
+        line, _ = wait_for(a, rb"\* STATUS ")
+        assert status_items(line)[1]["HIGHESTMODSEQ"] > 0
+
+
+def test_unwatched_mailbox_not_reported(node):
+    a, b = two(node)
+    with a, b:
+        a.ok("CREATE Lists")
+        a.ok("CREATE Other")
+        a.ok("NOTIFY SET (MAILBOXES Lists (MessageNew MessageExpunge)) "
+             "(MAILBOXES Other NONE)")
+        append(b, "Other")
+        append(b, "Lists")
+        line, seen = wait_for(a, rb"\* STATUS ")
+        assert status_items(line)[0] == "Lists"
+        assert not [r for r in seen if r.startswith(b"* STATUS")], seen
+        a.ok("NOOP")
+
+
+def test_flag_change_only_with_flagchange(node):
+    a, b = two(node)
+    with a, b:
+        b.ok("CREATE Lists")
+        append(b)
+        append(b)
+        a.ok("NOTIFY SET (MAILBOXES Lists (MessageNew MessageExpunge FlagChange))")
+        b.ok("SELECT Lists")
+        b.ok("STORE 1 +FLAGS (\\Seen)")
+        line, _ = wait_for(a, rb"\* STATUS ")
+        name, items = status_items(line)
+        assert name == "Lists" and items["UNSEEN"] == 1 and items["MESSAGES"] == 2
+
+
+def test_selected_mailbox_exists_without_a_command(node):
+    a, b = two(node)
+    with a, b:
+        a.ok("SELECT INBOX")
+        a.ok(SET_EXAMPLE)
+        append(b, "INBOX")
+        line, seen = wait_for(a, rb"\* 1 EXISTS")
+        # the selected mailbox gets EXISTS, never STATUS
+        assert not [r for r in seen if r.startswith(b"* STATUS")], seen
+        a.ok("NOOP")
+
+
+def test_status_option_reports_every_watched_mailbox(node):
+    with Raw(node) as a:
+        a.login()
+        a.ok("CREATE Lists")
+        a.ok("CREATE Lists/imap")
+        a.ok("CREATE Other")
+        append(a, "Lists/imap")
+        a.ok("SELECT INBOX")
+        untagged = a.ok("NOTIFY SET STATUS (SELECTED (MessageNew MessageExpunge)) "
+                        "(SUBTREE Lists (MessageNew MessageExpunge))")
+        got = dict(status_items(r) for r in untagged if r.startswith(b"* STATUS"))
+        assert set(got) == {"Lists", "Lists/imap"}, untagged
+        assert got["Lists/imap"]["MESSAGES"] == 1
+        assert got["Lists"]["MESSAGES"] == 0
+
+
+def test_mailbox_name_events(node):
+    a, b = two(node)
+    with a, b:
+        a.ok("NOTIFY SET (PERSONAL (MessageNew MessageExpunge MailboxName))")
+        b.ok("CREATE Fresh")
+        line, _ = wait_for(a, rb"\* LIST ")
+        assert line == b'* LIST () "/" Fresh'
+        b.ok("RENAME Fresh Renamed")
+        line, _ = wait_for(a, rb"\* LIST ")
+        assert line == b'* LIST () "/" Renamed ("OLDNAME" (Fresh))'
+        b.ok("DELETE Renamed")
+        line, _ = wait_for(a, rb"\* LIST ")
+        assert line == b'* LIST (\\NonExistent) "/" Renamed'
+        a.ok("NOOP")
+
+
+def test_subscription_change(node):
+    a, b = two(node)
+    with a, b:
+        b.ok("CREATE Lists")
+        a.ok("NOTIFY SET (PERSONAL (SubscriptionChange))")
+        b.ok("SUBSCRIBE Lists")
+        line, _ = wait_for(a, rb"\* LIST ")
+        assert line == b'* LIST (\\Subscribed) "/" Lists'
+        b.ok("UNSUBSCRIBE Lists")
+        line, _ = wait_for(a, rb"\* LIST ")
+        assert line == b'* LIST () "/" Lists'
+
+
+def test_mailboxes_filter_names_a_mailbox_created_later(node):
+    a, b = two(node)
+    with a, b:
+        a.ok("NOTIFY SET (MAILBOXES (Later Lists) (MessageNew MessageExpunge MailboxName))")
+        b.ok("CREATE Later")
+        line, _ = wait_for(a, rb"\* LIST ")
+        assert line == b'* LIST () "/" Later'
+        append(b, "Later")
+        line, _ = wait_for(a, rb"\* STATUS ")
+        assert status_items(line)[0] == "Later"
+
+
+def test_none_stops_notifications(node):
+    a, b = two(node)
+    with a, b:
+        a.ok("CREATE Lists")
+        a.ok("NOTIFY SET (PERSONAL (MessageNew MessageExpunge))")
+        a.ok("NOTIFY NONE")
+        append(b)
+        untagged = a.ok("NOOP")
+        assert not [r for r in untagged if r.startswith(b"* STATUS")], untagged
+        # ... and a new SET reports what changes after it
+        a.ok("NOTIFY SET (PERSONAL (MessageNew MessageExpunge))")
+        append(b)
+        line, _ = wait_for(a, rb"\* STATUS ")
+        assert status_items(line)[1]["MESSAGES"] == 2
+
+
+def test_status_after_a_command_in_progress(node):
+    """A change during one of the session's own commands is reported after
+    its tagged reply, not lost."""
+    a, b = two(node)
+    with a, b:
+        a.ok("CREATE Lists")
+        a.ok("NOTIFY SET (PERSONAL (MessageNew MessageExpunge))")
+        append(a, "Lists")      # the session's own APPEND: reported after it
+        line, _ = wait_for(a, rb"\* STATUS ")
+        assert status_items(line)[1]["MESSAGES"] == 1
+
+
+@pytest.mark.parametrize("args", [
+    "SET (PERSONAL (MessageNew MessageExpunge AnnotationChange))",
+    "SET (SELECTED (MessageNew MessageExpunge MailboxMetadataChange))",
+    "SET (PERSONAL (ServerMetadataChange))",
+    "SET (PERSONAL (NoSuchEvent))",
+])
+def test_unsupported_event_is_badevent(node, args):
+    with Raw(node) as c:
+        c.login()
+        _, tagged = c.cmd("NOTIFY " + args)
+        assert tagged.startswith("NO [BADEVENT ("), tagged
+        assert "MessageNew" in tagged
+        c.ok("NOOP")
+
+
+@pytest.mark.parametrize("args", [
+    "",
+    "SET",
+    "SET STATUS",
+    "NONE extra",
+    "GET (PERSONAL (MessageNew MessageExpunge))",
+    "SET PERSONAL (MessageNew)",
+    "SET (PERSONAL)",
+    "SET (PERSONAL ())",
+    "SET (PERSONAL MessageNew)",
+    "SET (NOWHERE (MessageNew MessageExpunge))",
+    "SET (SUBTREE (MessageNew MessageExpunge))",
+    "SET (MAILBOXES () (MessageNew MessageExpunge))",
+    "SET (PERSONAL (MessageNew))",
+    "SET (PERSONAL (MessageExpunge))",
+    "SET (PERSONAL (FlagChange))",
+    "SET (PERSONAL (MessageNew (UID) MessageExpunge))",
+    "SET (SELECTED (MessageNew ()) MessageExpunge)",
+    "SET (SELECTED (MessageNew MessageExpunge)) (SELECTED-DELAYED (MessageNew MessageExpunge))",
+    "SET (PERSONAL (MessageNew MessageExpunge AnnotationChange)) (PERSONAL)",
+])
+def test_bad_syntax_is_bad(node, args):
+    with Raw(node) as c:
+        c.login()
+        _, tagged = c.cmd(("NOTIFY " + args).rstrip())
+        assert tagged.startswith("BAD"), tagged
+        c.ok("NOOP")
+
+
+def test_not_before_login(node):
+    with Raw(node) as c:
+        _, tagged = c.cmd("NOTIFY NONE")
+        assert tagged.startswith("BAD"), tagged
