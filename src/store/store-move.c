@@ -424,12 +424,13 @@ static const char *const apply_steps[] = {
 	" WHERE d.name != f.name)",
 	/* 3. folders by id; the counters are the triggers' business */
 	"INSERT INTO main.folders(id, name, special_use, uidvalidity, uidnext, highestmodseq,"
-	" modseq, recent_uid) SELECT id, name, special_use, uidvalidity, uidnext, highestmodseq,"
-	" modseq, recent_uid FROM " MV ".folders WHERE true ON CONFLICT(id) DO UPDATE SET"
+	" modseq, recent_uid, mailboxid) SELECT id, name, special_use, uidvalidity, uidnext,"
+	" highestmodseq, modseq, recent_uid, mailboxid FROM " MV ".folders WHERE true"
+	" ON CONFLICT(id) DO UPDATE SET"
 	" name = excluded.name, special_use = excluded.special_use,"
 	" uidvalidity = excluded.uidvalidity, uidnext = excluded.uidnext,"
 	" highestmodseq = excluded.highestmodseq, modseq = excluded.modseq,"
-	" recent_uid = excluded.recent_uid",
+	" recent_uid = excluded.recent_uid, mailboxid = excluded.mailboxid",
 	/* 4. expunges before inserts: a message moved away hands its delivery
 	 * id (unique) to its new copy, which arrives in the same delta */
 	"DELETE FROM main.messages WHERE (folder_id, uid) IN"
@@ -450,9 +451,10 @@ static const char *const apply_steps[] = {
 	" JOIN main.messages m ON m.folder_id = d.folder_id AND m.uid = d.uid"
 	" WHERE m.flags != d.flags OR m.keywords IS NOT d.keywords OR m.modseq != d.modseq)",
 	"INSERT INTO main.messages(folder_id, uid, blob_id, flags, keywords, modseq,"
-	" internal_date, internal_tz, size, sent_date, delivery_id)"
+	" internal_date, internal_tz, size, sent_date, delivery_id, emailid, save_date)"
 	" SELECT d.folder_id, d.uid, d.blob_id, d.flags, d.keywords, d.modseq, d.internal_date,"
-	" d.internal_tz, d.size, d.sent_date, d.delivery_id FROM " MV ".messages d"
+	" d.internal_tz, d.size, d.sent_date, d.delivery_id, d.emailid, d.save_date"
+	" FROM " MV ".messages d"
 	" WHERE NOT EXISTS (SELECT 1 FROM main.messages m"
 	" WHERE m.folder_id = d.folder_id AND m.uid = d.uid)",
 	/* a shipped blob no message took (cannot happen; never leave one) */

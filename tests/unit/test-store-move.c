@@ -339,6 +339,10 @@ static void assert_same(struct fixture *fx)
 	same_rows(fx, "SELECT folder_id, uid, sent_date, delivery_id, b.envelope, b.subject"
 		  " FROM messages m JOIN blobs b ON b.id = m.blob_id ORDER BY folder_id, uid");
 	same_rows(fx, "SELECT count(*), sum(refs) FROM blobs");
+	/* whole rows: columns a later schema adds travel too (MAILBOXID,
+	 * EMAILID, save dates of schema v5) */
+	same_rows(fx, "SELECT * FROM folders ORDER BY id");
+	same_rows(fx, "SELECT * FROM messages ORDER BY folder_id, uid");
 }
 
 static void set_flags(struct store *st, const char *folder, uint32_t uid, enum store_flag_op op,
