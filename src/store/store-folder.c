@@ -1,5 +1,6 @@
 /* Folders: name rules, create (with parents), delete, rename (with children,
  * and the INBOX special case), subscriptions, listings. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -539,6 +540,9 @@ static int folder_from_row(sqlite3_stmt *stmt, struct store_folder *f)
 	f->size = (uint64_t)sqlite3_column_int64(stmt, 7);
 	f->subscribed = sqlite3_column_int(stmt, 8) != 0;
 	f->id = sqlite3_column_int64(stmt, 9);
+	const unsigned char *mailboxid = sqlite3_column_text(stmt, 10);
+	if (mailboxid != NULL)
+		snprintf(f->mailboxid, sizeof(f->mailboxid), "%s", (const char *)mailboxid);
 	return 0;
 }
 

@@ -1,6 +1,7 @@
 /* Messages: append (idempotent by delivery id), metadata listings that never
  * touch the bodies, the raw bytes (whole or a range) and the cached parse. */
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -125,6 +126,8 @@ struct msg_row {
 	uint64_t size;
 	int64_t sent_date;
 	uint64_t delivery_id;
+	const char *emailid;   /* NULL: a new message, the insert makes one */
+	int64_t save_date;
 };
 
 /* Inserts one message row; shared by append and copy. */
@@ -146,6 +149,8 @@ static int insert_msg(struct store *st, int64_t folder_id, uint32_t uid, uint64_
 	sqlite3_bind_int64(stmt, 9, (int64_t)r->size);
 	sqlite3_bind_int64(stmt, 10, r->sent_date);
 	sqlite3_bind_int64(stmt, 11, (int64_t)r->delivery_id);
+	bind_text_or_null(stmt, 12, r->emailid);
+	sqlite3_bind_int64(stmt, 13, r->save_date);
 	return store_exec_step(st, stmt, err_r);
 }
 
@@ -217,6 +222,7 @@ int store_append(struct store *st, const struct store_new_msg *m, uint32_t *uid_
 	r.size = m->size;
 	r.sent_date = c->sent_date;
 	r.delivery_id = m->delivery_id;
+	r.save_date = (int64_t)time(NULL);
 
 	if (store_tx_begin(st, &tx, err_r) == 0) {
 		/* A replayed journal entry: the first append stays the only one. */
@@ -243,7 +249,7 @@ int store_append(struct store *st, const struct store_new_msg *m, uint32_t *uid_
 }
 
 static int msg_row_get(struct store *st, int64_t folder_id, uint32_t uid, struct msg_row *r,
-		       char **keywords_r, enum tern_error *err_r)
+		       char **keywords_r, char **emailid_r, enum tern_error *err_r)
 {
 	STORE_STMT(stmt, st, STMT_MSG_ROW, err_r);
 	int rc;
@@ -267,6 +273,9 @@ static int msg_row_get(struct store *st, int64_t folder_id, uint32_t uid, struct
 	r->size = (uint64_t)sqlite3_column_int64(stmt, 5);
 	r->sent_date = sqlite3_column_int64(stmt, 6);
 	r->delivery_id = (uint64_t)sqlite3_column_int64(stmt, 7);
+	if (store_column_strdup(stmt, 8, emailid_r) < 0)
+		return store_err(TERN_ERR_NOMEM, err_r);
+	r->emailid = *emailid_r;
 	return 1;
 }
 
@@ -312,13 +321,18 @@ int store_copy_one_locked(struct store *st, struct store_op *op, const struct st
 			  uint32_t uid, struct store_frow *dst, bool move, enum tern_error *err_r)
 {
 	struct msg_row r;
-	char *keywords = NULL;
+	char *keywords = NULL, *emailid = NULL;
 	uint64_t modseq;
 	int ret;
 
-	ret = msg_row_get(st, src->id, uid, &r, &keywords, err_r);
-	if (ret <= 0)
+	ret = msg_row_get(st, src->id, uid, &r, &keywords, &emailid, err_r);
+	if (ret <= 0) {
+		free(keywords);
 		return ret;
+	}
+	/* The copy keeps the EMAILID (RFC 8474 §5.1) and is saved now into
+	 * its new folder (RFC 8514). */
+	r.save_date = (int64_t)time(NULL);
 	ret = store_op_modseq(op, &modseq, err_r);
 	if (ret == 0 && (dst->uidnext == 0 || dst->uidnext == UINT32_MAX))
 		ret = store_err(TERN_ERR_INVALID, err_r); /* UID space used up */
@@ -336,6 +350,7 @@ int store_copy_one_locked(struct store *st, struct store_op *op, const struct st
 	if (ret == 0 && move)
 		ret = store_expunge_one_locked(st, src->id, uid, modseq, err_r) < 0 ? -1 : 0;
 	free(keywords);
+	free(emailid);
 	if (ret < 0)
 		return -1;
 	dst->uidnext++;
@@ -564,6 +579,27 @@ int store_msg_raw_range(struct store *st, const char *folder, uint32_t uid, uint
 	*size_r = len;
 	if (total_r != NULL)
 		*total_r = total;
+	return 1;
+}
+
+int store_msg_ids(struct store *st, const char *folder, uint32_t uid, struct store_msg_ids *ids_r,
+		  enum tern_error *err_r)
+{
+	STORE_STMT(stmt, st, STMT_MSG_IDS, err_r);
+	int rc;
+
+	if (bind_msg(st, stmt, folder, uid, err_r) < 0)
+		return -1;
+	rc = sqlite3_step(stmt);
+	if (rc == SQLITE_DONE)
+		return 0;
+	if (rc != SQLITE_ROW)
+		return store_fail(st, rc, err_r);
+	const unsigned char *emailid = sqlite3_column_text(stmt, 0);
+	memset(ids_r, 0, sizeof(*ids_r));
+	if (emailid != NULL)
+		snprintf(ids_r->emailid, sizeof(ids_r->emailid), "%s", (const char *)emailid);
+	ids_r->save_date = sqlite3_column_int64(stmt, 1);
 	return 1;
 }
 

@@ -10,7 +10,7 @@
 
 #include "store/store-private.h"
 
-#define STORE_SCHEMA_VERSION 4
+#define STORE_SCHEMA_VERSION 5
 
 const char *const store_default_folders[][2] = {
 	{ "INBOX", NULL },
@@ -124,11 +124,37 @@ static const char schema_v4[] =
 	" modseq INTEGER NOT NULL,"
 	" data BLOB NOT NULL);";
 
+/* v5: object ids (RFC 8474) and save dates (RFC 8514).
+ * - folders.mailboxid: MAILBOXID, random, made when the folder is created and
+ *   kept through renames; never reused (96 random bits, and unique here).
+ * - messages.emailid: EMAILID, random, made when the message is appended and
+ *   carried by COPY and MOVE (RFC 8474 §5.1 lets copies of one message share
+ *   it), so copies of one message share it whatever happens to the others.
+ *   On the message row, not on the blob: blob ids are SQLite rowids, which
+ *   come back after the last reference goes, and a column added to blobs
+ *   would lie after raw, so reading it would walk the raw bytes' overflow
+ *   pages.
+ * - messages.save_date: when the message was saved into its folder (append,
+ *   delivery, COPY or MOVE target), unix seconds. Messages stored before
+ *   this version get their internal date: the best the store knows.
+ * Both ids are made by SQLite's randomblob (a CSPRNG seeded from the OS):
+ * 'F' or 'M' and 24 lowercase hex digits, objectid syntax (RFC 8474 §4). */
+#define STORE_MAILBOXID_SQL "'F' || lower(hex(randomblob(12)))"
+#define STORE_EMAILID_SQL "'M' || lower(hex(randomblob(12)))"
+static const char schema_v5[] =
+	"ALTER TABLE folders ADD COLUMN mailboxid TEXT;"
+	"UPDATE folders SET mailboxid = " STORE_MAILBOXID_SQL ";"
+	"CREATE UNIQUE INDEX folders_mailboxid ON folders(mailboxid);"
+	"ALTER TABLE messages ADD COLUMN emailid TEXT;"
+	"ALTER TABLE messages ADD COLUMN save_date INTEGER NOT NULL DEFAULT 0;"
+	"UPDATE messages SET emailid = " STORE_EMAILID_SQL ", save_date = internal_date;";
+
 static const char *const migrations[STORE_SCHEMA_VERSION] = {
 	schema_v1,
 	schema_v2,
 	schema_v3,
 	schema_v4,
+	schema_v5,
 };
 
 /* The columns store_msg_from_row reads, in its order. */
@@ -151,16 +177,17 @@ static const char *const store_sql[STMT_COUNT] = {
 			    " FROM folders WHERE name = ?1",
 	[STMT_FOLDER_LIST] = "SELECT f.name, f.special_use, f.uidvalidity, f.uidnext,"
 			     " f.highestmodseq, f.messages, f.unseen, f.bytes,"
-			     " coalesce(s.subscribed, 0), f.id"
+			     " coalesce(s.subscribed, 0), f.id, f.mailboxid"
 			     " FROM folders f LEFT JOIN subscriptions s ON s.name = f.name"
 			     " ORDER BY f.name != 'INBOX', f.name",
 	[STMT_FOLDER_GET] = "SELECT f.name, f.special_use, f.uidvalidity, f.uidnext,"
 			    " f.highestmodseq, f.messages, f.unseen, f.bytes,"
-			    " coalesce(s.subscribed, 0), f.id"
+			    " coalesce(s.subscribed, 0), f.id, f.mailboxid"
 			    " FROM folders f LEFT JOIN subscriptions s ON s.name = f.name"
 			    " WHERE f.name = ?1",
 	[STMT_FOLDER_INSERT] = "INSERT INTO folders(name, special_use, uidvalidity, uidnext,"
-			       " highestmodseq, modseq) VALUES (?1, ?2, ?3, 1, ?4, ?4)",
+			       " highestmodseq, modseq, mailboxid)"
+			       " VALUES (?1, ?2, ?3, 1, ?4, ?4, " STORE_MAILBOXID_SQL ")",
 	[STMT_FOLDER_SET_UIDNEXT] = "UPDATE folders SET uidnext = ?2, highestmodseq = ?3"
 				    " WHERE id = ?1",
 	[STMT_FOLDER_SET_HMS] = "UPDATE folders SET highestmodseq = ?2 WHERE id = ?1",
@@ -180,9 +207,11 @@ static const char *const store_sql[STMT_COUNT] = {
 	[STMT_SUB_LIST] = "SELECT name FROM subscriptions WHERE subscribed != 0 ORDER BY name",
 	[STMT_BLOB_INSERT] = "INSERT INTO blobs(envelope, bodystructure, body, subject, raw)"
 			     " VALUES (?1, ?2, ?3, ?4, ?5)",
+	/* ?12 NULL: a new message, with a new EMAILID; else a copy's */
 	[STMT_MSG_INSERT] = "INSERT INTO messages(folder_id, uid, blob_id, flags, keywords, modseq,"
-			    " internal_date, internal_tz, size, sent_date, delivery_id)"
-			    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+			    " internal_date, internal_tz, size, sent_date, delivery_id, emailid,"
+			    " save_date) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11,"
+			    " coalesce(?12, " STORE_EMAILID_SQL "), ?13)",
 	[STMT_DELIVERED_GET] = "SELECT 1 FROM delivered WHERE id = ?1",
 	[STMT_DELIVERED_ADD] = "INSERT INTO delivered(id) VALUES (?1)",
 	[STMT_DELIVERED_PRUNE] = "DELETE FROM delivered WHERE id < ?1 OR (id >= ?2 AND id < ?3)",
@@ -193,7 +222,9 @@ static const char *const store_sql[STMT_COUNT] = {
 				     " ORDER BY uid LIMIT ?3",
 	[STMT_MSG_GET] = MSG_COLUMNS " FROM messages WHERE folder_id = ?1 AND uid = ?2",
 	[STMT_MSG_ROW] = "SELECT blob_id, flags, keywords, internal_date, internal_tz, size,"
-			 " sent_date, delivery_id FROM messages WHERE folder_id = ?1 AND uid = ?2",
+			 " sent_date, delivery_id, emailid"
+			 " FROM messages WHERE folder_id = ?1 AND uid = ?2",
+	[STMT_MSG_IDS] = "SELECT emailid, save_date FROM messages WHERE folder_id = ?1 AND uid = ?2",
 	[STMT_MSG_RAW] = "SELECT b.raw FROM messages m JOIN blobs b ON b.id = m.blob_id"
 			 " WHERE m.folder_id = ?1 AND m.uid = ?2",
 	[STMT_MSG_BLOB_ID] = "SELECT blob_id, size FROM messages WHERE folder_id = ?1 AND uid = ?2",

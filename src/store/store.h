@@ -30,6 +30,9 @@ enum store_flag {
 	STORE_FLAG_DRAFT = 1 << 4,
 };
 
+/* Room for an object id (RFC 8474) the store makes, with its NUL. */
+#define STORE_OBJECTID_SIZE 32
+
 struct store_folder {
 	int64_t id;
 	char *name;            /* UTF-8, '/' separated, "INBOX" for the inbox */
@@ -42,6 +45,8 @@ struct store_folder {
 	uint32_t recent;       /* 0 here; store_folder_peek_recent() counts */
 	uint64_t size;         /* sum of message sizes */
 	bool subscribed;
+	char mailboxid[STORE_OBJECTID_SIZE]; /* MAILBOXID (RFC 8474): made at
+	                          creation, kept by RENAME, never reused */
 };
 
 struct store_msg {
@@ -61,6 +66,18 @@ struct store_msg_cache {
 	char *body;            /* IMAP BODY, non-extensible form */
 	char *subject;         /* decoded UTF-8, for listings */
 	int64_t sent_date;     /* Date: header as unix seconds, 0 if none */
+};
+
+/* A message's object id and save date: what FETCH EMAILID/SAVEDATE and
+ * SEARCH SAVEDBEFORE... read, kept apart from struct store_msg so that
+ * listings and views do not carry them. */
+struct store_msg_ids {
+	char emailid[STORE_OBJECTID_SIZE]; /* EMAILID (RFC 8474 §5.1): made at
+	                          append, shared by the message's COPY/MOVE copies */
+	int64_t save_date;     /* unix seconds the message was saved into its
+	                          folder (RFC 8514): append, delivery, COPY or MOVE
+	                          target; the internal date for messages stored
+	                          before schema v5 */
 };
 
 struct store_new_msg {
@@ -208,6 +225,9 @@ int store_msg_raw(struct store *st, const char *folder, uint32_t uid, char **dat
 int store_msg_raw_range(struct store *st, const char *folder, uint32_t uid, uint64_t offset,
 			uint64_t length, char **data_r, size_t *size_r, uint64_t *total_r,
 			enum tern_error *err_r);
+/* The message's EMAILID and save date. 1 found, 0 not, -1 error. */
+int store_msg_ids(struct store *st, const char *folder, uint32_t uid, struct store_msg_ids *ids_r,
+		  enum tern_error *err_r);
 /* The cached parse. 1 found, 0 not, -1 error. */
 int store_msg_cache(struct store *st, const char *folder, uint32_t uid,
 		    struct store_msg_cache *c_r, enum tern_error *err_r);
@@ -228,7 +248,8 @@ int store_expunge(struct store *st, const char *folder, const uint32_t *uids, si
 		  uint32_t **expunged_r, size_t *expunged_count_r, enum tern_error *err_r);
 /* Copies the listed UIDs to dest; source and new UIDs in matching order go to
  * *src_uids_r and *dst_uids_r (UIDPLUS COPYUID), plus dest's UIDVALIDITY. move =
- * also expunge them from the source in the same transaction (RFC 6851). */
+ * also expunge them from the source in the same transaction (RFC 6851). Each
+ * copy keeps its message's EMAILID and gets a save date of now. */
 int store_copy(struct store *st, const char *folder, const uint32_t *uids, size_t count,
 	       const char *dest, bool move, uint32_t **src_uids_r, uint32_t **dst_uids_r,
 	       size_t *copied_r, uint32_t *dest_uidvalidity_r, enum tern_error *err_r);

@@ -1338,6 +1338,165 @@ static void test_fence(void **state)
 	assert_int_equal(folder_count(fx->st, "INBOX"), 3);
 }
 
+/* ---- object ids and save dates (RFC 8474, RFC 8514; schema v5) ---- */
+
+static void assert_objectid(const char *id, char first)
+{
+	assert_int_equal(strlen(id), 25);
+	assert_int_equal(id[0], first);
+	for (size_t i = 1; id[i] != '\0'; i++)
+		assert_non_null(strchr("0123456789abcdef", id[i]));
+}
+
+static void get_ids(struct store *st, const char *folder, uint32_t uid, struct store_msg_ids *ids)
+{
+	enum tern_error err;
+
+	assert_int_equal(store_msg_ids(st, folder, uid, ids, &err), 1);
+}
+
+/* MAILBOXID: one per folder, all distinct, kept by RENAME (and its
+ * children's), a folder made again under an old name gets a new one. */
+static void test_mailboxid(void **state)
+{
+	struct fixture *fx = *state;
+	struct store_folder *fs, a, b;
+	size_t n;
+	enum tern_error err;
+
+	assert_int_equal(store_folder_create(fx->st, "a/b", NULL, &err), 0);
+	assert_int_equal(store_folder_list(fx->st, &fs, &n, &err), 0);
+	assert_int_equal(n, 7);
+	for (size_t i = 0; i < n; i++) {
+		assert_objectid(fs[i].mailboxid, 'F');
+		for (size_t k = 0; k < i; k++)
+			assert_string_not_equal(fs[i].mailboxid, fs[k].mailboxid);
+	}
+	store_folders_free(&fs, n);
+	get_folder(fx->st, "a", &a);
+	get_folder(fx->st, "a/b", &b);
+	assert_int_equal(store_folder_rename(fx->st, "a", "z", &err), 0);
+	struct store_folder a2, b2, again, inbox, inbox2, moved;
+	get_folder(fx->st, "z", &a2);
+	get_folder(fx->st, "z/b", &b2);
+	assert_string_equal(a.mailboxid, a2.mailboxid);
+	assert_string_equal(b.mailboxid, b2.mailboxid);
+	assert_int_equal(store_folder_create(fx->st, "a", NULL, &err), 0);
+	get_folder(fx->st, "a", &again);
+	assert_string_not_equal(again.mailboxid, a.mailboxid);
+	assert_int_equal(store_folder_delete(fx->st, "a", &err), 0);
+	assert_int_equal(store_folder_create(fx->st, "a", NULL, &err), 0);
+	store_folder_clear(&again);
+	get_folder(fx->st, "a", &again);
+	assert_string_not_equal(again.mailboxid, a.mailboxid);
+	/* RENAME INBOX: INBOX stays (with its id), a new folder takes the mail */
+	get_folder(fx->st, "INBOX", &inbox);
+	assert_int_equal(store_folder_rename(fx->st, "INBOX", "Old", &err), 0);
+	get_folder(fx->st, "INBOX", &inbox2);
+	get_folder(fx->st, "Old", &moved);
+	assert_string_equal(inbox.mailboxid, inbox2.mailboxid);
+	assert_string_not_equal(moved.mailboxid, inbox.mailboxid);
+	store_folder_clear(&a);
+	store_folder_clear(&b);
+	store_folder_clear(&a2);
+	store_folder_clear(&b2);
+	store_folder_clear(&again);
+	store_folder_clear(&inbox);
+	store_folder_clear(&inbox2);
+	store_folder_clear(&moved);
+}
+
+/* EMAILID: new for each append (the same bytes twice are two messages),
+ * kept by COPY and MOVE; the save date is when the message came into its
+ * folder, not its internal date. */
+static void test_emailid_savedate(void **state)
+{
+	struct fixture *fx = *state;
+	struct store_msg_ids a, b, c, d;
+	uint32_t uid, *src, *dst;
+	size_t copied;
+	enum tern_error err;
+	int64_t before = (int64_t)time(NULL);
+
+	put(fx->st, "INBOX", "same\r\n");
+	put(fx->st, "INBOX", "same\r\n");
+	get_ids(fx->st, "INBOX", 1, &a);
+	get_ids(fx->st, "INBOX", 2, &b);
+	assert_objectid(a.emailid, 'M');
+	assert_string_not_equal(a.emailid, b.emailid);
+	/* put_full gives internal date 1600000000; saved now */
+	assert_true(a.save_date >= before && a.save_date <= (int64_t)time(NULL));
+
+	uid = 1;
+	assert_int_equal(store_copy(fx->st, "INBOX", &uid, 1, "Trash", false, &src, &dst, &copied,
+				    NULL, &err), 0);
+	get_ids(fx->st, "Trash", dst[0], &c);
+	assert_string_equal(c.emailid, a.emailid);
+	assert_true(c.save_date >= a.save_date);
+	free(src);
+	free(dst);
+	assert_int_equal(store_copy(fx->st, "Trash", &uid, 1, "Junk", true, &src, &dst, &copied,
+				    NULL, &err), 0);
+	get_ids(fx->st, "Junk", dst[0], &d);
+	assert_string_equal(d.emailid, a.emailid);
+	free(src);
+	free(dst);
+	assert_int_equal(store_msg_ids(fx->st, "Trash", 1, &d, &err), 0);
+	assert_int_equal(store_msg_ids(fx->st, "Nope", 1, &d, &err), -1);
+	assert_int_equal(err, TERN_ERR_NOTFOUND);
+}
+
+/* A store of schema v4 (before object ids) gets them when opened: every
+ * folder a distinct MAILBOXID, every message an EMAILID, and its internal
+ * date as save date. */
+static void test_migrate_v4(void **state)
+{
+	struct fixture *fx = *state;
+	struct store_folder f1, f2;
+	struct store_msg_ids a, b;
+	enum tern_error err;
+	char *path = store_path(fx->dir, "alice"), *msg = NULL;
+	sqlite3 *db;
+
+	put(fx->st, "INBOX", "one\r\n");
+	put(fx->st, "Trash", "two\r\n");
+	store_close(&fx->st);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	int rc = sqlite3_exec(db,
+			      "DROP INDEX folders_mailboxid;"
+			      "ALTER TABLE folders DROP COLUMN mailboxid;"
+			      "ALTER TABLE messages DROP COLUMN emailid;"
+			      "ALTER TABLE messages DROP COLUMN save_date;"
+			      "UPDATE meta SET value = 4 WHERE key = 'schema_version';",
+			      NULL, NULL, &msg);
+	if (rc != SQLITE_OK)
+		print_error("%s\n", msg);
+	assert_int_equal(rc, SQLITE_OK);
+	sqlite3_close(db);
+	free(path);
+
+	assert_int_equal(store_open(fx->dir, "alice", false, &fx->st, &err), 0);
+	get_folder(fx->st, "INBOX", &f1);
+	get_folder(fx->st, "Trash", &f2);
+	assert_objectid(f1.mailboxid, 'F');
+	assert_objectid(f2.mailboxid, 'F');
+	assert_string_not_equal(f1.mailboxid, f2.mailboxid);
+	store_folder_clear(&f1);
+	store_folder_clear(&f2);
+	get_ids(fx->st, "INBOX", 1, &a);
+	get_ids(fx->st, "Trash", 1, &b);
+	assert_objectid(a.emailid, 'M');
+	assert_string_not_equal(a.emailid, b.emailid);
+	assert_int_equal(a.save_date, 1600000000);
+	assert_int_equal(b.save_date, 1600000000);
+	/* new folders and messages after the migration */
+	assert_int_equal(store_folder_create(fx->st, "New", NULL, &err), 0);
+	get_folder(fx->st, "New", &f1);
+	assert_objectid(f1.mailboxid, 'F');
+	store_folder_clear(&f1);
+	assert_int_equal(store_integrity_check(fx->st, &err), 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1363,6 +1522,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_integrity_detects_drift, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_remove, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_busy_is_temp, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mailboxid, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_emailid_savedate, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_migrate_v4, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_timing_20k, setup, teardown),
 	};
 
