@@ -52,8 +52,10 @@ def test_greeting_capability_noop_logout(node):
     with Raw(node) as c:
         assert c.greeting.startswith(b"* OK"), c.greeting
         caps = capabilities(c.ok("CAPABILITY"))
-        for cap in ("IMAP4REV1", "AUTH=PLAIN", "SASL-IR", "LITERAL+", "ID", "ENABLE"):
+        for cap in ("IMAP4REV1", "AUTH=PLAIN", "SASL-IR", "LITERAL-", "ID", "ENABLE"):
             assert cap in caps, caps
+        # before login literals are capped at 4096 bytes: LITERAL-, not LITERAL+
+        assert "LITERAL+" not in caps, caps
         assert "LOGINDISABLED" not in caps, "plain LOGIN is allowed from loopback"
         assert "STARTTLS" not in caps, "no STARTTLS without a TLS certificate"
         assert c.ok("NOOP") == []

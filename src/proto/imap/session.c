@@ -70,20 +70,27 @@ bool imap_out_failed(const struct imap_session *s)
 
 const char *imap_capabilities(const struct imap_session *s)
 {
-	static _Thread_local char buf[512];
+	static _Thread_local char buf[1024];
 	if (s->state == IMAP_STATE_NOT_AUTH) {
 		bool plain = auth_plaintext_allowed(s->conn, s->tls_active);
 		bool starttls = !s->tls_active && tls_available(s->conn->loop->server);
-		snprintf(buf, sizeof(buf), "IMAP4rev1 SASL-IR ID ENABLE IDLE LITERAL+%s%s",
+		/* LITERAL-: before login a literal is at most 4096 bytes, so
+		 * LITERAL+ (any size) would promise too much (RFC 7888) */
+		snprintf(buf, sizeof(buf), "IMAP4rev1 SASL-IR ID ENABLE IDLE LITERAL-%s%s",
 			 starttls ? " STARTTLS" : "", plain ? " AUTH=PLAIN" : " LOGINDISABLED");
 		return buf;
 	}
-	snprintf(buf, sizeof(buf),
-		 "IMAP4rev1 SASL-IR ID ENABLE IDLE LITERAL+ NAMESPACE UNSELECT UIDPLUS MOVE "
-		 "CHILDREN SPECIAL-USE LIST-EXTENDED LIST-STATUS CONDSTORE QRESYNC ESEARCH "
-		 "SEARCHRES QUOTA QUOTA=RES-STORAGE UTF8=ACCEPT SORT SORT=DISPLAY ESORT "
-		 "THREAD=ORDEREDSUBJECT THREAD=REFERENCES WITHIN MULTIAPPEND BINARY%s",
-		 s->compress_active ? "" : " COMPRESS=DEFLATE");
+	int n = snprintf(buf, sizeof(buf),
+			 "IMAP4rev1 SASL-IR ID ENABLE IDLE LITERAL+ NAMESPACE UNSELECT UIDPLUS "
+			 "MOVE CHILDREN SPECIAL-USE CREATE-SPECIAL-USE LIST-EXTENDED LIST-STATUS "
+			 "STATUS=SIZE CONDSTORE QRESYNC ESEARCH SEARCHRES QUOTA QUOTA=RES-STORAGE "
+			 "UTF8=ACCEPT SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT "
+			 "THREAD=REFERENCES WITHIN MULTIAPPEND BINARY PREVIEW APPENDLIMIT=%llu%s",
+			 (unsigned long long)s->conn->loop->server->config->max_message_size,
+			 s->compress_active ? "" : " COMPRESS=DEFLATE");
+	/* a capability cut off would be worse than a long line */
+	if (n < 0 || (size_t)n >= sizeof(buf))
+		log_error("imap: the capability list does not fit in %zu bytes", sizeof(buf));
 	return buf;
 }
 
