@@ -98,6 +98,21 @@ static void test_macros_and_simple(void **state)
 	req = parse_ok("RFC822.HEADER", false);
 	assert_false(req->sets_seen);
 	imap_fetch_request_free(&req);
+
+	/* RFC 8474 EMAILID/THREADID, RFC 8514 SAVEDATE: case-insensitive
+	 * atoms, alone or in a list, none of them sets \Seen */
+	req = parse_ok("(emailid THREADID SaveDate)", false);
+	static const char *const ids[] = { "EMAILID", "THREADID", "SAVEDATE" };
+	expect_names(req, ids, 3);
+	assert_int_equal(req->atts[0].type, IMAP_FETCH_EMAILID);
+	assert_int_equal(req->atts[1].type, IMAP_FETCH_THREADID);
+	assert_int_equal(req->atts[2].type, IMAP_FETCH_SAVEDATE);
+	assert_false(req->sets_seen);
+	imap_fetch_request_free(&req);
+	req = parse_ok("SAVEDATE", true);
+	static const char *const saved_uid[] = { "SAVEDATE", "UID" };
+	expect_names(req, saved_uid, 2);
+	imap_fetch_request_free(&req);
 }
 
 static void test_sections(void **state)
@@ -168,6 +183,10 @@ static void test_errors(void **state)
 	(void)state;
 	static const struct { const char *args; const char *err; } bad[] = {
 		{ "FOO", "Unknown FETCH attribute" },
+		{ "EMAILID[]", "Unknown FETCH attribute" },
+		{ "EMAILID.PEEK", "Unknown FETCH attribute" },
+		{ "(SAVEDATES)", "Unknown FETCH attribute" },
+		{ "THREAD", "Unknown FETCH attribute" },
 		{ "()", "Missing FETCH attributes" },
 		{ "(ALL)", "Unknown FETCH attribute" },           /* macros stand alone */
 		{ "\"FLAGS\"", "Missing FETCH attributes" },

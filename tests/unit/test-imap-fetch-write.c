@@ -107,6 +107,43 @@ static void test_metadata(void **state)
 	assert_int_equal(sizeof(msg) - 1, 236);
 }
 
+/* RFC 8474 §5.1/§5.2, RFC 8514: EMAILID (id), THREADID NIL (Tern does not
+ * compute threads), SAVEDATE as a date-time in UTC. */
+static void test_objectid_savedate(void **state)
+{
+	(void)state;
+	struct store_msg_ids ids = { .emailid = "M6d99ac3275bb4e0123456789",
+				     .save_date = 1521475657 };
+	const char *items[] = { "(EMAILID THREADID SAVEDATE UID)", "(THREADID)", "SAVEDATE" };
+	const char *want[] = {
+		"* 3 FETCH (EMAILID (M6d99ac3275bb4e0123456789) THREADID NIL "
+		"SAVEDATE \"19-Mar-2018 16:07:37 +0000\" UID 7)\r\n",
+		"* 3 FETCH (THREADID NIL)\r\n",
+		"* 3 FETCH (SAVEDATE \"19-Mar-2018 16:07:37 +0000\")\r\n",
+	};
+	for (size_t i = 0; i < 3; i++) {
+		struct imap_fetch_request *req = parse(items[i], false);
+		struct imap_fetch_needs n;
+		imap_fetch_needs(req, &n);
+		assert_int_equal(n.ids, i != 1);     /* THREADID alone reads nothing */
+		assert_false(n.cache);
+		assert_false(n.raw);
+		struct evbuffer *out = evbuffer_new();
+		struct imap_fetch_msg m = { .seq = 3, .meta = &meta, .ids = &ids };
+		assert_int_equal(imap_fetch_write(out, req, &m), 0);
+		size_t len = evbuffer_get_length(out);
+		assert_int_equal(len, strlen(want[i]));
+		assert_memory_equal(evbuffer_pullup(out, -1), want[i], len);
+		/* not loaded: a caller bug, reported, nothing written */
+		m.ids = NULL;
+		evbuffer_drain(out, len);
+		assert_int_equal(imap_fetch_write(out, req, &m),
+				 i == 1 ? IMAP_FETCH_WRITE_OK : IMAP_FETCH_WRITE_NO_DATA);
+		evbuffer_free(out);
+		imap_fetch_request_free(&req);
+	}
+}
+
 static void test_sections(void **state)
 {
 	(void)state;
@@ -286,6 +323,7 @@ int main(void)
 	mime_init();
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_metadata),
+		cmocka_unit_test(test_objectid_savedate),
 		cmocka_unit_test(test_sections),
 		cmocka_unit_test(test_binary),
 		cmocka_unit_test(test_implicit_flags),

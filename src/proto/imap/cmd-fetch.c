@@ -273,6 +273,7 @@ static int fetch_one(struct fetch_state *f, uint32_t uid, enum tern_error *err_r
 {
 	struct store_msg meta;
 	struct store_msg_cache cache = { 0 };
+	struct store_msg_ids ids = { 0 };
 	struct imap_fetch_raw *raw = NULL;
 	bool owned;
 	int r = msg_meta(f, uid, &meta, &owned, err_r);
@@ -280,6 +281,11 @@ static int fetch_one(struct fetch_state *f, uint32_t uid, enum tern_error *err_r
 		return r;
 	if (f->needs.cache) {
 		r = store_msg_cache(f->s->store, f->s->view->folder, uid, &cache, err_r);
+		if (r == 0)
+			f->expunged = true;
+	}
+	if (r > 0 && f->needs.ids) {
+		r = store_msg_ids(f->s->store, f->s->view->folder, uid, &ids, err_r);
 		if (r == 0)
 			f->expunged = true;
 	}
@@ -293,6 +299,7 @@ static int fetch_one(struct fetch_state *f, uint32_t uid, enum tern_error *err_r
 		struct imap_fetch_msg fm = {
 			.seq = imap_view_seq_walk(f->s->view, uid, &f->view_cursor), .meta = &meta,
 			.cache = f->needs.cache ? &cache : NULL, .raw = raw,
+			.ids = f->needs.ids ? &ids : NULL,
 			.add_flags = seen, .add_modseq = seen && f->s->condstore,
 			.recent = imap_view_is_recent(f->s->view, uid),
 			.utf8 = f->s->utf8_accept,

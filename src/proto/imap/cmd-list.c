@@ -1,6 +1,6 @@
 /* LIST (RFC 3501 §6.3.8 with LIST-EXTENDED RFC 5258, LIST-STATUS RFC 5819
  * and SPECIAL-USE RFC 6154), LSUB (§6.3.9) and STATUS (§6.3.10, with
- * CONDSTORE's HIGHESTMODSEQ and RFC 8438 SIZE).
+ * CONDSTORE's HIGHESTMODSEQ, RFC 8438 SIZE and RFC 8474 MAILBOXID).
  *
  * LIST reads every folder (with its counts) and the subscription list once,
  * adds the hierarchy parents that do not exist, sorts them so that each
@@ -27,11 +27,12 @@
 
 enum status_item {
 	STATUS_MESSAGES, STATUS_RECENT, STATUS_UIDNEXT, STATUS_UIDVALIDITY, STATUS_UNSEEN,
-	STATUS_HIGHESTMODSEQ, STATUS_SIZE, STATUS_ITEM_COUNT,
+	STATUS_HIGHESTMODSEQ, STATUS_SIZE, STATUS_MAILBOXID, STATUS_ITEM_COUNT,
 };
 
 static const char *const status_names[STATUS_ITEM_COUNT] = {
 	"MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ", "SIZE",
+	"MAILBOXID",
 };
 
 /* Items in the order asked, each once. */
@@ -82,6 +83,7 @@ static uint64_t status_value(const struct store_folder *f, enum status_item item
 	/* RFC 7162 §3.1.1: a folder without changes still reports 1. */
 	case STATUS_HIGHESTMODSEQ: return f->highestmodseq > 0 ? f->highestmodseq : 1;
 	case STATUS_SIZE: return f->size;
+	case STATUS_MAILBOXID: /* not a number: status_write writes it */
 	case STATUS_ITEM_COUNT: break;
 	}
 	return 0;
@@ -112,9 +114,15 @@ static void status_write(struct imap_session *s, const struct store_folder *f,
 {
 	imap_out_add(s, "* STATUS ", 9);
 	imap_out_check(s, imap_name_write(s, imap_out(s), f->name));
-	for (size_t i = 0; i < req->count; i++)
+	for (size_t i = 0; i < req->count; i++) {
+		if (req->items[i] == STATUS_MAILBOXID) {
+			/* RFC 8474 §4: "MAILBOXID" SP "(" objectid ")" */
+			imap_out_printf(s, "%sMAILBOXID (%s)", i == 0 ? " (" : " ", f->mailboxid);
+			continue;
+		}
 		imap_out_printf(s, "%s%s %llu", i == 0 ? " (" : " ", status_names[req->items[i]],
 				(unsigned long long)status_value(f, req->items[i]));
+	}
 	imap_out_add(s, ")\r\n", 3);
 }
 

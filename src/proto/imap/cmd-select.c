@@ -86,6 +86,22 @@ static int parse_select_params(struct imap_session *s, const struct imap_cmd *cm
 	return 0;
 }
 
+/* RFC 8474 §4.1: "* OK [MAILBOXID (id)]" on SELECT and EXAMINE. Read
+ * apart from the view (one row); the folder, if renamed and replaced since
+ * the view was loaded, is told by its UIDVALIDITY, and then nothing is
+ * sent rather than another folder's id. */
+static void write_mailboxid(struct imap_session *s)
+{
+	const struct imap_view *v = s->view;
+	struct store_folder f;
+	enum tern_error err;
+	if (store_folder_get(s->store, v->folder, &f, &err) <= 0)
+		return;
+	if (f.uidvalidity == v->uidvalidity && f.mailboxid[0] != '\0')
+		imap_untagged(s, "OK [MAILBOXID (%s)] Ok", f.mailboxid);
+	store_folder_clear(&f);
+}
+
 static void write_select_untagged(struct imap_session *s)
 {
 	const struct imap_view *v = s->view;
@@ -102,6 +118,7 @@ static void write_select_untagged(struct imap_session *s)
 	imap_untagged(s, "OK [UIDVALIDITY %u] UIDs valid", v->uidvalidity);
 	imap_untagged(s, "OK [UIDNEXT %u] Predicted next UID", v->uidnext);
 	imap_untagged(s, "OK [HIGHESTMODSEQ %llu] Highest", (unsigned long long)v->highestmodseq);
+	write_mailboxid(s);
 }
 
 /* RFC 7162 §3.2.5.1: what changed since the client's modseq. */

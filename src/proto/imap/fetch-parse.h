@@ -1,6 +1,7 @@
 /* FETCH attribute parser: turns the arguments after the sequence set of
  * FETCH / UID FETCH into a list of items (RFC 3501 §6.4.5), including
- * BODY[section]<partial>, BINARY (RFC 3516), PREVIEW (RFC 8970) and the CONDSTORE/QRESYNC
+ * BODY[section]<partial>, BINARY (RFC 3516), PREVIEW (RFC 8970), EMAILID and
+ * THREADID (RFC 8474), SAVEDATE (RFC 8514) and the CONDSTORE/QRESYNC
  * modifiers (CHANGEDSINCE n) (VANISHED) of RFC 7162. Pure code. */
 #ifndef TERN_PROTO_IMAP_FETCH_PARSE_H
 #define TERN_PROTO_IMAP_FETCH_PARSE_H
@@ -27,6 +28,9 @@ enum imap_fetch_type {
 	IMAP_FETCH_BINARY,         /* BINARY[...] and BINARY.PEEK[...] */
 	IMAP_FETCH_BINARY_SIZE,    /* BINARY.SIZE[...] */
 	IMAP_FETCH_PREVIEW,        /* PREVIEW [(LAZY)] (RFC 8970) */
+	IMAP_FETCH_EMAILID,        /* EMAILID (RFC 8474 §5.1) */
+	IMAP_FETCH_THREADID,       /* THREADID (RFC 8474 §5.2): always NIL */
+	IMAP_FETCH_SAVEDATE,       /* SAVEDATE (RFC 8514) */
 };
 
 enum imap_section_spec {

@@ -83,6 +83,8 @@ void imap_fetch_needs(const struct imap_fetch_request *req, struct imap_fetch_ne
 		if (a->type == IMAP_FETCH_ENVELOPE || a->type == IMAP_FETCH_BODY ||
 		    a->type == IMAP_FETCH_BODYSTRUCTURE)
 			n.cache = true;
+		if (a->type == IMAP_FETCH_EMAILID || a->type == IMAP_FETCH_SAVEDATE)
+			n.ids = true;
 		if (att_is_section(a->type)) {
 			n.raw = true;
 			sections++;
@@ -426,6 +428,25 @@ static int write_att(struct evbuffer *out, const struct imap_fetch_att *a,
 	}
 	case IMAP_FETCH_PREVIEW:
 		return write_preview(out, m);
+	case IMAP_FETCH_EMAILID:
+		/* RFC 8474 §5.1: "EMAILID" SP "(" objectid ")" */
+		if (m->ids == NULL)
+			return IMAP_FETCH_WRITE_NO_DATA;
+		if (m->ids->emailid[0] == '\0')
+			return IMAP_FETCH_WRITE_NO_DATA; /* every stored message has one */
+		return evbuffer_add_printf(out, " (%s)", m->ids->emailid) < 0
+			       ? IMAP_FETCH_WRITE_NOMEM : 0;
+	case IMAP_FETCH_THREADID:
+		/* RFC 8474 §5.2: a server that does not compute threads says NIL */
+		return evbuffer_add(out, " NIL", 4) < 0 ? IMAP_FETCH_WRITE_NOMEM : 0;
+	case IMAP_FETCH_SAVEDATE:
+		/* RFC 8514: "SAVEDATE" SP (date-time / nil), shown in UTC (the
+		 * store keeps the instant, not a zone) */
+		if (m->ids == NULL)
+			return IMAP_FETCH_WRITE_NO_DATA;
+		if (imap_datetime_format(m->ids->save_date, 0, date) < 0)
+			return evbuffer_add(out, " NIL", 4) < 0 ? IMAP_FETCH_WRITE_NOMEM : 0;
+		return evbuffer_add_printf(out, " \"%s\"", date) < 0 ? IMAP_FETCH_WRITE_NOMEM : 0;
 	default:
 		return write_body_att(out, a, m->raw);
 	}

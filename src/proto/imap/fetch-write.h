@@ -33,6 +33,7 @@ void imap_fetch_raw_unref(struct imap_fetch_raw **raw);
 /* What to load for a request. */
 struct imap_fetch_needs {
 	bool cache;            /* ENVELOPE, BODY or BODYSTRUCTURE */
+	bool ids;              /* EMAILID or SAVEDATE (store_msg_ids) */
 	bool raw;              /* some body section, or PREVIEW */
 	bool range_only;       /* the only section is BODY[]<o.n>: reading
 	                          [range_offset, range_offset + range_length) is
@@ -45,6 +46,7 @@ struct imap_fetch_msg {
 	uint32_t seq;
 	const struct store_msg *meta;
 	const struct store_msg_cache *cache;   /* NULL unless needs.cache */
+	const struct store_msg_ids *ids;       /* NULL unless needs.ids */
 	struct imap_fetch_raw *raw;            /* NULL unless needs.raw */
 	bool add_flags;                        /* \Seen was set implicitly: report
 						  FLAGS (RFC 3501 §6.4.5) */
