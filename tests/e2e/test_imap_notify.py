@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from imap_helpers import Raw, capabilities, deliver, imap_node, parse_sexp
+from imap_helpers import Raw, capabilities, deliver, fetch_dict, imap_node, parse_sexp
 
 MSG = b"From: a@a.test\r\nTo: alice@example.org\r\nSubject: notify\r\n\r\nhello\r\n"
 
@@ -171,6 +171,57 @@ def test_selected_mailbox_exists_without_a_command(node):
         a.ok("NOOP")
 
 
+def test_message_new_fetch_attributes(node):
+    """RFC 5465 section 5.1's form: the new message's FETCH, with the
+    attributes asked for, follows its EXISTS without a command; BODY.PEEK
+    leaves it unseen."""
+    a, b = two(node)
+    with a, b:
+        append(b, "INBOX")
+        a.ok("SELECT INBOX")
+        a.ok("NOTIFY SET (SELECTED (MessageNew (uid body.peek[header.fields (from to subject)]) "
+             "MessageExpunge))")
+        append(b, "INBOX")
+        wait_for(a, rb"\* 2 EXISTS")
+        line, _ = wait_for(a, rb"\* \d+ FETCH ")
+        seq, d = fetch_dict(line)
+        assert seq == 2 and int(d["UID"]) == 2, line
+        assert d["BODY[HEADER.FIELDS (FROM TO SUBJECT)]"] == (
+            b"From: a@a.test\r\nTo: alice@example.org\r\nSubject: notify\r\n\r\n"), line
+        # the message that was there before NOTIFY SET got no FETCH, and the
+        # new one stays unseen
+        assert "\\Seen" not in a.fetch("2", "FLAGS")[2]["FLAGS"]
+
+
+def test_message_new_fetch_never_sets_seen(node):
+    a, b = two(node)
+    with a, b:
+        a.ok("SELECT INBOX")
+        a.ok("NOTIFY SET (SELECTED (MessageNew (UID BODY[HEADER.FIELDS (Subject)]) "
+             "MessageExpunge))")
+        append(b, "INBOX")
+        line, _ = wait_for(a, rb"\* 1 FETCH ")
+        assert b"Subject: notify" in line and b"FLAGS" not in line, line
+        assert "\\Seen" not in a.fetch("1", "FLAGS")[1]["FLAGS"]
+
+
+def test_message_new_fetch_in_idle(node):
+    a, b = two(node)
+    with a, b:
+        a.ok("SELECT INBOX")
+        a.ok("NOTIFY SET (SELECTED (MessageNew (UID FLAGS) MessageExpunge))")
+        a.send("I1 IDLE\r\n")
+        assert a.response().startswith(b"+")
+        append(b, "INBOX")
+        wait_for(a, rb"\* 1 EXISTS")
+        line, _ = wait_for(a, rb"\* 1 FETCH ")
+        # \Recent: this session's view claimed it (RFC 3501 section 2.3.2)
+        assert fetch_dict(line)[1] == {"UID": "1", "FLAGS": ["\\Recent"]}, line
+        a.send("DONE\r\n")
+        _, tagged = a.wait("I1")
+        assert tagged.startswith("OK")
+
+
 def test_status_option_reports_every_watched_mailbox(node):
     with Raw(node) as a:
         a.login()
@@ -289,6 +340,7 @@ def test_unsupported_event_is_badevent(node, args):
     "SET (PERSONAL (FlagChange))",
     "SET (PERSONAL (MessageNew (UID) MessageExpunge))",
     "SET (SELECTED (MessageNew ()) MessageExpunge)",
+    "SET (SELECTED (MessageNew (NOSUCHATT) MessageExpunge))",
     "SET (SELECTED (MessageNew MessageExpunge)) (SELECTED-DELAYED (MessageNew MessageExpunge))",
     "SET (PERSONAL (MessageNew MessageExpunge AnnotationChange)) (PERSONAL)",
 ])

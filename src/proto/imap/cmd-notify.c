@@ -9,7 +9,9 @@
  *   FlagChange also UNSEEN or the modseq) changed (section 5.2-5.4);
  * - in the selected mailbox, with a SELECTED filter, the usual EXISTS,
  *   EXPUNGE and FETCH FLAGS, also between commands (SELECTED-DELAYED keeps
- *   expunges for a command that may send them, section 5.1);
+ *   expunges for a command that may send them, section 5.1); with
+ *   MessageNew (fetch-att ...) each new message's FETCH follows its EXISTS
+ *   (never setting \Seen: BODY[...] is read as BODY.PEEK[...]);
  * - MailboxName: "* LIST () "/" name" for a new mailbox, with
  *   ("OLDNAME" (old)) for a renamed one, "(\NonExistent)" for a deleted one;
  * - SubscriptionChange: "* LIST (\Subscribed) "/" name" or "* LIST ()".
@@ -24,6 +26,8 @@
 
 #include "core/log.h"
 #include "proto/imap/commands.h"
+#include "proto/imap/fetch-parse.h"
+#include "proto/imap/fetch-write.h"
 #include "proto/imap/notify-parse.h"
 #include "store/store.h"
 
@@ -50,6 +54,11 @@ struct imap_notify {
 	size_t sub_count;
 	bool pending;                  /* a change came during a command */
 	bool loaded;                   /* the snapshot was read */
+	/* MessageNew (fetch-att ...) of the SELECTED filter */
+	struct imap_fetch_request *fetch;
+	char *fetch_folder;            /* the view the UIDs below are of */
+	uint32_t fetch_uidvalidity;
+	uint32_t fetched_uid;          /* new messages are those above it */
 };
 
 static void snapshot_clear(struct imap_notify *n)
@@ -77,6 +86,8 @@ void imap_notify_free(struct imap_notify **_n)
 	}
 	free(n->groups);
 	snapshot_clear(n);
+	imap_fetch_request_free(&n->fetch);
+	free(n->fetch_folder);
 	free(n);
 }
 
@@ -319,6 +330,82 @@ static void sync_selected(struct imap_session *s, const struct imap_notify *n)
 			 s->conn->peer_addr, tern_error_str(err));
 }
 
+/* One new message's FETCH with the attributes MessageNew asked for. */
+static void fetch_one(struct imap_session *s, const struct imap_fetch_request *req,
+		      uint32_t uid, uint32_t seq)
+{
+	struct imap_view *v = s->view;
+	struct imap_fetch_needs needs;
+	struct store_msg meta;
+	struct store_msg_cache cache = {0};
+	struct imap_fetch_raw *raw = NULL;
+	enum tern_error err = TERN_ERR_NONE;
+	imap_fetch_needs(req, &needs);
+	int r = store_msg_get(s->store, v->folder, uid, &meta, &err);
+	if (r <= 0)
+		goto out_err;   /* 0: expunged meanwhile, the next sync says so */
+	if (needs.cache)
+		r = store_msg_cache(s->store, v->folder, uid, &cache, &err);
+	if (r > 0 && needs.raw) {
+		char *data = NULL;
+		size_t size = 0;
+		r = store_msg_raw(s->store, v->folder, uid, &data, &size, &err);
+		if (r > 0 && (raw = imap_fetch_raw_new(data, size, 0, size)) == NULL) {
+			err = TERN_ERR_NOMEM;
+			r = -1;
+		}
+	}
+	if (r > 0) {
+		struct imap_fetch_msg fm = {
+			.seq = seq, .meta = &meta, .cache = needs.cache ? &cache : NULL,
+			.raw = raw, .recent = imap_view_is_recent(v, uid), .utf8 = s->utf8_accept,
+		};
+		int w = imap_fetch_write(imap_out(s), req, &fm);
+		if (w == IMAP_FETCH_WRITE_NOMEM)
+			imap_out_check(s, -1);
+		else if (w < 0)
+			log_warn("imap: user=%s, rip=%s: NOTIFY MessageNew FETCH of uid %u "
+				 "skipped (%d)", s->user, s->conn->peer_addr, uid, w);
+	}
+	imap_fetch_raw_unref(&raw);
+	store_msg_cache_clear(&cache);
+	store_msg_clear(&meta);
+out_err:
+	if (r < 0)
+		log_warn("imap: user=%s, rip=%s: NOTIFY MessageNew FETCH failed: %s", s->user,
+			 s->conn->peer_addr, tern_error_str(err));
+}
+
+/* FETCH for the messages the view gained since the last call (section 5.1:
+ * MessageNew with fetch attributes); a newly selected view only sets the
+ * mark. */
+static void fetch_new(struct imap_session *s, struct imap_notify *n)
+{
+	const struct notify_group *g = selected_group(n);
+	struct imap_view *v = s->view;
+	if (v == NULL || n->fetch == NULL || g == NULL ||
+	    (g->events & IMAP_NOTIFY_MESSAGE_NEW) == 0)
+		return;
+	uint32_t last = v->count > 0 ? v->msgs[v->count - 1].uid : 0;
+	if (n->fetch_folder == NULL || strcmp(n->fetch_folder, v->folder) != 0 ||
+	    n->fetch_uidvalidity != v->uidvalidity) {
+		char *copy = strdup(v->folder);
+		if (copy == NULL)
+			return;
+		free(n->fetch_folder);
+		n->fetch_folder = copy;
+		n->fetch_uidvalidity = v->uidvalidity;
+		n->fetched_uid = last;
+		return;
+	}
+	size_t i = v->count;
+	while (i > 0 && v->msgs[i - 1].uid > n->fetched_uid)
+		i--;
+	for (; i < v->count && !imap_out_failed(s); i++)
+		fetch_one(s, n->fetch, v->msgs[i].uid, (uint32_t)(i + 1));
+	n->fetched_uid = last;
+}
+
 static bool between_commands(const struct imap_session *s)
 {
 	return s->current == NULL && s->pending == NULL && s->line_handler == NULL;
@@ -331,8 +418,10 @@ static void report_now(struct imap_session *s)
 	n->pending = false;
 	if (parked && imap_session_unpark_store(s) < 0)
 		return;
-	if (s->idling || between_commands(s))
+	if (s->idling || between_commands(s)) {
 		sync_selected(s, n);
+		fetch_new(s, n);
+	}
 	enum tern_error err = TERN_ERR_NONE;
 	if (report(s, n, &err) < 0)
 		log_warn("imap: user=%s, rip=%s: NOTIFY update failed: %s", s->user,
@@ -353,10 +442,12 @@ void imap_notify_wake(struct imap_session *s)
 
 void imap_notify_after_command(struct imap_session *s)
 {
-	if (s->notify == NULL || !s->notify->pending || s->conn->closing ||
-	    !between_commands(s))
+	if (s->notify == NULL || s->conn->closing || !between_commands(s) || s->store == NULL)
 		return;
-	report_now(s);
+	if (s->notify->pending)
+		report_now(s);
+	else
+		fetch_new(s, s->notify);   /* what the command's own sync reported */
 }
 
 /* ---- the command ---- */
@@ -382,6 +473,15 @@ static struct imap_notify *notify_new(struct imap_session *s, const struct imap_
 		struct notify_group *g = &n->groups[n->count++];
 		g->filter = sg->filter;
 		g->events = sg->events;
+		if (sg->fetch_att_count > 0) {
+			const char *bad = NULL;
+			if (imap_fetch_parse(sg->fetch_list, 1, false, &n->fetch,
+					     &bad) < 0) {
+				imap_notify_free(&n);
+				imap_bad(s, cmd, bad);
+				return NULL;
+			}
+		}
 		if (sg->mailbox_count == 0)
 			continue;
 		if ((g->names = calloc(sg->mailbox_count, sizeof(*g->names))) == NULL)
@@ -432,6 +532,7 @@ IMAP_HANDLER(cmd_notify)
 		} else if (n != NULL) {
 			imap_notify_free(&s->notify);
 			s->notify = n;
+			fetch_new(s, n);   /* marks the messages there are now */
 			if (spec->status)
 				write_initial_status(s, n);
 			imap_tagged(s, cmd, "OK NOTIFY completed");

@@ -128,6 +128,7 @@ static int parse_events(const struct imap_arg *a, struct imap_notify_group *g, b
 				*bad_r = "Fetch attributes expected";
 				return -1;
 			}
+			g->fetch_list = &list[i];
 			g->fetch_atts = list[i].list;
 			g->fetch_att_count = list[i].list_count;
 		}

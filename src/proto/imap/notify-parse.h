@@ -42,7 +42,9 @@ struct imap_notify_group {
 	unsigned events;                   /* enum imap_notify_event bits; 0 = NONE */
 	const struct imap_arg *mailboxes;  /* SUBTREE/MAILBOXES: mailbox arguments */
 	size_t mailbox_count;
-	const struct imap_arg *fetch_atts; /* MessageNew (fetch-att ...) of SELECTED */
+	const struct imap_arg *fetch_list; /* MessageNew (fetch-att ...) of SELECTED:
+	                                      the list, as FETCH takes it */
+	const struct imap_arg *fetch_atts; /* ... and its items */
 	size_t fetch_att_count;
 };
 
