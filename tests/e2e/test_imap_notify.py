@@ -267,6 +267,22 @@ def test_subscription_change(node):
         assert line == b'* LIST () "/" Lists'
 
 
+def test_rename_of_a_subscribed_mailbox_is_one_list(node):
+    """RENAME carries the subscription: one LIST with OLDNAME says it all,
+    not an unsubscription of the old name and a subscription of the new."""
+    a, b = two(node)
+    with a, b:
+        b.ok("CREATE Fresh")
+        b.ok("SUBSCRIBE Fresh")
+        a.ok("NOTIFY SET (PERSONAL (MailboxName SubscriptionChange))")
+        b.ok("RENAME Fresh Renamed")
+        b.ok("CREATE Marker")
+        line, _ = wait_for(a, rb"\* LIST ")
+        assert line == b'* LIST (\\Subscribed) "/" Renamed ("OLDNAME" (Fresh))'
+        line, seen = wait_for(a, rb'\* LIST \(\) "/" Marker')
+        assert seen == [], seen
+
+
 def test_mailboxes_filter_names_a_mailbox_created_later(node):
     a, b = two(node)
     with a, b:

@@ -34,7 +34,7 @@
 struct notify_group {
 	enum imap_notify_filter filter;
 	unsigned events;
-	char **names;                  /* SUBTREE/MAILBOXES, store names */
+	char **names;                  /* SUBTREE/MAILBOXES, store names, sorted */
 	size_t name_count;
 };
 
@@ -50,7 +50,7 @@ struct imap_notify {
 	size_t count;
 	struct notify_folder *folders; /* sorted by id */
 	size_t folder_count;
-	char **subs;                   /* sorted (store order) */
+	char **subs;                   /* sorted by strcmp */
 	size_t sub_count;
 	bool pending;                  /* a change came during a command */
 	bool loaded;                   /* the snapshot was read */
@@ -93,14 +93,6 @@ void imap_notify_free(struct imap_notify **_n)
 
 /* ---- which events a mailbox gets ---- */
 
-static bool name_in(char **names, size_t count, const char *name)
-{
-	for (size_t i = 0; i < count; i++)
-		if (strcmp(names[i], name) == 0)
-			return true;
-	return false;
-}
-
 static bool in_subtree(const struct notify_group *g, const char *name)
 {
 	for (size_t i = 0; i < g->name_count; i++) {
@@ -111,9 +103,20 @@ static bool in_subtree(const struct notify_group *g, const char *name)
 	return false;
 }
 
+static int name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* subs sorted by strcmp (snapshot_read sorts them) */
+static bool sub_in(char **subs, size_t count, const char *name)
+{
+	return count > 0 && bsearch(&name, subs, count, sizeof(*subs), name_cmp) != NULL;
+}
+
 static bool subscribed(const struct imap_notify *n, const char *name)
 {
-	return name_in(n->subs, n->sub_count, name);
+	return sub_in(n->subs, n->sub_count, name);
 }
 
 /* The events for a mailbox other than the selected one. */
@@ -130,7 +133,7 @@ static unsigned events_for(const struct imap_notify *n, const char *name)
 				continue;
 			bool match = false;
 			switch (g->filter) {
-			case IMAP_NOTIFY_MAILBOXES: match = name_in(g->names, g->name_count, name); break;
+			case IMAP_NOTIFY_MAILBOXES: match = sub_in(g->names, g->name_count, name); break;
 			case IMAP_NOTIFY_SUBTREE: match = in_subtree(g, name); break;
 			case IMAP_NOTIFY_INBOXES: match = strcmp(name, "INBOX") == 0; break;
 			case IMAP_NOTIFY_SUBSCRIBED: match = subscribed(n, name); break;
@@ -202,6 +205,8 @@ static int snapshot_read(struct imap_session *s, struct notify_folder **folders_
 		free(folders);
 		return -1;
 	}
+	if (sub_count > 1)
+		qsort(subs, sub_count, sizeof(*subs), name_cmp);
 	*folders_r = folders;
 	*count_r = count;
 	*subs_r = subs;
@@ -259,18 +264,44 @@ static bool status_due(const struct notify_folder *old, const struct notify_fold
 	       (old->unseen != f->unseen || old->highestmodseq != f->highestmodseq);
 }
 
-static void report_subscriptions(struct imap_session *s, struct imap_notify *n, char **subs,
+static const struct notify_folder *folder_named(const struct notify_folder *folders,
+						size_t count, const char *name)
+{
+	for (size_t i = 0; i < count; i++)
+		if (strcmp(folders[i].name, name) == 0)
+			return &folders[i];
+	return NULL;
+}
+
+/* True when name is one side of a rename between the snapshot and the
+ * folders now: RENAME carries the subscription along, and the rename's
+ * own LIST says so, not an (un)subscription of each name. */
+static bool renamed(const struct imap_notify *n, const struct notify_folder *folders,
+		    size_t count, const char *name)
+{
+	const struct notify_folder *f = folder_named(folders, count, name), *other;
+	if (f != NULL && (other = find_folder(n->folders, n->folder_count, f->id)) != NULL &&
+	    strcmp(other->name, name) != 0)
+		return true;
+	f = folder_named(n->folders, n->folder_count, name);
+	return f != NULL && (other = find_folder(folders, count, f->id)) != NULL &&
+	       strcmp(other->name, name) != 0;
+}
+
+static void report_subscriptions(struct imap_session *s, struct imap_notify *n,
+				 const struct notify_folder *folders, size_t count, char **subs,
 				 size_t sub_count)
 {
-	/* both sorted in the store's order: compare each way by lookup, the
-	 * lists are short */
+	/* compared each way by binary search */
 	for (size_t i = 0; i < sub_count; i++)
-		if (!name_in(n->subs, n->sub_count, subs[i]) &&
-		    (events_for(n, subs[i]) & IMAP_NOTIFY_SUBSCRIPTION_CHANGE) != 0)
+		if (!sub_in(n->subs, n->sub_count, subs[i]) &&
+		    (events_for(n, subs[i]) & IMAP_NOTIFY_SUBSCRIPTION_CHANGE) != 0 &&
+		    !renamed(n, folders, count, subs[i]))
 			write_list(s, "\\Subscribed", subs[i], NULL);
 	for (size_t i = 0; i < n->sub_count; i++)
-		if (!name_in(subs, sub_count, n->subs[i]) &&
-		    (events_for(n, n->subs[i]) & IMAP_NOTIFY_SUBSCRIPTION_CHANGE) != 0)
+		if (!sub_in(subs, sub_count, n->subs[i]) &&
+		    (events_for(n, n->subs[i]) & IMAP_NOTIFY_SUBSCRIPTION_CHANGE) != 0 &&
+		    !renamed(n, folders, count, n->subs[i]))
 			write_list(s, "", n->subs[i], NULL);
 }
 
@@ -295,7 +326,8 @@ static int report(struct imap_session *s, struct imap_notify *n, enum tern_error
 			}
 			if (strcmp(old->name, f->name) != 0 &&
 			    ((events | events_for(n, old->name)) & IMAP_NOTIFY_MAILBOX_NAME) != 0)
-				write_list(s, "", f->name, old->name);
+				write_list(s, sub_in(subs, sub_count, f->name) ? "\\Subscribed" : "",
+					   f->name, old->name);
 			if (!is_selected(s, f->name) && status_due(old, f, events))
 				write_status(s, f);
 		}
@@ -305,7 +337,7 @@ static int report(struct imap_session *s, struct imap_notify *n, enum tern_error
 			    (events_for(n, old->name) & IMAP_NOTIFY_MAILBOX_NAME) != 0)
 				write_list(s, "\\NonExistent", old->name, NULL);
 		}
-		report_subscriptions(s, n, subs, sub_count);
+		report_subscriptions(s, n, folders, count, subs, sub_count);
 	}
 	snapshot_clear(n);
 	n->folders = folders;
@@ -423,9 +455,13 @@ static void report_now(struct imap_session *s)
 		fetch_new(s, n);
 	}
 	enum tern_error err = TERN_ERR_NONE;
-	if (report(s, n, &err) < 0)
-		log_warn("imap: user=%s, rip=%s: NOTIFY update failed: %s", s->user,
-			 s->conn->peer_addr, tern_error_str(err));
+	if (report(s, n, &err) < 0) {
+		/* section 6: the client is told, and may NOTIFY SET again */
+		log_warn("imap: user=%s, rip=%s: NOTIFY update failed, notifications off: %s",
+			 s->user, s->conn->peer_addr, tern_error_str(err));
+		imap_untagged(s, "OK [NOTIFICATIONOVERFLOW] Notifications stopped");
+		imap_notify_free(&s->notify);
+	}
 	if (parked)
 		imap_session_park_store(s);
 }
@@ -498,6 +534,7 @@ static struct imap_notify *notify_new(struct imap_session *s, const struct imap_
 			}
 			g->names[g->name_count++] = name;
 		}
+		qsort(g->names, g->name_count, sizeof(*g->names), name_cmp);
 	}
 	return n;
 oom:
