@@ -15,7 +15,9 @@ import sqlite3
 
 import pytest
 
-from imap_helpers import Raw, capabilities, deliver, fetch_dict, imap_node, parse_sexp
+from cluster_helpers import cluster_factory
+from imap_helpers import Raw, capabilities, deliver, fetch_dict, imap_node
+from ternlib import wait_for
 
 OBJECTID = rb"[A-Za-z0-9_-]{1,255}"     # RFC 8474 §7: objectid = 1*255(ALPHA / DIGIT / "_" / "-")
 
@@ -245,3 +247,60 @@ def test_ids_given_to_a_store_from_before_objectid(node):
         c.select("foo")
         b = emailid(c, 1)
         assert a != b
+
+
+
+@pytest.fixture
+def make_cluster(tmp_path):
+    yield from cluster_factory(tmp_path)
+
+
+def ids_seen(addr):
+    """{mailbox: (MAILBOXID, sorted "uid EMAILID SAVEDATE")} through addr."""
+    with Raw(addr).login() as c:
+        out = {}
+        for name in ("INBOX", "Archive"):
+            box = status_mailboxid(c, name)
+            c.ok(f"EXAMINE {name}")
+            msgs = []
+            for r in c.ok("FETCH 1:* (UID EMAILID SAVEDATE)"):
+                d = fetch_dict(r)[1]
+                msgs.append(f"{d['UID']} {d['EMAILID'][0]} {d['SAVEDATE']}")
+            out[name] = (box, sorted(msgs))
+        return out
+
+
+def move_phase(cl):
+    rows = cl["node-a"].ctl("move", "status", "alice", as_json=True)
+    if isinstance(rows, dict):
+        rows = next((v for v in rows.values() if isinstance(v, list)), [rows])
+    return (rows[-1] if rows else None) or {}
+
+
+def test_ids_and_save_dates_travel_with_a_move(make_cluster):
+    """An online move to another node (issue 10) keeps every MAILBOXID,
+    EMAILID and SAVEDATE as they were, seen through either node: those of
+    the first copy, and those of what changed while the move waited in
+    `ready` (a mailbox created, messages appended, copied and moved), which
+    travel in the deltas."""
+    cl = make_cluster(users={"alice": "node-a"}, names=("node-a", "node-b"))
+    with Raw(cl.imap_addr("node-a")).login() as c:
+        append(c, "INBOX")
+    cl["node-a"].ctl("move", "start", "alice", "--to", "node-b", "--suspend-when-ready")
+    wait_for(lambda: move_phase(cl).get("phase") == "ready", 30, "the move to be ready")
+    with Raw(cl.imap_addr("node-a")).login() as c:
+        c.ok("CREATE Archive")
+        append(c, "INBOX")
+        append(c, "INBOX")
+        c.select("INBOX")
+        c.ok("COPY 1 Archive")
+        c.ok("MOVE 2 Archive")
+    before = ids_seen(cl.imap_addr("node-a"))
+    assert len(before["Archive"][1]) == 2 and len(before["INBOX"][1]) == 2, before
+    cl["node-a"].ctl("move", "complete", "alice")
+    st = wait_for(lambda: move_phase(cl) if move_phase(cl).get("phase") in
+                  ("completed", "failed", "cancelled") else None, 60.0, "the move to finish")
+    assert st["phase"] == "completed", st
+    cl.homes["alice"] = "node-b"
+    for front in ("node-a", "node-b"):
+        assert ids_seen(cl.imap_addr(front)) == before, front
