@@ -598,18 +598,20 @@ static int checksum_rows(struct store *st, uint64_t since, struct store_move_sum
 {
 	/* ?1 = since in every statement */
 	static const char *const full[] = {
-		"SELECT name, special_use, uidvalidity, uidnext, highestmodseq"
+		"SELECT name, special_use, uidvalidity, uidnext, highestmodseq, mailboxid"
 		" FROM main.folders ORDER BY name",
 		"SELECT f.name, m.uid, m.modseq, m.flags, m.keywords, m.size,"
-		" m.internal_date, m.internal_tz FROM main.folders f JOIN main.messages m"
+		" m.internal_date, m.internal_tz, m.emailid, m.save_date"
+		" FROM main.folders f JOIN main.messages m"
 		" ON m.folder_id = f.id ORDER BY f.name, m.uid",
 	};
 	static const char *const changes[] = {
 		"SELECT name, special_use, uidvalidity, uidnext, highestmodseq, messages, unseen,"
-		" bytes FROM main.folders ORDER BY name",
+		" bytes, mailboxid FROM main.folders ORDER BY name",
 		/* folder by folder through the (folder_id, modseq) indexes */
 		"SELECT f.name, m.uid, m.modseq, m.flags, m.keywords, m.size,"
-		" m.internal_date, m.internal_tz FROM main.folders f JOIN main.messages m"
+		" m.internal_date, m.internal_tz, m.emailid, m.save_date"
+		" FROM main.folders f JOIN main.messages m"
 		" ON m.folder_id = f.id AND m.modseq > ?1 ORDER BY f.name, m.uid",
 		"SELECT f.name, e.uid, e.modseq, EXISTS (SELECT 1 FROM main.messages m"
 		" WHERE m.folder_id = e.folder_id AND m.uid = e.uid) FROM main.folders f JOIN main.expunged e"

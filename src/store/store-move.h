@@ -90,9 +90,10 @@ int store_move_apply(struct store *st, const char *path, uint64_t *modseq_r,
 
 /* The sum of the store in one read snapshot. since = 0: everything, i.e.
  * the store's modseq; every folder by name (name, special-use, UIDVALIDITY,
- * UIDNEXT, HIGHESTMODSEQ); every message by folder name and UID (folder
- * name, UID, modseq, flags, keywords, size, internal date and zone); every
- * subscription (name, subscribed). Message bodies are not read.
+ * UIDNEXT, HIGHESTMODSEQ, MAILBOXID); every message by folder name and UID
+ * (folder name, UID, modseq, flags, keywords, size, internal date and zone,
+ * EMAILID, save date); every subscription (name, subscribed). Message
+ * bodies are not read.
  *
  * since > 0: what changed after that modseq, for two copies already found
  * equal at since: the store's modseq; every folder with its message,

@@ -597,6 +597,35 @@ static void test_sum_since_sees_divergence(void **state)
 	assert_memory_not_equal(a.digest, b.digest, 32);
 }
 
+/* The whole sum sees object ids and save dates (schema v5) that differ:
+ * a MAILBOXID, an EMAILID, a save date. */
+static void test_sum_sees_object_ids(void **state)
+{
+	struct fixture *fx = *state;
+	static const char *const drift[] = {
+		"UPDATE folders SET mailboxid = 'Fother' WHERE name = 'Trash'",
+		"UPDATE messages SET emailid = 'Mother' WHERE uid = 2",
+		"UPDATE messages SET save_date = save_date + 1 WHERE uid = 1",
+	};
+	struct store_move_sum a, b;
+	enum tern_error err;
+
+	put(fx->src, "INBOX", "Subject: m\r\n\r\nbody\r\n");
+	put(fx->src, "INBOX", "Subject: n\r\n\r\nbody\r\n");
+	assert_int_equal(store_move_checksum(fx->src, 0, &a, &err), 0);
+	for (size_t i = 0; i < sizeof(drift) / sizeof(drift[0]); i++) {
+		/* a fresh copy each time, changed in one column */
+		store_close(&fx->dst);
+		assert_int_equal(store_remove(fx->dst_dir, "alice", &err), 0);
+		snapshot_install(fx);
+		assert_int_equal(store_move_checksum(fx->dst, 0, &b, &err), 0);
+		assert_same_sum(&a, &b);
+		free(dump(fx->dst, fx->dst_dir, drift[i]));
+		assert_int_equal(store_move_checksum(fx->dst, 0, &b, &err), 0);
+		assert_memory_not_equal(a.digest, b.digest, 32);
+	}
+}
+
 /* A delta applied twice (and an old one re-applied after it) leaves the
  * destination as it is. */
 static void test_move_apply_twice(void **state)
@@ -914,6 +943,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_move_apply_twice, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_move_delivered_ids_of_nodes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sum_since_sees_divergence, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sum_sees_object_ids, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_move_source_unchanged, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_move_concurrent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_move_timing_20k, setup, teardown),
