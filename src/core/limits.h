@@ -215,6 +215,12 @@
 #define TERN_FETCH_OUTPUT_HIGH          (4u * 1024 * 1024)
 #define TERN_FETCH_OUTPUT_LOW           (1u * 1024 * 1024)
 
+/* NOTIFY (RFC 5465 section 6): unsent output above which a session's
+ * notifications stop with * OK [NOTIFICATIONOVERFLOW] instead of piling up
+ * for a client that does not read. Above a FETCH's high mark, so a client
+ * reading a large FETCH is not taken for one. */
+#define TERN_NOTIFY_OUTPUT_MAX          (16u * 1024 * 1024)
+
 /* Parser buffers: an idle connection keeps a line buffer of at most
  * TERN_LINE_BUF_KEEP (a larger one, from a long line, is freed after use),
  * and the buffers of literals and LMTP bodies start at these sizes and grow
