@@ -222,6 +222,33 @@ def test_message_new_fetch_in_idle(node):
         assert tagged.startswith("OK")
 
 
+def test_overflow_when_the_client_does_not_read(make_ternd):
+    """RFC 5465 section 6: notifications a client leaves unread stop with
+    * OK [NOTIFICATIONOVERFLOW] (beyond 16 MiB unsent) instead of piling up;
+    the session goes on."""
+    node = imap_node(make_ternd, max_message_size="8M")
+    big = (b"From: a@a.test\r\nSubject: big\r\n\r\n" + (b"y" * 76 + b"\r\n") * 50000)
+    a, b = two(node)
+    with a, b:
+        a.ok("SELECT INBOX")
+        a.ok("NOTIFY SET (SELECTED (MessageNew (BODY.PEEK[]) MessageExpunge))")
+        # a reads nothing now: its FETCHes of ~4 MB each pile up
+        for _ in range(12):
+            _, t = b.cmd_literal("APPEND INBOX", big)
+            assert t.startswith("OK"), t
+        wait_for(a, rb"\* OK \[NOTIFICATIONOVERFLOW\]", timeout=60)
+        # off now: a new message is only the NOOP's EXISTS, with no FETCH
+        append(b, "INBOX")
+        untagged = a.ok("NOOP", timeout=60)
+        assert [r for r in untagged if r == b"* 13 EXISTS"], [r[:40] for r in untagged]
+        assert not [r for r in untagged if b"FETCH" in r[:20]], [r[:40] for r in untagged]
+        # and NOTIFY SET turns them on again
+        a.ok("NOTIFY SET (SELECTED (MessageNew (UID) MessageExpunge))")
+        append(b, "INBOX")
+        line, _ = wait_for(a, rb"\* 14 FETCH ")
+        assert line == b"* 14 FETCH (UID 14)", line
+
+
 def test_status_option_reports_every_watched_mailbox(node):
     with Raw(node) as a:
         a.login()

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/limits.h"
 #include "core/log.h"
 #include "proto/imap/commands.h"
 #include "proto/imap/fetch-parse.h"
@@ -433,9 +434,28 @@ static void fetch_new(struct imap_session *s, struct imap_notify *n)
 	size_t i = v->count;
 	while (i > 0 && v->msgs[i - 1].uid > n->fetched_uid)
 		i--;
-	for (; i < v->count && !imap_out_failed(s); i++)
+	for (; i < v->count && !imap_out_failed(s); i++) {
+		/* a client that does not read: the rest waits, and the next
+		 * wake-up finds the output over the limit (overflowed()) */
+		if (conn_output_pending(s->conn) > TERN_NOTIFY_OUTPUT_MAX)
+			return;
 		fetch_one(s, n->fetch, v->msgs[i].uid, (uint32_t)(i + 1));
+		n->fetched_uid = v->msgs[i].uid;
+	}
 	n->fetched_uid = last;
+}
+
+/* Section 6: notifications the client leaves unread stop, and it is told
+ * (it may NOTIFY SET again). True when they were stopped. */
+static bool overflowed(struct imap_session *s)
+{
+	if (conn_output_pending(s->conn) <= TERN_NOTIFY_OUTPUT_MAX)
+		return false;
+	log_info("imap: user=%s, rip=%s: NOTIFY output unread, notifications off", s->user,
+		 s->conn->peer_addr);
+	imap_untagged(s, "OK [NOTIFICATIONOVERFLOW] Too many notifications unread");
+	imap_notify_free(&s->notify);
+	return true;
 }
 
 static bool between_commands(const struct imap_session *s)
@@ -470,10 +490,10 @@ void imap_notify_wake(struct imap_session *s)
 {
 	if (s->notify == NULL || s->conn->closing)
 		return;
-	if (s->idling || between_commands(s))
-		report_now(s);
-	else
+	if (!s->idling && !between_commands(s))
 		s->notify->pending = true;
+	else if (!overflowed(s))
+		report_now(s);
 }
 
 void imap_notify_after_command(struct imap_session *s)
