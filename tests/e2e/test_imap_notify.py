@@ -171,6 +171,37 @@ def test_selected_mailbox_exists_without_a_command(node):
         a.ok("NOOP")
 
 
+def test_selected_expunge_without_a_command(node):
+    a, b = two(node)
+    with a, b:
+        append(b, "INBOX")
+        a.ok("SELECT INBOX")
+        a.ok("NOTIFY SET (SELECTED (MessageNew MessageExpunge))")
+        b.ok("SELECT INBOX")
+        b.ok("STORE 1 +FLAGS (\\Deleted)")
+        b.ok("EXPUNGE")
+        wait_for(a, rb"\* 1 EXPUNGE")
+        a.ok("NOOP")
+
+
+def test_selected_delayed_keeps_expunges_for_a_command(node):
+    """SELECTED-DELAYED (section 5.1): EXISTS at once, EXPUNGE only with a
+    command that may send it."""
+    a, b = two(node)
+    with a, b:
+        append(b, "INBOX")
+        a.ok("SELECT INBOX")
+        a.ok("NOTIFY SET (SELECTED-DELAYED (MessageNew MessageExpunge))")
+        b.ok("SELECT INBOX")
+        b.ok("STORE 1 +FLAGS (\\Deleted)")
+        b.ok("EXPUNGE")
+        append(b, "INBOX")
+        _, seen = wait_for(a, rb"\* 2 EXISTS")
+        assert not [r for r in seen if r.endswith(b"EXPUNGE")], seen
+        untagged = a.ok("NOOP")
+        assert b"* 1 EXPUNGE" in untagged, untagged
+
+
 def test_message_new_fetch_attributes(node):
     """RFC 5465 section 5.1's form: the new message's FETCH, with the
     attributes asked for, follows its EXISTS without a command; BODY.PEEK
