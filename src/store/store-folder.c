@@ -197,8 +197,35 @@ static int create_parents(struct store *st, struct store_op *op, const char *can
 	return 0;
 }
 
+/* The MAILBOXID of folder row id, into buf (STORE_OBJECTID_SIZE bytes). */
+static int folder_mailboxid(struct store *st, int64_t id, char *buf, enum tern_error *err_r)
+{
+	sqlite3_stmt *stmt = NULL;
+	/* once per CREATE: not worth a cached statement */
+	int rc = sqlite3_prepare_v2(st->db, "SELECT mailboxid FROM folders WHERE id = ?1", -1,
+				    &stmt, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(stmt, 1, id);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(stmt);
+	if (rc != SQLITE_ROW) {
+		sqlite3_finalize(stmt);
+		return store_fail(st, rc == SQLITE_DONE ? SQLITE_CORRUPT : rc, err_r);
+	}
+	const unsigned char *text = sqlite3_column_text(stmt, 0);
+	snprintf(buf, STORE_OBJECTID_SIZE, "%s", text != NULL ? (const char *)text : "");
+	sqlite3_finalize(stmt);
+	return 0;
+}
+
 int store_folder_create(struct store *st, const char *name, const char *special_use,
 			enum tern_error *err_r)
+{
+	return store_folder_create_id(st, name, special_use, NULL, err_r);
+}
+
+int store_folder_create_id(struct store *st, const char *name, const char *special_use,
+			   char *mailboxid_r, enum tern_error *err_r)
 {
 	char canon[TERN_FOLDER_NAME_MAX + 1];
 	struct store_op op = { .st = st };
@@ -215,6 +242,8 @@ int store_folder_create(struct store *st, const char *name, const char *special_
 		return ret < 0 ? -1 : store_err(TERN_ERR_EXISTS, err_r);
 	if (create_parents(st, &op, canon, err_r) < 0 ||
 	    store_folder_insert(st, &op, canon, special_use, &f, err_r) < 0)
+		return -1;
+	if (mailboxid_r != NULL && folder_mailboxid(st, f.id, mailboxid_r, err_r) < 0)
 		return -1;
 	return store_tx_commit(&tx, err_r);
 }

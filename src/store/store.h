@@ -160,6 +160,11 @@ int store_folder_get(struct store *st, const char *name, struct store_folder *f_
 /* Creates name (and missing parents, RFC 3501 §6.3.3). EXISTS if present. */
 int store_folder_create(struct store *st, const char *name, const char *special_use,
 			enum tern_error *err_r);
+/* The same, and the new folder's MAILBOXID into mailboxid_r
+ * (STORE_OBJECTID_SIZE bytes; NULL = not wanted), from the same
+ * transaction: CREATE's "OK [MAILBOXID (id)]" (RFC 8474 §4.1). */
+int store_folder_create_id(struct store *st, const char *name, const char *special_use,
+			   char *mailboxid_r, enum tern_error *err_r);
 /* Deletes a folder and its messages. INBOX cannot be deleted (INVALID). A folder
  * with children keeps existing as \Noselect... simplified: children stay, the
  * folder itself goes (RFC 3501 §6.3.4 allows refusing; we delete just it). */

@@ -75,6 +75,24 @@ def test_objectid_capability_advertised(node):
         assert "OBJECTID" in capabilities(c.ok("CAPABILITY"))
 
 
+def test_rfc8474_create_example(node):
+    """RFC 8474 §4.1's example: CREATE answers OK [MAILBOXID (id)], the id
+    STATUS gives afterwards; a second CREATE of foo is NO. (The response
+    code is written by cmd-mailbox.c, with store_folder_create_id(): this
+    fails until it is.)"""
+    with session(node) as c:
+        ids = []
+        for name in ("foo", "bar"):
+            _, t = c.cmd(f"create {name}")
+            m = re.fullmatch(r"OK \[MAILBOXID \(([A-Za-z0-9_-]{1,255})\)\] .*", t)
+            assert m, t
+            assert status_mailboxid(c, name) == m.group(1).encode()
+            ids.append(m.group(1))
+        assert ids[0] != ids[1]
+        _, t = c.cmd("create foo")
+        assert t.startswith("NO"), t
+
+
 def test_rfc8474_status_and_rename_example(node):
     """RFC 8474 §4.3's example: STATUS (MAILBOXID), RENAME keeps it."""
     with session(node) as c:

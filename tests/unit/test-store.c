@@ -1385,10 +1385,14 @@ static void test_mailboxid(void **state)
 	get_folder(fx->st, "a", &again);
 	assert_string_not_equal(again.mailboxid, a.mailboxid);
 	assert_int_equal(store_folder_delete(fx->st, "a", &err), 0);
-	assert_int_equal(store_folder_create(fx->st, "a", NULL, &err), 0);
+	char made[STORE_OBJECTID_SIZE] = "";
+	assert_int_equal(store_folder_create_id(fx->st, "a", NULL, made, &err), 0);
 	store_folder_clear(&again);
 	get_folder(fx->st, "a", &again);
 	assert_string_not_equal(again.mailboxid, a.mailboxid);
+	assert_string_equal(made, again.mailboxid);     /* what CREATE reports */
+	assert_int_equal(store_folder_create_id(fx->st, "a", NULL, made, &err), -1);
+	assert_int_equal(err, TERN_ERR_EXISTS);
 	/* RENAME INBOX: INBOX stays (with its id), a new folder takes the mail */
 	get_folder(fx->st, "INBOX", &inbox);
 	assert_int_equal(store_folder_rename(fx->st, "INBOX", "Old", &err), 0);
