@@ -224,6 +224,32 @@ def test_message_new_fetch_attributes(node):
         assert "\\Seen" not in a.fetch("2", "FLAGS")[2]["FLAGS"]
 
 
+def test_message_new_fetch_when_a_command_saw_it_first(node):
+    """Whether the wake-up or the client's own command reports the new
+    message's EXISTS, its FETCH follows (after the command's reply at the
+    latest), once."""
+    a, b = two(node)
+    with a, b:
+        a.ok("SELECT INBOX")
+        a.ok("NOTIFY SET (SELECTED (MessageNew (UID) MessageExpunge))")
+        for uid in (1, 2, 3):
+            append(b, "INBOX")
+            untagged = a.ok("NOOP")
+            fetches = [r for r in untagged if re.match(rb"\* \d+ FETCH", r)]
+            if not fetches:
+                line, seen = wait_for(a, rb"\* \d+ FETCH")
+                fetches = [line]
+            assert fetches == [b"* %d FETCH (UID %d)" % (uid, uid)], untagged
+        a.ok("UNSELECT")
+        a.ok("SELECT INBOX")
+        untagged = a.ok("NOOP")
+        # a new SELECT: what it reported gets no FETCH
+        assert not [r for r in untagged if b"FETCH" in r], untagged
+        append(b, "INBOX")
+        line, _ = wait_for(a, rb"\* \d+ FETCH")
+        assert line == b"* 4 FETCH (UID 4)", line
+
+
 def test_message_new_fetch_never_sets_seen(node):
     a, b = two(node)
     with a, b:

@@ -416,8 +416,13 @@ static void fetch_new(struct imap_session *s, struct imap_notify *n)
 {
 	const struct notify_group *g = selected_group(n);
 	struct imap_view *v = s->view;
-	if (v == NULL || n->fetch == NULL || g == NULL ||
-	    (g->events & IMAP_NOTIFY_MESSAGE_NEW) == 0)
+	if (v == NULL) {
+		/* the next SELECT starts afresh, even of the same mailbox */
+		free(n->fetch_folder);
+		n->fetch_folder = NULL;
+		return;
+	}
+	if (n->fetch == NULL || g == NULL || (g->events & IMAP_NOTIFY_MESSAGE_NEW) == 0)
 		return;
 	uint32_t last = v->count > 0 ? v->msgs[v->count - 1].uid : 0;
 	if (n->fetch_folder == NULL || strcmp(n->fetch_folder, v->folder) != 0 ||
