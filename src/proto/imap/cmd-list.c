@@ -21,18 +21,21 @@
 #include "proto/imap/list-match.h"
 #include "proto/imap/mailbox.h"
 #include "proto/imap/mutf7.h"
+#include "server/conn.h"
+#include "server/loop.h"
+#include "server/server.h"
 #include "store/store.h"
 
 /* ---- STATUS items, shared by STATUS and LIST RETURN (STATUS (...)) ---- */
 
 enum status_item {
 	STATUS_MESSAGES, STATUS_RECENT, STATUS_UIDNEXT, STATUS_UIDVALIDITY, STATUS_UNSEEN,
-	STATUS_HIGHESTMODSEQ, STATUS_SIZE, STATUS_MAILBOXID, STATUS_ITEM_COUNT,
+	STATUS_HIGHESTMODSEQ, STATUS_SIZE, STATUS_MAILBOXID, STATUS_APPENDLIMIT, STATUS_ITEM_COUNT,
 };
 
 static const char *const status_names[STATUS_ITEM_COUNT] = {
 	"MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ", "SIZE",
-	"MAILBOXID",
+	"MAILBOXID", "APPENDLIMIT",
 };
 
 /* Items in the order asked, each once. */
@@ -84,6 +87,7 @@ static uint64_t status_value(const struct store_folder *f, enum status_item item
 	case STATUS_HIGHESTMODSEQ: return f->highestmodseq > 0 ? f->highestmodseq : 1;
 	case STATUS_SIZE: return f->size;
 	case STATUS_MAILBOXID: /* not a number: status_write writes it */
+	case STATUS_APPENDLIMIT: /* the session's: status_write writes it */
 	case STATUS_ITEM_COUNT: break;
 	}
 	return 0;
@@ -120,8 +124,12 @@ static void status_write(struct imap_session *s, const struct store_folder *f,
 			imap_out_printf(s, "%sMAILBOXID (%s)", i == 0 ? " (" : " ", f->mailboxid);
 			continue;
 		}
+		/* RFC 7889 §4: every mailbox takes what APPEND takes (APPENDLIMIT=) */
+		uint64_t v = req->items[i] == STATUS_APPENDLIMIT
+				     ? s->conn->loop->server->config->max_message_size
+				     : status_value(f, req->items[i]);
 		imap_out_printf(s, "%s%s %llu", i == 0 ? " (" : " ", status_names[req->items[i]],
-				(unsigned long long)status_value(f, req->items[i]));
+				(unsigned long long)v);
 	}
 	imap_out_add(s, ")\r\n", 3);
 }

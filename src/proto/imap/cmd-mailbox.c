@@ -108,6 +108,7 @@ struct mailbox_write {
 	bool subscribe;
 	const char *operation;   /* for the log */
 	const char *ok;          /* the tagged OK */
+	char mailboxid[STORE_OBJECTID_SIZE]; /* CREATE's new MAILBOXID (RFC 8474) */
 };
 
 static void mailbox_write_free(struct mailbox_write *w)
@@ -136,7 +137,7 @@ static struct mailbox_write *mailbox_write_new(struct imap_session *s, const str
 static int create_run(struct store *st, void *arg, enum tern_error *err_r)
 {
 	struct mailbox_write *w = arg;
-	return store_folder_create(st, w->name, w->use, err_r);
+	return store_folder_create_id(st, w->name, w->use, w->mailboxid, err_r);
 }
 
 static int delete_run(struct store *st, void *arg, enum tern_error *err_r)
@@ -170,7 +171,10 @@ static void mailbox_write_done(struct imap_session *s, struct imap_cmd *cmd, voi
 		imap_store_error(s, cmd, w->operation, TERN_ERR_NOMEM);
 	} else {
 		imap_notify_changed(s);   /* NOTIFY sessions report names, subscriptions */
-		imap_tagged(s, cmd, "%s", w->ok);
+		if (w->mailboxid[0] != '\0')   /* RFC 8474 §4.1 */
+			imap_tagged(s, cmd, "OK [MAILBOXID (%s)] %s", w->mailboxid, w->ok + 3);
+		else
+			imap_tagged(s, cmd, "%s", w->ok);
 	}
 	mailbox_write_free(w);
 }

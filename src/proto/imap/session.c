@@ -85,7 +85,8 @@ const char *imap_capabilities(const struct imap_session *s)
 			 "MOVE CHILDREN SPECIAL-USE CREATE-SPECIAL-USE LIST-EXTENDED LIST-STATUS "
 			 "STATUS=SIZE CONDSTORE QRESYNC ESEARCH SEARCHRES QUOTA QUOTA=RES-STORAGE "
 			 "UTF8=ACCEPT SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT "
-			 "THREAD=REFERENCES WITHIN MULTIAPPEND BINARY PREVIEW APPENDLIMIT=%llu%s",
+			 "THREAD=REFERENCES WITHIN MULTIAPPEND BINARY PREVIEW OBJECTID SAVEDATE "
+			 "APPENDLIMIT=%llu%s",
 			 (unsigned long long)s->conn->loop->server->config->max_message_size,
 			 s->compress_active ? "" : " COMPRESS=DEFLATE");
 	/* a capability cut off would be worse than a long line */
