@@ -145,6 +145,26 @@ def test_unwatched_mailbox_not_reported(node):
         a.ok("NOOP")
 
 
+def test_groups_add_up_until_none(node):
+    """A mailbox takes the events of each group that names it, in order,
+    up to one that says NONE for it."""
+    a, b = two(node)
+    with a, b:
+        a.ok("CREATE Lists")
+        a.ok("CREATE Quiet")
+        a.ok("NOTIFY SET (SUBTREE Lists (MailboxName)) (MAILBOXES Quiet NONE) "
+             "(PERSONAL (MessageNew MessageExpunge))")
+        append(b, "Quiet")      # NONE first: nothing
+        append(b, "Lists")      # MailboxName from the first, message events from PERSONAL
+        line, seen = wait_for(a, rb"\* STATUS ")
+        assert status_items(line)[0] == "Lists", line
+        assert not [r for r in seen if r.startswith(b"* STATUS")], seen
+        b.ok("RENAME Quiet Quiet2")     # Quiet2 is PERSONAL's, without MailboxName
+        b.ok("CREATE Lists/x")
+        line, seen = wait_for(a, rb"\* LIST ")
+        assert line == b'* LIST () "/" Lists/x', (line, seen)
+
+
 def test_flag_change_only_with_flagchange(node):
     a, b = two(node)
     with a, b:
@@ -443,6 +463,7 @@ def test_unsupported_event_is_badevent(node, args):
     "SET (SELECTED (MessageNew (NOSUCHATT) MessageExpunge))",
     "SET (SELECTED (MessageNew MessageExpunge)) (SELECTED-DELAYED (MessageNew MessageExpunge))",
     "SET (PERSONAL (MessageNew MessageExpunge AnnotationChange)) (PERSONAL)",
+    "SET (SELECTED (MessageNew MessageExpunge MailboxName))",
 ])
 def test_bad_syntax_is_bad(node, args):
     with Raw(node) as c:

@@ -161,6 +161,9 @@ static void test_bad(void **state)
 	expect_bad("SET (PERSONAL (MessageNew (UID) MessageExpunge))");
 	expect_bad("SET (SELECTED (MessageNew () MessageExpunge))");
 	expect_bad("SET (SELECTED (MessageExpunge (UID) MessageNew))");
+	/* the selected mailbox takes message events only */
+	expect_bad("SET (SELECTED (MailboxName))");
+	expect_bad("SET (SELECTED-DELAYED (MessageNew MessageExpunge SubscriptionChange))");
 	/* one SELECTED filter */
 	expect_bad("SET (SELECTED NONE) (SELECTED-DELAYED NONE)");
 	expect_bad("SET (SELECTED NONE) (SELECTED NONE)");

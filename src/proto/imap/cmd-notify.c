@@ -15,8 +15,10 @@
  * - MailboxName: "* LIST () "/" name" for a new mailbox, with
  *   ("OLDNAME" (old)) for a renamed one, "(\NonExistent)" for a deleted one;
  * - SubscriptionChange: "* LIST (\Subscribed) "/" name" or "* LIST ()".
- * A mailbox takes the events of the most specific filter that names it:
- * MAILBOXES, then SUBTREE, INBOXES, SUBSCRIBED, PERSONAL.
+ * A mailbox takes the events of every group whose filter names it, in the
+ * order the client gave them, up to the first such group that says NONE;
+ * message events of the selected mailbox come only from a SELECTED filter.
+ * INBOXES is INBOX: deliveries to +detail folders are not counted in.
  * Reports go out at once when the session is between commands or in IDLE,
  * else right after the current command's tagged reply. */
 #include "proto/imap/cmd-notify.h"
@@ -120,32 +122,30 @@ static bool subscribed(const struct imap_notify *n, const char *name)
 	return sub_in(n->subs, n->sub_count, name);
 }
 
-/* The events for a mailbox other than the selected one. */
+/* The events the filters other than SELECTED give a mailbox (for the
+ * selected one, is_selected() keeps its message events out). */
 static unsigned events_for(const struct imap_notify *n, const char *name)
 {
-	static const enum imap_notify_filter order[] = {
-		IMAP_NOTIFY_MAILBOXES, IMAP_NOTIFY_SUBTREE, IMAP_NOTIFY_INBOXES,
-		IMAP_NOTIFY_SUBSCRIBED, IMAP_NOTIFY_PERSONAL,
-	};
-	for (size_t o = 0; o < sizeof(order) / sizeof(order[0]); o++) {
-		for (size_t i = 0; i < n->count; i++) {
-			const struct notify_group *g = &n->groups[i];
-			if (g->filter != order[o])
-				continue;
-			bool match = false;
-			switch (g->filter) {
-			case IMAP_NOTIFY_MAILBOXES: match = sub_in(g->names, g->name_count, name); break;
-			case IMAP_NOTIFY_SUBTREE: match = in_subtree(g, name); break;
-			case IMAP_NOTIFY_INBOXES: match = strcmp(name, "INBOX") == 0; break;
-			case IMAP_NOTIFY_SUBSCRIBED: match = subscribed(n, name); break;
-			case IMAP_NOTIFY_PERSONAL: match = true; break;
-			default: break;
-			}
-			if (match)
-				return g->events;
+	unsigned events = 0;
+	for (size_t i = 0; i < n->count; i++) {
+		const struct notify_group *g = &n->groups[i];
+		bool match = false;
+		switch (g->filter) {
+		case IMAP_NOTIFY_MAILBOXES: match = sub_in(g->names, g->name_count, name); break;
+		case IMAP_NOTIFY_SUBTREE: match = in_subtree(g, name); break;
+		case IMAP_NOTIFY_INBOXES: match = strcmp(name, "INBOX") == 0; break;
+		case IMAP_NOTIFY_SUBSCRIBED: match = subscribed(n, name); break;
+		case IMAP_NOTIFY_PERSONAL: match = true; break;
+		case IMAP_NOTIFY_SELECTED:
+		case IMAP_NOTIFY_SELECTED_DELAYED: break;
 		}
+		if (!match)
+			continue;
+		if (g->events == 0)
+			break;      /* NONE: nothing for this mailbox from later groups */
+		events |= g->events;
 	}
-	return 0;
+	return events;
 }
 
 /* The SELECTED/SELECTED-DELAYED group, or NULL. */

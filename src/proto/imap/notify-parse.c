@@ -15,7 +15,9 @@
  * the METADATA ones, an extension) is NO [BADEVENT] once the whole command
  * parsed. Section 5: MessageNew and MessageExpunge come together, and
  * FlagChange only with both; fetch attributes only for the selected
- * mailbox; SELECTED and SELECTED-DELAYED not both. */
+ * mailbox, which takes message events only (MailboxName and
+ * SubscriptionChange come through the other filters); SELECTED and
+ * SELECTED-DELAYED not both. */
 #include "proto/imap/notify-parse.h"
 
 #include <string.h>
@@ -140,6 +142,11 @@ static int parse_events(const struct imap_arg *a, struct imap_notify_group *g, b
 	}
 	if ((g->events & IMAP_NOTIFY_FLAG_CHANGE) != 0 && msg == 0) {
 		*bad_r = "FlagChange needs MessageNew and MessageExpunge";
+		return -1;
+	}
+	if (is_selected(g->filter) &&
+	    (g->events & (IMAP_NOTIFY_MAILBOX_NAME | IMAP_NOTIFY_SUBSCRIPTION_CHANGE)) != 0) {
+		*bad_r = "SELECTED takes message events only";
 		return -1;
 	}
 	return 0;
