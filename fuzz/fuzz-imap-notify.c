@@ -2,7 +2,8 @@
  * the input is an IMAP command line; its arguments go to imap_notify_parse.
  * Beyond "no crash": an accepted SET has 1..IMAP_NOTIFY_MAX_GROUPS groups,
  * event bits Tern knows, mailbox names only for SUBTREE/MAILBOXES and fetch
- * attributes only for a SELECTED filter with MessageNew; a refusal names
+ * attributes only for a SELECTED filter with MessageNew, which has message
+ * events only; a refusal names
  * its reason. */
 #include <stdbool.h>
 #include <stdint.h>
@@ -35,6 +36,8 @@ static void check_spec(const struct imap_notify_spec *spec)
 		CHECK(named == (g->mailbox_count > 0));
 		CHECK(g->fetch_att_count == 0 ||
 		      (selected && (g->events & IMAP_NOTIFY_MESSAGE_NEW) != 0));
+		CHECK(!selected || (g->events & (IMAP_NOTIFY_MAILBOX_NAME |
+						 IMAP_NOTIFY_SUBSCRIPTION_CHANGE)) == 0);
 		unsigned msg = g->events & (IMAP_NOTIFY_MESSAGE_NEW | IMAP_NOTIFY_MESSAGE_EXPUNGE);
 		CHECK(msg == 0 || msg == (IMAP_NOTIFY_MESSAGE_NEW | IMAP_NOTIFY_MESSAGE_EXPUNGE));
 	}
