@@ -165,6 +165,19 @@ def test_groups_add_up_until_none(node):
         assert line == b'* LIST () "/" Lists/x', (line, seen)
 
 
+def test_names_are_modified_utf7(node):
+    a, b = two(node)
+    with a, b:
+        a.ok('CREATE "&AOk-t&AOk-"')
+        a.ok("NOTIFY SET (PERSONAL (MessageNew MessageExpunge MailboxName))")
+        append(b, '"&AOk-t&AOk-"')
+        line, _ = wait_for(a, rb"\* STATUS ")
+        assert line.startswith(b"* STATUS &AOk-t&AOk- (MESSAGES 1 "), line
+        b.ok('RENAME "&AOk-t&AOk-" "Hiver"')
+        line, _ = wait_for(a, rb"\* LIST ")
+        assert line == b'* LIST () "/" Hiver ("OLDNAME" (&AOk-t&AOk-))', line
+
+
 def test_flag_change_only_with_flagchange(node):
     a, b = two(node)
     with a, b:
