@@ -347,8 +347,10 @@ def test_status_option_reports_every_watched_mailbox(node):
         a.ok("CREATE Other")
         append(a, "Lists/imap")
         a.ok("SELECT INBOX")
+        # a mailbox that does not exist is no error, and has no STATUS
         untagged = a.ok("NOTIFY SET STATUS (SELECTED (MessageNew MessageExpunge)) "
-                        "(SUBTREE Lists (MessageNew MessageExpunge))")
+                        "(SUBTREE Lists (MessageNew MessageExpunge)) "
+                        "(MAILBOXES (NoSuchBox Other) NONE)")
         got = dict(status_items(r) for r in untagged if r.startswith(b"* STATUS"))
         assert set(got) == {"Lists", "Lists/imap"}, untagged
         assert got["Lists/imap"]["MESSAGES"] == 1
