@@ -1,6 +1,8 @@
 /* IDLE (RFC 2177): report changes as they happen until the client sends
  * DONE. Other sessions and the delivery pipeline wake us through
- * server/notify.h; session.c's callback syncs the view while s->idling. */
+ * server/notify.h; session.c's callback syncs the view while s->idling,
+ * or, with NOTIFY SET, cmd-notify.c does (and adds STATUS/LIST for the
+ * other mailboxes it watches). */
 #include <stdlib.h>
 #include <strings.h>
 
