@@ -24,6 +24,10 @@ int store_msg_from_row(sqlite3_stmt *stmt, struct store_msg *m_r)
 	m_r->internal_date = sqlite3_column_int64(stmt, 4);
 	m_r->internal_tz = sqlite3_column_int(stmt, 5);
 	m_r->size = (uint64_t)sqlite3_column_int64(stmt, 6);
+	m_r->save_date = sqlite3_column_int64(stmt, 7);
+	const unsigned char *emailid = sqlite3_column_text(stmt, 8);
+	snprintf(m_r->emailid, sizeof(m_r->emailid), "%s",
+		 emailid != NULL ? (const char *)emailid : "");
 	return 0;
 }
 

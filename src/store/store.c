@@ -158,7 +158,8 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
 };
 
 /* The columns store_msg_from_row reads, in its order. */
-#define MSG_COLUMNS "SELECT uid, flags, keywords, modseq, internal_date, internal_tz, size"
+#define MSG_COLUMNS "SELECT uid, flags, keywords, modseq, internal_date, internal_tz, size," \
+		    " save_date, emailid"
 
 static const char *const store_sql[STMT_COUNT] = {
 	[STMT_BEGIN] = "BEGIN IMMEDIATE",

@@ -57,6 +57,8 @@ struct store_msg {
 	int64_t internal_date; /* unix seconds */
 	int32_t internal_tz;   /* minutes east of UTC, for INTERNALDATE */
 	uint64_t size;         /* raw bytes */
+	int64_t save_date;     /* as in struct store_msg_ids: SEARCH SAVED* */
+	char emailid[STORE_OBJECTID_SIZE]; /* as there: SEARCH EMAILID */
 };
 
 /* The cached parse of a message (see store/mime.h), stored at append time. */

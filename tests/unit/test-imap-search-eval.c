@@ -105,16 +105,18 @@ static int setup(void **state)
 	fx.msgs[0] = (struct imap_search_msg){
 		.seq = 1, .uid = 10, .flags = STORE_FLAG_SEEN, .keywords = "$Forwarded Work",
 		.modseq = 5, .internal_date = utc(2024, 1, 2, 4, 30), .internal_tz = -300,
-		.size = 300,
+		.size = 300, .save_date = utc(2024, 2, 1, 23, 59), .emailid = "Ma1b2",
 	};
 	fx.msgs[1] = (struct imap_search_msg){
 		.seq = 2, .uid = 20, .flags = STORE_FLAG_FLAGGED | STORE_FLAG_DELETED,
 		.keywords = NULL, .modseq = 9, .internal_date = utc(2024, 1, 2, 1, 0),
 		.internal_tz = 0, .size = 900, .recent = true,
+		.save_date = utc(2024, 2, 2, 0, 0), .emailid = "MA1B2",
 	};
 	fx.msgs[2] = (struct imap_search_msg){
 		.seq = 3, .uid = 35, .flags = 0, .keywords = "", .modseq = 7,
 		.internal_date = utc(2024, 3, 1, 12, 0), .internal_tz = 60, .size = 100,
+		.save_date = utc(2024, 3, 1, 12, 0), .emailid = NULL,
 	};
 	fx.raw[0] = msg_plain;
 	fx.raw[1] = msg_encoded;
@@ -227,6 +229,30 @@ static void test_internal_dates_own_zone(void **state)
 	assert_string_equal(run("YOUNGER 3600"), "");
 	assert_string_equal(run("OLDER 3600"), "10 20 35");
 	assert_string_equal(run("OLDER 3601"), "10 20");
+	assert_int_equal(fx.loads, 0);
+}
+
+/* RFC 8514 §4: the save date's UTC day (FETCH SAVEDATE shows UTC), not the
+ * internal date; RFC 8474 §6: EMAILID exact and case-sensitive, THREADID
+ * never (it is NIL here). No message is read. */
+static void test_saved_dates_and_objectids(void **state)
+{
+	(void)state;
+	assert_string_equal(run("SAVEDON 1-Feb-2024"), "10");
+	assert_string_equal(run("SAVEDON 2-Feb-2024"), "20");
+	assert_string_equal(run("SAVEDBEFORE 2-Feb-2024"), "10");
+	assert_string_equal(run("SAVEDSINCE 2-Feb-2024"), "20 35");
+	assert_string_equal(run("SAVEDSINCE 2-Mar-2024"), "");
+	assert_string_equal(run("SAVEDON 2-Jan-2024"), "");
+	assert_string_equal(run("SAVEDATESUPPORTED"), "10 20 35");
+	assert_string_equal(run("NOT SAVEDATESUPPORTED"), "");
+	assert_string_equal(run("EMAILID Ma1b2"), "10");
+	assert_string_equal(run("EMAILID MA1B2"), "20");
+	assert_string_equal(run("EMAILID Ma1b"), "");
+	assert_string_equal(run("NOT EMAILID Ma1b2"), "20 35");
+	assert_string_equal(run("THREADID T1"), "");
+	assert_string_equal(run("NOT THREADID T1"), "10 20 35");
+	assert_string_equal(run("OR SAVEDON 1-Feb-2024 EMAILID MA1B2"), "10 20");
 	assert_int_equal(fx.loads, 0);
 }
 
@@ -359,6 +385,7 @@ int main(void)
 		cmocka_unit_test_setup(test_sizes_modseq_sets, setup),
 		cmocka_unit_test_setup(test_logic, setup),
 		cmocka_unit_test_setup(test_internal_dates_own_zone, setup),
+		cmocka_unit_test_setup(test_saved_dates_and_objectids, setup),
 		cmocka_unit_test_setup(test_sent_dates, setup),
 		cmocka_unit_test_setup(test_header_keys, setup),
 		cmocka_unit_test_setup(test_address_keys, setup),

@@ -111,6 +111,51 @@ static void test_simple_keys(void **state)
 	done(prog, cmd);
 }
 
+/* RFC 8514 §4 and RFC 8474 §6 keys. */
+static void test_savedate_objectid_keys(void **state)
+{
+	(void)state;
+	struct imap_cmd *cmd;
+	struct imap_search_program *prog = parse_ok(
+		"SAVEDBEFORE 1-Feb-1994 savedon \"29-Feb-2004\" SAVEDSINCE 1-Jan-1970 "
+		"SAVEDATESUPPORTED EMAILID M6d99ac3275bb4e threadid T64b478a75b7ea9 "
+		"EMAILID \"a_-Z9\"", &cmd);
+	const struct imap_search_key *k = prog->root->children;
+
+	assert_int_equal(prog->root->child_count, 7);
+	assert_int_equal(k[0].type, IMAP_SK_SAVEDBEFORE);
+	assert_int_equal(k[0].day, 8797);
+	assert_int_equal(k[1].type, IMAP_SK_SAVEDON);
+	assert_int_equal(k[1].day, 12477);
+	assert_int_equal(k[2].type, IMAP_SK_SAVEDSINCE);
+	assert_int_equal(k[2].day, 0);
+	assert_int_equal(k[3].type, IMAP_SK_ALL);
+	assert_int_equal(k[4].type, IMAP_SK_EMAILID);
+	assert_string_equal(k[4].str, "M6d99ac3275bb4e");
+	assert_int_equal(k[5].type, IMAP_SK_THREADID);
+	assert_string_equal(k[5].str, "T64b478a75b7ea9");
+	assert_string_equal(k[6].str, "a_-Z9");
+	done(prog, cmd);
+
+	char longid[300];
+	memset(longid, 0, sizeof(longid));
+	memcpy(longid, "EMAILID ", 8);
+	memset(longid + 8, 'a', 255);
+	prog = parse_ok(longid, &cmd);
+	assert_int_equal(strlen(prog->root->children[0].str), 255);
+	done(prog, cmd);
+	longid[8 + 255] = 'a';
+	expect_error(longid, IMAP_SEARCH_PARSE_BAD, "Invalid object id");
+	expect_error("EMAILID", IMAP_SEARCH_PARSE_BAD, "Invalid object id");
+	expect_error("EMAILID \"\"", IMAP_SEARCH_PARSE_BAD, "Invalid object id");
+	expect_error("EMAILID a.b", IMAP_SEARCH_PARSE_BAD, "Invalid object id");
+	expect_error("THREADID \"a b\"", IMAP_SEARCH_PARSE_BAD, "Invalid object id");
+	expect_error("THREADID (T1)", IMAP_SEARCH_PARSE_BAD, "Invalid object id");
+	expect_error("SAVEDON", IMAP_SEARCH_PARSE_BAD, "Invalid date");
+	expect_error("SAVEDSINCE 30-Feb-2000", IMAP_SEARCH_PARSE_BAD, "Invalid date");
+	expect_error("SAVEDATESUPPORTED 1-Jan-2000", IMAP_SEARCH_PARSE_BAD, "Invalid sequence set");
+}
+
 static void test_strings_and_headers(void **state)
 {
 	(void)state;
@@ -280,6 +325,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_simple_keys),
+		cmocka_unit_test(test_savedate_objectid_keys),
 		cmocka_unit_test(test_strings_and_headers),
 		cmocka_unit_test(test_or_not_lists_sets),
 		cmocka_unit_test(test_return_and_modseq),

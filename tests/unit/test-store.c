@@ -1443,11 +1443,31 @@ static void test_emailid_savedate(void **state)
 				    NULL, &err), 0);
 	get_ids(fx->st, "Junk", dst[0], &d);
 	assert_string_equal(d.emailid, a.emailid);
+	uint32_t dst_uid = dst[0];
 	free(src);
 	free(dst);
 	assert_int_equal(store_msg_ids(fx->st, "Trash", 1, &d, &err), 0);
 	assert_int_equal(store_msg_ids(fx->st, "Nope", 1, &d, &err), -1);
 	assert_int_equal(err, TERN_ERR_NOTFOUND);
+
+	/* The listings (what SEARCH evaluates) carry the same two values. */
+	struct store_msg *msgs, one;
+	size_t count;
+	assert_int_equal(store_msg_list(fx->st, "INBOX", &msgs, &count, &err), 0);
+	assert_int_equal(count, 2);
+	assert_string_equal(msgs[0].emailid, a.emailid);
+	assert_int_equal(msgs[0].save_date, a.save_date);
+	assert_string_equal(msgs[1].emailid, b.emailid);
+	assert_int_equal(msgs[1].save_date, b.save_date);
+	store_msgs_free(&msgs, count);
+	assert_int_equal(store_msg_list_from(fx->st, "INBOX", 2, 10, &msgs, &count, &err), 0);
+	assert_int_equal(count, 1);
+	assert_string_equal(msgs[0].emailid, b.emailid);
+	store_msgs_free(&msgs, count);
+	assert_int_equal(store_msg_get(fx->st, "Junk", dst_uid, &one, &err), 1);
+	assert_string_equal(one.emailid, a.emailid);
+	assert_int_equal(one.save_date, d.save_date);
+	store_msg_clear(&one);
 }
 
 /* A store of schema v4 (before object ids) gets them when opened: every

@@ -123,6 +123,7 @@ static int search_slice(struct search_state *st, enum tern_error *err_r)
 			.keywords = m->keywords, .modseq = m->modseq,
 			.internal_date = m->internal_date, .internal_tz = m->internal_tz,
 			.size = m->size, .recent = imap_view_is_recent(v, uid),
+			.save_date = m->save_date, .emailid = m->emailid,
 		};
 		int r = imap_search_match(&st->ctx, st->prog->root, &sm);
 		if (r < 0) {

@@ -170,9 +170,11 @@ static enum tri date_cmp(enum imap_search_key_type t, int64_t day, int64_t key_d
 	switch (t) {
 	case IMAP_SK_BEFORE:
 	case IMAP_SK_SENTBEFORE:
+	case IMAP_SK_SAVEDBEFORE:
 		return day < key_day;
 	case IMAP_SK_ON:
 	case IMAP_SK_SENTON:
+	case IMAP_SK_SAVEDON:
 		return day == key_day;
 	default:
 		return day >= key_day;
@@ -386,6 +388,14 @@ static enum tri eval(const struct imap_search_ctx *ctx, const struct imap_search
 		return m->internal_date > ctx->now - (int64_t)k->number;
 	case IMAP_SK_MODSEQ:
 		return m->modseq >= k->number;
+	case IMAP_SK_SAVEDBEFORE:
+	case IMAP_SK_SAVEDON:
+	case IMAP_SK_SAVEDSINCE: /* FETCH SAVEDATE shows UTC: its day counts */
+		return date_cmp(k->type, day_of(m->save_date, 0), k->day);
+	case IMAP_SK_EMAILID: /* objectids are case-sensitive (RFC 8474 §7) */
+		return m->emailid != NULL && k->str != NULL && strcmp(m->emailid, k->str) == 0;
+	case IMAP_SK_THREADID: /* no threads: THREADID is always NIL */
+		return TRI_FALSE;
 	default:
 		return eval_content(k, m, c);
 	}

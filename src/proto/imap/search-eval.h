@@ -21,6 +21,8 @@ struct imap_search_msg {
 	int64_t internal_date;     /* unix seconds */
 	int32_t internal_tz;       /* minutes east of UTC */
 	uint64_t size;
+	int64_t save_date;         /* unix seconds (RFC 8514) */
+	const char *emailid;       /* RFC 8474; NULL or "" = unknown */
 };
 
 /* Loads the raw message for uid. head_only: the caller may return just a

@@ -23,6 +23,7 @@ static const char err_return[] = "Invalid RETURN option";
 static const char err_charset[] = "Unsupported charset";
 static const char err_keyword[] = "Invalid keyword";
 static const char err_modseq[] = "Invalid MODSEQ";
+static const char err_objectid[] = "Invalid object id";
 
 enum argkind {
 	K_NONE,      /* no argument */
@@ -36,6 +37,7 @@ enum argkind {
 	K_NZNUMBER,
 	K_SET,       /* sequence set */
 	K_MODSEQ,
+	K_OBJECTID,  /* objectid (RFC 8474): 1*255(ALPHA / DIGIT / "_" / "-") */
 	K_NOT,
 	K_OR,
 	K_NEW,
@@ -58,6 +60,7 @@ static const struct keydef keys[] = {
 	{ "CC", K_HDR, IMAP_SK_HEADER, "Cc", true },
 	{ "DELETED", K_FLAG, IMAP_SK_FLAG, "\\Deleted", true },
 	{ "DRAFT", K_FLAG, IMAP_SK_FLAG, "\\Draft", true },
+	{ "EMAILID", K_OBJECTID, IMAP_SK_EMAILID, NULL, false },
 	{ "FLAGGED", K_FLAG, IMAP_SK_FLAG, "\\Flagged", true },
 	{ "FROM", K_HDR, IMAP_SK_HEADER, "From", true },
 	{ "HEADER", K_HEADER, IMAP_SK_HEADER, NULL, false },
@@ -71,6 +74,11 @@ static const struct keydef keys[] = {
 	{ "ON", K_DATE, IMAP_SK_ON, NULL, false },
 	{ "OR", K_OR, IMAP_SK_OR, NULL, false },
 	{ "RECENT", K_FLAG, IMAP_SK_FLAG, "\\Recent", true },
+	/* RFC 8514 §4: every message here has a save date */
+	{ "SAVEDATESUPPORTED", K_NONE, IMAP_SK_ALL, NULL, false },
+	{ "SAVEDBEFORE", K_DATE, IMAP_SK_SAVEDBEFORE, NULL, false },
+	{ "SAVEDON", K_DATE, IMAP_SK_SAVEDON, NULL, false },
+	{ "SAVEDSINCE", K_DATE, IMAP_SK_SAVEDSINCE, NULL, false },
 	{ "SEEN", K_FLAG, IMAP_SK_FLAG, "\\Seen", true },
 	{ "SENTBEFORE", K_DATE, IMAP_SK_SENTBEFORE, NULL, false },
 	{ "SENTON", K_DATE, IMAP_SK_SENTON, NULL, false },
@@ -79,6 +87,7 @@ static const struct keydef keys[] = {
 	{ "SMALLER", K_NUMBER, IMAP_SK_SMALLER, NULL, false },
 	{ "SUBJECT", K_HDR, IMAP_SK_HEADER, "Subject", false },
 	{ "TEXT", K_STRING, IMAP_SK_TEXT, NULL, false },
+	{ "THREADID", K_OBJECTID, IMAP_SK_THREADID, NULL, false },
 	{ "TO", K_HDR, IMAP_SK_HEADER, "To", true },
 	{ "UID", K_SET, IMAP_SK_UIDSET, NULL, false },
 	{ "UNANSWERED", K_FLAG, IMAP_SK_FLAG, "\\Answered", false },
@@ -198,6 +207,26 @@ static bool take_modseq(struct ctx *c, struct imap_search_key *k)
 	return true;
 }
 
+/* objectid = 1*255(ALPHA / DIGIT / "_" / "-") (RFC 8474 §7); sent as an
+ * atom, a quoted or literal form is taken too. */
+static bool take_objectid(struct ctx *c, struct imap_search_key *k)
+{
+	const char *s;
+	size_t len;
+
+	if (!imap_arg_astring(next_arg(c), &s, &len) || len == 0 || len > 255)
+		return fail(c, err_objectid);
+	for (size_t i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+		      (ch >= '0' && ch <= '9') || ch == '_' || ch == '-'))
+			return fail(c, err_objectid);
+	}
+	if ((k->str = dup_mem(s, len)) == NULL)
+		return fail(c, err_nomem);
+	return true;
+}
+
 static bool set_flag(struct ctx *c, struct imap_search_key *k, const char *flag, bool set)
 {
 	k->type = IMAP_SK_FLAG;
@@ -290,6 +319,8 @@ static bool parse_arg(struct ctx *c, const struct keydef *d, struct imap_search_
 		return take_set(c, next_arg(c), k);
 	case K_MODSEQ:
 		return take_modseq(c, k);
+	case K_OBJECTID:
+		return take_objectid(c, k);
 	case K_NOT:
 		return parse_children(c, k, 1, depth);
 	case K_OR:

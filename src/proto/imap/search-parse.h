@@ -33,6 +33,9 @@ enum imap_search_key_type {
 	IMAP_SK_BODY,       /* value */
 	IMAP_SK_TEXT,       /* value */
 	IMAP_SK_MODSEQ,     /* number: mod-sequence >= it; str: entry name or NULL */
+	IMAP_SK_SAVEDBEFORE, IMAP_SK_SAVEDON, IMAP_SK_SAVEDSINCE, /* save date (RFC 8514), UTC day */
+	IMAP_SK_EMAILID,    /* str: objectid (RFC 8474 §6) */
+	IMAP_SK_THREADID,   /* str: objectid; never matches (THREADID is always NIL) */
 };
 
 enum imap_search_entry_type { IMAP_SEARCH_ENTRY_ALL, IMAP_SEARCH_ENTRY_PRIV,

@@ -117,6 +117,7 @@ static int run_search_one(struct sort_run *r, enum tern_error *err_r)
 		.keywords = sm->keywords, .modseq = sm->modseq,
 		.internal_date = sm->internal_date, .internal_tz = sm->internal_tz,
 		.size = sm->size, .recent = imap_view_is_recent(v, uid),
+		.save_date = sm->save_date, .emailid = sm->emailid,
 	};
 	int m = imap_search_match(&r->ctx, r->prog->root, &q);
 	if (m < 0) {
