@@ -156,6 +156,70 @@ static void test_savedate_objectid_keys(void **state)
 	expect_error("SAVEDATESUPPORTED 1-Jan-2000", IMAP_SEARCH_PARSE_BAD, "Invalid sequence set");
 }
 
+/* RETURN (PARTIAL range) of RFC 5267 §4.4 / RFC 9394, and its slices. */
+static void test_return_partial(void **state)
+{
+	(void)state;
+	struct imap_cmd *cmd;
+	struct imap_search_program *prog = parse_ok("RETURN (PARTIAL 1:10) ALL", &cmd);
+	assert_true(prog->esearch);
+	assert_int_equal(prog->return_opts, IMAP_SEARCH_RETURN_PARTIAL);
+	assert_int_equal(prog->partial.first, 1);
+	assert_int_equal(prog->partial.last, 10);
+	done(prog, cmd);
+	prog = parse_ok("RETURN (min partial -5:-1 COUNT SAVE) ALL", &cmd);
+	assert_int_equal(prog->return_opts, IMAP_SEARCH_RETURN_PARTIAL | IMAP_SEARCH_RETURN_MIN |
+						    IMAP_SEARCH_RETURN_COUNT | IMAP_SEARCH_RETURN_SAVE);
+	assert_int_equal(prog->partial.first, -1);
+	assert_int_equal(prog->partial.last, -5);
+	done(prog, cmd);
+	prog = parse_ok("RETURN (PARTIAL 4294967295:7) ALL", &cmd);
+	assert_int_equal(prog->partial.first, 7);
+	assert_int_equal(prog->partial.last, 4294967295);
+	done(prog, cmd);
+
+	static const char *const bad[] = {
+		"RETURN (PARTIAL) ALL", "RETURN (PARTIAL 0:3) ALL", "RETURN (PARTIAL -0:-3) ALL",
+		"RETURN (PARTIAL 1:-3) ALL", "RETURN (PARTIAL -1:3) ALL", "RETURN (PARTIAL 3) ALL",
+		"RETURN (PARTIAL 1:4294967296) ALL", "RETURN (PARTIAL 1:*) ALL",
+		"RETURN (PARTIAL 1:2 PARTIAL 1:2) ALL", "RETURN (PARTIAL 1:2 ALL) ALL",
+		"RETURN (ALL PARTIAL 1:2) ALL", "RETURN (PARTIAL \"1:2\") ALL",
+		"RETURN (PARTIAL 1:2:3) ALL", "RETURN (PARTIAL --1:-2) ALL",
+		"RETURN (PARTIAL 01:2) ALL",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		expect_error(bad[i], IMAP_SEARCH_PARSE_BAD,
+			     "Invalid PARTIAL (a range like 1:10 or -1:-10, without ALL)");
+	expect_error("RETURN (UPDATE) ALL", IMAP_SEARCH_PARSE_BAD,
+		     "RETURN (UPDATE) and CONTEXT are not supported");
+
+	struct imap_search_partial p = { 1, 10 };
+	size_t start, n;
+	imap_search_partial_slice(&p, 12, &start, &n);
+	assert_int_equal(start, 0);
+	assert_int_equal(n, 10);
+	imap_search_partial_slice(&p, 4, &start, &n);
+	assert_int_equal(n, 4);
+	imap_search_partial_slice(&p, 0, &start, &n);
+	assert_int_equal(n, 0);
+	p = (struct imap_search_partial){ 11, 20 };
+	imap_search_partial_slice(&p, 10, &start, &n);
+	assert_int_equal(n, 0);
+	p = (struct imap_search_partial){ -1, -5 };
+	imap_search_partial_slice(&p, 12, &start, &n);
+	assert_int_equal(start, 7);
+	assert_int_equal(n, 5);
+	imap_search_partial_slice(&p, 3, &start, &n);
+	assert_int_equal(start, 0);
+	assert_int_equal(n, 3);
+	p = (struct imap_search_partial){ -4, -4 };
+	imap_search_partial_slice(&p, 3, &start, &n);
+	assert_int_equal(n, 0);
+	p = (struct imap_search_partial){ 4294967295, 4294967295 };
+	imap_search_partial_slice(&p, 3, &start, &n);
+	assert_int_equal(n, 0);
+}
+
 static void test_strings_and_headers(void **state)
 {
 	(void)state;
@@ -326,6 +390,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_simple_keys),
 		cmocka_unit_test(test_savedate_objectid_keys),
+		cmocka_unit_test(test_return_partial),
 		cmocka_unit_test(test_strings_and_headers),
 		cmocka_unit_test(test_or_not_lists_sets),
 		cmocka_unit_test(test_return_and_modseq),

@@ -142,7 +142,8 @@ static int search_slice(struct search_state *st, enum tern_error *err_r)
 }
 
 /* RFC 5182 §2.4: with SAVE, MIN and/or MAX (and no ALL or COUNT) save just
- * those messages; otherwise the whole result. */
+ * those messages; PARTIAL (without COUNT) the messages it returns;
+ * otherwise the whole result. */
 static int save_result(struct imap_view *v, const struct imap_search_program *prog,
 		       const struct search_result *res)
 {
@@ -153,7 +154,12 @@ static int save_result(struct imap_view *v, const struct imap_search_program *pr
 		return -1;
 	bool minmax_only = (o & (IMAP_SEARCH_RETURN_MIN | IMAP_SEARCH_RETURN_MAX)) != 0 &&
 			   (o & (IMAP_SEARCH_RETURN_ALL | IMAP_SEARCH_RETURN_COUNT)) == 0;
-	if (!minmax_only) {
+	if ((o & IMAP_SEARCH_RETURN_PARTIAL) != 0 && (o & IMAP_SEARCH_RETURN_COUNT) == 0) {
+		/* PARTIAL without COUNT: the messages it returns */
+		size_t start;
+		imap_search_partial_slice(&prog->partial, res->count, &start, &n);
+		memcpy(saved, res->uids + start, n * sizeof(*saved));
+	} else if (!minmax_only) {
 		memcpy(saved, res->uids, res->count * sizeof(*saved));
 		n = res->count;
 	} else if (res->count > 0) {
@@ -204,6 +210,18 @@ static void write_esearch(struct imap_session *s, const struct imap_cmd *cmd,
 	if ((o & IMAP_SEARCH_RETURN_ALL) != 0 && res->count > 0) {
 		imap_out_add(s, " ALL ", 5);
 		imap_out_check(s, imap_seqset_write(imap_out(s), ids, res->count));
+	}
+	if ((o & IMAP_SEARCH_RETURN_PARTIAL) != 0) {
+		/* RFC 9394 §3.1: PARTIAL (range set), NIL when none falls in it */
+		size_t start, n;
+		imap_search_partial_slice(&prog->partial, res->count, &start, &n);
+		imap_out_printf(s, " PARTIAL (%" PRId64 ":%" PRId64 " ", prog->partial.first,
+				prog->partial.last);
+		if (n == 0)
+			imap_out_add(s, "NIL", 3);
+		else
+			imap_out_check(s, imap_seqset_write(imap_out(s), ids + start, n));
+		imap_out_add(s, ")", 1);
 	}
 	if (prog->uses_modseq && res->count > 0)
 		imap_out_printf(s, " MODSEQ %" PRIu64, esearch_modseq(o, res));

@@ -109,17 +109,25 @@ static int cmp_u32(const void *a, const void *b)
 }
 
 /* RFC 5182 §2.4 with RFC 5267: MIN/MAX alone save the first and last in
- * sort order; otherwise every match. "$" is kept ascending. */
-static int save_result(struct imap_view *v, unsigned o, const struct imap_sort_msg *msgs,
-		       size_t n)
+ * sort order; PARTIAL (without COUNT) the messages it returns; otherwise
+ * every match. "$" is kept ascending. */
+static int save_result(struct imap_view *v, const struct imap_search_program *sp,
+		       const struct imap_sort_msg *msgs, size_t n)
 {
+	unsigned o = sp->return_opts;
 	uint32_t *saved = malloc((n + 1) * sizeof(*saved));
 	size_t k = 0;
 	if (saved == NULL)
 		return -1;
 	bool minmax_only = (o & (IMAP_SEARCH_RETURN_MIN | IMAP_SEARCH_RETURN_MAX)) != 0 &&
 			   (o & (IMAP_SEARCH_RETURN_ALL | IMAP_SEARCH_RETURN_COUNT)) == 0;
-	if (!minmax_only) {
+	if ((o & IMAP_SEARCH_RETURN_PARTIAL) != 0 && (o & IMAP_SEARCH_RETURN_COUNT) == 0) {
+		/* PARTIAL without COUNT: the messages it returns */
+		size_t start, m;
+		imap_search_partial_slice(&sp->partial, n, &start, &m);
+		for (; k < m; k++)
+			saved[k] = msgs[start + k].uid;
+	} else if (!minmax_only) {
 		for (; k < n; k++)
 			saved[k] = msgs[k].uid;
 	} else if (n > 0) {
@@ -169,6 +177,18 @@ static int write_result(struct imap_session *s, const struct imap_cmd *cmd,
 			imap_out_add(s, " ALL ", 5);
 			write_sorted_set(s, ids, n);
 		}
+		if ((o & IMAP_SEARCH_RETURN_PARTIAL) != 0) {
+			/* RFC 5267 §4.4: positions in sort order, listed in it */
+			size_t start, k;
+			imap_search_partial_slice(&sp->partial, n, &start, &k);
+			imap_out_printf(s, " PARTIAL (%" PRId64 ":%" PRId64 " ", sp->partial.first,
+					sp->partial.last);
+			if (k == 0)
+				imap_out_add(s, "NIL", 3);
+			else
+				write_sorted_set(s, ids + start, k);
+			imap_out_add(s, ")", 1);
+		}
 		if (sp->uses_modseq && n > 0) {
 			/* RFC 4731 §3.2: MIN or MAX alone gives that message's
 			 * mod-sequence, both (without ALL or COUNT) the higher of
@@ -195,7 +215,7 @@ static void sort_finish(struct imap_session *s, struct imap_cmd *cmd, void *arg,
 	struct sort_state *st = arg;
 	struct imap_search_program *sp = st->prog->search;
 	bool save = sp->esearch && (sp->return_opts & IMAP_SEARCH_RETURN_SAVE) != 0;
-	if (r >= 0 && save && save_result(s->view, sp->return_opts, st->msgs, st->n) < 0) {
+	if (r >= 0 && save && save_result(s->view, sp, st->msgs, st->n) < 0) {
 		r = -1;
 		err = TERN_ERR_NOMEM;
 	}

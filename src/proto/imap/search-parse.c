@@ -24,6 +24,8 @@ static const char err_charset[] = "Unsupported charset";
 static const char err_keyword[] = "Invalid keyword";
 static const char err_modseq[] = "Invalid MODSEQ";
 static const char err_objectid[] = "Invalid object id";
+static const char err_partial[] = "Invalid PARTIAL (a range like 1:10 or -1:-10, without ALL)";
+static const char err_return_update[] = "RETURN (UPDATE) and CONTEXT are not supported";
 
 enum argkind {
 	K_NONE,      /* no argument */
@@ -364,31 +366,119 @@ static bool parse_key(struct ctx *c, struct imap_search_key *k, unsigned depth)
 	return fail(c, err_unknown);
 }
 
-/* RETURN (opts) of RFC 4731 §3.1 and RFC 5182 SAVE. */
+static bool parse_u32_part(const char *s, size_t len, int64_t *v_r)
+{
+	uint64_t v = 0;
+	if (len == 0 || len > 10 || s[0] == '0')
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+		v = v * 10 + (uint64_t)(s[i] - '0');
+	}
+	if (v > UINT32_MAX)
+		return false;
+	*v_r = (int64_t)v;
+	return true;
+}
+
+bool imap_search_partial_parse(const struct imap_arg *a, struct imap_search_partial *p_r)
+{
+	if (a == NULL || a->type != IMAP_ARG_ATOM)
+		return false;
+	const char *s = a->str, *colon = memchr(s, ':', a->len);
+	if (colon == NULL)
+		return false;
+	const char *b = colon + 1;
+	size_t alen = (size_t)(colon - s), blen = a->len - alen - 1;
+	bool neg = alen > 0 && s[0] == '-';
+	if (neg != (blen > 0 && b[0] == '-'))
+		return false;
+	int64_t x, y;
+	if (!parse_u32_part(s + neg, alen - neg, &x) || !parse_u32_part(b + neg, blen - neg, &y))
+		return false;
+	if (x > y) {
+		int64_t t = x;
+		x = y;
+		y = t;
+	}
+	p_r->first = neg ? -x : x;
+	p_r->last = neg ? -y : y;
+	return true;
+}
+
+void imap_search_partial_slice(const struct imap_search_partial *p, size_t count,
+			       size_t *start_r, size_t *n_r)
+{
+	/* as positions from 1 at the lowest: lo..hi, possibly below 1 */
+	int64_t lo, hi, c = (int64_t)count;
+	if (p->first > 0) {
+		lo = p->first;
+		hi = p->last;
+	} else {
+		lo = c + 1 + p->last;   /* -1 is c, -n is c + 1 - n */
+		hi = c + 1 + p->first;
+	}
+	if (lo < 1)
+		lo = 1;
+	if (hi > c)
+		hi = c;
+	*start_r = lo <= hi ? (size_t)(lo - 1) : 0;
+	*n_r = lo <= hi ? (size_t)(hi - lo + 1) : 0;
+}
+
+/* RETURN (opts) of RFC 4731 §3.1, RFC 5182 SAVE and PARTIAL (RFC 5267 §4.4,
+ * RFC 9394). PARTIAL goes with neither ALL nor a second PARTIAL. */
 static bool parse_return(struct ctx *c)
 {
 	const struct imap_arg *list;
 	size_t n;
-	static const struct { const char *name; unsigned bit; } opts[] = {
-		{ "MIN", IMAP_SEARCH_RETURN_MIN }, { "MAX", IMAP_SEARCH_RETURN_MAX },
-		{ "ALL", IMAP_SEARCH_RETURN_ALL }, { "COUNT", IMAP_SEARCH_RETURN_COUNT },
-		{ "SAVE", IMAP_SEARCH_RETURN_SAVE },
-	};
 
 	if (!imap_arg_list(next_arg(c), &list, &n))
 		return fail(c, err_return);
 	c->prog->esearch = true;
+	unsigned o = 0;
+	if (imap_search_return_parse(list, n, &o, &c->prog->partial, &c->err) < 0)
+		return false;
+	c->prog->return_opts = o;
+	return true;
+}
+
+int imap_search_return_parse(const struct imap_arg *list, size_t n, unsigned *opts_r,
+			     struct imap_search_partial *partial_r, const char **error_r)
+{
+	static const struct { const char *name; unsigned bit; } opts[] = {
+		{ "MIN", IMAP_SEARCH_RETURN_MIN }, { "MAX", IMAP_SEARCH_RETURN_MAX },
+		{ "ALL", IMAP_SEARCH_RETURN_ALL }, { "COUNT", IMAP_SEARCH_RETURN_COUNT },
+		{ "SAVE", IMAP_SEARCH_RETURN_SAVE }, { "PARTIAL", IMAP_SEARCH_RETURN_PARTIAL },
+	};
+	unsigned o = 0;
+
 	for (size_t i = 0; i < n; i++) {
 		size_t k = 0;
 		while (k < sizeof(opts) / sizeof(opts[0]) && !imap_arg_is_atom_ci(&list[i], opts[k].name))
 			k++;
-		if (k == sizeof(opts) / sizeof(opts[0]))
-			return fail(c, err_return);
-		c->prog->return_opts |= opts[k].bit;
+		if (k == sizeof(opts) / sizeof(opts[0])) {
+			*error_r = imap_arg_is_atom_ci(&list[i], "UPDATE") ||
+					   imap_arg_is_atom_ci(&list[i], "CONTEXT") ?
+				   err_return_update : err_return;
+			return -1;
+		}
+		if (opts[k].bit == IMAP_SEARCH_RETURN_PARTIAL) {
+			if ((o & IMAP_SEARCH_RETURN_PARTIAL) != 0 || i + 1 >= n ||
+			    !imap_search_partial_parse(&list[++i], partial_r)) {
+				*error_r = err_partial;
+				return -1;
+			}
+		}
+		o |= opts[k].bit;
 	}
-	if (n == 0)
-		c->prog->return_opts = IMAP_SEARCH_RETURN_ALL;
-	return true;
+	if ((o & IMAP_SEARCH_RETURN_PARTIAL) != 0 && (o & IMAP_SEARCH_RETURN_ALL) != 0) {
+		*error_r = err_partial;
+		return -1;
+	}
+	*opts_r = n == 0 ? IMAP_SEARCH_RETURN_ALL : o;
+	return 0;
 }
 
 /* Returns 0, or the result code with c->err set. */

@@ -62,6 +62,14 @@ enum imap_search_return {
 	IMAP_SEARCH_RETURN_ALL = 1u << 2,
 	IMAP_SEARCH_RETURN_COUNT = 1u << 3,
 	IMAP_SEARCH_RETURN_SAVE = 1u << 4,
+	IMAP_SEARCH_RETURN_PARTIAL = 1u << 5, /* RFC 5267 §4.4, RFC 9394 */
+};
+
+/* PARTIAL's range (RFC 9394 §3.1): first:last counted from 1 at the lowest
+ * result (SEARCH) or the first in sort order (SORT), or -first:-last counted
+ * from -1 at the other end; kept with |first| <= |last|. */
+struct imap_search_partial {
+	int64_t first, last;
 };
 
 enum imap_search_charset { IMAP_SEARCH_CHARSET_US_ASCII, IMAP_SEARCH_CHARSET_UTF8 };
@@ -75,6 +83,7 @@ struct imap_search_program {
 	bool uses_modseq;                   /* a MODSEQ key: append (MODSEQ n) to the
 	                                       answer (RFC 7162 §3.1.5) */
 	bool uses_saved;                    /* "$" appears (RFC 5182) */
+	struct imap_search_partial partial; /* with IMAP_SEARCH_RETURN_PARTIAL */
 };
 
 enum imap_search_parse_result {
@@ -88,5 +97,17 @@ enum imap_search_parse_result {
 int imap_search_parse(const struct imap_arg *args, size_t count,
 		      struct imap_search_program **prog_r, const char **error_r);
 void imap_search_program_free(struct imap_search_program **prog);
+
+/* The options of a RETURN list (MIN MAX ALL COUNT SAVE, PARTIAL range);
+ * () is ALL. 0, or -1 with *error_r a static text. Shared with SORT. */
+int imap_search_return_parse(const struct imap_arg *list, size_t n, unsigned *opts_r,
+			     struct imap_search_partial *partial_r, const char **error_r);
+/* Parses the range after PARTIAL ("1:10", "-1:-5"; both ends non-zero and of
+ * one sign, at most 2^32-1 away; "10:1" is "1:10"). false if invalid. */
+bool imap_search_partial_parse(const struct imap_arg *a, struct imap_search_partial *p_r);
+/* The results of a count-long list that PARTIAL p selects: *start_r (0-based)
+ * and *n_r (0 when the range is past the end). */
+void imap_search_partial_slice(const struct imap_search_partial *p, size_t count,
+			       size_t *start_r, size_t *n_r);
 
 #endif

@@ -70,33 +70,19 @@ static int parse_search(const struct imap_arg *args, size_t count,
 	return IMAP_SEARCH_PARSE_OK;
 }
 
-/* RETURN (opts) of RFC 5267 §3.2: MIN MAX COUNT ALL, and SAVE (RFC 5182);
- * an empty list means ALL. */
-static int parse_return(const struct imap_arg *a, unsigned *opts_r, const char **error_r)
+/* RETURN (opts) of RFC 5267 §3.2: MIN MAX COUNT ALL, SAVE (RFC 5182) and
+ * PARTIAL (RFC 5267 §4.4); an empty list means ALL. */
+static int parse_return(const struct imap_arg *a, unsigned *opts_r,
+			struct imap_search_partial *partial_r, const char **error_r)
 {
-	static const struct { const char *name; unsigned bit; } opts[] = {
-		{ "MIN", IMAP_SEARCH_RETURN_MIN }, { "MAX", IMAP_SEARCH_RETURN_MAX },
-		{ "ALL", IMAP_SEARCH_RETURN_ALL }, { "COUNT", IMAP_SEARCH_RETURN_COUNT },
-		{ "SAVE", IMAP_SEARCH_RETURN_SAVE },
-	};
 	const struct imap_arg *list;
 	size_t n;
-	unsigned o = 0;
 	if (!imap_arg_list(a, &list, &n)) {
 		*error_r = "Invalid RETURN option";
 		return IMAP_SEARCH_PARSE_BAD;
 	}
-	for (size_t i = 0; i < n; i++) {
-		size_t k = 0;
-		while (k < sizeof(opts) / sizeof(opts[0]) && !imap_arg_is_atom_ci(&list[i], opts[k].name))
-			k++;
-		if (k == sizeof(opts) / sizeof(opts[0])) {
-			*error_r = "Invalid RETURN option";
-			return IMAP_SEARCH_PARSE_BAD;
-		}
-		o |= opts[k].bit;
-	}
-	*opts_r = n == 0 ? IMAP_SEARCH_RETURN_ALL : o;
+	if (imap_search_return_parse(list, n, opts_r, partial_r, error_r) < 0)
+		return IMAP_SEARCH_PARSE_BAD;
 	return IMAP_SEARCH_PARSE_OK;
 }
 
@@ -153,6 +139,7 @@ int imap_sort_parse(const struct imap_arg *args, size_t count, struct imap_sort_
 	struct imap_sort_program *prog = calloc(1, sizeof(*prog));
 	size_t i = 0;
 	unsigned opts = 0;
+	struct imap_search_partial partial = { 0, 0 };
 	bool esort = false;
 	int r = IMAP_SEARCH_PARSE_OK;
 
@@ -167,7 +154,7 @@ int imap_sort_parse(const struct imap_arg *args, size_t count, struct imap_sort_
 			*error_r = "Invalid RETURN option";
 			r = IMAP_SEARCH_PARSE_BAD;
 		} else {
-			r = parse_return(&args[1], &opts, error_r);
+			r = parse_return(&args[1], &opts, &partial, error_r);
 		}
 	}
 	if (r == IMAP_SEARCH_PARSE_OK && i >= count) {
@@ -184,6 +171,7 @@ int imap_sort_parse(const struct imap_arg *args, size_t count, struct imap_sort_
 	}
 	prog->search->esearch = esort;
 	prog->search->return_opts = opts;
+	prog->search->partial = partial;
 	*prog_r = prog;
 	return IMAP_SEARCH_PARSE_OK;
 }
