@@ -1081,39 +1081,39 @@ int mime_search_text(const void *data, size_t size, char **headers_r, char **bod
 	return 0;
 }
 
-char *mime_header_value(const void *data, size_t size, const char *name)
+/* The unfolded value (g_free) of the first field called name in the
+ * message's header, as ENVELOPE takes it (header_end), or NULL. */
+static char *first_field_value(const void *data, size_t size, const char *name)
 {
 	const unsigned char *d = data != NULL ? data : (const unsigned char *)"";
 	struct entity root = { 0 };
 	size_t end = header_end(&root, d, 0, size), pos = 0, nlen = strlen(name);
 	struct hfield f;
 	while (next_field(d, end, &pos, &f) == 1) {
-		if (f.name_len != nlen ||
-		    g_ascii_strncasecmp((const char *)d + f.name_off, name, nlen) != 0)
-			continue;
-		char *raw = unfold(d, f.val_off, f.val_len);
-		char *val = decode_text(raw);
-		char *out = val != NULL ? strdup(val) : NULL; /* NULL: as if absent */
-		g_free(val);
-		g_free(raw);
-		return out;
+		if (f.name_len == nlen &&
+		    g_ascii_strncasecmp((const char *)d + f.name_off, name, nlen) == 0)
+			return unfold(d, f.val_off, f.val_len);
 	}
 	return NULL;
+}
+
+char *mime_header_value(const void *data, size_t size, const char *name)
+{
+	char *raw = first_field_value(data, size, name);
+	if (raw == NULL)
+		return NULL;
+	char *val = decode_text(raw);
+	char *out = val != NULL ? strdup(val) : NULL; /* NULL: as if absent */
+	g_free(val);
+	g_free(raw);
+	return out;
 }
 
 int mime_header_addresses(const void *data, size_t size, const char *name,
 			  struct mail_address_list *l_r)
 {
-	const unsigned char *d = data != NULL ? data : (const unsigned char *)"";
-	struct entity root = { 0 };
-	size_t end = header_end(&root, d, 0, size), pos = 0, nlen = strlen(name);
-	struct hfield f;
-	/* the first field of the name, as ENVELOPE takes it (header_end) */
-	while (next_field(d, end, &pos, &f) == 1) {
-		if (f.name_len != nlen ||
-		    g_ascii_strncasecmp((const char *)d + f.name_off, name, nlen) != 0)
-			continue;
-		char *v = unfold(d, f.val_off, f.val_len);
+	char *v = first_field_value(data, size, name);
+	if (v != NULL) {
 		int r = mail_address_parse(v, strlen(v), l_r);
 		g_free(v);
 		return r < 0 ? -1 : 1;
