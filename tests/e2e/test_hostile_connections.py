@@ -146,6 +146,13 @@ def deliver_one(node, user="alice"):
     return subject
 
 
+def wait_log(node, pattern, timeout=5):
+    """The node's log has a line matching pattern within timeout s (a line
+    is written after the reply it tells of has gone out)."""
+    wait_for(lambda: re.search(pattern, node.stderr_text()), timeout,
+             f"a log line matching {pattern!r}")
+
+
 def close_all(conns):
     for c in conns:
         c.close()
@@ -165,8 +172,8 @@ def test_idle_client_connections_cannot_take_lmtp_slots(make_ternd):
         refused(node, "pop3")
     finally:
         close_all(conns)
-    log = node.stderr_text()
-    assert re.search(r"rip=127\.0\.0\.1: connection refused: max_connections \(300\) reached", log), log
+    # the log line is written after the refusal went out: wait for it
+    wait_log(node, r"rip=127\.0\.0\.1: connection refused: max_connections \(300\) reached")
     # the slots come back when the clients leave
     wait_for(lambda: greeted(node, "imap").close() is None, 5, "an IMAP slot after the clients left",
              retry_on=(AssertionError, OSError))
@@ -183,7 +190,7 @@ def test_lmtp_has_its_own_budget(make_ternd):
         greeted(node, "imap").close()
     finally:
         close_all(held)
-    assert "connection refused: lmtp_max_connections (2) reached" in node.stderr_text()
+    wait_log(node, r"connection refused: lmtp_max_connections \(2\) reached")
 
 
 # ------------------------------------------------------------ pre-login per address
@@ -206,8 +213,7 @@ def test_preauth_connections_per_address(make_ternd, proto):
                               retry_on=(AssertionError, OSError)))
     finally:
         close_all(conns)
-    assert re.search(rf"{proto}: rip=127\.0\.0\.1: connection refused: max_preauth_per_address \(5\) reached",
-                     node.stderr_text())
+    wait_log(node, rf"{proto}: rip=127\.0\.0\.1: connection refused: max_preauth_per_address \(5\) reached")
 
 
 # ------------------------------------------------------------ login_timeout
@@ -236,7 +242,7 @@ def test_login_timeout_is_not_reset_by_input(make_ternd, proto):
     assert 1.5 <= elapsed < 4, f"closed after {elapsed:.2f}s, expected about 2s"
     reply = {"imap": b"* BYE Login timeout\r\n", "pop3": b"-ERR Login timeout\r\n"}[proto]
     assert reply in got, got
-    assert re.search(rf"{proto}: rip=127\.0\.0\.1: login timeout", node.stderr_text())
+    wait_log(node, rf"{proto}: rip=127\.0\.0\.1: login timeout")
 
 
 @pytest.mark.parametrize("proto", ["imap", "pop3"])
