@@ -81,6 +81,9 @@ struct imap_session {
 	                                this command enabled it (RFC 7162 §3.1) */
 	bool qresync;                /* ENABLE QRESYNC */
 	bool utf8_accept;            /* ENABLE UTF8=ACCEPT */
+	bool imap4rev2;              /* ENABLE IMAP4rev2 (RFC 9051): rev2's forms
+	                                of responses (ESEARCH for SEARCH, no
+	                                \Recent, UTF-8 mailbox names) */
 	bool tls_active;
 	bool compress_active;
 	unsigned bad_commands;
