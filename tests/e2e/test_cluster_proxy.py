@@ -27,6 +27,7 @@ from cluster_helpers import (CLUSTER_PROTOCOL, CLUSTER_TIMEOUT, DEFAULT_USERS, F
                              cert_der, client_context, cluster_factory, frame, frame_types,
                              imap_over, make_cert)
 from imap_helpers import Raw, fetch_dict, resp_code
+from mbsync_config import write_mbsync_rc
 from ternlib import (CMD_TIMEOUT, IO_TIMEOUT, PASSWORD, LmtpConn, dot_stuff, free_port,
                      make_message, normalize_eol, unique_subject, wait_for)
 
@@ -505,35 +506,8 @@ def test_mbsync_through_front(make_cluster, tmp_path):
     cl = make_cluster()
     subjects = [cl.deliver_at_home("alice")[0] for _ in range(3)]
     home = tmp_path / "home"
-    maildir = home / "Mail"
-    maildir.mkdir(parents=True)
     host, port = cl.imap_addr("node-b")
-    rc = home / ".mbsyncrc"
-    rc.write_text(f"""IMAPAccount tern
-Host {host}
-Port {port}
-User alice
-Pass "{PASSWORD}"
-SSLType None
-AuthMechs LOGIN PLAIN
-
-IMAPStore remote
-Account tern
-
-MaildirStore local
-Path {maildir}/
-Inbox {maildir}/INBOX
-SubFolders Verbatim
-
-Channel tern
-Far :remote:
-Near :local:
-Patterns INBOX Drafts
-Create Both
-Expunge Both
-SyncState *
-Sync All
-""")
+    rc, maildir = write_mbsync_rc(home, host, port)
     run(["mbsync", "-c", str(rc), "-a"], home)
     inbox = maildir / "INBOX"
     assert len(maildir_paths(inbox)) == 3

@@ -12,6 +12,7 @@ import subprocess
 import pytest
 
 from imap_helpers import Raw, deliver, imap_addr, imap_node, pop3_addr
+from mbsync_config import write_mbsync_rc
 from ternlib import CMD_TIMEOUT, PASSWORD, unique_subject
 
 
@@ -152,36 +153,7 @@ def test_curl_imap(node, tmp_path):
 
 
 def mbsync_rc(home, node):
-    host, port = imap_addr(node)
-    maildir = home / "Mail"
-    maildir.mkdir(exist_ok=True)
-    rc = home / ".mbsyncrc"
-    rc.write_text(f"""IMAPAccount tern
-Host {host}
-Port {port}
-User alice
-Pass "{PASSWORD}"
-SSLType None
-AuthMechs LOGIN PLAIN
-
-IMAPStore remote
-Account tern
-
-MaildirStore local
-Path {maildir}/
-Inbox {maildir}/INBOX
-SubFolders Verbatim
-
-Channel tern
-Far :remote:
-Near :local:
-Patterns INBOX Drafts
-Create Both
-Expunge Both
-SyncState *
-Sync All
-""")
-    return rc, maildir
+    return write_mbsync_rc(home, *imap_addr(node))
 
 
 def maildir_files(path):

@@ -13,6 +13,7 @@ import pytest
 
 from cluster_helpers import SENDER, cluster_factory
 from imap_helpers import Raw
+from mbsync_config import write_mbsync_rc
 from ternlib import IO_TIMEOUT, LmtpConn, make_message, unique_subject, wait_for
 
 MOVE_DEADLINE = 60.0
@@ -240,35 +241,8 @@ def test_clients_resync_nothing_after_a_move(make_cluster, tmp_path):
     for i in range(12):
         assert deliver(cl, "node-a", "alice", f"sync {i}").code == 250
     home = tmp_path / "home"
-    maildir = home / "Mail"
-    maildir.mkdir(parents=True)
     host, port = cl.imap_addr("node-b")
-    rc = home / ".mbsyncrc"
-    rc.write_text(f"""IMAPAccount tern
-Host {host}
-Port {port}
-User alice
-Pass "{PASSWORD}"
-SSLType None
-AuthMechs LOGIN PLAIN
-
-IMAPStore remote
-Account tern
-
-MaildirStore local
-Path {maildir}/
-Inbox {maildir}/INBOX
-SubFolders Verbatim
-
-Channel tern
-Far :remote:
-Near :local:
-Patterns INBOX
-Create Both
-Expunge Both
-SyncState *
-Sync All
-""")
+    rc, maildir = write_mbsync_rc(home, host, port, patterns=("INBOX",))
     run(["mbsync", "-c", str(rc), "-a"], home)
     before = sorted(maildir_paths(maildir / "INBOX"))
     assert len(before) == 12
