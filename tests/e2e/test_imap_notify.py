@@ -295,6 +295,24 @@ def test_message_new_fetch_never_sets_seen(node):
         assert "\\Seen" not in a.fetch("1", "FLAGS")[1]["FLAGS"]
 
 
+def test_message_new_fetch_emailid_and_savedate(node):
+    """MessageNew (EMAILID SAVEDATE) gives what FETCH EMAILID SAVEDATE gives
+    for the same message (RFC 8474 section 5.1, RFC 8514 section 4)."""
+    a, b = two(node)
+    with a, b:
+        a.ok("SELECT INBOX")
+        a.ok("NOTIFY SET (SELECTED (MessageNew (UID EMAILID SAVEDATE) MessageExpunge))")
+        append(b, "INBOX")
+        line, _ = wait_for(a, rb"\* 1 FETCH ")
+        _, d = fetch_dict(line)
+        b.ok("SELECT INBOX")
+        want = b.fetch("1", "(UID EMAILID SAVEDATE)")[1]
+        assert d == want, (line, want)
+        assert re.fullmatch(r"[A-Za-z0-9_-]{1,255}", str(d["EMAILID"][0])), d
+        assert re.fullmatch(r"\d\d-[A-Z][a-z]{2}-\d{4} \d\d:\d\d:\d\d [+-]\d{4}",
+                            d["SAVEDATE"].decode()), d
+
+
 def test_message_new_fetch_in_idle(node):
     a, b = two(node)
     with a, b:

@@ -371,6 +371,7 @@ static void fetch_one(struct imap_session *s, const struct imap_fetch_request *r
 	struct imap_fetch_needs needs;
 	struct store_msg meta;
 	struct store_msg_cache cache = {0};
+	struct store_msg_ids ids = {0};
 	struct imap_fetch_raw *raw = NULL;
 	enum tern_error err = TERN_ERR_NONE;
 	imap_fetch_needs(req, &needs);
@@ -379,6 +380,8 @@ static void fetch_one(struct imap_session *s, const struct imap_fetch_request *r
 		goto out_err;   /* 0: expunged meanwhile, the next sync says so */
 	if (needs.cache)
 		r = store_msg_cache(s->store, v->folder, uid, &cache, &err);
+	if (r > 0 && needs.ids)   /* EMAILID, SAVEDATE: as FETCH loads them */
+		r = store_msg_ids(s->store, v->folder, uid, &ids, &err);
 	if (r > 0 && needs.raw) {
 		char *data = NULL;
 		size_t size = 0;
@@ -391,7 +394,7 @@ static void fetch_one(struct imap_session *s, const struct imap_fetch_request *r
 	if (r > 0) {
 		struct imap_fetch_msg fm = {
 			.seq = seq, .meta = &meta, .cache = needs.cache ? &cache : NULL,
-			.raw = raw, .recent = imap_view_is_recent(v, uid), .utf8 = s->utf8_accept,
+			.ids = needs.ids ? &ids : NULL, .raw = raw, .recent = imap_view_is_recent(v, uid), .utf8 = s->utf8_accept,
 		};
 		int w = imap_fetch_write(imap_out(s), req, &fm);
 		if (w == IMAP_FETCH_WRITE_NOMEM)
