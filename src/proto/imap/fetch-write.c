@@ -347,6 +347,32 @@ static int write_body_att(struct evbuffer *out, const struct imap_fetch_att *a,
 	return r;
 }
 
+int imap_fetch_section_data(const struct imap_fetch_att *a, struct imap_fetch_raw *raw,
+			    char **data_r, size_t *len_r)
+{
+	struct section_data sd = { 0 };
+	int r = section_for(a, raw, &sd);
+	if (r < 0 || sd.missing) {
+		free(sd.owned);
+		return r;
+	}
+	if (!sd.use_owned && (sd.start < raw->offset || sd.end > raw->offset + raw->size))
+		return IMAP_FETCH_WRITE_NO_DATA;
+	const char *from = sd.use_owned ? sd.owned : raw->data + (sd.start - raw->offset);
+	size_t len = sd.use_owned ? sd.owned_len : (size_t)(sd.end - sd.start);
+	char *copy = malloc(len + 1);
+	if (copy != NULL) {
+		memcpy(copy, from, len);
+		copy[len] = '\0';
+	}
+	free(sd.owned);
+	if (copy == NULL)
+		return IMAP_FETCH_WRITE_NOMEM;
+	*data_r = copy;
+	*len_r = len;
+	return 1;
+}
+
 /* PREVIEW (RFC 8970): an nstring, never NIL here (made at once, LAZY or
  * not); "" for a message without text. The whole message, or its first
  * IMAP_PREVIEW_READ_MAX bytes at least. */

@@ -65,6 +65,15 @@ enum imap_fetch_write_result {
 					       section (a caller bug) */
 };
 
+/* The bytes a body item (BODY[section], RFC822*, BINARY[section]) stands
+ * for, before any <partial> clip: what FETCH sends as its literal. raw
+ * must hold the whole message. 1 = *data_r (heap, NUL-terminated) and
+ * *len_r set; 0 = no such part (FETCH sends NIL); negative = an
+ * imap_fetch_write_result. Used by APPEND's CATENATE URLs (RFC 4469 §3:
+ * "as if the literal returned in a FETCH BODY response"). */
+int imap_fetch_section_data(const struct imap_fetch_att *a, struct imap_fetch_raw *raw,
+			    char **data_r, size_t *len_r);
+
 /* Appends the whole response line for m to out, or nothing on failure. */
 int imap_fetch_write(struct evbuffer *out, const struct imap_fetch_request *req,
 		     const struct imap_fetch_msg *m);
