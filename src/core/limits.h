@@ -49,6 +49,13 @@
  * so more than this only repeats them, and the program is a fixed array. */
 #define TERN_SORT_CRITERIA_MAX          16
 
+/* CATENATE (RFC 4469): one URL's text, and the URL parts of one APPEND.
+ * Each URL part reads its whole message from the store on the loop thread
+ * (as FETCH does), so their number bounds what one command can make the
+ * server read; a real client names a few parts of one or two messages. */
+#define TERN_IMAP_URL_MAX               2048
+#define TERN_CATENATE_URLS_MAX          64
+
 /* Levels of a FETCH body section's part number (BODY[1.2.3...]): deeper MIME
  * nesting than any sane message, and it bounds the part string built for
  * each look-up. */
