@@ -635,6 +635,17 @@ static int finished_meanwhile(struct ctl *c, struct directory *dir, const struct
 	return -1;
 }
 
+/* A refused change of move m (what: "complete", "cancel"): ended meanwhile, or
+ * the directory's error. */
+static int change_refused(struct ctl *c, struct directory *dir, const struct dir_move *m,
+			  const char *what, enum tern_error err)
+{
+	if (err == TERN_ERR_CONFLICT)
+		return finished_meanwhile(c, dir, m);
+	return ctl_fail(c, CTL_ERROR, "cannot %s move %" PRId64 ": %s", what, m->id,
+			tern_error_str(err));
+}
+
 int ctl_move_complete(struct ctl *c, const char *user_arg, json_t **move_r)
 {
 	struct directory *dir;
@@ -648,11 +659,7 @@ int ctl_move_complete(struct ctl *c, const char *user_arg, json_t **move_r)
 			       "cannot complete", m.id, m.user);
 	} else if (m.suspend_when_ready &&
 		   dir->ops->move_set_suspend(dir, m.id, false, &err) != 0) {
-		if (err == TERN_ERR_CONFLICT)
-			ret = finished_meanwhile(c, dir, &m);
-		else
-			ret = ctl_fail(c, CTL_ERROR, "cannot complete move %" PRId64 ": %s", m.id,
-				       tern_error_str(err));
+		ret = change_refused(c, dir, &m, "complete", err);
 	}
 	if (ret == 0)
 		ret = move_status_of(c, dir, m.id, move_r);
@@ -668,13 +675,8 @@ int ctl_move_cancel(struct ctl *c, const char *user_arg, json_t **move_r)
 		return -1;
 	int ret = 0;
 	enum tern_error err = TERN_ERR_NONE;
-	if (dir->ops->move_request_cancel(dir, m.id, &err) != 0) {
-		if (err == TERN_ERR_CONFLICT)
-			ret = finished_meanwhile(c, dir, &m);
-		else
-			ret = ctl_fail(c, CTL_ERROR, "cannot cancel move %" PRId64 ": %s", m.id,
-				       tern_error_str(err));
-	}
+	if (dir->ops->move_request_cancel(dir, m.id, &err) != 0)
+		ret = change_refused(c, dir, &m, "cancel", err);
 	if (ret == 0)
 		ret = move_status_of(c, dir, m.id, move_r);
 	dir_move_clear(&m);
@@ -860,9 +862,12 @@ static int move_not_completed(struct ctl *c, const struct dir_move *m)
 			m->last_error[0] ? "; last error: " : "", m->last_error);
 }
 
-static void print_status_json(struct ctl *c, const struct dir_move *m, const struct node_set *ns)
+static void print_status_json(struct ctl *c, struct directory *dir, const struct dir_move *m)
 {
-	json_t *o = move_json(m, ns, dir_wall_ms());
+	struct node_set ns;
+	nodes_load(dir, &ns);
+	json_t *o = move_json(m, &ns, dir_wall_ms());
+	nodes_free(&ns);
 	if (o == NULL || ctl_output_object(stdout, NULL, 0, o, true) != 0)
 		ctl_fail(c, CTL_ERROR, "cannot write the output: %s", strerror(errno));
 	json_decref(o);
@@ -940,12 +945,8 @@ int ctl_move_wait(struct ctl *c, int64_t id, const struct ctl_move_wait *w)
 			human_duration((double)w->timeout_ms / 1000.0, d, sizeof(d));
 			if (drawn)
 				printf("\n");
-			if (w->json && have) {
-				struct node_set ns;
-				nodes_load(dir, &ns);
-				print_status_json(c, &m, &ns);
-				nodes_free(&ns);
-			}
+			if (w->json && have)
+				print_status_json(c, dir, &m);
 			ctl_fail(c, CTL_MOVE_TIMEOUT, "timed out after %s waiting for move %" PRId64
 				 " (phase %s); it keeps running (see 'ternctl move status %s')", d, id,
 				 have ? dir_move_phase_name(m.phase) : "unknown",
@@ -956,10 +957,7 @@ int ctl_move_wait(struct ctl *c, int64_t id, const struct ctl_move_wait *w)
 	}
 	if (have && dir_move_phase_finished(m.phase)) {
 		if (w->json) {
-			struct node_set ns;
-			nodes_load(dir, &ns);
-			print_status_json(c, &m, &ns);
-			nodes_free(&ns);
+			print_status_json(c, dir, &m);
 		} else {
 			if (drawn)
 				printf("\n");
