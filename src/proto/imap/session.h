@@ -23,6 +23,7 @@ struct auth_request;
 struct lookup_request;
 struct notify_watcher;
 struct imap_notify;
+struct imap_search_contexts;
 struct tern_config;
 
 extern const struct conn_proto imap_proto;
@@ -63,6 +64,9 @@ struct imap_view {
 	 * A set, so learning a message's keywords costs their number only. */
 	struct keyword_set keywords;
 	bool keywords_pending;   /* grown since the last FLAGS response */
+	/* SEARCH/SORT RETURN (UPDATE) contexts (RFC 5267 §4.3,
+	 * search-context.h): they end with the view */
+	struct imap_search_contexts *contexts;
 };
 
 /* Output-only flag bit (never stored): the message is \Recent in this session. */
