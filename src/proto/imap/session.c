@@ -578,6 +578,7 @@ static void login_open(struct imap_session *s, const char *user, uint64_t quota,
 	lc->done = done;
 	lc->task.user = lc->user;
 	lc->task.run = login_create_run;
+	lc->task.open = STORE_TASK_CREATE;
 	lc->task.arg = lc;
 	lc->task.done = login_create_done;
 	lc->task.loop = s->conn->loop;
