@@ -119,6 +119,42 @@ def test_delivery_to_inboxes_in_idle(node):
         assert tagged.startswith("OK")
 
 
+def test_inboxes_takes_folders_a_plus_detail_delivers_to(node):
+    """RFC 5465 section 6.1: INBOXES is every mailbox an MDA may deliver to.
+    LMTP delivers alice+Lists@... into an existing folder Lists, so Lists is
+    one of them."""
+    a = Raw(node).login()
+    with a:
+        a.ok("CREATE Lists")
+        a.ok("NOTIFY SET (INBOXES (MessageNew MessageExpunge))")
+        deliver(node, user="alice+Lists")
+        line, _ = wait_for(a, rb"\* STATUS ")
+        name, items = status_items(line)
+        assert name == "Lists" and items["MESSAGES"] == 1, line
+
+
+def test_inboxes_leaves_out_folders_no_address_can_name(node):
+    """A folder whose name no +detail can carry (a space, 8-bit text) gets
+    no mail from LMTP, so INBOXES does not watch it."""
+    a, b = two(node)
+    with a, b:
+        a.ok('CREATE "Two Words"')
+        a.ok("CREATE M&APw-ll")
+        untagged = a.ok("NOTIFY SET STATUS (INBOXES (MessageNew MessageExpunge))")
+        # section 5.1's STATUS option: one STATUS for each watched mailbox
+        def text(v):
+            return v.decode() if isinstance(v, bytes) else str(v)
+        watched = {text(parse_sexp(r, len(b"* STATUS "))[0])
+                   for r in untagged if r.startswith(b"* STATUS ")}
+        folders = {text(parse_sexp(r, len(b"* LIST "))[-1]) for r in a.ok('LIST "" "*"')}
+        assert watched == folders - {"Two Words", "M&APw-ll"} and "INBOX" in watched, watched
+        append(b, '"Two Words"')
+        append(b, "M&APw-ll")
+        deliver(node)
+        line, before = wait_for(a, rb"\* STATUS \"?INBOX")
+        assert not [r for r in before if r.startswith(b"* STATUS")], before
+
+
 def test_condstore_adds_highestmodseq(node):
     a, b = two(node)
     with a, b:

@@ -18,7 +18,8 @@
  * A mailbox takes the events of every group whose filter names it, in the
  * order the client gave them, up to the first such group that says NONE;
  * message events of the selected mailbox come only from a SELECTED filter.
- * INBOXES is INBOX: deliveries to +detail folders are not counted in.
+ * INBOXES (section 6.1: the mailboxes an MDA delivers to) is INBOX and
+ * every folder an LMTP recipient's +detail can name (delivery_target()).
  * Reports go out at once when the session is between commands or in IDLE,
  * else right after the current command's tagged reply. */
 #include "proto/imap/cmd-notify.h"
@@ -28,6 +29,7 @@
 
 #include "core/limits.h"
 #include "core/log.h"
+#include "core/username.h"
 #include "proto/imap/commands.h"
 #include "proto/imap/fetch-parse.h"
 #include "proto/imap/fetch-write.h"
@@ -122,6 +124,26 @@ static bool subscribed(const struct imap_notify *n, const char *name)
 	return sub_in(n->subs, n->sub_count, name);
 }
 
+/* True when LMTP may deliver into the folder: INBOX, or a folder that
+ * "user+name@domain" names (the detail is what username_parse() takes
+ * after the '+'; '<' and '>' would end or break the RCPT path). A name
+ * with a space or 8-bit text cannot be a detail, so its folder gets mail
+ * only by APPEND, COPY and MOVE. */
+static bool delivery_target(const char *name)
+{
+	if (strcmp(name, "INBOX") == 0)
+		return true;
+	size_t len = strlen(name);
+	if (len == 0 || len > TERN_FOLDER_NAME_MAX || strpbrk(name, "<>") != NULL)
+		return false;
+	char addr[TERN_FOLDER_NAME_MAX + 3], user[TERN_USERNAME_MAX + 1];
+	char detail[TERN_FOLDER_NAME_MAX + 1];
+	memcpy(addr, "x+", 2);
+	memcpy(addr + 2, name, len + 1);
+	return username_parse(addr, NULL, user, sizeof(user), detail, sizeof(detail)) == 0 &&
+	       strcmp(detail, name) == 0;
+}
+
 /* The events the filters other than SELECTED give a mailbox (for the
  * selected one, is_selected() keeps its message events out). */
 static unsigned events_for(const struct imap_notify *n, const char *name)
@@ -133,7 +155,7 @@ static unsigned events_for(const struct imap_notify *n, const char *name)
 		switch (g->filter) {
 		case IMAP_NOTIFY_MAILBOXES: match = sub_in(g->names, g->name_count, name); break;
 		case IMAP_NOTIFY_SUBTREE: match = in_subtree(g, name); break;
-		case IMAP_NOTIFY_INBOXES: match = strcmp(name, "INBOX") == 0; break;
+		case IMAP_NOTIFY_INBOXES: match = delivery_target(name); break;
 		case IMAP_NOTIFY_SUBSCRIBED: match = subscribed(n, name); break;
 		case IMAP_NOTIFY_PERSONAL: match = true; break;
 		case IMAP_NOTIFY_SELECTED:
