@@ -205,6 +205,7 @@ static void close_copy(struct move_source *ms, int fd)
 	j->path[sizeof(j->path) - 1] = '\0';
 	j->task.user = j->path;
 	j->task.run = job_run;
+	j->task.open = STORE_TASK_NO_STORE;
 	j->task.arg = j;
 	j->task.done = close_copy_done;
 	j->task.loop = ms->conn->loop;
@@ -367,6 +368,12 @@ static void start_job(struct move_source *ms, enum job_kind kind, uint64_t since
 	j->conn = ms->conn;
 	j->task.user = ms->user;
 	j->task.run = job_run;
+	/* a user without mail yet moves as an empty store; files are read,
+	 * closed and removed without opening the store (which would create
+	 * it again after a removal) */
+	j->task.open = kind == JOB_SNAPSHOT ? STORE_TASK_CREATE
+		     : kind == JOB_READ || kind == JOB_CLOSE || kind == JOB_REMOVE ? STORE_TASK_NO_STORE
+		     : STORE_TASK_OPEN;
 	j->task.arg = j;
 	j->task.done = job_done;
 	j->task.loop = ms->conn->loop;

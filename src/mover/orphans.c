@@ -88,6 +88,7 @@ static void remove_copy(const struct tern_config *cfg, struct server *srv,
 	tern_cond_init(&rm->cond);
 	rm->task.user = rm->user;
 	rm->task.run = remove_run;
+	rm->task.open = STORE_TASK_NO_STORE;
 	rm->task.arg = rm;
 	rm->task.done = remove_done;
 	rm->task.loop = &srv->loops[0];

@@ -159,7 +159,7 @@ static bool apply_user(struct apply_worker *w, struct delivery_item **items, siz
 	const char *user = items[0]->rcpt->user;
 	enum tern_error err = TERN_ERR_NONE;
 	bool *refused = calloc(n, sizeof(*refused));
-	struct store *st = refused != NULL ? store_cache_get(w->stores, user, items[0]->gen, &err)
+	struct store *st = refused != NULL ? store_cache_get(w->stores, user, items[0]->gen, true, &err)
 					   : NULL;
 	if (refused == NULL)
 		err = TERN_ERR_NOMEM;
@@ -230,7 +230,18 @@ static void run_task(struct apply_worker *w, struct delivery_item *it)
 	if (now >= t->deadline_ms) {
 		t->err = TERN_ERR_TEMP;
 	} else {
-		struct store *st = store_cache_get(w->stores, t->user, it->gen, &t->err);
+		if (t->open == STORE_TASK_NO_STORE) {
+			/* the task removes or closes the store's files: the
+			 * cached handle goes first */
+			if (t->drop_handle)
+				store_cache_drop(w->stores, t->user);
+			t->result = t->run(NULL, t->arg, &t->err);
+			free(it);
+			loop_post(t->loop, delivery_task_done, t);
+			return;
+		}
+		struct store *st = store_cache_get(w->stores, t->user, it->gen,
+						   t->open == STORE_TASK_CREATE, &t->err);
 		enum tern_error ignored;
 		if (st != NULL && store_set_durable(st, true, &t->err) == 0) {
 			store_set_busy_timeout(st, (unsigned)(t->deadline_ms - now));

@@ -166,7 +166,8 @@ static int replay_record(const struct journal_record *rec, void *ctx)
 		a.size = m->size;
 	}
 	enum tern_error err = TERN_ERR_NONE;
-	struct store *st = store_cache_get(rc->stores, rec->user, atomic_load(&rc->d->gen), &err);
+	struct store *st = store_cache_get(rc->stores, rec->user, atomic_load(&rc->d->gen), true,
+				      &err);
 	if (st == NULL) {
 		log_error("journal replay: user=%s delivery=%llu: open store: %s", rec->user,
 			  (unsigned long long)rec->id, tern_error_str(err));

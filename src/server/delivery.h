@@ -61,10 +61,21 @@ struct delivery_job {
  * these writes and deliveries never wait on each other's locks, and a slow
  * disk or a lock held on the store stalls that worker, never a loop
  * thread. Commits made by run are durable (fsync) before done is called. */
+/* How a store task gets the user's store. The default opens an existing
+ * store only: a task of a session or a move must never bring back, empty, a
+ * store that a move removed (that would be a second home for the user). */
+enum store_task_open {
+	STORE_TASK_OPEN = 0,     /* missing store: TERN_ERR_NOTFOUND, run not called */
+	STORE_TASK_CREATE,       /* a new user's first login */
+	STORE_TASK_NO_STORE,     /* run gets NULL: work on the store's files (remove,
+	                            close a copy) that only needs the user's worker */
+};
+
 struct store_task {
 	const char *user;        /* canonical; must outlive the task */
-	/* Runs on the worker with the user's store, opened (created) for it. */
+	/* Runs on the worker with the user's store, opened as `open` says. */
 	int (*run)(struct store *st, void *arg, enum tern_error *err_r);
+	enum store_task_open open;
 	void *arg;
 	/* Runs on `loop` afterwards, always exactly once. */
 	void (*done)(struct store_task *t);

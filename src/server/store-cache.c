@@ -139,7 +139,7 @@ static struct cache_entry *entry_find(struct store_cache *c, const char *user)
 }
 
 struct store *store_cache_get(struct store_cache *c, const char *user, uint64_t gen,
-			      enum tern_error *err_r)
+			      bool create, enum tern_error *err_r)
 {
 	struct cache_entry *e = entry_find(c, user);
 	if (e != NULL) {
@@ -156,7 +156,7 @@ struct store *store_cache_get(struct store_cache *c, const char *user, uint64_t 
 		entry_remove(c, old);
 	}
 	struct store *st;
-	if (store_open(c->data_dir, user, true, &st, err_r) < 0)
+	if (store_open(c->data_dir, user, create, &st, err_r) < 0)
 		return NULL;
 	if (store_set_durable(st, false, err_r) < 0) {
 		store_close(&st);

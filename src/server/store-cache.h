@@ -5,6 +5,7 @@
 #ifndef TERN_SERVER_STORE_CACHE_H
 #define TERN_SERVER_STORE_CACHE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -15,11 +16,12 @@ struct store_cache;
 
 struct store_cache *store_cache_new(const char *data_dir, size_t capacity);
 void store_cache_free(struct store_cache **cache);
-/* The user's store, opened (and created) if needed; marks it dirty as of
- * journal segment gen (if it was clean). The least recently used handle is
- * checkpointed and closed when full. */
+/* The user's store, opened if needed (and created if missing when create is
+ * set; else TERN_ERR_NOTFOUND); marks it dirty as of journal segment gen (if
+ * it was clean). The least recently used handle is checkpointed and closed
+ * when full. */
 struct store *store_cache_get(struct store_cache *cache, const char *user, uint64_t gen,
-			      enum tern_error *err_r);
+			      bool create, enum tern_error *err_r);
 /* Checkpoints up to max dirty stores whose unsynced data began in a segment
  * older than gen, oldest first. Returns how many, or -1 (*err_r) on failure
  * (that store stays dirty and is retried later). */

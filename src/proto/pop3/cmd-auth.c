@@ -138,6 +138,7 @@ static bool maildrop_create(struct pop3_session *s)
 	mc->user = user;
 	mc->task.user = mc->user;
 	mc->task.run = maildrop_create_run;
+	mc->task.open = STORE_TASK_CREATE;
 	mc->task.arg = mc;
 	mc->task.done = maildrop_create_done;
 	mc->task.loop = s->conn->loop;
