@@ -295,6 +295,11 @@
  * readers of old snapshots) never waits long for this session. */
 #define TERN_FETCH_READ_TX_MSGS         128
 
+/* Stale cached parses (store schema v6) a store handle recomputes inside
+ * one read transaction and keeps to write back when it ends: one FETCH or
+ * SORT read transaction's worth; more are recomputed again next time. */
+#define TERN_STORE_CACHE_FIXES_MAX      128
+
 /* Message text read for a header-only SEARCH key (HEADER, FROM, ...): most
  * headers end within it, and search-eval reads the rest when one goes on.
  * SORT and THREAD read a header TERN_SORT_HEAD_FIRST at a time and never
