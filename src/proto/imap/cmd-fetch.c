@@ -467,6 +467,13 @@ IMAP_HANDLER(cmd_fetch)
 	}
 	if (imap_view_resolve(s, &cmd->args[0], cmd->uid, &f->uids, &f->count, &bad) < 0)
 		return fetch_fail(s, cmd, f, bad, err);
+	if (f->req->partial_given) {
+		/* RFC 9394 §3.3: only the messages at those positions of the set */
+		size_t start, n;
+		imap_search_partial_slice(&f->req->partial_range, f->count, &start, &n);
+		memmove(f->uids, f->uids + start, n * sizeof(*f->uids));
+		f->count = n;
+	}
 	imap_fetch_needs(f->req, &f->needs);
 	if (f->req->sets_seen && !s->view->readonly) {
 		if (seen_todo(f, &err) < 0)

@@ -445,7 +445,7 @@ static const char *parse_atts(struct imap_fetch_request *req, const struct imap_
 	return add_att(req, a->str, a->len);
 }
 
-/* fetch-modifiers (RFC 4466 §2.4, RFC 7162 §3.1.4.1 and §3.2.6). */
+/* fetch-modifiers (RFC 4466 §2.4, RFC 7162 §3.1.4.1 and §3.2.6, RFC 9394 §3.3). */
 static const char *parse_modifiers(struct imap_fetch_request *req, const struct imap_arg *a,
 				   bool uid)
 {
@@ -463,6 +463,10 @@ static const char *parse_modifiers(struct imap_fetch_request *req, const struct 
 			i++;
 		} else if (imap_arg_is_atom_ci(&list[i], "VANISHED") && !req->vanished) {
 			req->vanished = true;
+		} else if (uid && imap_arg_is_atom_ci(&list[i], "PARTIAL") && !req->partial_given) {
+			if (i + 1 >= n || !imap_search_partial_parse(&list[++i], &req->partial_range))
+				return err_modifier;
+			req->partial_given = true;
 		} else {
 			return err_modifier;
 		}

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "proto/imap/parser.h"
+#include "proto/imap/search-parse.h"
 
 enum imap_fetch_type {
 	IMAP_FETCH_FLAGS,
@@ -68,6 +69,8 @@ struct imap_fetch_request {
 	bool changedsince_given;   /* (CHANGEDSINCE n) */
 	uint64_t changedsince;
 	bool vanished;             /* (VANISHED), UID FETCH with CHANGEDSINCE only */
+	bool partial_given;        /* (PARTIAL m:n), UID FETCH only (RFC 9394 §3.3): */
+	struct imap_search_partial partial_range; /* positions in the set's messages */
 	bool sets_seen;            /* some item sets \Seen (RFC 3501 §6.4.5) */
 };
 
