@@ -1,17 +1,32 @@
 /* APPEND (RFC 3501 §6.3.11) with MULTIAPPEND (RFC 3502), UIDPLUS's
  * APPENDUID (RFC 4315), the UTF8 data item (RFC 6855 §4) and literal8
- * (RFC 3516). Each message goes through the delivery pipeline like an LMTP
+ * (RFC 3516), and CATENATE (RFC 4469): a message built from literals and
+ * IMAP URLs of messages or parts already stored (imap-url.c parses them).
+ * Each message goes through the delivery pipeline like an LMTP
  * delivery: journalled and fsynced off the loop thread before the tagged OK.
  * MULTIAPPEND is all or nothing: everything is checked before the first
  * message is submitted, and if one fails after that, the ones already stored
- * are expunged again before the NO. */
+ * are expunged again before the NO.
+ *
+ * A CATENATE URL is read where FETCH reads: on the loop thread, through the
+ * session's store handle, before anything is submitted; the built message
+ * then travels to the pipeline like a literal. Only relative URLs are taken
+ * (RFC 4469 §3): "/mailbox;UIDVALIDITY=n/;UID=n[/;SECTION=s][/;PARTIAL=o.l]"
+ * in the user's own mailboxes, or ";UID=n..." in the selected one; an
+ * absolute imap:// URL gets BADURL (the "NO to such a request" of §3's
+ * note). URLs are resolved before any message of a MULTIAPPEND is stored,
+ * so one naming a message of the same command finds no such UID. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "core/limits.h"
 #include "proto/imap/commands.h"
+#include "proto/imap/fetch-parse.h"
+#include "proto/imap/fetch-write.h"
 #include "proto/imap/imap-date.h"
+#include "proto/imap/imap-url.h"
 #include "proto/imap/mailbox.h"
 #include "proto/imap/quota.h"
 #include "proto/imap/store-write.h"
@@ -26,7 +41,11 @@
 struct append_msg {
 	const struct imap_arg *flags;     /* NULL = none */
 	const struct imap_arg *date;      /* NULL = now */
-	struct imap_arg *message;
+	struct imap_arg *message;         /* NULL for CATENATE */
+	const struct imap_arg *parts;     /* CATENATE's list, else NULL */
+	size_t part_count;
+	char *built;                      /* CATENATE: the message (heap) */
+	size_t built_len;
 	uint32_t flag_bits;
 	char *keywords;
 	int64_t internal_date;
@@ -37,6 +56,7 @@ struct append_args {
 	const struct imap_arg *mailbox;
 	struct append_msg *msgs;
 	size_t count;
+	size_t url_count;                 /* CATENATE URL parts in all */
 };
 
 /* What the delivery callbacks need once the session's turn is over. */
@@ -52,8 +72,51 @@ struct append_ctx {
 	} *parts;
 };
 
-/* APPEND mailbox 1*(SP [flag-list] [date-time] (literal | UTF8 (literal8))).
- * NULL on success, else the BAD text. */
+/* RFC 4469 §5: "CATENATE" SP "(" cat-part *(SP cat-part) ")" with
+ * cat-part = "TEXT" SP literal / "URL" SP astring, and RFC 6855 §4's
+ * cat-part =/ "UTF8" SP "(" literal8 ")". NULL, or the BAD text. */
+static const char *catenate_parse(const struct imap_arg *list, struct append_msg *m,
+				  size_t *urls)
+{
+	const struct imap_arg *p;
+	size_t n;
+
+	if (!imap_arg_list(list, &p, &n) || n == 0)
+		return "CATENATE needs a list of parts";
+	for (size_t i = 0; i < n; i += 2) {
+		const char *url;
+		size_t len;
+		if (i + 1 == n)
+			return "CATENATE part without its data";
+		if (imap_arg_is_atom_ci(&p[i], "TEXT")) {
+			if (p[i + 1].type != IMAP_ARG_LITERAL)
+				return "TEXT needs a literal";
+			/* RFC 3516 §4.4: NULs travel only in literal8 */
+			if (!p[i + 1].literal8 && memchr(p[i + 1].str, '\0', p[i + 1].len) != NULL)
+				return "NUL in a message literal: use literal8 (~{n})";
+		} else if (imap_arg_is_atom_ci(&p[i], "UTF8")) {
+			if (p[i + 1].type != IMAP_ARG_LIST || p[i + 1].list_count != 1 ||
+			    p[i + 1].list[0].type != IMAP_ARG_LITERAL)
+				return "UTF8 needs a literal in parentheses";
+		} else if (imap_arg_is_atom_ci(&p[i], "URL")) {
+			if (!imap_arg_astring(&p[i + 1], &url, &len))
+				return "URL needs a string";
+			if (len == 0)
+				return "Empty URL";
+			if (len > TERN_IMAP_URL_MAX)
+				return "URL too long";
+			(*urls)++;
+		} else {
+			return "CATENATE part must be TEXT, URL or UTF8";
+		}
+	}
+	m->parts = p;
+	m->part_count = n;
+	return NULL;
+}
+
+/* APPEND mailbox 1*(SP [flag-list] [date-time] (literal | UTF8 (literal8) |
+ * CATENATE (...))). NULL on success, else the BAD text. */
 static const char *append_parse(struct imap_cmd *cmd, struct append_args *a)
 {
 	struct imap_arg *args = cmd->args;
@@ -78,6 +141,11 @@ static const char *append_parse(struct imap_cmd *cmd, struct append_args *a)
 				return "UTF8 needs a literal in parentheses";
 			m->message = &args[i + 1].list[0];
 			i += 2;
+		} else if (i + 1 < n && imap_arg_is_atom_ci(&args[i], "CATENATE")) {
+			const char *bad = catenate_parse(&args[i + 1], m, &a->url_count);
+			if (bad != NULL)
+				return bad;
+			i += 2;
 		} else if (i < n && args[i].type == IMAP_ARG_LITERAL) {
 			m->message = &args[i++];
 		} else {
@@ -89,27 +157,42 @@ static const char *append_parse(struct imap_cmd *cmd, struct append_args *a)
 
 static void append_args_clear(struct append_args *a)
 {
-	for (size_t i = 0; a->msgs != NULL && i < a->count; i++)
+	for (size_t i = 0; a->msgs != NULL && i < a->count; i++) {
 		free(a->msgs[i].keywords);
+		free(a->msgs[i].built);
+	}
 	free(a->msgs);
 	a->msgs = NULL;
 }
 
-/* Takes the message bytes out of the command (no copy) and turns bare LF
- * line ends into CRLF, as the store and every reader expect (RFC 5322 §2.1).
- * NULL on allocation failure. */
-static char *take_message(struct imap_arg *msg, size_t *size_r)
+/* Takes the message bytes out of the command or the CATENATE result (no
+ * copy) and turns bare LF line ends into CRLF, as the store and every
+ * reader expect (RFC 5322 §2.1). NULL on allocation failure. */
+static char *take_message(struct append_msg *m, size_t *size_r)
 {
-	char *data = msg->str;
-	size_t len = msg->len, bare = 0;
+	char *data;
+	size_t len, bare = 0;
 
+	if (m->message != NULL) {
+		data = m->message->str;
+		len = m->message->len;
+		m->message->str = NULL;
+		m->message->len = 0;
+	} else {
+		data = m->built;
+		len = m->built_len;
+		m->built = NULL;
+		m->built_len = 0;
+	}
 	for (size_t i = 0; i < len; i++)
 		if (data[i] == '\n' && (i == 0 || data[i - 1] != '\r'))
 			bare++;
 	if (bare > 0) {
 		char *fixed = malloc(len + bare + 1), *o = fixed;
-		if (fixed == NULL)
+		if (fixed == NULL) {
+			free(data);
 			return NULL;
+		}
 		for (size_t i = 0; i < len; i++) {
 			if (data[i] == '\n' && (i == 0 || data[i - 1] != '\r'))
 				*o++ = '\r';
@@ -120,10 +203,206 @@ static char *take_message(struct imap_arg *msg, size_t *size_r)
 		data = fixed;
 		len += bare;
 	}
-	msg->str = NULL;
-	msg->len = 0;
 	*size_r = len;
 	return data;
+}
+
+/* ---- CATENATE (RFC 4469) ---- */
+
+/* The message the last URL part read, kept for the next part: a client
+ * names a message's header, then its parts one after the other. */
+struct url_cache {
+	char *folder;
+	uint32_t uid;
+	struct imap_fetch_raw *raw;
+};
+
+static void url_cache_clear(struct url_cache *c)
+{
+	free(c->folder);
+	c->folder = NULL;
+	imap_fetch_raw_unref(&c->raw);
+}
+
+/* Loads the message url names into the cache. 1 = there; 0 = no such
+ * mailbox, UIDVALIDITY or message (*why_r); -1 = store error (*err_r). */
+static int url_message(struct imap_session *s, struct url_cache *c, const struct imap_url *url,
+		       const char **why_r, enum tern_error *err_r)
+{
+	const char *name = url->mailbox != NULL ? url->mailbox :
+			   s->view != NULL ? s->view->folder : NULL;
+	if (name == NULL) {
+		*why_r = "No mailbox is selected for a relative URL";
+		return 0;
+	}
+	char *folder = strdup(name);
+	if (folder == NULL) {
+		*err_r = TERN_ERR_NOMEM;
+		return -1;
+	}
+	/* INBOX is case-insensitive (RFC 3501 §5.1), also as a parent */
+	if (strncasecmp(folder, "INBOX", 5) == 0 && (folder[5] == '\0' || folder[5] == '/'))
+		memcpy(folder, "INBOX", 5);
+	struct store_folder f;
+	int r = store_folder_get(s->store, folder, &f, err_r);
+	if (r == 0)
+		*why_r = "No such mailbox";
+	if (r > 0) {
+		if (url->uidvalidity != 0 && url->uidvalidity != f.uidvalidity) {
+			*why_r = "UIDVALIDITY does not match";
+			r = 0;
+		}
+		store_folder_clear(&f);
+	}
+	if (r > 0 && (c->raw == NULL || c->uid != url->uid || strcmp(c->folder, folder) != 0)) {
+		char *data = NULL;
+		size_t size = 0;
+		url_cache_clear(c);
+		r = store_msg_raw(s->store, folder, url->uid, &data, &size, err_r);
+		if (r == 0)
+			*why_r = "No such message";
+		if (r > 0) {
+			c->raw = imap_fetch_raw_new(data, size, 0, size);
+			if (c->raw == NULL) {
+				*err_r = TERN_ERR_NOMEM;
+				r = -1;
+			} else {
+				c->folder = folder;
+				folder = NULL;
+				c->uid = url->uid;
+			}
+		}
+	}
+	free(folder);
+	return r;
+}
+
+/* The bytes FETCH BODY[section] sends for the URL's section (the same
+ * code makes them), clipped to its PARTIAL. 1 = *data_r (heap), 0 = no such
+ * section (*why_r), -1 = error (*err_r). */
+static int url_section(struct imap_fetch_raw *raw, const struct imap_url *url, char **data_r,
+		       size_t *len_r, const char **why_r, enum tern_error *err_r)
+{
+	const char *sec = url->section != NULL ? url->section : "";
+	size_t n = strlen("BODY.PEEK[]") + strlen(sec) + 1;
+	char *item = malloc(n);
+	if (item == NULL) {
+		*err_r = TERN_ERR_NOMEM;
+		return -1;
+	}
+	snprintf(item, n, "BODY.PEEK[%s]", sec);
+	struct imap_arg arg = { .type = IMAP_ARG_ATOM, .str = item, .len = n - 1 };
+	struct imap_fetch_request *req = NULL;
+	const char *bad = NULL;
+	int r = 0;
+	*why_r = "Invalid section";
+	if (imap_fetch_parse(&arg, 1, false, &req, &bad) == 0 && req->count == 1 &&
+	    req->atts[0].type == IMAP_FETCH_BODY_SECTION) {
+		*why_r = "No such section";
+		r = imap_fetch_section_data(&req->atts[0], raw, data_r, len_r);
+		if (r < 0) {
+			*err_r = r == IMAP_FETCH_WRITE_NOMEM ? TERN_ERR_NOMEM : TERN_ERR_IO;
+			r = -1;
+		}
+	}
+	imap_fetch_request_free(&req);
+	free(item);
+	if (r > 0 && url->partial) {
+		size_t len = *len_r;
+		size_t from = url->partial_offset < len ? url->partial_offset : len;
+		size_t to = url->partial_length == 0 || len - from < url->partial_length
+			    ? len : from + url->partial_length;
+		memmove(*data_r, *data_r + from, to - from);
+		(*data_r)[to - from] = '\0';
+		*len_r = to - from;
+	}
+	return r;
+}
+
+/* One URL part's bytes. 1 = *data_r (heap); 0 = BADURL (*why_r); -1 =
+ * error (*err_r). */
+static int url_data(struct imap_session *s, struct url_cache *c, const char *text, size_t len,
+		    char **data_r, size_t *len_r, const char **why_r, enum tern_error *err_r)
+{
+	struct imap_url url;
+	if (imap_url_parse(text, len, &url, why_r) < 0)
+		return 0;
+	int r = 0;
+	if (url.absolute)
+		*why_r = "Only relative URLs to this account's mailboxes are supported";
+	else
+		r = url_message(s, c, &url, why_r, err_r);
+	if (r > 0)
+		r = url_section(c->raw, &url, data_r, len_r, why_r, err_r);
+	imap_url_clear(&url);
+	return r;
+}
+
+/* Builds m->built from its parts, in order. *total: bytes of all messages
+ * of the command so far, at most max. 0 = built; -1 = replied (NO [BADURL],
+ * NO [TOOBIG], or a store error). */
+static int catenate_build(struct imap_session *s, const struct imap_cmd *cmd,
+			  struct append_msg *m, struct url_cache *cache, uint64_t max,
+			  uint64_t *total)
+{
+	size_t cap = 0;
+	for (size_t i = 0; i + 1 < m->part_count; i += 2) {
+		const struct imap_arg *kind = &m->parts[i], *val = &m->parts[i + 1];
+		const char *data;
+		char *owned = NULL;
+		size_t len;
+		if (imap_arg_is_atom_ci(kind, "URL")) {
+			const char *text, *why = "Invalid URL";
+			size_t tlen;
+			enum tern_error err = TERN_ERR_NONE;
+			imap_arg_astring(val, &text, &tlen);
+			int r = url_data(s, cache, text, tlen, &owned, &len, &why, &err);
+			if (r < 0) {
+				imap_store_error(s, cmd, "append catenate", err);
+				return -1;
+			}
+			if (r == 0) {
+				char *shown = imap_url_resp_text(text, tlen);
+				if (shown == NULL)
+					imap_store_error(s, cmd, "append catenate", TERN_ERR_NOMEM);
+				else
+					imap_tagged(s, cmd, "NO [BADURL %s] %s", shown, why);
+				free(shown);
+				return -1;
+			}
+			data = owned;
+		} else {
+			const struct imap_arg *lit = imap_arg_is_atom_ci(kind, "UTF8") ? &val->list[0]
+										: val;
+			data = lit->str;
+			len = lit->len;
+		}
+		if (*total > max || len > max - *total) {
+			free(owned);
+			imap_tagged(s, cmd, "NO [TOOBIG] Message would be larger than %llu bytes",
+				    (unsigned long long)max);
+			return -1;
+		}
+		if (m->built_len + len + 1 > cap) {
+			size_t want = cap > 0 ? cap : 4096;
+			while (want < m->built_len + len + 1)
+				want *= 2;
+			char *grown = realloc(m->built, want);
+			if (grown == NULL) {
+				free(owned);
+				imap_store_error(s, cmd, "append catenate", TERN_ERR_NOMEM);
+				return -1;
+			}
+			m->built = grown;
+			cap = want;
+		}
+		memcpy(m->built + m->built_len, data, len);
+		m->built_len += len;
+		m->built[m->built_len] = '\0';
+		*total += len;
+		free(owned);
+	}
+	return 0;
 }
 
 /* The server's zone offset now, so INTERNALDATE of "now" reads as local time. */
@@ -341,7 +620,7 @@ static int append_submit(struct imap_session *s, struct imap_cmd *cmd, char *fol
 		/* Checked again where the message is written: the precheck
 		 * above races with deliveries and other sessions. */
 		job->rcpts[0].quota = quota;
-		job->data = take_message(m->message, &job->size);
+		job->data = take_message(m, &job->size);
 		job->keywords = m->keywords;
 		m->keywords = NULL;
 		job->flags = m->flag_bits;
@@ -413,11 +692,36 @@ IMAP_HANDLER(cmd_append)
 	for (size_t i = 0; i < a.count; i++) {
 		const struct imap_arg *msg = a.msgs[i].message;
 		/* RFC 3516 §4.4: NULs travel only in literal8 */
-		if (!msg->literal8 && memchr(msg->str, '\0', msg->len) != NULL) {
+		if (msg != NULL && !msg->literal8 && memchr(msg->str, '\0', msg->len) != NULL) {
 			imap_bad(s, cmd, "NUL in a message literal: use literal8 (~{n})");
 			goto fail;
 		}
-		if (a.msgs[i].message->len == 0) {
+	}
+	if (a.url_count > TERN_CATENATE_URLS_MAX) {
+		imap_tagged(s, cmd, "NO [LIMIT] At most %d URL parts in one APPEND",
+			    TERN_CATENATE_URLS_MAX);
+		goto fail;
+	}
+	bool catenate = false;
+	for (size_t i = 0; i < a.count; i++)
+		catenate = catenate || a.msgs[i].parts != NULL;
+	if (catenate) {
+		/* RFC 4469 §4.2: TOOBIG over the server's message size limit,
+		 * which also bounds all messages of one APPEND together, as
+		 * the parser bounds their literals */
+		uint64_t max = s->conn->loop->server->config->max_message_size;
+		struct url_cache cache = { 0 };
+		int r = 0;
+		for (size_t i = 0; r == 0 && i < a.count; i++)
+			if (a.msgs[i].parts != NULL)
+				r = catenate_build(s, cmd, &a.msgs[i], &cache, max, &total);
+		url_cache_clear(&cache);
+		if (r < 0)
+			goto fail;
+	}
+	for (size_t i = 0; i < a.count; i++) {
+		const struct imap_arg *msg = a.msgs[i].message;
+		if ((msg != NULL ? msg->len : a.msgs[i].built_len) == 0) {
 			imap_tagged(s, cmd, "NO Empty message");
 			goto fail;
 		}

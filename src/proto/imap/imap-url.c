@@ -240,7 +240,8 @@ static int parse_uid_on(struct cur *c, struct imap_url *u, const char **error_r)
 static int parse_message_part(struct cur *c, struct imap_url *u, const char **error_r)
 {
 	size_t end = run_end(c);
-	bool uidvalidity = end < c->len && strncasecmp(c->s + end, ";UIDVALIDITY=", 13) == 0;
+	const struct cur key = { c->s, c->len, end };
+	bool uidvalidity = at_key(&key, ";UIDVALIDITY=");
 	u->mailbox = uidvalidity ? decode_span(c->s, c->pos, end, error_r)
 				 : decode_before_slash(c, error_r);
 	if (u->mailbox == NULL)
