@@ -391,6 +391,9 @@ def test_toobig(make_ternd):
     _, r = run(c, "APPEND INBOX CATENATE (TEXT ", Lit(b"x" * 4000, plus=True),
                f" URL \"{u1}\" URL \"{u1}\")")
     assert r.startswith("NO [TOOBIG]"), r
+    # a TEXT literal over the limit is refused before its bytes are sent
+    _, r = run(c, "APPEND INBOX CATENATE (TEXT ", Lit(b"y" * 9000), ")")
+    assert r.startswith("NO [TOOBIG]"), r
     assert status(c, "INBOX")["MESSAGES"] == 2
     c.ok("NOOP")
     c.close()
