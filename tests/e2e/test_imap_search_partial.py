@@ -4,8 +4,7 @@ the 1st to 10th results counted from the lowest (SEARCH) or from the first
 in sort order (SORT), "-1:-5" the last five; the answer is
 "PARTIAL (range set)", or "PARTIAL (range NIL)" when nothing falls in the
 range. MIN/MAX/COUNT are computed over the whole result; PARTIAL with ALL
-is BAD. RETURN (UPDATE) (RFC 5267 §4.3 CONTEXT) is not supported: BAD.
-SAVE with PARTIAL (and no COUNT) saves the messages returned."""
+is BAD. SAVE with PARTIAL (and no COUNT) saves the messages returned."""
 
 import re
 
@@ -99,17 +98,6 @@ def test_partial_bad_forms_session_survives(node):
         assert c.search("ALL") == list(range(1, 11))
         u, t = raw(c, "D01", "UID SEARCH RETURN (PARTIAL 1:4294967295) UID 1")
         assert u == [b'* ESEARCH (TAG "D01") UID PARTIAL (1:4294967295 1)']
-
-
-def test_return_update_not_supported_is_bad(node):
-    """RFC 5267 §4.3's UPDATE (CONTEXT=SEARCH) is not implemented: BAD,
-    and the session goes on."""
-    with setup_mailbox(node) as c:
-        for bad in ("SEARCH RETURN (UPDATE) ALL", "SEARCH RETURN (COUNT UPDATE) ALL",
-                    "SORT RETURN (UPDATE) (SUBJECT) UTF-8 ALL"):
-            _, t = c.cmd(bad)
-            assert t.startswith("BAD"), (bad, t)
-        assert c.search("ALL") == list(range(1, 11))
 
 
 def test_sort_return_partial(node):

@@ -190,8 +190,21 @@ static void test_return_partial(void **state)
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		expect_error(bad[i], IMAP_SEARCH_PARSE_BAD,
 			     "Invalid PARTIAL (a range like 1:10 or -1:-10, without ALL)");
-	expect_error("RETURN (UPDATE) ALL", IMAP_SEARCH_PARSE_BAD,
-		     "RETURN (UPDATE) and CONTEXT are not supported");
+	/* RFC 5267 §4.2/§4.3: UPDATE and CONTEXT; CONTEXT alone is ALL */
+	prog = parse_ok("RETURN (UPDATE) ALL", &cmd);
+	assert_int_equal(prog->return_opts, IMAP_SEARCH_RETURN_UPDATE);
+	assert_int_equal(prog->return_opts & IMAP_SEARCH_RETURN_DATA, 0);
+	done(prog, cmd);
+	prog = parse_ok("RETURN (context) ALL", &cmd);
+	assert_int_equal(prog->return_opts, IMAP_SEARCH_RETURN_CONTEXT | IMAP_SEARCH_RETURN_ALL);
+	done(prog, cmd);
+	prog = parse_ok("RETURN (CONTEXT COUNT update PARTIAL -1:-3) ALL", &cmd);
+	assert_int_equal(prog->return_opts, IMAP_SEARCH_RETURN_CONTEXT | IMAP_SEARCH_RETURN_COUNT |
+						    IMAP_SEARCH_RETURN_UPDATE |
+						    IMAP_SEARCH_RETURN_PARTIAL);
+	done(prog, cmd);
+	expect_error("RETURN (UPDATES) ALL", IMAP_SEARCH_PARSE_BAD, "Invalid RETURN option");
+	expect_error("RETURN (UPDATE 1) ALL", IMAP_SEARCH_PARSE_BAD, "Invalid RETURN option");
 
 	struct imap_search_partial p = { 1, 10 };
 	size_t start, n;
@@ -302,6 +315,20 @@ static void test_return_and_modseq(void **state)
 	done(prog, cmd);
 }
 
+/* LARGER and SMALLER take number64 (RFC 9051 §9), so a client can ask for
+ * messages over 4 GB. */
+static void test_number64(void **state)
+{
+	(void)state;
+	struct imap_cmd *cmd;
+	struct imap_search_program *prog =
+		parse_ok("LARGER 4294967296 SMALLER 9223372036854775807", &cmd);
+	assert_int_equal(prog->root->children[0].type, IMAP_SK_LARGER);
+	assert_true(prog->root->children[0].number == 4294967296ull);
+	assert_true(prog->root->children[1].number == 9223372036854775807ull);
+	done(prog, cmd);
+}
+
 static void test_errors(void **state)
 {
 	(void)state;
@@ -314,7 +341,11 @@ static void test_errors(void **state)
 	expect_error("SINCE 1-Foo-2000", IMAP_SEARCH_PARSE_BAD, "Invalid date");
 	expect_error("SINCE 1-Feb-94", IMAP_SEARCH_PARSE_BAD, "Invalid date");
 	expect_error("SINCE", IMAP_SEARCH_PARSE_BAD, "Invalid date");
-	expect_error("LARGER 4294967296", IMAP_SEARCH_PARSE_BAD, "Invalid number");
+	/* RFC 9051 number64: up to 2^63-1 */
+	expect_error("LARGER 9223372036854775808", IMAP_SEARCH_PARSE_BAD, "Invalid number");
+	expect_error("SMALLER 18446744073709551616", IMAP_SEARCH_PARSE_BAD, "Invalid number");
+	expect_error("SMALLER -1", IMAP_SEARCH_PARSE_BAD, "Invalid number");
+	expect_error("OLDER 4294967296", IMAP_SEARCH_PARSE_BAD, "Invalid number");
 	expect_error("LARGER x", IMAP_SEARCH_PARSE_BAD, "Invalid number");
 	expect_error("OLDER 0", IMAP_SEARCH_PARSE_BAD, "Invalid number");
 	expect_error("1:0", IMAP_SEARCH_PARSE_BAD, "Invalid sequence set");
@@ -395,6 +426,7 @@ int main(void)
 		cmocka_unit_test(test_or_not_lists_sets),
 		cmocka_unit_test(test_return_and_modseq),
 		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_number64),
 		cmocka_unit_test(test_dates),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

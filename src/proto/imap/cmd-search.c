@@ -1,5 +1,7 @@
 /* SEARCH and UID SEARCH (RFC 3501 §6.4.4) with ESEARCH RETURN options
- * (RFC 4731), SAVE and "$" (RFC 5182) and MODSEQ (RFC 7162 §3.1.5). The
+ * (RFC 4731), SAVE and "$" (RFC 5182), MODSEQ (RFC 7162 §3.1.5), UPDATE
+ * contexts (RFC 5267 §4.3, search-context.c) and IMAP4rev2's ESEARCH
+ * answer (RFC 9051 §6.4.4). The
  * metadata of the folder comes from one query; message text is read only for
  * messages the cheap keys leave undecided (search-eval.c). */
 #include <event2/buffer.h>
@@ -13,6 +15,7 @@
 #include "core/lock.h"
 #include "proto/imap/commands.h"
 #include "proto/imap/quote.h"
+#include "proto/imap/search-context.h"
 #include "proto/imap/search-eval.h"
 #include "proto/imap/search-parse.h"
 #include "proto/imap/seqset.h"
@@ -142,7 +145,8 @@ static int search_slice(struct search_state *st, enum tern_error *err_r)
 }
 
 /* RFC 5182 §2.4: with SAVE, MIN and/or MAX (and no ALL or COUNT) save just
- * those messages; PARTIAL (without COUNT) the messages it returns;
+ * those messages; PARTIAL (without COUNT) the messages it returns, with
+ * the MIN and MAX messages when those are asked for too (RFC 9394 §3.2);
  * otherwise the whole result. */
 static int save_result(struct imap_view *v, const struct imap_search_program *prog,
 		       const struct search_result *res)
@@ -156,9 +160,15 @@ static int save_result(struct imap_view *v, const struct imap_search_program *pr
 			   (o & (IMAP_SEARCH_RETURN_ALL | IMAP_SEARCH_RETURN_COUNT)) == 0;
 	if ((o & IMAP_SEARCH_RETURN_PARTIAL) != 0 && (o & IMAP_SEARCH_RETURN_COUNT) == 0) {
 		/* PARTIAL without COUNT: the messages it returns */
-		size_t start;
-		imap_search_partial_slice(&prog->partial, res->count, &start, &n);
-		memcpy(saved, res->uids + start, n * sizeof(*saved));
+		size_t start, k;
+		imap_search_partial_slice(&prog->partial, res->count, &start, &k);
+		if ((o & IMAP_SEARCH_RETURN_MIN) != 0 && res->count > 0 && (start > 0 || k == 0))
+			saved[n++] = res->uids[0];
+		memcpy(saved + n, res->uids + start, k * sizeof(*saved));
+		n += k;
+		if ((o & IMAP_SEARCH_RETURN_MAX) != 0 && res->count > 0 &&
+		    (n == 0 || saved[n - 1] != res->uids[res->count - 1]))
+			saved[n++] = res->uids[res->count - 1];
 	} else if (!minmax_only) {
 		memcpy(saved, res->uids, res->count * sizeof(*saved));
 		n = res->count;
@@ -240,12 +250,37 @@ static void write_search(struct imap_session *s, const struct imap_cmd *cmd,
 	imap_out_add(s, "\r\n", 2);
 }
 
+/* A copy of "$" (NULL for none or out of memory: *n_r = 0). */
+static uint32_t *saved_copy(const struct imap_view *v, size_t *n_r)
+{
+	uint32_t *c = v->saved_count > 0 ? malloc(v->saved_count * sizeof(*c)) : NULL;
+	*n_r = c != NULL ? v->saved_count : 0;
+	if (c != NULL)
+		memcpy(c, v->saved, v->saved_count * sizeof(*c));
+	return c;
+}
+
+/* RFC 5267 §4.3: RETURN (UPDATE) keeps the program and the result as a
+ * context; NOUPDATE when there are too many. pre_saved: "$" as the search
+ * saw it. The program then belongs to the context (st->prog NULL). */
+static int search_keep(struct search_state *st, const uint32_t *pre_saved, size_t npre)
+{
+	int r = imap_context_add_search(st->s, st->cmd, &st->prog, st->res.uids, st->res.count,
+					pre_saved, npre);
+	if (r == 0)
+		imap_context_refused(st->s, st->cmd);
+	return r < 0 ? -1 : 0;
+}
+
 /* Writes the answer and the tagged reply; frees st. */
 static void search_finish(struct search_state *st, int r, enum tern_error err)
 {
 	struct imap_session *s = st->s;
 	struct imap_search_program *prog = st->prog;
 	bool save = prog->esearch && (prog->return_opts & IMAP_SEARCH_RETURN_SAVE) != 0;
+	bool update = prog->esearch && (prog->return_opts & IMAP_SEARCH_RETURN_UPDATE) != 0;
+	size_t npre = 0;
+	uint32_t *pre_saved = r >= 0 && update ? saved_copy(s->view, &npre) : NULL;
 	if (r >= 0 && save && save_result(s->view, prog, &st->res) < 0) {
 		r = -1;
 		err = TERN_ERR_NOMEM;
@@ -259,13 +294,17 @@ static void search_finish(struct search_state *st, int r, enum tern_error err)
 		}
 		imap_store_error(s, st->cmd, "SEARCH", err);
 	} else {
-		/* RFC 5182 §2.4: SAVE alone sends no ESEARCH */
+		/* RFC 5182 §2.4: SAVE alone sends no ESEARCH (nor UPDATE alone) */
 		if (!prog->esearch)
 			write_search(s, st->cmd, prog, &st->res);
-		else if ((prog->return_opts & ~(unsigned)IMAP_SEARCH_RETURN_SAVE) != 0)
+		else if ((prog->return_opts & IMAP_SEARCH_RETURN_DATA) != 0)
 			write_esearch(s, st->cmd, prog, &st->res);
-		imap_tagged(s, st->cmd, "OK Search completed");
+		if (update && search_keep(st, pre_saved, npre) < 0)
+			imap_store_error(s, st->cmd, "SEARCH", TERN_ERR_NOMEM);
+		else
+			imap_tagged(s, st->cmd, "OK Search completed");
 	}
+	free(pre_saved);
 	if (st->async)
 		imap_command_finished(s);   /* frees st */
 	else
@@ -297,6 +336,18 @@ IMAP_HANDLER(cmd_search)
 	}
 	if (r < 0) {
 		imap_bad(s, cmd, error != NULL ? error : "Invalid search");
+		return IMAP_CMD_DONE;
+	}
+	if (!prog->esearch && s->imap4rev2) {
+		/* RFC 9051 §6.4.4: IMAP4rev2 answers with ESEARCH, ALL assumed */
+		prog->esearch = true;
+		prog->return_opts = IMAP_SEARCH_RETURN_ALL;
+	}
+	if ((prog->return_opts & IMAP_SEARCH_RETURN_UPDATE) != 0 &&
+	    imap_context_tag_in_use(s, cmd->tag)) {
+		/* RFC 5267 §4.3: updates are told apart by tag */
+		imap_search_program_free(&prog);
+		imap_bad(s, cmd, "Tag reuse");
 		return IMAP_CMD_DONE;
 	}
 	if (prog->uses_modseq)

@@ -1,5 +1,6 @@
 /* SORT and UID SORT (RFC 5256) with SORT=DISPLAY keys (RFC 5957), ESORT's
- * RETURN options (RFC 5267), SAVE (RFC 5182) and MODSEQ (RFC 7162 §3.1.5).
+ * RETURN options (RFC 5267), SAVE (RFC 5182), MODSEQ (RFC 7162 §3.1.5) and
+ * UPDATE contexts (RFC 5267 §4.3, search-context.c).
  * The search runs as for SEARCH (sort-run.c); keys come from the cached
  * ENVELOPE and subject, never from the message text. Search, key loading
  * and ordering all run in slices (sort-run.h), so a big folder does not
@@ -11,6 +12,7 @@
 
 #include "proto/imap/commands.h"
 #include "proto/imap/quote.h"
+#include "proto/imap/search-context.h"
 #include "proto/imap/sort-order.h"
 #include "proto/imap/sort-parse.h"
 #include "proto/imap/sort-run.h"
@@ -109,13 +111,14 @@ static int cmp_u32(const void *a, const void *b)
 }
 
 /* RFC 5182 §2.4 with RFC 5267: MIN/MAX alone save the first and last in
- * sort order; PARTIAL (without COUNT) the messages it returns; otherwise
- * every match. "$" is kept ascending. */
+ * sort order; PARTIAL (without COUNT) the messages it returns, with the
+ * MIN and MAX messages when those are asked for too (RFC 9394 §3.2);
+ * otherwise every match. "$" is kept ascending. */
 static int save_result(struct imap_view *v, const struct imap_search_program *sp,
 		       const struct imap_sort_msg *msgs, size_t n)
 {
 	unsigned o = sp->return_opts;
-	uint32_t *saved = malloc((n + 1) * sizeof(*saved));
+	uint32_t *saved = malloc((n + 3) * sizeof(*saved));
 	size_t k = 0;
 	if (saved == NULL)
 		return -1;
@@ -127,6 +130,11 @@ static int save_result(struct imap_view *v, const struct imap_search_program *sp
 		imap_search_partial_slice(&sp->partial, n, &start, &m);
 		for (; k < m; k++)
 			saved[k] = msgs[start + k].uid;
+		if ((o & IMAP_SEARCH_RETURN_MIN) != 0 && n > 0 && (start > 0 || m == 0))
+			saved[k++] = msgs[0].uid;
+		if ((o & IMAP_SEARCH_RETURN_MAX) != 0 && n > 0 && start + m < n &&
+		    (k == 0 || n > 1))
+			saved[k++] = msgs[n - 1].uid;
 	} else if (!minmax_only) {
 		for (; k < n; k++)
 			saved[k] = msgs[k].uid;
@@ -161,7 +169,7 @@ static int write_result(struct imap_session *s, const struct imap_cmd *cmd,
 		if (sp->uses_modseq && n > 0)
 			imap_out_printf(s, " (MODSEQ %" PRIu64 ")", max_modseq);
 		imap_out_add(s, "\r\n", 2);
-	} else if (o != 0) {
+	} else if ((o & IMAP_SEARCH_RETURN_DATA) != 0) {
 		imap_out_add(s, "* ESEARCH (TAG ", 15);
 		imap_out_check(s, imap_write_quoted(imap_out(s), cmd->tag, strlen(cmd->tag)));
 		imap_out_add(s, ")", 1);
@@ -215,6 +223,14 @@ static void sort_finish(struct imap_session *s, struct imap_cmd *cmd, void *arg,
 	struct sort_state *st = arg;
 	struct imap_search_program *sp = st->prog->search;
 	bool save = sp->esearch && (sp->return_opts & IMAP_SEARCH_RETURN_SAVE) != 0;
+	bool update = sp->esearch && (sp->return_opts & IMAP_SEARCH_RETURN_UPDATE) != 0;
+	/* "$" as the search saw it, for an UPDATE context */
+	size_t npre = r >= 0 && update ? s->view->saved_count : 0;
+	uint32_t *pre_saved = npre > 0 ? malloc(npre * sizeof(*pre_saved)) : NULL;
+	if (pre_saved != NULL)
+		memcpy(pre_saved, s->view->saved, npre * sizeof(*pre_saved));
+	else
+		npre = 0;
 	if (r >= 0 && save && save_result(s->view, sp, st->msgs, st->n) < 0) {
 		r = -1;
 		err = TERN_ERR_NOMEM;
@@ -227,12 +243,22 @@ static void sort_finish(struct imap_session *s, struct imap_cmd *cmd, void *arg,
 			s->view->saved_count = 0;
 		}
 		imap_store_error(s, cmd, "SORT", err);
+		free(pre_saved);
 		return;
 	}
-	if (write_result(s, cmd, sp, st->msgs, st->n, st->max_modseq) < 0) {
+	int kept = 1;
+	if (write_result(s, cmd, sp, st->msgs, st->n, st->max_modseq) < 0 ||
+	    (update && (kept = imap_context_add_sort(s, cmd, &st->prog, &st->msgs, st->n,
+						      pre_saved, npre)) < 0)) {
+		free(pre_saved);
 		imap_store_error(s, cmd, "SORT", TERN_ERR_NOMEM);
 		return;
 	}
+	free(pre_saved);
+	if (kept == 0)
+		imap_context_refused(s, cmd);   /* RFC 5267 §4.3.1 */
+	else if (update)
+		st->n = 0;   /* the context has the messages */
 	imap_tagged(s, cmd, "OK Sort completed");
 }
 
@@ -255,6 +281,13 @@ IMAP_HANDLER(cmd_sort)
 	}
 	if (r < 0) {
 		imap_bad(s, cmd, error != NULL ? error : "Invalid SORT");
+		return IMAP_CMD_DONE;
+	}
+	if ((prog->search->return_opts & IMAP_SEARCH_RETURN_UPDATE) != 0 &&
+	    imap_context_tag_in_use(s, cmd->tag)) {
+		/* RFC 5267 §4.3: updates are told apart by tag */
+		imap_sort_program_free(&prog);
+		imap_bad(s, cmd, "Tag reuse");
 		return IMAP_CMD_DONE;
 	}
 	if (prog->search->uses_modseq)

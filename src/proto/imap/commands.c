@@ -16,6 +16,7 @@
 static const struct imap_command commands[] = {
 	{"APPEND", cmd_append, AUTH, 0},
 	{"AUTHENTICATE", cmd_authenticate, NOT_AUTH, IMAP_CMD_NO_SYNC},
+	{"CANCELUPDATE", cmd_cancelupdate, SELECTED, 0},
 	{"CAPABILITY", cmd_capability, ANY, IMAP_CMD_NO_SYNC | IMAP_CMD_NO_ARGS},
 	{"CHECK", cmd_check, SELECTED, IMAP_CMD_NO_ARGS},
 	{"CLOSE", cmd_close, SELECTED, IMAP_CMD_NO_SYNC | IMAP_CMD_NO_ARGS},

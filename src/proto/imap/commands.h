@@ -49,6 +49,8 @@ IMAP_HANDLER(cmd_store);
 IMAP_HANDLER(cmd_search);
 /* cmd-sort.c */
 IMAP_HANDLER(cmd_sort);         /* SORT and UID SORT (with ESORT RETURN) */
+/* cmd-cancelupdate.c */
+IMAP_HANDLER(cmd_cancelupdate); /* RFC 5267 §4.3.5 */
 /* cmd-thread.c */
 IMAP_HANDLER(cmd_thread);       /* THREAD and UID THREAD */
 /* cmd-copy.c */

@@ -25,7 +25,6 @@ static const char err_keyword[] = "Invalid keyword";
 static const char err_modseq[] = "Invalid MODSEQ";
 static const char err_objectid[] = "Invalid object id";
 static const char err_partial[] = "Invalid PARTIAL (a range like 1:10 or -1:-10, without ALL)";
-static const char err_return_update[] = "RETURN (UPDATE) and CONTEXT are not supported";
 
 enum argkind {
 	K_NONE,      /* no argument */
@@ -35,7 +34,7 @@ enum argkind {
 	K_HDR,       /* astring value; the row names the header */
 	K_HEADER,    /* field-name astring, value astring */
 	K_DATE,
-	K_NUMBER,    /* 32-bit number */
+	K_NUMBER64,  /* number64 (RFC 9051 §9): 0..2^63-1; LARGER and SMALLER */
 	K_NZNUMBER,
 	K_SET,       /* sequence set */
 	K_MODSEQ,
@@ -67,7 +66,7 @@ static const struct keydef keys[] = {
 	{ "FROM", K_HDR, IMAP_SK_HEADER, "From", true },
 	{ "HEADER", K_HEADER, IMAP_SK_HEADER, NULL, false },
 	{ "KEYWORD", K_KEYWORD, IMAP_SK_FLAG, NULL, true },
-	{ "LARGER", K_NUMBER, IMAP_SK_LARGER, NULL, false },
+	{ "LARGER", K_NUMBER64, IMAP_SK_LARGER, NULL, false },
 	{ "MODSEQ", K_MODSEQ, IMAP_SK_MODSEQ, NULL, false },
 	{ "NEW", K_NEW, IMAP_SK_AND, NULL, false },
 	{ "NOT", K_NOT, IMAP_SK_NOT, NULL, false },
@@ -86,7 +85,7 @@ static const struct keydef keys[] = {
 	{ "SENTON", K_DATE, IMAP_SK_SENTON, NULL, false },
 	{ "SENTSINCE", K_DATE, IMAP_SK_SENTSINCE, NULL, false },
 	{ "SINCE", K_DATE, IMAP_SK_SINCE, NULL, false },
-	{ "SMALLER", K_NUMBER, IMAP_SK_SMALLER, NULL, false },
+	{ "SMALLER", K_NUMBER64, IMAP_SK_SMALLER, NULL, false },
 	{ "SUBJECT", K_HDR, IMAP_SK_HEADER, "Subject", false },
 	{ "TEXT", K_STRING, IMAP_SK_TEXT, NULL, false },
 	{ "THREADID", K_OBJECTID, IMAP_SK_THREADID, NULL, false },
@@ -309,10 +308,13 @@ static bool parse_arg(struct ctx *c, const struct keydef *d, struct imap_search_
 		if (!imap_arg_astring(next_arg(c), &s, &len) || imap_date_parse(s, len, &k->day) < 0)
 			return fail(c, err_date);
 		return true;
-	case K_NUMBER:
+	case K_NUMBER64:
+		if (!imap_arg_u64(next_arg(c), &k->number) || k->number > INT64_MAX)
+			return fail(c, err_number);
+		return true;
 	case K_NZNUMBER: {
 		uint32_t n;
-		if (!imap_arg_u32(next_arg(c), &n) || (d->kind == K_NZNUMBER && n == 0))
+		if (!imap_arg_u32(next_arg(c), &n) || n == 0)
 			return fail(c, err_number);
 		k->number = n;
 		return true;
@@ -451,6 +453,7 @@ int imap_search_return_parse(const struct imap_arg *list, size_t n, unsigned *op
 		{ "MIN", IMAP_SEARCH_RETURN_MIN }, { "MAX", IMAP_SEARCH_RETURN_MAX },
 		{ "ALL", IMAP_SEARCH_RETURN_ALL }, { "COUNT", IMAP_SEARCH_RETURN_COUNT },
 		{ "SAVE", IMAP_SEARCH_RETURN_SAVE }, { "PARTIAL", IMAP_SEARCH_RETURN_PARTIAL },
+		{ "UPDATE", IMAP_SEARCH_RETURN_UPDATE }, { "CONTEXT", IMAP_SEARCH_RETURN_CONTEXT },
 	};
 	unsigned o = 0;
 
@@ -459,9 +462,7 @@ int imap_search_return_parse(const struct imap_arg *list, size_t n, unsigned *op
 		while (k < sizeof(opts) / sizeof(opts[0]) && !imap_arg_is_atom_ci(&list[i], opts[k].name))
 			k++;
 		if (k == sizeof(opts) / sizeof(opts[0])) {
-			*error_r = imap_arg_is_atom_ci(&list[i], "UPDATE") ||
-					   imap_arg_is_atom_ci(&list[i], "CONTEXT") ?
-				   err_return_update : err_return;
+			*error_r = err_return;
 			return -1;
 		}
 		if (opts[k].bit == IMAP_SEARCH_RETURN_PARTIAL) {
@@ -477,7 +478,9 @@ int imap_search_return_parse(const struct imap_arg *list, size_t n, unsigned *op
 		*error_r = err_partial;
 		return -1;
 	}
-	*opts_r = n == 0 ? IMAP_SEARCH_RETURN_ALL : o;
+	/* RFC 4731 §3.1: () means ALL; CONTEXT is only a hint (RFC 5267
+	 * §4.2), so a list of nothing else means ALL as well */
+	*opts_r = (o & ~(unsigned)IMAP_SEARCH_RETURN_CONTEXT) == 0 ? o | IMAP_SEARCH_RETURN_ALL : o;
 	return 0;
 }
 

@@ -63,7 +63,14 @@ enum imap_search_return {
 	IMAP_SEARCH_RETURN_COUNT = 1u << 3,
 	IMAP_SEARCH_RETURN_SAVE = 1u << 4,
 	IMAP_SEARCH_RETURN_PARTIAL = 1u << 5, /* RFC 5267 §4.4, RFC 9394 */
+	IMAP_SEARCH_RETURN_UPDATE = 1u << 6,  /* RFC 5267 §4.3: keep the result up to date */
+	IMAP_SEARCH_RETURN_CONTEXT = 1u << 7, /* RFC 5267 §4.2: a hint, ignored */
 };
+/* The options that produce return data: without any of them (SAVE, UPDATE
+ * or CONTEXT alone) no ESEARCH response is sent (RFC 5182 §2.4). */
+#define IMAP_SEARCH_RETURN_DATA (IMAP_SEARCH_RETURN_MIN | IMAP_SEARCH_RETURN_MAX | \
+				 IMAP_SEARCH_RETURN_ALL | IMAP_SEARCH_RETURN_COUNT | \
+				 IMAP_SEARCH_RETURN_PARTIAL)
 
 /* PARTIAL's range (RFC 9394 §3.1): first:last counted from 1 at the lowest
  * result (SEARCH) or the first in sort order (SORT), or -first:-last counted
@@ -98,8 +105,8 @@ int imap_search_parse(const struct imap_arg *args, size_t count,
 		      struct imap_search_program **prog_r, const char **error_r);
 void imap_search_program_free(struct imap_search_program **prog);
 
-/* The options of a RETURN list (MIN MAX ALL COUNT SAVE, PARTIAL range);
- * () is ALL. 0, or -1 with *error_r a static text. Shared with SORT. */
+/* The options of a RETURN list (MIN MAX ALL COUNT SAVE, PARTIAL range,
+ * UPDATE and CONTEXT of RFC 5267); () and (CONTEXT) are ALL. 0, or -1 with *error_r a static text. Shared with SORT. */
 int imap_search_return_parse(const struct imap_arg *list, size_t n, unsigned *opts_r,
 			     struct imap_search_partial *partial_r, const char **error_r);
 /* Parses the range after PARTIAL ("1:10", "-1:-5"; both ends non-zero and of

@@ -149,6 +149,12 @@ static int compare(const void *pa, const void *pb, void *arg)
 	return cmp_num(a->seq, b->seq);
 }
 
+int imap_sort_compare(const struct imap_sort_msg *a, const struct imap_sort_msg *b,
+		      const struct imap_sort_program *prog)
+{
+	return compare(a, b, (void *)prog);
+}
+
 /* ---- merge sort in steps ---- */
 
 struct imap_index_sort {

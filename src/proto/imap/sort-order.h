@@ -31,6 +31,11 @@ unsigned imap_sort_cache_needs(const struct imap_sort_program *prog);
 int imap_sort_fill_keys(struct imap_sort_msg *m, unsigned needs, const char *envelope,
 			const char *subject, int64_t sent_date);
 
+/* <0, 0 or >0 as a sorts before, with or after b by prog's criteria, the
+ * sequence number breaking ties (what imap_sort_order uses). */
+int imap_sort_compare(const struct imap_sort_msg *a, const struct imap_sort_msg *b,
+		      const struct imap_sort_program *prog);
+
 /* Sorts msgs by prog's criteria; equal messages keep ascending sequence
  * number order (RFC 5256 §3). */
 void imap_sort_order(struct imap_sort_msg *msgs, size_t count,

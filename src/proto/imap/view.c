@@ -11,6 +11,7 @@
 
 #include "core/limits.h"
 #include "core/log.h"
+#include "proto/imap/search-context.h"
 #include "proto/imap/seqset.h"
 #include "proto/imap/session.h"
 #include "store/store.h"
@@ -99,6 +100,7 @@ static void view_free(struct imap_view **_v)
 	*_v = NULL;
 	if (v == NULL)
 		return;
+	imap_contexts_free(&v->contexts);
 	for (size_t i = 0; i < v->count; i++)
 		free(v->msgs[i].keywords);
 	free(v->msgs);
@@ -272,6 +274,8 @@ static struct imap_view *snapshot_load(struct imap_session *s, const struct stor
 
 void imap_view_close(struct imap_session *s)
 {
+	if (s->view != NULL)
+		imap_contexts_free(&s->view->contexts);   /* RFC 5267 §4.3: they end here */
 	snapshot_save(s);
 	if (s->view != NULL && s->user != NULL)
 		cache_put(s->user, &s->view);
@@ -463,6 +467,7 @@ static void view_remove(struct imap_session *s, const size_t *idx, size_t n)
 	struct imap_view *v = s->view;
 	if (n == 0)
 		return;
+	imap_contexts_expunging(s, idx, n);
 	if (s->qresync) {
 		/* RFC 7162 §3.2.10: VANISHED replaces EXPUNGE once QRESYNC is on */
 		uint32_t *uids = malloc(n * sizeof(*uids));
@@ -639,6 +644,7 @@ int imap_view_sync(struct imap_session *s, bool allow_expunge, enum tern_error *
 	for (size_t i = 0; i < nflagged; i++)
 		write_flag_fetch(s, flagged[i]);
 	free(flagged);
+	imap_contexts_changed(s, ch.changed, ch.changed_count);
 	v->uidnext = ch.uidnext;
 	if (withheld == 0 && ret == 0) {
 		v->highestmodseq = ch.highestmodseq;

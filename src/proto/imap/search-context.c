@@ -1,0 +1,532 @@
+/* Updating SEARCH and SORT contexts (RFC 5267 §4.3): see search-context.h.
+ * Each context keeps its result as ascending UIDs (for membership) and, for
+ * SORT, the matches with their sort keys in sort order (for positions).
+ * A batch of changes costs one pass over each context's result plus the
+ * evaluation of the changed messages alone. */
+#include "proto/imap/search-context.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/limits.h"
+#include "proto/imap/quote.h"
+#include "proto/imap/search-eval.h"
+#include "proto/imap/seqset.h"
+#include "store/store.h"
+
+struct context {
+	char *tag;
+	bool uid;                          /* UID SEARCH/SORT: updates carry UIDs */
+	struct imap_search_program *search;/* owned, or the sort program's */
+	struct imap_sort_program *sort;    /* SORT context, else NULL */
+	unsigned needs;                    /* imap_sort_cache_needs */
+	uint32_t *saved;                   /* "$" as the search saw it */
+	size_t saved_count;
+	uint32_t *uids;                    /* the result, ascending */
+	struct imap_sort_msg *msgs;        /* SORT: the result in sort order */
+	size_t count;
+};
+
+struct imap_search_contexts {
+	struct context *c[IMAP_SEARCH_CONTEXTS_MAX];
+	size_t n;
+};
+
+static void context_free(struct context **_k)
+{
+	struct context *k = *_k;
+	*_k = NULL;
+	if (k == NULL)
+		return;
+	if (k->sort != NULL)
+		imap_sort_program_free(&k->sort);
+	else
+		imap_search_program_free(&k->search);
+	imap_sort_msgs_free(&k->msgs, k->count);
+	free(k->uids);
+	free(k->saved);
+	free(k->tag);
+	free(k);
+}
+
+void imap_contexts_free(struct imap_search_contexts **_c)
+{
+	struct imap_search_contexts *c = *_c;
+	*_c = NULL;
+	if (c == NULL)
+		return;
+	for (size_t i = 0; i < c->n; i++)
+		context_free(&c->c[i]);
+	free(c);
+}
+
+bool imap_context_tag_in_use(const struct imap_session *s, const char *tag)
+{
+	const struct imap_search_contexts *c = s->view != NULL ? s->view->contexts : NULL;
+	for (size_t i = 0; c != NULL && i < c->n; i++)
+		if (strcmp(c->c[i]->tag, tag) == 0)
+			return true;
+	return false;
+}
+
+bool imap_context_cancel(struct imap_session *s, const char *tag)
+{
+	struct imap_search_contexts *c = s->view != NULL ? s->view->contexts : NULL;
+	for (size_t i = 0; c != NULL && i < c->n; i++) {
+		if (strcmp(c->c[i]->tag, tag) != 0)
+			continue;
+		context_free(&c->c[i]);
+		c->c[i] = c->c[--c->n];
+		return true;
+	}
+	return false;
+}
+
+/* A new context with the common fields, or NULL (limit: *full_r). */
+static struct context *context_new(struct imap_session *s, const struct imap_cmd *cmd,
+				   const uint32_t *saved, size_t saved_count, bool *full_r)
+{
+	struct imap_view *v = s->view;
+	*full_r = false;
+	if (v->contexts == NULL && (v->contexts = calloc(1, sizeof(*v->contexts))) == NULL)
+		return NULL;
+	if (v->contexts->n >= IMAP_SEARCH_CONTEXTS_MAX) {
+		*full_r = true;
+		return NULL;
+	}
+	struct context *k = calloc(1, sizeof(*k));
+	if (k == NULL || (k->tag = strdup(cmd->tag)) == NULL ||
+	    (k->saved = malloc(saved_count * sizeof(*saved) + 1)) == NULL) {
+		context_free(&k);
+		return NULL;
+	}
+	if (saved_count > 0)
+		memcpy(k->saved, saved, saved_count * sizeof(*saved));
+	k->saved_count = saved_count;
+	k->uid = cmd->uid;
+	return k;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+void imap_context_refused(struct imap_session *s, const struct imap_cmd *cmd)
+{
+	imap_out_add(s, "* NO [NOUPDATE ", 15);
+	imap_out_check(s, imap_write_quoted(imap_out(s), cmd->tag, strlen(cmd->tag)));
+	imap_out_add(s, "] Too many contexts\r\n", 21);
+}
+
+int imap_context_add_search(struct imap_session *s, const struct imap_cmd *cmd,
+			    struct imap_search_program **prog, const uint32_t *uids, size_t count,
+			    const uint32_t *saved, size_t saved_count)
+{
+	bool full;
+	struct context *k = context_new(s, cmd, saved, saved_count, &full);
+	if (k == NULL)
+		return full ? 0 : -1;
+	if ((k->uids = malloc(count * sizeof(*uids) + 1)) == NULL) {
+		context_free(&k);
+		return -1;
+	}
+	if (count > 0)
+		memcpy(k->uids, uids, count * sizeof(*uids));
+	k->search = *prog;
+	k->count = count;
+	*prog = NULL;
+	s->view->contexts->c[s->view->contexts->n++] = k;
+	return 1;
+}
+
+int imap_context_add_sort(struct imap_session *s, const struct imap_cmd *cmd,
+			  struct imap_sort_program **prog, struct imap_sort_msg **msgs,
+			  size_t count, const uint32_t *saved, size_t saved_count)
+{
+	bool full;
+	struct context *k = context_new(s, cmd, saved, saved_count, &full);
+	if (k == NULL)
+		return full ? 0 : -1;
+	if ((k->uids = malloc(count * sizeof(*k->uids) + 1)) == NULL) {
+		context_free(&k);
+		return -1;
+	}
+	struct imap_sort_msg *m = *msgs;
+	for (size_t i = 0; i < count; i++) {
+		k->uids[i] = m[i].uid;
+		/* UIDs keep the order sequence numbers have and do not shift:
+		 * the tie break stays the same as messages come and go */
+		m[i].seq = m[i].uid;
+	}
+	qsort(k->uids, count, sizeof(*k->uids), cmp_u32);
+	k->sort = *prog;
+	k->search = k->sort->search;
+	k->needs = imap_sort_cache_needs(k->sort);
+	k->msgs = m;
+	k->count = count;
+	*prog = NULL;
+	*msgs = NULL;
+	s->view->contexts->c[s->view->contexts->n++] = k;
+	return 1;
+}
+
+/* ---- updates ---- */
+
+/* ADDTO or REMOVEFROM payload: pairs of a position and a run of ids
+ * (RFC 5267 §4.3.2); pair i holds ids[end[i-1] .. end[i]). */
+struct pairs {
+	uint32_t *pos;
+	size_t *end;
+	size_t n;
+	uint32_t *ids;
+	size_t nids;
+};
+
+static int pairs_init(struct pairs *p, size_t max)
+{
+	*p = (struct pairs){ .pos = malloc((max + 1) * sizeof(*p->pos)),
+			     .end = malloc((max + 1) * sizeof(*p->end)),
+			     .ids = malloc((max + 1) * sizeof(*p->ids)) };
+	return p->pos != NULL && p->end != NULL && p->ids != NULL ? 0 : -1;
+}
+
+static void pairs_clear(struct pairs *p)
+{
+	free(p->pos);
+	free(p->end);
+	free(p->ids);
+	*p = (struct pairs){ 0 };
+}
+
+/* Appends id at pos, extending the last pair when it continues it:
+ * for ADDTO the next position after the run, for REMOVEFROM the same one
+ * (the run's first result occupies pos before removal, §4.3.4). */
+static void pairs_add(struct pairs *p, uint32_t pos, uint32_t id, bool removing)
+{
+	if (p->n > 0) {
+		size_t start = p->n > 1 ? p->end[p->n - 2] : 0;
+		uint32_t next = removing ? p->pos[p->n - 1]
+					 : p->pos[p->n - 1] + (uint32_t)(p->end[p->n - 1] - start);
+		if (pos == next) {
+			p->ids[p->nids++] = id;
+			p->end[p->n - 1] = p->nids;
+			return;
+		}
+	}
+	p->ids[p->nids++] = id;
+	p->pos[p->n] = pos;
+	p->end[p->n++] = p->nids;
+}
+
+/* A run in requested order; only ascending runs become ranges (§3.2). */
+static void write_run(struct imap_session *s, const uint32_t *ids, size_t n)
+{
+	for (size_t i = 0; i < n && !imap_out_failed(s);) {
+		size_t j = i;
+		while (j + 1 < n && ids[j + 1] == ids[j] + 1)
+			j++;
+		imap_out_printf(s, i > 0 ? ",%" PRIu32 : "%" PRIu32, ids[i]);
+		if (j > i)
+			imap_out_printf(s, ":%" PRIu32, ids[j]);
+		i = j + 1;
+	}
+}
+
+static void write_item(struct imap_session *s, const struct context *k, const char *item,
+		       const struct pairs *p)
+{
+	if (p->nids == 0)
+		return;
+	imap_out_printf(s, " %s (", item);
+	if (k->sort == NULL) {
+		/* SEARCH: position 0, the set in mailbox order (§4.3.3) */
+		imap_out_add(s, "0 ", 2);
+		imap_out_check(s, imap_seqset_write(imap_out(s), p->ids, p->nids));
+	}
+	for (size_t i = 0; k->sort != NULL && i < p->n; i++) {
+		size_t start = i > 0 ? p->end[i - 1] : 0;
+		imap_out_printf(s, i > 0 ? " %" PRIu32 " " : "%" PRIu32 " ", p->pos[i]);
+		write_run(s, p->ids + start, p->end[i] - start);
+	}
+	imap_out_add(s, ")", 1);
+}
+
+static void write_update(struct imap_session *s, const struct context *k,
+			 const struct pairs *removed, const struct pairs *added)
+{
+	if (removed->nids == 0 && (added == NULL || added->nids == 0))
+		return;
+	imap_out_add(s, "* ESEARCH (TAG ", 15);
+	imap_out_check(s, imap_write_quoted(imap_out(s), k->tag, strlen(k->tag)));
+	imap_out_add(s, k->uid ? ") UID" : ")", k->uid ? 5 : 1);
+	write_item(s, k, "REMOVEFROM", removed);
+	if (added != NULL)
+		write_item(s, k, "ADDTO", added);
+	imap_out_add(s, "\r\n", 2);
+}
+
+static bool uid_in(const uint32_t *set, size_t n, uint32_t uid)
+{
+	return bsearch(&uid, set, n, sizeof(*set), cmp_u32) != NULL;
+}
+
+static uint32_t id_of(const struct imap_session *s, const struct context *k, uint32_t uid)
+{
+	return k->uid ? uid : imap_view_seq(s->view, uid);
+}
+
+/* Drops the UIDs of rm (ascending, all members) from k, recording each
+ * with its position at the time it goes. 0 or -1 (out of memory: k is
+ * unchanged). */
+static int context_remove(const struct imap_session *s, struct context *k, const uint32_t *rm,
+			  size_t nrm, struct pairs *out)
+{
+	if (pairs_init(out, nrm) < 0)
+		return -1;
+	if (nrm == 0)
+		return 0;
+	size_t w = 0, before = k->count;
+	if (k->sort == NULL) {
+		for (size_t r = 0; r < k->count; r++) {
+			if (uid_in(rm, nrm, k->uids[r]))
+				pairs_add(out, 0, id_of(s, k, k->uids[r]), true);
+			else
+				k->uids[w++] = k->uids[r];
+		}
+		k->count = w;
+		return 0;
+	}
+	for (size_t r = 0; r < k->count; r++) {
+		struct imap_sort_msg *m = &k->msgs[r];
+		if (!uid_in(rm, nrm, m->uid)) {
+			k->msgs[w++] = *m;
+			continue;
+		}
+		/* those before it that went are gone already: it is at w + 1 */
+		pairs_add(out, (uint32_t)(w + 1), id_of(s, k, m->uid), true);
+		for (size_t j = 0; j <= IMAP_SORT_DISPLAYTO; j++)
+			free(m->keys[j]);
+	}
+	k->count = w;
+	w = 0;
+	for (size_t r = 0; r < before; r++)
+		if (!uid_in(rm, nrm, k->uids[r]))
+			k->uids[w++] = k->uids[r];
+	return 0;
+}
+
+/* Merges add (ascending, none a member) into k->uids. */
+static int uids_merge(struct context *k, const uint32_t *add, size_t nadd)
+{
+	uint32_t *u = malloc((k->count + nadd + 1) * sizeof(*u));
+	if (u == NULL)
+		return -1;
+	size_t i = 0, j = 0, w = 0;
+	while (i < k->count || j < nadd)
+		u[w++] = j == nadd || (i < k->count && k->uids[i] < add[j]) ? k->uids[i++] : add[j++];
+	free(k->uids);
+	k->uids = u;
+	return 0;
+}
+
+/* Sort keys of a new match. 0, or -1 (out of memory or store error). */
+static int sort_msg_fill(struct imap_session *s, const struct context *k,
+			 const struct store_msg *sm, struct imap_sort_msg *m)
+{
+	*m = (struct imap_sort_msg){ .seq = sm->uid, .uid = sm->uid, .arrival = sm->internal_date,
+				     .date = sm->internal_date, .size = sm->size,
+				     .modseq = sm->modseq };
+	if (k->needs == 0)
+		return 0;
+	struct store_msg_cache c = { 0 };
+	enum tern_error err;
+	if (store_msg_cache(s->store, s->view->folder, sm->uid, &c, &err) < 0)
+		return -1;
+	int r = imap_sort_fill_keys(m, k->needs, c.envelope, c.subject, c.sent_date);
+	store_msg_cache_clear(&c);
+	return r;
+}
+
+struct order_arg {
+	const struct imap_sort_msg *msgs;
+	const struct imap_sort_program *prog;
+};
+
+/* Adds the messages add[0..nadd) (ascending UIDs, none a member) to k,
+ * recording each with the position it takes. 0 or -1 (k unchanged). */
+static int context_insert(struct imap_session *s, struct context *k,
+			  const struct store_msg *const *add, size_t nadd, struct pairs *out)
+{
+	if (pairs_init(out, nadd) < 0)
+		return -1;
+	if (nadd == 0)
+		return 0;
+	uint32_t *uids = malloc(nadd * sizeof(*uids));
+	struct imap_sort_msg *fresh = k->sort != NULL ? calloc(nadd, sizeof(*fresh)) : NULL;
+	struct imap_sort_msg *merged = k->sort != NULL ?
+		malloc((k->count + nadd + 1) * sizeof(*merged)) : NULL;
+	int ret = uids == NULL || (k->sort != NULL && (fresh == NULL || merged == NULL)) ? -1 : 0;
+	for (size_t i = 0; ret == 0 && i < nadd; i++) {
+		uids[i] = add[i]->uid;
+		if (k->sort != NULL && sort_msg_fill(s, k, add[i], &fresh[i]) < 0)
+			ret = -1;
+	}
+	if (ret == 0 && uids_merge(k, uids, nadd) < 0)
+		ret = -1;
+	if (ret < 0) {
+		if (fresh != NULL)
+			imap_sort_msgs_free(&fresh, nadd);
+		free(merged);
+		free(uids);
+		return -1;
+	}
+	if (k->sort == NULL) {
+		for (size_t i = 0; i < nadd; i++)
+			pairs_add(out, 0, id_of(s, k, uids[i]), false);
+	} else {
+		/* the new ones in sort order, then one merge: each takes its
+		 * final place, and the earlier ones are in place before it */
+		imap_sort_order(fresh, nadd, k->sort);
+		size_t i = 0, j = 0, w = 0;
+		while (i < k->count || j < nadd) {
+			if (j == nadd ||
+			    (i < k->count && imap_sort_compare(&k->msgs[i], &fresh[j], k->sort) < 0)) {
+				merged[w++] = k->msgs[i++];
+				continue;
+			}
+			pairs_add(out, (uint32_t)(w + 1), id_of(s, k, fresh[j].uid), false);
+			merged[w++] = fresh[j++];
+		}
+		free(k->msgs);
+		free(fresh);
+		k->msgs = merged;
+	}
+	k->count += nadd;
+	free(uids);
+	return 0;
+}
+
+/* ---- hooks ---- */
+
+void imap_contexts_expunging(struct imap_session *s, const size_t *idx, size_t n)
+{
+	struct imap_view *v = s->view;
+	struct imap_search_contexts *c = v != NULL ? v->contexts : NULL;
+	if (c == NULL || c->n == 0 || n == 0)
+		return;
+	uint32_t *rm = malloc(n * sizeof(*rm));
+	if (rm == NULL)
+		return;
+	for (size_t i = 0; i < c->n; i++) {
+		struct context *k = c->c[i];
+		size_t nrm = 0;
+		for (size_t j = 0; j < n; j++)
+			if (uid_in(k->uids, k->count, v->msgs[idx[j]].uid))
+				rm[nrm++] = v->msgs[idx[j]].uid;
+		struct pairs removed;
+		if (nrm > 0 && context_remove(s, k, rm, nrm, &removed) == 0) {
+			struct pairs none = { 0 };
+			write_update(s, k, &removed, &none);
+		}
+		if (nrm > 0)
+			pairs_clear(&removed);
+	}
+	free(rm);
+}
+
+struct load_arg {
+	struct imap_session *s;
+};
+
+static int context_load(void *arg, uint32_t uid, bool head_only, char **data_r, size_t *size_r,
+			uint64_t *total_r)
+{
+	struct load_arg *l = arg;
+	enum tern_error err;
+	if (head_only)
+		return store_msg_raw_range(l->s->store, l->s->view->folder, uid, 0,
+					   TERN_SEARCH_HEAD_BYTES, data_r, size_r, total_r, &err);
+	int r = store_msg_raw(l->s->store, l->s->view->folder, uid, data_r, size_r, &err);
+	if (r > 0)
+		*total_r = *size_r;
+	return r;
+}
+
+/* 1 the message matches k's program, 0 not, -1 it could not be read. */
+static int context_match(struct imap_session *s, const struct context *k,
+			 const struct store_msg *m, uint32_t seq)
+{
+	struct load_arg l = { s };
+	struct imap_search_ctx ctx = {
+		.now = time(NULL), .saved = k->saved, .saved_count = k->saved_count,
+		.load = context_load, .load_arg = &l,
+	};
+	/* flags and keywords as the view has them: the same values, and the
+	 * sync has moved the keywords out of m */
+	const struct imap_view_msg *vm = &s->view->msgs[seq - 1];
+	struct imap_search_msg sm = {
+		.seq = seq, .uid = m->uid, .flags = vm->flags, .keywords = vm->keywords,
+		.modseq = m->modseq, .internal_date = m->internal_date,
+		.internal_tz = m->internal_tz, .size = m->size,
+		.recent = imap_view_is_recent(s->view, m->uid), .save_date = m->save_date,
+		.emailid = m->emailid,
+	};
+	return imap_search_match(&ctx, k->search->root, &sm);
+}
+
+/* Evaluates the changed messages (seq[i] != 0: in the view) against k and
+ * reports what joined and what left. */
+static void context_changed(struct imap_session *s, struct context *k,
+			    const struct store_msg *msgs, const uint32_t *seq, size_t n,
+			    uint32_t *rm, const struct store_msg **add)
+{
+	size_t nrm = 0, nadd = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (seq[i] == 0)
+			continue;
+		int r = context_match(s, k, &msgs[i], seq[i]);
+		if (r < 0)
+			continue;   /* unreadable (expunged meanwhile): leave it be */
+		bool member = uid_in(k->uids, k->count, msgs[i].uid);
+		if (r > 0 && !member)
+			add[nadd++] = &msgs[i];
+		else if (r == 0 && member)
+			rm[nrm++] = msgs[i].uid;
+	}
+	if (nrm == 0 && nadd == 0)
+		return;
+	struct pairs removed = { 0 }, added = { 0 };
+	if (context_remove(s, k, rm, nrm, &removed) == 0 &&
+	    context_insert(s, k, add, nadd, &added) == 0)
+		write_update(s, k, &removed, &added);
+	else
+		/* out of memory: the client learns what was applied */
+		write_update(s, k, &removed, NULL);
+	pairs_clear(&removed);
+	pairs_clear(&added);
+}
+
+void imap_contexts_changed(struct imap_session *s, const struct store_msg *msgs, size_t n)
+{
+	struct imap_view *v = s->view;
+	struct imap_search_contexts *c = v != NULL ? v->contexts : NULL;
+	if (c == NULL || c->n == 0 || n == 0)
+		return;
+	uint32_t *seq = malloc(n * sizeof(*seq));
+	uint32_t *rm = malloc(n * sizeof(*rm));
+	const struct store_msg **add = malloc(n * sizeof(*add));
+	if (seq != NULL && rm != NULL && add != NULL) {
+		size_t cursor = 0;
+		for (size_t i = 0; i < n; i++)
+			seq[i] = imap_view_seq_walk(v, msgs[i].uid, &cursor);
+		for (size_t i = 0; i < c->n; i++)
+			context_changed(s, c->c[i], msgs, seq, n, rm, add);
+	}
+	free(seq);
+	free(rm);
+	free(add);
+}
