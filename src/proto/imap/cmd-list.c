@@ -1,14 +1,15 @@
 /* LIST (RFC 3501 §6.3.8 with LIST-EXTENDED RFC 5258, LIST-STATUS RFC 5819
  * and SPECIAL-USE RFC 6154), LSUB (§6.3.9) and STATUS (§6.3.10, with
- * CONDSTORE's HIGHESTMODSEQ, RFC 8438 SIZE and RFC 8474 MAILBOXID).
+ * CONDSTORE's HIGHESTMODSEQ, RFC 8438 SIZE, RFC 8474 MAILBOXID and RFC
+ * 9051's DELETED; IMAP4rev2 has no RECENT).
  *
  * LIST reads every folder (with its counts) and the subscription list once,
  * adds the hierarchy parents that do not exist, sorts them so that each
  * name's descendants follow it, and derives \HasChildren in one pass; then
  * each name is matched against the patterns, and with RECURSIVEMATCH a
  * second pass finds the names whose CHILDINFO reports descendants the
- * patterns leave out. STATUS's RECENT (also in LIST-STATUS) is read apart,
- * only when asked for. */
+ * patterns leave out. STATUS's RECENT and DELETED (also in LIST-STATUS)
+ * are read apart, only when asked for. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,12 +31,13 @@
 
 enum status_item {
 	STATUS_MESSAGES, STATUS_RECENT, STATUS_UIDNEXT, STATUS_UIDVALIDITY, STATUS_UNSEEN,
-	STATUS_HIGHESTMODSEQ, STATUS_SIZE, STATUS_MAILBOXID, STATUS_APPENDLIMIT, STATUS_ITEM_COUNT,
+	STATUS_HIGHESTMODSEQ, STATUS_SIZE, STATUS_MAILBOXID, STATUS_APPENDLIMIT, STATUS_DELETED,
+	STATUS_ITEM_COUNT,
 };
 
 static const char *const status_names[STATUS_ITEM_COUNT] = {
 	"MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ", "SIZE",
-	"MAILBOXID", "APPENDLIMIT",
+	"MAILBOXID", "APPENDLIMIT", "DELETED",
 };
 
 /* Items in the order asked, each once. */
@@ -65,6 +67,11 @@ static int status_parse(struct imap_session *s, const struct imap_arg *arg,
 			*bad_r = "Unknown STATUS item";
 			return -1;
 		}
+		/* RFC 9051 (appendix E) took RECENT out of STATUS */
+		if (k == STATUS_RECENT && s->imap4rev2) {
+			*bad_r = "RECENT is not a STATUS item in IMAP4rev2";
+			return -1;
+		}
 		if ((seen & (1u << k)) == 0)
 			req->items[req->count++] = (unsigned char)k;
 		seen |= 1u << k;
@@ -86,6 +93,7 @@ static uint64_t status_value(const struct store_folder *f, enum status_item item
 	/* RFC 7162 §3.1.1: a folder without changes still reports 1. */
 	case STATUS_HIGHESTMODSEQ: return f->highestmodseq > 0 ? f->highestmodseq : 1;
 	case STATUS_SIZE: return f->size;
+	case STATUS_DELETED: /* not in the folder row: status_write has it */
 	case STATUS_MAILBOXID: /* not a number: status_write writes it */
 	case STATUS_APPENDLIMIT: /* the session's: status_write writes it */
 	case STATUS_ITEM_COUNT: break;
@@ -93,18 +101,54 @@ static uint64_t status_value(const struct store_folder *f, enum status_item item
 	return 0;
 }
 
-/* RECENT counts what no session has claimed yet, and claims nothing
- * (RFC 3501 §6.3.10): the store's folder rows leave it 0, so it is read
+static bool status_wants(const struct status_req *req, enum status_item item)
+{
+	for (size_t i = 0; i < req->count; i++)
+		if (req->items[i] == item)
+			return true;
+	return false;
+}
+
+/* DELETED (RFC 9051 §6.3.11): the messages with \Deleted. The store keeps
+ * no count of them, so the folder's flags are read, a piece at a time,
  * only when asked for. 0 ok, -1 error (*err_r). */
-static int status_fill_recent(struct imap_session *s, struct store_folder *f,
-			      const struct status_req *req, enum tern_error *err_r)
+static int status_count_deleted(struct imap_session *s, const char *folder, uint32_t *deleted_r,
+				enum tern_error *err_r)
+{
+	enum { PIECE = 4096 };
+	uint32_t next = 1;
+	*deleted_r = 0;
+	for (;;) {
+		struct store_msg *msgs = NULL;
+		size_t count = 0;
+		if (store_msg_list_from(s->store, folder, next, PIECE, &msgs, &count, err_r) < 0)
+			return *err_r == TERN_ERR_NOTFOUND ? 0 : -1;   /* deleted meanwhile */
+		for (size_t i = 0; i < count; i++)
+			*deleted_r += (msgs[i].flags & STORE_FLAG_DELETED) != 0;
+		bool more = count == PIECE && msgs[count - 1].uid < UINT32_MAX;
+		if (more)
+			next = msgs[count - 1].uid + 1;
+		store_msgs_free(&msgs, count);
+		if (!more)
+			return 0;
+	}
+}
+
+/* The items the folder row does not hold, read only when asked for:
+ * RECENT counts what no session has claimed yet, and claims nothing
+ * (RFC 3501 §6.3.10; the store's folder rows leave it 0), and DELETED
+ * into *deleted_r. 0 ok, -1 error (*err_r). */
+static int status_fill_extra(struct imap_session *s, struct store_folder *f,
+			     const struct status_req *req, uint32_t *deleted_r,
+			     enum tern_error *err_r)
 {
 	uint32_t first, next, count;
-	size_t i = 0;
 
-	while (i < req->count && req->items[i] != STATUS_RECENT)
-		i++;
-	if (i == req->count)
+	*deleted_r = 0;
+	if (status_wants(req, STATUS_DELETED) &&
+	    status_count_deleted(s, f->name, deleted_r, err_r) < 0)
+		return -1;
+	if (!status_wants(req, STATUS_RECENT))
 		return 0;
 	int r = store_folder_peek_recent(s->store, f->name, &first, &next, &count, err_r);
 	if (r < 0)
@@ -113,7 +157,7 @@ static int status_fill_recent(struct imap_session *s, struct store_folder *f,
 	return 0;
 }
 
-static void status_write(struct imap_session *s, const struct store_folder *f,
+static void status_write(struct imap_session *s, const struct store_folder *f, uint32_t deleted,
 			 const struct status_req *req)
 {
 	imap_out_add(s, "* STATUS ", 9);
@@ -127,7 +171,8 @@ static void status_write(struct imap_session *s, const struct store_folder *f,
 		/* RFC 7889 §4: every mailbox takes what APPEND takes (APPENDLIMIT=) */
 		uint64_t v = req->items[i] == STATUS_APPENDLIMIT
 				     ? s->conn->loop->server->config->max_message_size
-				     : status_value(f, req->items[i]);
+			     : req->items[i] == STATUS_DELETED ? deleted
+							       : status_value(f, req->items[i]);
 		imap_out_printf(s, "%s%s %llu", i == 0 ? " (" : " ", status_names[req->items[i]],
 				(unsigned long long)v);
 	}
@@ -138,6 +183,7 @@ IMAP_HANDLER(cmd_status)
 {
 	struct status_req req;
 	struct store_folder f;
+	uint32_t deleted = 0;
 	enum tern_error err = TERN_ERR_NONE;
 	const char *bad = NULL;
 
@@ -157,11 +203,11 @@ IMAP_HANDLER(cmd_status)
 		imap_store_error(s, cmd, "status", err);
 	} else if (found == 0) {
 		imap_tagged(s, cmd, "NO [NONEXISTENT] Mailbox does not exist");
-	} else if (status_fill_recent(s, &f, &req, &err) < 0) {
+	} else if (status_fill_extra(s, &f, &req, &deleted, &err) < 0) {
 		store_folder_clear(&f);
 		imap_store_error(s, cmd, "status", err);
 	} else {
-		status_write(s, &f, &req);
+		status_write(s, &f, deleted, &req);
 		store_folder_clear(&f);
 		imap_tagged(s, cmd, "OK Status completed");
 	}
@@ -242,7 +288,7 @@ static char *pattern_text(const struct imap_session *s, const char *wire, size_t
 {
 	char *utf8 = NULL;
 
-	if (!s->utf8_accept && imap_mutf7_to_utf8(wire, len, &utf8) == 0)
+	if (!imap_names_utf8(s) && imap_mutf7_to_utf8(wire, len, &utf8) == 0)
 		return utf8;
 	return strndup(wire, len);
 }
@@ -611,9 +657,9 @@ static void write_list_entry(struct imap_session *s, const struct list_req *req,
 
 	imap_out_add(s, "* LIST (", 8);
 	/* RFC 5258 §3.4: \NonExistent implies \Noselect; RFC 3501 clients
-	 * only know the latter. */
+	 * only know the latter, IMAP4rev2 ones know both (RFC 9051 §7.3.1). */
 	if (e->folder == NULL)
-		write_attr(s, &first, req->extended ? "\\NonExistent" : "\\Noselect");
+		write_attr(s, &first, req->extended || s->imap4rev2 ? "\\NonExistent" : "\\Noselect");
 	/* Always sent, as Dovecot does: clients draw their folder tree from it
 	 * (RFC 5258 §4 allows it without RETURN (CHILDREN)). */
 	write_attr(s, &first, e->child_exists ? "\\HasChildren" : "\\HasNoChildren");
@@ -629,10 +675,11 @@ static void write_list_entry(struct imap_session *s, const struct list_req *req,
 	if ((req->ret & RETURN_STATUS) != 0 && e->folder != NULL) {
 		/* a copy that only gains the recent count (the names stay shared) */
 		struct store_folder f = *e->folder;
+		uint32_t deleted;
 		enum tern_error err = TERN_ERR_NONE;
 		/* RFC 5819 §2: a mailbox whose status cannot be had goes without */
-		if (status_fill_recent(s, &f, &req->status, &err) == 0)
-			status_write(s, &f, &req->status);
+		if (status_fill_extra(s, &f, &req->status, &deleted, &err) == 0)
+			status_write(s, &f, deleted, &req->status);
 		else
 			log_warn("imap: user=%s, rip=%s: list-status of a mailbox failed: %s",
 				 s->user, s->conn->peer_addr, tern_error_str(err));

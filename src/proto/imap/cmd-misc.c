@@ -55,7 +55,7 @@ IMAP_HANDLER(cmd_id)
 
 IMAP_HANDLER(cmd_enable)
 {
-	char enabled[64] = "";
+	char enabled[64] = "";   /* every token once: 43 bytes at most */
 	if (cmd->arg_count == 0) {
 		imap_bad(s, cmd, "Missing arguments");
 		return IMAP_CMD_DONE;
@@ -78,6 +78,12 @@ IMAP_HANDLER(cmd_enable)
 		} else if (imap_arg_is_atom_ci(a, "UTF8=ACCEPT") && !s->utf8_accept) {
 			s->utf8_accept = true;
 			strcat(enabled, " UTF8=ACCEPT");
+		} else if (imap_arg_is_atom_ci(a, "IMAP4rev2") && !s->imap4rev2) {
+			/* RFC 9051 §6.3.1: from here on rev2's forms of
+			 * responses (no \Recent, UTF-8 mailbox names, LIST
+			 * on SELECT, UID in unsolicited FETCH) */
+			s->imap4rev2 = true;
+			strcat(enabled, " IMAP4rev2");
 		}
 	}
 	imap_untagged(s, "ENABLED%s", enabled);

@@ -1,5 +1,6 @@
 /* Selecting and leaving a folder: SELECT/EXAMINE (RFC 3501 §6.3.1-2, with
- * the CONDSTORE and QRESYNC parameters of RFC 7162 §3.1.8 and §3.2.5),
+ * the CONDSTORE and QRESYNC parameters of RFC 7162 §3.1.8 and §3.2.5, and
+ * IMAP4rev2's forms of their answers, RFC 9051 §6.3.2-3),
  * CLOSE, UNSELECT (RFC 3691) and EXPUNGE / UID EXPUNGE (RFC 4315 §2.1). */
 #include <stdint.h>
 #include <stdlib.h>
@@ -8,7 +9,9 @@
 
 #include <event2/buffer.h>
 
+#include "core/log.h"
 #include "proto/imap/commands.h"
+#include "proto/imap/list-match.h"
 #include "proto/imap/seqset.h"
 #include "proto/imap/store-write.h"
 #include "store/store.h"
@@ -102,23 +105,63 @@ static void write_mailboxid(struct imap_session *s)
 	store_folder_clear(&f);
 }
 
+/* RFC 9051 §6.3.2: in IMAP4rev2, SELECT and EXAMINE answer a LIST response
+ * for the mailbox, under its own name ("inbox" comes back as INBOX), with
+ * the attributes LIST gives it (children, special use). Without the folder
+ * list (a read error) the attributes are left out, which says nothing
+ * false. */
+static void write_select_list(struct imap_session *s)
+{
+	const char *folder = s->view->folder;
+	size_t len = strlen(folder);
+	struct store_folder *folders = NULL;
+	size_t count = 0;
+	enum tern_error err = TERN_ERR_NONE;
+	const char *children = NULL, *special = NULL;
+	if (store_folder_list(s->store, &folders, &count, &err) < 0) {
+		log_warn("imap: user=%s, rip=%s: listing folders for SELECT failed: %s", s->user,
+			 s->conn->peer_addr, tern_error_str(err));
+		count = 0;
+	} else {
+		children = "\\HasNoChildren";
+	}
+	for (size_t i = 0; i < count; i++) {
+		const char *name = folders[i].name;
+		if (strcmp(name, folder) == 0)
+			special = folders[i].special_use;
+		else if (strncmp(name, folder, len) == 0 && name[len] == LIST_SEPARATOR)
+			children = "\\HasChildren";
+	}
+	imap_out_printf(s, "* LIST (%s%s%s) \"/\" ", children != NULL ? children : "",
+			children != NULL && special != NULL ? " " : "", special != NULL ? special : "");
+	imap_out_check(s, imap_name_write(s, imap_out(s), folder));
+	imap_out_add(s, "\r\n", 2);
+	store_folders_free(&folders, count);
+}
+
 static void write_select_untagged(struct imap_session *s)
 {
 	const struct imap_view *v = s->view;
 	s->view->keywords_pending = true;
 	imap_view_announce_keywords(s);
 	imap_untagged(s, "%zu EXISTS", v->count);
-	imap_untagged(s, "%zu RECENT", imap_view_recent_count(v));
-	for (size_t i = 0; i < v->count; i++) {
-		if ((v->msgs[i].flags & STORE_FLAG_SEEN) == 0) {
-			imap_untagged(s, "OK [UNSEEN %zu] First unseen.", i + 1);
-			break;
+	/* RFC 9051 removed the RECENT response and the UNSEEN code (its
+	 * appendix E): a rev2 client learns the unseen by SEARCH or STATUS */
+	if (!s->imap4rev2) {
+		imap_untagged(s, "%zu RECENT", imap_view_recent_count(v));
+		for (size_t i = 0; i < v->count; i++) {
+			if ((v->msgs[i].flags & STORE_FLAG_SEEN) == 0) {
+				imap_untagged(s, "OK [UNSEEN %zu] First unseen.", i + 1);
+				break;
+			}
 		}
 	}
 	imap_untagged(s, "OK [UIDVALIDITY %u] UIDs valid", v->uidvalidity);
 	imap_untagged(s, "OK [UIDNEXT %u] Predicted next UID", v->uidnext);
 	imap_untagged(s, "OK [HIGHESTMODSEQ %llu] Highest", (unsigned long long)v->highestmodseq);
 	write_mailboxid(s);
+	if (s->imap4rev2)
+		write_select_list(s);
 }
 
 /* RFC 7162 §3.2.5.1: what changed since the client's modseq. */
@@ -250,11 +293,12 @@ IMAP_HANDLER(cmd_select)
 		imap_seqset_free(&q.known);
 		return IMAP_CMD_DONE;
 	}
-	struct select_claim *w = readonly ? NULL : calloc(1, sizeof(*w));
+	/* an IMAP4rev2 session has no \Recent to claim (RFC 9051) */
+	struct select_claim *w = readonly || s->imap4rev2 ? NULL : calloc(1, sizeof(*w));
 	if (w == NULL) {
 		/* EXAMINE, which counts the unclaimed messages as recent
-		 * without claiming them (RFC 3501 §6.3.2); or out of memory,
-		 * which costs only the flag */
+		 * without claiming them (RFC 3501 §6.3.2); IMAP4rev2; or out
+		 * of memory, which costs only the flag */
 		if (readonly)
 			imap_view_claim_recent(s);
 		free(folder);

@@ -23,6 +23,12 @@
  * renamed or deleted. */
 bool imap_folder_name_valid(const char *name, size_t len, const char **reason_r);
 
+/* Whether mailbox names go over the wire as UTF-8 (after ENABLE UTF8=ACCEPT,
+ * RFC 6855 §3, or ENABLE IMAP4rev2, RFC 9051 §5.1) rather than modified
+ * UTF-7 (RFC 3501 §5.1.3). Also what may carry UTF-8 in other strings
+ * (PREVIEW). */
+bool imap_names_utf8(const struct imap_session *s);
+
 /* The store name of a mailbox argument (astring from the wire); heap. NULL
  * after replying BAD (not an astring, or an invalid name). */
 char *imap_mailbox_arg(struct imap_session *s, const struct imap_cmd *cmd,

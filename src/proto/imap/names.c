@@ -1,5 +1,6 @@
 /* Mailbox names between the wire (modified UTF-7, or UTF-8 after ENABLE
- * UTF8=ACCEPT, RFC 6855 §3) and the store (UTF-8, '/' separated, "INBOX"). */
+ * UTF8=ACCEPT, RFC 6855 §3, or ENABLE IMAP4rev2, RFC 9051 §5.1) and the
+ * store (UTF-8, '/' separated, "INBOX"). */
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -14,6 +15,11 @@
 #include "proto/imap/mutf7.h"
 #include "proto/imap/quote.h"
 #include "proto/imap/session.h"
+
+bool imap_names_utf8(const struct imap_session *s)
+{
+	return s->utf8_accept || s->imap4rev2;
+}
 
 /* INBOX is case-insensitive (RFC 3501 §5.1), also as a parent. */
 static void inbox_normalize(char *name)
@@ -59,7 +65,7 @@ char *imap_name_from_wire(const struct imap_session *s, const char *name, size_t
 		*bad_r = "Invalid characters in mailbox name";
 		return NULL;
 	}
-	if (s->utf8_accept) {
+	if (imap_names_utf8(s)) {
 		/* encoding validates the UTF-8; the result itself is not needed */
 		char *check = NULL;
 		if (imap_utf8_to_mutf7(name, len, &check) < 0) {
@@ -88,7 +94,7 @@ char *imap_name_from_wire(const struct imap_session *s, const char *name, size_t
 
 int imap_name_write(const struct imap_session *s, struct evbuffer *out, const char *name)
 {
-	if (s->utf8_accept)
+	if (imap_names_utf8(s))
 		return imap_write_astring(out, name, strlen(name), IMAP_WRITE_UTF8);
 	char *m = NULL;
 	if (imap_utf8_to_mutf7(name, strlen(name), &m) < 0) {
