@@ -543,7 +543,8 @@ void imap_view_update_seq(struct imap_view *v, uint32_t seq, uint32_t flags,
 static void write_flag_fetch(struct imap_session *s, size_t idx)
 {
 	const struct imap_view_msg *m = &s->view->msgs[idx];
-	bool uid = s->condstore || (s->current != NULL && s->current->uid);   /* RFC 7162 §3.1 */
+	/* RFC 7162 §3.1; RFC 9051 (appendix E): every unsolicited FETCH has UID */
+	bool uid = s->condstore || s->imap4rev2 || (s->current != NULL && s->current->uid);
 	imap_out_printf(s, "* %zu FETCH (", idx + 1);
 	if (uid)
 		imap_out_printf(s, "UID %u ", m->uid);
@@ -638,7 +639,8 @@ int imap_view_sync(struct imap_session *s, bool allow_expunge, enum tern_error *
 	if (v->count != before) {
 		imap_view_claim_recent(s);
 		imap_untagged(s, "%zu EXISTS", v->count);
-		imap_untagged(s, "%zu RECENT", imap_view_recent_count(v));
+		if (!s->imap4rev2)   /* RFC 9051 has no RECENT response */
+			imap_untagged(s, "%zu RECENT", imap_view_recent_count(v));
 	}
 	imap_view_announce_keywords(s);
 	for (size_t i = 0; i < nflagged; i++)
@@ -811,7 +813,9 @@ void imap_view_claim_recent(struct imap_session *s)
 	struct imap_view *v = s->view;
 	uint32_t first, next;
 	enum tern_error err;
-	if (v == NULL)
+	/* an IMAP4rev2 session knows no \Recent (RFC 9051): it claims none,
+	 * so IMAP4rev1 sessions still see them */
+	if (v == NULL || s->imap4rev2)
 		return;
 	if (v->readonly) {
 		view_peek_recent(s);
