@@ -280,3 +280,21 @@ def test_rfc822_fetch_items_still_answered_in_rev2(node):
         assert d["RFC822.HEADER"] == b"Subject: r\r\n\r\n"
         assert d["RFC822.TEXT"] == b"body\r\n"
         assert c.fetch("1", "BODY.PEEK[]")[1]["BODY[]"] == msg
+
+
+def test_preview_utf8_quoted_in_rev2(node):
+    """RFC 9051 quoted strings may hold UTF-8 (QUOTED-CHAR), so a rev2
+    session gets an 8-bit PREVIEW (RFC 8970) quoted, as with UTF8=ACCEPT;
+    rev1 gets a literal."""
+    msg = ("Subject: p\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+           "Caf\u00e9 cr\u00e8me\r\n").encode()
+    want = "Caf\u00e9 cr\u00e8me".encode()
+    with session(node, rev2=True) as c:
+        _, t = c.cmd_literal("APPEND INBOX", msg)
+        assert t.startswith("OK"), t
+        c.select("INBOX")
+        assert c.ok("FETCH 1 (PREVIEW)") == [b'* 1 FETCH (PREVIEW "' + want + b'")']
+    with session(node) as c:
+        c.select("INBOX")
+        assert c.ok("FETCH 1 (PREVIEW)") == \
+            [b"* 1 FETCH (PREVIEW {%d}\r\n" % len(want) + want + b")"]

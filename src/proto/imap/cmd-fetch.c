@@ -13,6 +13,7 @@
 #include "core/lock.h"
 #include "core/log.h"
 #include "proto/imap/commands.h"
+#include "proto/imap/mailbox.h"
 #include "proto/imap/fetch-parse.h"
 #include "proto/imap/fetch-write.h"
 #include "proto/imap/seqset.h"
@@ -302,7 +303,7 @@ static int fetch_one(struct fetch_state *f, uint32_t uid, enum tern_error *err_r
 			.ids = f->needs.ids ? &ids : NULL,
 			.add_flags = seen, .add_modseq = seen && f->s->condstore,
 			.recent = imap_view_is_recent(f->s->view, uid),
-			.utf8 = f->s->utf8_accept,
+			.utf8 = imap_names_utf8(f->s),
 		};
 		r = imap_fetch_write(imap_out(f->s), f->req, &fm);
 		if (r == 0)
