@@ -13,7 +13,7 @@ import re
 
 import pytest
 
-from imap_helpers import Raw, capabilities, deliver, imap_node
+from imap_helpers import Raw, capabilities, deliver, deliver_many, imap_node
 
 
 @pytest.fixture
@@ -354,3 +354,26 @@ def test_update_with_content_keys_evaluates_new_mail(node):
         deliver(node, body="just hay\r\n")
         u = c.ok("NOOP")
         assert esearch(u) == [b'* ESEARCH (TAG "T1") UID ADDTO (0 2)']
+
+
+def test_too_many_reads_for_one_sync_ends_the_context(node):
+    """Re-evaluating a context reads message text only for the changed
+    messages, and at most 256 per sync (search-context.h): a change of 300
+    messages that a BODY context would have to read ends that context with
+    "* NO [NOUPDATE tag]"; a metadata context follows the same change."""
+    deliver_many(node, 300)
+    with session(node) as c:
+        c.ok("STORE 1:* +FLAGS.SILENT (\\Seen)")
+        _, t = raw(c, "T1", "UID SEARCH RETURN (UPDATE) UNSEEN BODY needle")
+        assert t.startswith("OK"), t
+        _, t = raw(c, "T2", "UID SEARCH RETURN (UPDATE) UNSEEN")
+        u = c.ok("STORE 1:* -FLAGS.SILENT (\\Seen)") + c.ok("NOOP")
+        assert b'* NO [NOUPDATE "T1"] Too many changes to follow' in u
+        assert esearch(u) == [b'* ESEARCH (TAG "T2") UID ADDTO (0 1:300)']
+        _, t = raw(c, "T3", 'CANCELUPDATE "T1"')
+        assert t.startswith("BAD"), t
+        # a change within the budget is followed
+        _, t = raw(c, "T4", "UID SEARCH RETURN (UPDATE) SEEN BODY Tern")
+        u = c.ok("UID STORE 1:5 +FLAGS.SILENT (\\Seen)") + c.ok("NOOP")
+        assert esearch(u) == [b'* ESEARCH (TAG "T2") UID REMOVEFROM (0 1:5)',
+                              b'* ESEARCH (TAG "T4") UID ADDTO (0 1:5)']

@@ -440,13 +440,29 @@ void imap_contexts_expunging(struct imap_session *s, const size_t *idx, size_t n
 
 struct load_arg {
 	struct imap_session *s;
+	size_t *reads_left;        /* IMAP_SEARCH_CONTEXT_READS, for the sync */
+	bool over;                 /* a read was refused for want of it */
 };
+
+/* Takes one read from the sync's budget; false (and l->over) when none is
+ * left. */
+static bool read_allowed(struct load_arg *l)
+{
+	if (*l->reads_left == 0) {
+		l->over = true;
+		return false;
+	}
+	(*l->reads_left)--;
+	return true;
+}
 
 static int context_load(void *arg, uint32_t uid, bool head_only, char **data_r, size_t *size_r,
 			uint64_t *total_r)
 {
 	struct load_arg *l = arg;
 	enum tern_error err;
+	if (!read_allowed(l))
+		return -1;
 	if (head_only)
 		return store_msg_raw_range(l->s->store, l->s->view->folder, uid, 0,
 					   TERN_SEARCH_HEAD_BYTES, data_r, size_r, total_r, &err);
@@ -456,14 +472,14 @@ static int context_load(void *arg, uint32_t uid, bool head_only, char **data_r, 
 	return r;
 }
 
-/* 1 the message matches k's program, 0 not, -1 it could not be read. */
+/* 1 the message matches k's program, 0 not, -1 it could not be read (or
+ * l->over: the budget is spent). */
 static int context_match(struct imap_session *s, const struct context *k,
-			 const struct store_msg *m, uint32_t seq)
+			 const struct store_msg *m, uint32_t seq, struct load_arg *l)
 {
-	struct load_arg l = { s };
 	struct imap_search_ctx ctx = {
 		.now = time(NULL), .saved = k->saved, .saved_count = k->saved_count,
-		.load = context_load, .load_arg = &l,
+		.load = context_load, .load_arg = l,
 	};
 	/* flags and keywords as the view has them: the same values, and the
 	 * sync has moved the keywords out of m */
@@ -479,16 +495,19 @@ static int context_match(struct imap_session *s, const struct context *k,
 }
 
 /* Evaluates the changed messages (seq[i] != 0: in the view) against k and
- * reports what joined and what left. */
-static void context_changed(struct imap_session *s, struct context *k,
+ * reports what joined and what left. false: the reads it needs are over
+ * the sync's budget, nothing was changed or sent, and k must end. */
+static bool context_changed(struct imap_session *s, struct context *k,
 			    const struct store_msg *msgs, const uint32_t *seq, size_t n,
-			    uint32_t *rm, const struct store_msg **add)
+			    uint32_t *rm, const struct store_msg **add, struct load_arg *l)
 {
 	size_t nrm = 0, nadd = 0;
 	for (size_t i = 0; i < n; i++) {
 		if (seq[i] == 0)
 			continue;
-		int r = context_match(s, k, &msgs[i], seq[i]);
+		int r = context_match(s, k, &msgs[i], seq[i], l);
+		if (l->over)
+			return false;
 		if (r < 0)
 			continue;   /* unreadable (expunged meanwhile): leave it be */
 		bool member = uid_in(k->uids, k->count, msgs[i].uid);
@@ -498,7 +517,11 @@ static void context_changed(struct imap_session *s, struct context *k,
 			rm[nrm++] = msgs[i].uid;
 	}
 	if (nrm == 0 && nadd == 0)
-		return;
+		return true;
+	/* SORT keys of the new ones: one cached-parse read each */
+	for (size_t i = 0; k->sort != NULL && k->needs != 0 && i < nadd; i++)
+		if (!read_allowed(l))
+			return false;
 	struct pairs removed = { 0 }, added = { 0 };
 	if (context_remove(s, k, rm, nrm, &removed) == 0 &&
 	    context_insert(s, k, add, nadd, &added) == 0)
@@ -508,6 +531,7 @@ static void context_changed(struct imap_session *s, struct context *k,
 		write_update(s, k, &removed, NULL);
 	pairs_clear(&removed);
 	pairs_clear(&added);
+	return true;
 }
 
 void imap_contexts_changed(struct imap_session *s, const struct store_msg *msgs, size_t n)
@@ -520,11 +544,25 @@ void imap_contexts_changed(struct imap_session *s, const struct store_msg *msgs,
 	uint32_t *rm = malloc(n * sizeof(*rm));
 	const struct store_msg **add = malloc(n * sizeof(*add));
 	if (seq != NULL && rm != NULL && add != NULL) {
-		size_t cursor = 0;
+		size_t cursor = 0, reads_left = IMAP_SEARCH_CONTEXT_READS;
 		for (size_t i = 0; i < n; i++)
 			seq[i] = imap_view_seq_walk(v, msgs[i].uid, &cursor);
-		for (size_t i = 0; i < c->n; i++)
-			context_changed(s, c->c[i], msgs, seq, n, rm, add);
+		for (size_t i = 0; i < c->n;) {
+			struct load_arg l = { .s = s, .reads_left = &reads_left };
+			if (context_changed(s, c->c[i], msgs, seq, n, rm, add, &l)) {
+				i++;
+				continue;
+			}
+			/* following it would take more reads than one sync may
+			 * do on the loop thread: it ends, and the client is told
+			 * as when a context is refused (RFC 5267 §4.3.1) */
+			imap_out_add(s, "* NO [NOUPDATE ", 15);
+			imap_out_check(s, imap_write_quoted(imap_out(s), c->c[i]->tag,
+							    strlen(c->c[i]->tag)));
+			imap_out_add(s, "] Too many changes to follow\r\n", 30);
+			context_free(&c->c[i]);
+			c->c[i] = c->c[--c->n];
+		}
 	}
 	free(seq);
 	free(rm);

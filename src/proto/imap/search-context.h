@@ -26,6 +26,14 @@ struct store_msg;
  * itself is still answered. */
 #define IMAP_SEARCH_CONTEXTS_MAX 16
 
+/* Message reads (text for BODY/TEXT/HEADER keys, cached parse for SORT
+ * keys) one sync may spend on re-evaluating contexts. The sync runs on the
+ * loop thread unsliced, so a client that flags a whole big folder while a
+ * BODY context is live must not hold every other session up for minutes:
+ * a context that would need more ends with "* NO [NOUPDATE tag]", as one
+ * refused. Metadata keys need no read and have no such bound. */
+#define IMAP_SEARCH_CONTEXT_READS 256
+
 /* True if tag names a live context (RFC 5267 §4.3: reusing it with UPDATE
  * is BAD). */
 bool imap_context_tag_in_use(const struct imap_session *s, const char *tag);
