@@ -377,3 +377,18 @@ def test_too_many_reads_for_one_sync_ends_the_context(node):
         u = c.ok("UID STORE 1:5 +FLAGS.SILENT (\\Seen)") + c.ok("NOOP")
         assert esearch(u) == [b'* ESEARCH (TAG "T2") UID REMOVEFROM (0 1:5)',
                               b'* ESEARCH (TAG "T4") UID ADDTO (0 1:5)']
+
+
+def test_star_in_the_program_follows_new_mail(node):
+    """"*" means the highest number as if the command were issued now
+    (§4.3: the results an unmodified searching command would return), so
+    "UID 2:*" and "2:*" take new messages in."""
+    with session(node, ["a", "b", "c"]) as c:
+        u, t = raw(c, "U1", "UID SEARCH RETURN (UPDATE ALL) UID 2:*")
+        assert u == [b'* ESEARCH (TAG "U1") UID ALL 2:3']
+        u, t = raw(c, "U2", "SEARCH RETURN (UPDATE COUNT) 2:*")
+        assert u == [b'* ESEARCH (TAG "U2") COUNT 2']
+        deliver(node)
+        u = c.ok("NOOP")
+        assert esearch(u) == [b'* ESEARCH (TAG "U1") UID ADDTO (0 4)',
+                              b'* ESEARCH (TAG "U2") ADDTO (0 4)']

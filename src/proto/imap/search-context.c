@@ -547,9 +547,13 @@ void imap_contexts_changed(struct imap_session *s, const struct store_msg *msgs,
 		size_t cursor = 0, reads_left = IMAP_SEARCH_CONTEXT_READS;
 		for (size_t i = 0; i < n; i++)
 			seq[i] = imap_view_seq_walk(v, msgs[i].uid, &cursor);
+		uint32_t max_uid = v->count > 0 ? v->msgs[v->count - 1].uid : 0;
 		for (size_t i = 0; i < c->n;) {
 			struct load_arg l = { .s = s, .reads_left = &reads_left };
-			if (context_changed(s, c->c[i], msgs, seq, n, rm, add, &l)) {
+			/* "*" is the highest number now, as in the same command
+			 * issued now (§4.3); out of memory: next time */
+			if (imap_search_prepare(c->c[i]->search, (uint32_t)v->count, max_uid) < 0 ||
+			    context_changed(s, c->c[i], msgs, seq, n, rm, add, &l)) {
 				i++;
 				continue;
 			}
