@@ -118,7 +118,8 @@ static int insert_blob(struct store *st, const struct store_new_msg *m,
 	if (store_exec_step(st, stmt, err_r) < 0)
 		return -1;
 	*blob_id_r = sqlite3_last_insert_rowid(st->db);
-	return 0;
+	/* parsed just now: a stale mark of a deleted blob of this id goes */
+	return store_cache_mark_fresh(st, *blob_id_r, err_r);
 }
 
 struct msg_row {
@@ -629,6 +630,13 @@ int store_msg_cache(struct store *st, const char *folder, uint32_t uid,
 		return store_err(TERN_ERR_NOMEM, err_r);
 	}
 	c.sent_date = sqlite3_column_int64(stmt, 4);
+	int64_t blob_id = sqlite3_column_int64(stmt, 5);
+	bool stale = sqlite3_column_int(stmt, 6) != 0;
+	sqlite3_reset(stmt);   /* the refresh reads and may write */
+	if (stale && store_cache_refresh(st, blob_id, &c, err_r) < 0) {
+		store_msg_cache_clear(&c);
+		return -1;
+	}
 	*c_r = c;
 	return 1;
 }

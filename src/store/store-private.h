@@ -54,6 +54,9 @@ enum store_stmt_id {
 	STMT_MSG_RAW,
 	STMT_MSG_BLOB_ID,
 	STMT_MSG_CACHE,
+	STMT_BLOB_RAW,
+	STMT_BLOB_CACHE_SET,
+	STMT_BLOB_FRESH,
 	STMT_MSG_SET_FLAGS,
 	STMT_MSG_SET_DELIVERY,
 	STMT_MSG_DELETE,
@@ -78,6 +81,8 @@ struct store {
 	 * operation inside it a savepoint on top. */
 	int depth;
 	bool explicit_tx;
+	bool read_tx;       /* the explicit transaction is store_read_begin's */
+	unsigned busy_ms;   /* the busy timeout set (store_set_busy_timeout) */
 	bool durable;       /* synchronous=FULL (store_set_durable) */
 	/* Set when SQLite rolled back the explicit transaction by itself (disk
 	 * full, I/O error): store_commit must then fail, not commit half. */
@@ -85,7 +90,28 @@ struct store {
 	/* Bytes the user may hold (store_set_quota); 0 = no limit. */
 	uint64_t quota_bytes;
 	sqlite3_stmt *stmts[STMT_COUNT];
+	/* Caches recomputed inside a read transaction, written when it ends
+	 * (store-stale.c); at most TERN_STORE_CACHE_FIXES_MAX. */
+	struct store_cache_fix *fixes;
+	size_t fix_count;
 };
+
+/* ---- stale caches (store-stale.c; schema v6 says why) ---- */
+
+/* c_r holds the row's cached columns of blob_id, which blobs_stale lists:
+ * replaces them by mime_summarize's parse of the raw bytes (sent_date
+ * kept), and writes that back now, or when the read transaction around
+ * ends, or not at all when the store is busy (the blob stays marked and is
+ * reparsed on its next read). 0, or -1 (*err_r) when the raw bytes cannot
+ * be read or memory runs out; c_r is then unchanged. */
+int store_cache_refresh(struct store *st, int64_t blob_id, struct store_msg_cache *c_r,
+			enum tern_error *err_r);
+/* Writes the queued recomputed caches (outside any transaction), best
+ * effort, and forgets them. */
+void store_cache_fixes_write(struct store *st);
+void store_cache_fixes_clear(struct store *st);
+/* An append made blob_id: a mark left by a deleted blob of that id goes. */
+int store_cache_mark_fresh(struct store *st, int64_t blob_id, enum tern_error *err_r);
 
 /* TERN_ERR_NOQUOTA when the handle has a quota and the user's messages,
  * plus `adding` bytes, would exceed it. Inside the write transaction, so two

@@ -10,7 +10,7 @@
 
 #include "store/store-private.h"
 
-#define STORE_SCHEMA_VERSION 5
+#define STORE_SCHEMA_VERSION 6
 
 const char *const store_default_folders[][2] = {
 	{ "INBOX", NULL },
@@ -149,12 +149,33 @@ static const char schema_v5[] =
 	"ALTER TABLE messages ADD COLUMN save_date INTEGER NOT NULL DEFAULT 0;"
 	"UPDATE messages SET emailid = " STORE_EMAILID_SQL ", save_date = internal_date;";
 
+/* v6: the cached parse of every blob stored so far (blobs.envelope,
+ * bodystructure, body, subject) came from before the RFC 5322 address
+ * parser (store/address.c: comments, groups, source routes), so it is
+ * marked stale, not recomputed here: store_msg_cache recomputes a stale
+ * blob from its raw bytes when it is first read (store-stale.c), and no
+ * upgrade reads a whole store at once.
+ * - blobs_stale: ids whose cached columns an older mime_summarize wrote.
+ *   A separate table, not a column of blobs: marking is a scan of the ids,
+ *   and a column after raw would make every read walk raw's overflow pages.
+ *   An id is removed when its cache is recomputed, and by the append that
+ *   makes a new blob under a reused id; a deleted blob leaves its id here
+ *   (harmless: it is reparsed once if it comes back, e.g. in a move delta).
+ * - a later change of what mime_summarize writes adds a migration that
+ *   inserts every blob id again.
+ * Move deltas do not carry the table (the cache is not in the move
+ * checksum either): each node recomputes its own stale blobs. */
+static const char schema_v6[] =
+	"CREATE TABLE IF NOT EXISTS blobs_stale (blob_id INTEGER PRIMARY KEY);"
+	"INSERT OR IGNORE INTO blobs_stale(blob_id) SELECT id FROM blobs;";
+
 static const char *const migrations[STORE_SCHEMA_VERSION] = {
 	schema_v1,
 	schema_v2,
 	schema_v3,
 	schema_v4,
 	schema_v5,
+	schema_v6,
 };
 
 /* The columns store_msg_from_row reads, in its order. */
@@ -229,9 +250,18 @@ static const char *const store_sql[STMT_COUNT] = {
 	[STMT_MSG_RAW] = "SELECT b.raw FROM messages m JOIN blobs b ON b.id = m.blob_id"
 			 " WHERE m.folder_id = ?1 AND m.uid = ?2",
 	[STMT_MSG_BLOB_ID] = "SELECT blob_id, size FROM messages WHERE folder_id = ?1 AND uid = ?2",
-	[STMT_MSG_CACHE] = "SELECT b.envelope, b.bodystructure, b.body, b.subject, m.sent_date"
+	[STMT_MSG_CACHE] = "SELECT b.envelope, b.bodystructure, b.body, b.subject, m.sent_date,"
+			   " m.blob_id, EXISTS (SELECT 1 FROM blobs_stale s WHERE s.blob_id = m.blob_id)"
 			   " FROM messages m JOIN blobs b ON b.id = m.blob_id"
 			   " WHERE m.folder_id = ?1 AND m.uid = ?2",
+	[STMT_BLOB_RAW] = "SELECT raw FROM blobs WHERE id = ?1",
+	/* only while still marked: the id may have been reused meanwhile */
+	[STMT_BLOB_CACHE_SET] = "UPDATE blobs SET envelope = ?2, bodystructure = ?3, body = ?4,"
+				" subject = ?5 WHERE id = ?1"
+				" AND EXISTS (SELECT 1 FROM blobs_stale WHERE blob_id = ?1)"
+				" AND (envelope IS NOT ?2 OR bodystructure IS NOT ?3"
+				" OR body IS NOT ?4 OR subject IS NOT ?5)",
+	[STMT_BLOB_FRESH] = "DELETE FROM blobs_stale WHERE blob_id = ?1",
 	[STMT_MSG_SET_FLAGS] = "UPDATE messages SET flags = ?3, keywords = ?4, modseq = ?5"
 			       " WHERE folder_id = ?1 AND uid = ?2",
 	[STMT_MSG_SET_DELIVERY] = "UPDATE messages SET delivery_id = ?3"
@@ -569,6 +599,7 @@ static int store_pragmas(struct store *st, enum tern_error *err_r)
 		"PRAGMA temp_store = MEMORY;";
 	int rc;
 
+	st->busy_ms = STORE_BUSY_TIMEOUT_MS;
 	rc = sqlite3_busy_timeout(st->db, STORE_BUSY_TIMEOUT_MS);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_exec(st->db, pragmas, NULL, NULL, NULL);
@@ -668,6 +699,7 @@ static int store_mkdir(const char *data_dir, enum tern_error *err_r)
 
 static void store_free(struct store *st)
 {
+	store_cache_fixes_clear(st);
 	for (size_t i = 0; i < STMT_COUNT; i++)
 		sqlite3_finalize(st->stmts[i]);
 	sqlite3_close(st->db);
@@ -804,6 +836,7 @@ static int explicit_begin(struct store *st, enum store_stmt_id begin, enum tern_
 		return -1;
 	st->depth = 1;
 	st->explicit_tx = true;
+	st->read_tx = begin == STMT_BEGIN_READ;
 	st->aborted = TERN_ERR_NONE;
 	return 0;
 }
@@ -828,7 +861,10 @@ void store_read_end(struct store *st)
 		store_run(st, STMT_ROLLBACK, &err);
 	st->depth = 0;
 	st->explicit_tx = false;
+	st->read_tx = false;
 	st->aborted = TERN_ERR_NONE;   /* a read that failed inside ends here too */
+	/* caches recomputed during the read (store-stale.c), best effort */
+	store_cache_fixes_write(st);
 }
 
 int store_commit(struct store *st, enum tern_error *err_r)
@@ -847,6 +883,8 @@ int store_commit(struct store *st, enum tern_error *err_r)
 	}
 	st->depth = 0;
 	st->explicit_tx = false;
+	st->read_tx = false;
+	store_cache_fixes_write(st);
 	return 0;
 }
 
@@ -860,6 +898,7 @@ void store_rollback(struct store *st)
 		store_run(st, STMT_ROLLBACK, &err);
 	st->depth = 0;
 	st->explicit_tx = false;
+	st->read_tx = false;
 	st->aborted = TERN_ERR_NONE;
 }
 
@@ -867,7 +906,8 @@ void store_rollback(struct store *st)
 
 void store_set_busy_timeout(struct store *st, unsigned ms)
 {
-	sqlite3_busy_timeout(st->db, (int)(ms > INT32_MAX ? INT32_MAX : ms));
+	st->busy_ms = ms > INT32_MAX ? INT32_MAX : ms;
+	sqlite3_busy_timeout(st->db, (int)st->busy_ms);
 }
 
 void store_set_quota(struct store *st, uint64_t bytes)
