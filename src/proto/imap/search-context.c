@@ -351,11 +351,6 @@ static int sort_msg_fill(struct imap_session *s, const struct context *k,
 	return r;
 }
 
-struct order_arg {
-	const struct imap_sort_msg *msgs;
-	const struct imap_sort_program *prog;
-};
-
 /* Adds the messages add[0..nadd) (ascending UIDs, none a member) to k,
  * recording each with the position it takes. 0 or -1 (k unchanged). */
 static int context_insert(struct imap_session *s, struct context *k,
