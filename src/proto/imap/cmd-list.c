@@ -589,7 +589,12 @@ static int match_patterns(const struct list_req *req, const char *name)
 	return best;
 }
 
-/* Whether entry e meets the selection options (RECURSIVEMATCH aside). */
+/* Whether entry e meets the selection options (RECURSIVEMATCH aside).
+ * Without SUBSCRIBED, a name that does not exist is listed only as a level
+ * of hierarchy that a '%' pattern matched (RFC 3501 §6.3.8, RFC 5258
+ * example 11); "*" lists only what exists (RFC 5258 §3.4: a non-existent
+ * name is not returned unless it meets the selection or has CHILDINFO;
+ * example 9's D01 leaves out qux2). */
 static bool list_meets(const struct list_req *req, const struct list_entry *e)
 {
 	bool selected;
@@ -597,7 +602,7 @@ static bool list_meets(const struct list_req *req, const struct list_entry *e)
 	if ((req->select & SELECT_SUBSCRIBED) != 0)
 		selected = e->subscribed;
 	else
-		selected = e->folder != NULL || e->child_exists;
+		selected = e->folder != NULL || (e->child_exists && e->match == 2);
 	if ((req->select & SELECT_SPECIAL_USE) != 0)
 		selected = selected && e->folder != NULL && e->folder->special_use != NULL;
 	return selected;
