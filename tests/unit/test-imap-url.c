@@ -186,7 +186,10 @@ static void test_resp_text(void **state)
 	assert_string_equal(t, "/INBOX;UIDVALIDITY=785799047/;UID=113330/;section=1.5.9");
 	free(t);
 	t = imap_url_resp_text("a]b\r\n\0c\xff\xfe", 9);
-	assert_string_equal(t, "a%5Db%0D%0A%00c%FF\xfe");
+	assert_string_equal(t, "a%5Db%0D%0A%00c%FF%FE");
+	free(t);
+	t = imap_url_resp_text("/Gr\xc3\xbc\x7f\t x/;UID=1", 16);
+	assert_string_equal(t, "/Gr%C3%BC%7F%09 x/;UID=1");
 	free(t);
 }
 

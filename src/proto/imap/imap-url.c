@@ -306,20 +306,26 @@ void imap_url_clear(struct imap_url *url)
 	*url = (struct imap_url){ 0 };
 }
 
+/* Bytes shown percent-encoded in url-resp-text: "]" ends it; CTLs and
+ * 8-bit bytes would be allowed (but NUL, CR, LF, 0xFF) yet no URL has them
+ * raw, and encoding them keeps the response 7-bit printable. */
+static bool resp_escaped(unsigned char ch)
+{
+	return ch < 0x20 || ch >= 0x7f || ch == ']';
+}
+
 char *imap_url_resp_text(const char *text, size_t len)
 {
 	static const char hex[] = "0123456789ABCDEF";
 	size_t n = 0;
-	for (size_t i = 0; i < len; i++) {
-		unsigned char ch = (unsigned char)text[i];
-		n += ch == 0 || ch == '\r' || ch == '\n' || ch == ']' || ch == 0xff ? 3 : 1;
-	}
+	for (size_t i = 0; i < len; i++)
+		n += resp_escaped((unsigned char)text[i]) ? 3 : 1;
 	char *out = malloc(n + 1), *o = out;
 	if (out == NULL)
 		return NULL;
 	for (size_t i = 0; i < len; i++) {
 		unsigned char ch = (unsigned char)text[i];
-		if (ch == 0 || ch == '\r' || ch == '\n' || ch == ']' || ch == 0xff) {
+		if (resp_escaped(ch)) {
 			*o++ = '%';
 			*o++ = hex[ch >> 4];
 			*o++ = hex[ch & 15];

@@ -37,10 +37,11 @@ int imap_url_parse(const char *text, size_t len, struct imap_url *url_r, const c
 void imap_url_clear(struct imap_url *url);
 
 /* text as a BADURL response code's url-resp-text (RFC 4469 §5: any
- * TEXT-CHAR but "]"): bytes that may not stand there (NUL, CR, LF, "]",
- * 0xFF) are percent-encoded, as a URL may always have them. Heap string,
- * NULL when out of memory. url-resp-text is never empty: a caller refuses
- * an empty URL otherwise (BAD). */
+ * TEXT-CHAR but "]"): "]", control characters and 8-bit bytes are
+ * percent-encoded (no URL has them raw, so it is the same URL), keeping
+ * the response printable ASCII. Heap string, NULL when out of memory.
+ * url-resp-text is never empty: a caller refuses an empty URL otherwise
+ * (BAD). */
 char *imap_url_resp_text(const char *text, size_t len);
 
 #endif
