@@ -63,9 +63,12 @@ def test_uid_search_return_partial_last_five(node):
         assert u == [b'* ESEARCH (TAG "B02") UID PARTIAL (-1:-8 4:6,8:12)']
         u, t = raw(c, "B03", "UID SEARCH RETURN (PARTIAL 1:3) ALL")
         assert u == [b'* ESEARCH (TAG "B03") UID PARTIAL (1:3 1:2,4)']
-        # "5:1" is the range 1:5 (RFC 9394 §3.1)
+        # "-5:-1" is the range -1:-5 (RFC 9394 §3.1), and the answer has
+        # "the original range" as the client wrote it
         u, t = raw(c, "B04", "UID SEARCH RETURN (PARTIAL -5:-1) ALL")
-        assert u == [b'* ESEARCH (TAG "B04") UID PARTIAL (-1:-5 8:12)']
+        assert u == [b'* ESEARCH (TAG "B04") UID PARTIAL (-5:-1 8:12)']
+        u, t = raw(c, "B08", "UID SEARCH RETURN (PARTIAL 3:1) ALL")
+        assert u == [b'* ESEARCH (TAG "B08") UID PARTIAL (3:1 1:2,4)']
         u, t = raw(c, "B05", "UID SEARCH RETURN (PARTIAL -11:-20) ALL")
         assert u == [b'* ESEARCH (TAG "B05") UID PARTIAL (-11:-20 NIL)']
         u, t = raw(c, "B06", "UID SEARCH RETURN (PARTIAL -9:-20) ALL")

@@ -176,6 +176,10 @@ static void test_return_partial(void **state)
 	prog = parse_ok("RETURN (PARTIAL 4294967295:7) ALL", &cmd);
 	assert_int_equal(prog->partial.first, 7);
 	assert_int_equal(prog->partial.last, 4294967295);
+	assert_true(prog->partial.reversed);   /* echoed as written */
+	done(prog, cmd);
+	prog = parse_ok("RETURN (PARTIAL -1:-2) ALL", &cmd);
+	assert_false(prog->partial.reversed);
 	done(prog, cmd);
 
 	static const char *const bad[] = {
@@ -206,7 +210,7 @@ static void test_return_partial(void **state)
 	expect_error("RETURN (UPDATES) ALL", IMAP_SEARCH_PARSE_BAD, "Invalid RETURN option");
 	expect_error("RETURN (UPDATE 1) ALL", IMAP_SEARCH_PARSE_BAD, "Invalid RETURN option");
 
-	struct imap_search_partial p = { 1, 10 };
+	struct imap_search_partial p = { 1, 10, false };
 	size_t start, n;
 	imap_search_partial_slice(&p, 12, &start, &n);
 	assert_int_equal(start, 0);
@@ -215,20 +219,20 @@ static void test_return_partial(void **state)
 	assert_int_equal(n, 4);
 	imap_search_partial_slice(&p, 0, &start, &n);
 	assert_int_equal(n, 0);
-	p = (struct imap_search_partial){ 11, 20 };
+	p = (struct imap_search_partial){ 11, 20, false };
 	imap_search_partial_slice(&p, 10, &start, &n);
 	assert_int_equal(n, 0);
-	p = (struct imap_search_partial){ -1, -5 };
+	p = (struct imap_search_partial){ -1, -5, false };
 	imap_search_partial_slice(&p, 12, &start, &n);
 	assert_int_equal(start, 7);
 	assert_int_equal(n, 5);
 	imap_search_partial_slice(&p, 3, &start, &n);
 	assert_int_equal(start, 0);
 	assert_int_equal(n, 3);
-	p = (struct imap_search_partial){ -4, -4 };
+	p = (struct imap_search_partial){ -4, -4, false };
 	imap_search_partial_slice(&p, 3, &start, &n);
 	assert_int_equal(n, 0);
-	p = (struct imap_search_partial){ 4294967295, 4294967295 };
+	p = (struct imap_search_partial){ 4294967295, 4294967295, false };
 	imap_search_partial_slice(&p, 3, &start, &n);
 	assert_int_equal(n, 0);
 }

@@ -225,8 +225,8 @@ static void write_esearch(struct imap_session *s, const struct imap_cmd *cmd,
 		/* RFC 9394 §3.1: PARTIAL (range set), NIL when none falls in it */
 		size_t start, n;
 		imap_search_partial_slice(&prog->partial, res->count, &start, &n);
-		imap_out_printf(s, " PARTIAL (%" PRId64 ":%" PRId64 " ", prog->partial.first,
-				prog->partial.last);
+		imap_out_printf(s, " PARTIAL (" IMAP_SEARCH_PARTIAL_FMT " ",
+				IMAP_SEARCH_PARTIAL_ARGS(&prog->partial));
 		if (n == 0)
 			imap_out_add(s, "NIL", 3);
 		else

@@ -189,8 +189,8 @@ static int write_result(struct imap_session *s, const struct imap_cmd *cmd,
 			/* RFC 5267 §4.4: positions in sort order, listed in it */
 			size_t start, k;
 			imap_search_partial_slice(&sp->partial, n, &start, &k);
-			imap_out_printf(s, " PARTIAL (%" PRId64 ":%" PRId64 " ", sp->partial.first,
-					sp->partial.last);
+			imap_out_printf(s, " PARTIAL (" IMAP_SEARCH_PARTIAL_FMT " ",
+				IMAP_SEARCH_PARTIAL_ARGS(&sp->partial));
 			if (k == 0)
 				imap_out_add(s, "NIL", 3);
 			else

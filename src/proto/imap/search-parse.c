@@ -399,6 +399,7 @@ bool imap_search_partial_parse(const struct imap_arg *a, struct imap_search_part
 	int64_t x, y;
 	if (!parse_u32_part(s + neg, alen - neg, &x) || !parse_u32_part(b + neg, blen - neg, &y))
 		return false;
+	p_r->reversed = x > y;
 	if (x > y) {
 		int64_t t = x;
 		x = y;

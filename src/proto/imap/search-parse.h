@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <inttypes.h>
 #include <stdint.h>
 
 #include "proto/imap/parser.h"
@@ -74,10 +75,18 @@ enum imap_search_return {
 
 /* PARTIAL's range (RFC 9394 §3.1): first:last counted from 1 at the lowest
  * result (SEARCH) or the first in sort order (SORT), or -first:-last counted
- * from -1 at the other end; kept with |first| <= |last|. */
+ * from -1 at the other end; kept with |first| <= |last|. reversed: the
+ * client wrote them the other way round ("10:1"), and the answer gives
+ * back "the original range" as it was written. */
 struct imap_search_partial {
 	int64_t first, last;
+	bool reversed;
 };
+
+/* "PARTIAL (first:last " as the client wrote the range. */
+#define IMAP_SEARCH_PARTIAL_FMT "%" PRId64 ":%" PRId64
+#define IMAP_SEARCH_PARTIAL_ARGS(p) ((p)->reversed ? (p)->last : (p)->first), \
+				    ((p)->reversed ? (p)->first : (p)->last)
 
 enum imap_search_charset { IMAP_SEARCH_CHARSET_US_ASCII, IMAP_SEARCH_CHARSET_UTF8 };
 

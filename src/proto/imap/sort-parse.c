@@ -139,7 +139,7 @@ int imap_sort_parse(const struct imap_arg *args, size_t count, struct imap_sort_
 	struct imap_sort_program *prog = calloc(1, sizeof(*prog));
 	size_t i = 0;
 	unsigned opts = 0;
-	struct imap_search_partial partial = { 0, 0 };
+	struct imap_search_partial partial = { 0 };
 	bool esort = false;
 	int r = IMAP_SEARCH_PARSE_OK;
 
