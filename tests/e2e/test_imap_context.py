@@ -392,3 +392,37 @@ def test_star_in_the_program_follows_new_mail(node):
         u = c.ok("NOOP")
         assert esearch(u) == [b'* ESEARCH (TAG "U1") UID ADDTO (0 4)',
                               b'* ESEARCH (TAG "U2") ADDTO (0 4)']
+
+
+def test_updates_during_idle(node):
+    """§4.3.2: updates may come at any time, IDLE included: new mail in
+    IDLE brings EXISTS and then the ADDTO, with no command to ask."""
+    with session(node, ["a"]) as c:
+        _, t = raw(c, "I1", "UID SEARCH RETURN (UPDATE) ALL")
+        c.send("I2 IDLE\r\n")
+        assert c.response().startswith(b"+ ")
+        deliver(node)
+        got = []
+        while not any(g.startswith(b"* ESEARCH") for g in got):
+            got.append(c.response())      # each read has the client's deadline
+        assert got[-1] == b'* ESEARCH (TAG "I1") UID ADDTO (0 2)'
+        assert b"* 2 EXISTS" in got
+        c.send("DONE\r\n")
+        _, t = c.wait("I2")
+        assert t.startswith("OK"), t
+
+
+def test_removefrom_waits_with_the_expunge(node):
+    """§4.3.4 with RFC 3501 §7.4.1: an expunge is not reported during FETCH,
+    and neither is the REMOVEFROM it causes; both come at the next NOOP,
+    REMOVEFROM first, in numbers still valid then."""
+    with session(node, ["a", "b", "c"]) as c, Raw(node).login() as other:
+        _, t = raw(c, "E1", "SEARCH RETURN (UPDATE) ALL")
+        other.select("INBOX")
+        other.ok("UID STORE 2 +FLAGS.SILENT (\\Deleted)")
+        other.ok("EXPUNGE")
+        u = c.ok("FETCH 1:3 (UID)")
+        assert not any(b"EXPUNGE" in x or b"REMOVEFROM" in x for x in u), u
+        u = c.ok("NOOP")
+        assert esearch(u) == [b'* ESEARCH (TAG "E1") REMOVEFROM (0 2)']
+        assert index_of(u, rb"\* ESEARCH") < index_of(u, rb"\* 2 EXPUNGE")
