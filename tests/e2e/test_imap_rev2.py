@@ -298,3 +298,18 @@ def test_preview_utf8_quoted_in_rev2(node):
         c.select("INBOX")
         assert c.ok("FETCH 1 (PREVIEW)") == \
             [b"* 1 FETCH (PREVIEW {%d}\r\n" % len(want) + want + b")"]
+
+
+def test_rev2_keywords_are_plain_keywords(node):
+    """RFC 9051 2.3.2 names $Forwarded, $MDNSent, $Junk, $NotJunk and
+    $Phishing: keywords like any other, kept and announced in FLAGS and
+    PERMANENTFLAGS allows them (\\*)."""
+    kws = ["$Forwarded", "$MDNSent", "$Junk", "$NotJunk", "$Phishing"]
+    with session(node, rev2=True) as c:
+        append(c, "INBOX", 1)
+        untagged = c.select("INBOX")
+        assert [r for r in untagged if r.startswith(b"* OK [PERMANENTFLAGS (") and b"\\*)" in r]
+        untagged = c.ok(f"STORE 1 +FLAGS ({' '.join(kws)})")
+        assert b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft " + \
+            " ".join(kws).encode() + b")" in untagged, untagged
+        assert flags_of(c)[1] == set(kws)
