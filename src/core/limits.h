@@ -295,10 +295,10 @@
  * readers of old snapshots) never waits long for this session. */
 #define TERN_FETCH_READ_TX_MSGS         128
 
-/* Stale cached parses (store schema v6) a store handle recomputes inside
- * one read transaction and keeps to write back when it ends: one FETCH or
- * SORT read transaction's worth; more are recomputed again next time. */
-#define TERN_STORE_CACHE_FIXES_MAX      128
+/* Stale cached parses (store schema v6) one task on the user's worker
+ * writes back before it yields to deliveries (the next task goes on):
+ * about 10-50 ms of parsing for ordinary messages. */
+#define TERN_STORE_STALE_FIX_PER_TASK   512
 
 /* Message text read for a header-only SEARCH key (HEADER, FROM, ...): most
  * headers end within it, and search-eval reads the rest when one goes on.

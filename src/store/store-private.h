@@ -90,26 +90,20 @@ struct store {
 	/* Bytes the user may hold (store_set_quota); 0 = no limit. */
 	uint64_t quota_bytes;
 	sqlite3_stmt *stmts[STMT_COUNT];
-	/* Caches recomputed inside a read transaction, written when it ends
-	 * (store-stale.c); at most TERN_STORE_CACHE_FIXES_MAX. */
-	struct store_cache_fix *fixes;
-	size_t fix_count;
+	/* A read reparsed a stale cached parse (store-stale.c) and wrote
+	 * nothing: store_stale_seen() reports it once. */
+	bool stale_seen;
 };
 
 /* ---- stale caches (store-stale.c; schema v6 says why) ---- */
 
 /* c_r holds the row's cached columns of blob_id, which blobs_stale lists:
  * replaces them by mime_summarize's parse of the raw bytes (sent_date
- * kept), and writes that back now, or when the read transaction around
- * ends, or not at all when the store is busy (the blob stays marked and is
- * reparsed on its next read). 0, or -1 (*err_r) when the raw bytes cannot
- * be read or memory runs out; c_r is then unchanged. */
+ * kept); writes it back only inside a write transaction, else the blob
+ * stays marked and stale_seen is set. 0, or -1 (*err_r) when the raw bytes
+ * cannot be read or memory runs out; c_r is then unchanged. */
 int store_cache_refresh(struct store *st, int64_t blob_id, struct store_msg_cache *c_r,
 			enum tern_error *err_r);
-/* Writes the queued recomputed caches (outside any transaction), best
- * effort, and forgets them. */
-void store_cache_fixes_write(struct store *st);
-void store_cache_fixes_clear(struct store *st);
 /* An append made blob_id: a mark left by a deleted blob of that id goes. */
 int store_cache_mark_fresh(struct store *st, int64_t blob_id, enum tern_error *err_r);
 

@@ -2,22 +2,16 @@
  * is reparsed from its raw bytes when store_msg_cache reads it, and the new
  * parse is written back, so each old blob is parsed once more in its life.
  *
- * Writing back is best effort and never waits for another writer: a read
- * path must not stall behind a delivery for a cache. Outside transactions
- * the write happens at once; inside a read transaction (FETCH and SORT
- * read in batches) it is queued and written when the batch ends; inside
- * store_begin's write transaction it joins it. A busy store leaves the
- * blob marked. */
+ * A reader never writes (an IMAP session reads on its loop thread, which
+ * must not wait on a lock or an fsync): it gets the new parse, the blob
+ * stays marked, and store_stale_seen() tells the reader's owner to have the
+ * user's worker run store_fix_stale(). Inside store_begin's write
+ * transaction (the worker's own) the fix goes with it. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "store/mime.h"
 #include "store/store-private.h"
-
-struct store_cache_fix {
-	int64_t blob_id;
-	struct store_msg_cache cache;
-};
 
 static int read_raw(struct store *st, int64_t blob_id, struct store_msg_cache *c_r,
 		    enum tern_error *err_r)
@@ -77,78 +71,57 @@ int store_cache_mark_fresh(struct store *st, int64_t blob_id, enum tern_error *e
 	return store_exec_step(st, stmt, err_r);
 }
 
-/* Writes fixes[0..count) in one transaction of its own, without waiting
- * for the write lock. */
-static void write_now(struct store *st, const struct store_cache_fix *fixes, size_t count)
+int store_fix_stale(struct store *st, unsigned max, unsigned *fixed_r, enum tern_error *err_r)
 {
-	enum tern_error err = TERN_ERR_NONE;
-	STORE_TX(tx);
+	int64_t ids[64];
+	unsigned fixed = 0;
 
-	sqlite3_busy_timeout(st->db, 0);
-	if (store_tx_begin(st, &tx, &err) == 0) {
-		size_t i = 0;
-		while (i < count && write_fix(st, fixes[i].blob_id, &fixes[i].cache, &err) == 0)
-			i++;
-		if (i == count)
-			(void)store_tx_commit(&tx, &err);
+	*fixed_r = 0;
+	while (fixed < max) {
+		size_t n = 0;
+		{
+			sqlite3_stmt *q = NULL;
+			int rc = sqlite3_prepare_v2(st->db, "SELECT blob_id FROM blobs_stale LIMIT ?1",
+						    -1, &q, NULL);
+			if (rc != SQLITE_OK)
+				return store_fail(st, rc, err_r);
+			unsigned want = max - fixed < 64 ? max - fixed : 64;
+			sqlite3_bind_int(q, 1, (int)want);
+			while ((rc = sqlite3_step(q)) == SQLITE_ROW)
+				ids[n++] = sqlite3_column_int64(q, 0);
+			sqlite3_finalize(q);
+			if (rc != SQLITE_DONE)
+				return store_fail(st, rc, err_r);
+		}
+		if (n == 0)
+			break;
+		STORE_TX(tx);
+		if (store_tx_begin(st, &tx, err_r) < 0)
+			return -1;
+		for (size_t i = 0; i < n; i++) {
+			struct store_msg_cache fresh = { 0 };
+			int r = read_raw(st, ids[i], &fresh, err_r);
+			if (r == 0)
+				r = write_fix(st, ids[i], &fresh, err_r);
+			else if (*err_r == TERN_ERR_CORRUPT)   /* the blob went meanwhile */
+				r = store_cache_mark_fresh(st, ids[i], err_r);
+			store_msg_cache_clear(&fresh);
+			if (r < 0)
+				return -1;
+		}
+		if (store_tx_commit(&tx, err_r) < 0)
+			return -1;
+		fixed += (unsigned)n;
+		*fixed_r = fixed;
 	}
-	sqlite3_busy_timeout(st->db, (int)st->busy_ms);
+	return 0;
 }
 
-void store_cache_fixes_clear(struct store *st)
+bool store_stale_seen(struct store *st)
 {
-	for (size_t i = 0; i < st->fix_count; i++)
-		store_msg_cache_clear(&st->fixes[i].cache);
-	free(st->fixes);
-	st->fixes = NULL;
-	st->fix_count = 0;
-}
-
-void store_cache_fixes_write(struct store *st)
-{
-	if (st->fix_count == 0 || st->depth != 0)
-		return;
-	write_now(st, st->fixes, st->fix_count);
-	store_cache_fixes_clear(st);
-}
-
-static char *dup_or_null(const char *s, bool *oom)
-{
-	char *d = s != NULL ? strdup(s) : NULL;
-	if (s != NULL && d == NULL)
-		*oom = true;
-	return d;
-}
-
-/* Keeps a copy of c for the end of the read transaction (none when the
- * queue is full or memory is short: the blob stays marked). */
-static void queue_fix(struct store *st, int64_t blob_id, const struct store_msg_cache *c)
-{
-	if (st->fixes == NULL) {
-		st->fixes = calloc(TERN_STORE_CACHE_FIXES_MAX, sizeof(*st->fixes));
-		if (st->fixes == NULL)
-			return;
-	}
-	if (st->fix_count >= TERN_STORE_CACHE_FIXES_MAX)
-		return;
-	for (size_t i = 0; i < st->fix_count; i++)
-		if (st->fixes[i].blob_id == blob_id)
-			return;     /* a copy of the same message, read again */
-	bool oom = false;
-	struct store_cache_fix f = {
-		.blob_id = blob_id,
-		.cache = {
-			.envelope = dup_or_null(c->envelope, &oom),
-			.bodystructure = dup_or_null(c->bodystructure, &oom),
-			.body = dup_or_null(c->body, &oom),
-			.subject = dup_or_null(c->subject, &oom),
-		},
-	};
-	if (oom) {
-		store_msg_cache_clear(&f.cache);
-		return;
-	}
-	st->fixes[st->fix_count++] = f;
+	bool seen = st->stale_seen;
+	st->stale_seen = false;
+	return seen;
 }
 
 int store_cache_refresh(struct store *st, int64_t blob_id, struct store_msg_cache *c_r,
@@ -160,11 +133,10 @@ int store_cache_refresh(struct store *st, int64_t blob_id, struct store_msg_cach
 		store_msg_cache_clear(&fresh);
 		return -1;
 	}
-	if (st->depth == 0) {
-		struct store_cache_fix f = { .blob_id = blob_id, .cache = fresh };
-		write_now(st, &f, 1);
-	} else if (!st->explicit_tx || st->read_tx) {
-		queue_fix(st, blob_id, &fresh);
+	if (st->depth == 0 || !st->explicit_tx || st->read_tx) {
+		/* a reader (an IMAP session on its loop thread) never writes:
+		 * its owner has the user's worker fix the marked blobs */
+		st->stale_seen = true;
 	} else {
 		/* a write transaction holds the lock: the fix goes with it, in a
 		 * savepoint of its own so that a failure leaves the rest alone */

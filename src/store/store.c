@@ -699,7 +699,6 @@ static int store_mkdir(const char *data_dir, enum tern_error *err_r)
 
 static void store_free(struct store *st)
 {
-	store_cache_fixes_clear(st);
 	for (size_t i = 0; i < STMT_COUNT; i++)
 		sqlite3_finalize(st->stmts[i]);
 	sqlite3_close(st->db);
@@ -863,8 +862,6 @@ void store_read_end(struct store *st)
 	st->explicit_tx = false;
 	st->read_tx = false;
 	st->aborted = TERN_ERR_NONE;   /* a read that failed inside ends here too */
-	/* caches recomputed during the read (store-stale.c), best effort */
-	store_cache_fixes_write(st);
 }
 
 int store_commit(struct store *st, enum tern_error *err_r)
@@ -884,7 +881,6 @@ int store_commit(struct store *st, enum tern_error *err_r)
 	st->depth = 0;
 	st->explicit_tx = false;
 	st->read_tx = false;
-	store_cache_fixes_write(st);
 	return 0;
 }
 

@@ -238,6 +238,12 @@ int store_msg_ids(struct store *st, const char *folder, uint32_t uid, struct sto
 /* The cached parse. 1 found, 0 not, -1 error. */
 int store_msg_cache(struct store *st, const char *folder, uint32_t uid,
 		    struct store_msg_cache *c_r, enum tern_error *err_r);
+/* Whether a read since the last call met a cached parse older than the
+ * address parser (schema v6) and reparsed it without writing it back. */
+bool store_stale_seen(struct store *st);
+/* Writes up to max such parses back, 64 per transaction (the user's worker
+ * runs this); *fixed_r = how many. Fewer than max: none is left. */
+int store_fix_stale(struct store *st, unsigned max, unsigned *fixed_r, enum tern_error *err_r);
 
 enum store_flag_op { STORE_FLAGS_SET, STORE_FLAGS_ADD, STORE_FLAGS_REMOVE };
 /* Changes the flags of the given UIDs (ascending). unchangedsince != 0: skip

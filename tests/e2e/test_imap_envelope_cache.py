@@ -85,8 +85,10 @@ def test_old_cached_envelope_is_reparsed(node):
         # the same bytes appended now parse alike
         append(c, MSG)
         assert envelope(c, 3) == env
-        # written back: the store holds the new parse
-        assert OLD_ENVELOPE not in cached_envelopes(node)
+        # written back by the user's worker after the FETCH (the session
+        # itself never writes): the store holds the new parse
+        wait_for(lambda: OLD_ENVELOPE not in cached_envelopes(node), 10,
+                 "the reparsed ENVELOPE written back")
 
 
 def test_sort_uses_the_reparse(node):
@@ -131,4 +133,5 @@ def test_move_of_a_store_with_stale_parses(make_cluster):
         env = envelope(c, 1)
         assert env[2] == [[None, None, b"user-from", b"domain.org"]], env
         assert c.ok("SORT (FROM) UTF-8 ALL") == [b"* SORT 1 2"]
-    assert OLD_ENVELOPE not in cached_envelopes(cl["node-b"])
+    wait_for(lambda: OLD_ENVELOPE not in cached_envelopes(cl["node-b"]), 10,
+             "the reparsed ENVELOPE written back on node-b")

@@ -1,8 +1,9 @@
 /* Unit tests of stale cached parses (store schema v6, store-stale.c): the
- * migration from v5 marks every blob, the first read of a marked blob
- * reparses its raw bytes and writes the parse back (at once, or when the
- * read transaction around it ends, or not while another writer holds the
- * store), and an append under a reused blob id is never taken as stale. */
+ * migration from v5 marks every blob, a read of a marked blob reparses its
+ * raw bytes without writing (readers run on loop threads) and says so
+ * through store_stale_seen, store_fix_stale (the worker's) writes the
+ * parses back in parts, a write transaction takes the fix along, and an
+ * append under a reused blob id is never taken as stale. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -190,17 +191,47 @@ static void test_migration_marks_then_first_read_reparses(void **state)
 	assert_int_equal(stale_count(fx), 2);   /* two blobs, the copy shares one */
 	assert_int_equal(old_count(fx), 2);
 
+	assert_false(store_stale_seen(fx->st));
 	assert_current(fx->st, "Trash", 1);     /* the copy: its blob is INBOX 1's */
-	assert_int_equal(stale_count(fx), 1);
-	assert_int_equal(old_count(fx), 1);
 	assert_current(fx->st, "INBOX", 1);
 	assert_current(fx->st, "INBOX", 2);
+	assert_int_equal(stale_count(fx), 2);   /* a read writes nothing */
+	assert_int_equal(old_count(fx), 2);
+	assert_true(store_stale_seen(fx->st));
+	assert_false(store_stale_seen(fx->st)); /* said once */
+
+	unsigned fixed = 0;
+	assert_int_equal(store_fix_stale(fx->st, 100, &fixed, &err), 0);
+	assert_int_equal(fixed, 2);
 	assert_int_equal(stale_count(fx), 0);
 	assert_int_equal(old_count(fx), 0);
+	assert_current(fx->st, "INBOX", 1);
+	assert_false(store_stale_seen(fx->st));
 	assert_int_equal(store_integrity_check(fx->st, &err), 1);
 }
 
-static void test_read_transaction_writes_when_it_ends(void **state)
+static void test_fix_goes_in_parts(void **state)
+{
+	struct fixture *fx = *state;
+	enum tern_error err = TERN_ERR_NONE;
+
+	for (int i = 0; i < 70; i++)
+		put(fx->st, "INBOX", MSG, NULL);
+	make_v5_with_old_parse(fx);
+	assert_int_equal(stale_count(fx), 70);
+	unsigned fixed = 0;
+	assert_int_equal(store_fix_stale(fx->st, 66, &fixed, &err), 0);
+	assert_int_equal(fixed, 66);            /* 64 and 2, two transactions */
+	assert_int_equal(stale_count(fx), 4);
+	assert_int_equal(store_fix_stale(fx->st, 66, &fixed, &err), 0);
+	assert_int_equal(fixed, 4);             /* fewer than asked: none left */
+	assert_int_equal(stale_count(fx), 0);
+	assert_int_equal(old_count(fx), 0);
+	assert_int_equal(store_fix_stale(fx->st, 66, &fixed, &err), 0);
+	assert_int_equal(fixed, 0);
+}
+
+static void test_read_transaction_writes_nothing(void **state)
 {
 	struct fixture *fx = *state;
 	enum tern_error err = TERN_ERR_NONE;
@@ -211,11 +242,10 @@ static void test_read_transaction_writes_when_it_ends(void **state)
 	assert_int_equal(store_read_begin(fx->st, &err), 0);
 	assert_current(fx->st, "INBOX", 1);
 	assert_current(fx->st, "INBOX", 2);
-	assert_current(fx->st, "INBOX", 1);     /* read twice, queued once */
-	assert_int_equal(stale_count(fx), 2);   /* a read snapshot writes nothing */
 	store_read_end(fx->st);
-	assert_int_equal(stale_count(fx), 0);
-	assert_int_equal(old_count(fx), 0);
+	assert_int_equal(stale_count(fx), 2);
+	assert_int_equal(old_count(fx), 2);
+	assert_true(store_stale_seen(fx->st));
 }
 
 static void test_busy_store_keeps_the_mark(void **state)
@@ -233,7 +263,10 @@ static void test_busy_store_keeps_the_mark(void **state)
 	sqlite3_close(other);
 	assert_int_equal(stale_count(fx), 1);
 	assert_int_equal(old_count(fx), 1);
-	assert_current(fx->st, "INBOX", 1);     /* the next read writes it */
+	unsigned fixed = 0;
+	enum tern_error err = TERN_ERR_NONE;
+	assert_int_equal(store_fix_stale(fx->st, 10, &fixed, &err), 0);
+	assert_int_equal(fixed, 1);
 	assert_int_equal(stale_count(fx), 0);
 	assert_int_equal(old_count(fx), 0);
 }
@@ -281,8 +314,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_new_store_has_nothing_stale, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_migration_marks_then_first_read_reparses, setup,
 						teardown),
-		cmocka_unit_test_setup_teardown(test_read_transaction_writes_when_it_ends, setup,
+		cmocka_unit_test_setup_teardown(test_read_transaction_writes_nothing, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_fix_goes_in_parts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_busy_store_keeps_the_mark, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_append_under_a_reused_id_is_not_stale, setup,
 						teardown),

@@ -19,6 +19,7 @@
 #include "proto/auth.h"
 #include "proto/imap/cmd-notify.h"
 #include "proto/imap/commands.h"
+#include "proto/imap/stale-fix.h"
 #include "proto/reply.h"
 #include "proxy/session-open.h"
 #include "cluster/inbound.h"
@@ -144,6 +145,7 @@ void imap_tagged(struct imap_session *s, const struct imap_cmd *cmd, const char 
 	s->condstore_at_start = s->condstore;
 	conn_printf(s->conn, "%s %s\r\n", cmd->tag, text);
 	free(text);
+	imap_stale_fix_kick(s);
 }
 
 static void too_many_bad(struct imap_session *s)

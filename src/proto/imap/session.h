@@ -117,6 +117,7 @@ struct imap_session {
 	uint64_t quota_limit;
 	uint64_t quota_read_ms;      /* tern_now_ms() when it was read */
 	struct lookup_request *quota_refresh;   /* a refresh in flight */
+	bool stale_fix_queued;       /* stale-fix.c: a write-back chain runs */
 };
 
 /* ---- command table (commands.c) ---- */
