@@ -33,6 +33,7 @@
 #include "proto/imap/commands.h"
 #include "proto/imap/fetch-parse.h"
 #include "proto/imap/fetch-write.h"
+#include "proto/imap/mailbox.h"
 #include "proto/imap/notify-parse.h"
 #include "store/store.h"
 
@@ -416,7 +417,7 @@ static void fetch_one(struct imap_session *s, const struct imap_fetch_request *r
 	if (r > 0) {
 		struct imap_fetch_msg fm = {
 			.seq = seq, .meta = &meta, .cache = needs.cache ? &cache : NULL,
-			.ids = needs.ids ? &ids : NULL, .raw = raw, .recent = imap_view_is_recent(v, uid), .utf8 = s->utf8_accept,
+			.ids = needs.ids ? &ids : NULL, .raw = raw, .recent = imap_view_is_recent(v, uid), .utf8 = imap_names_utf8(s),
 		};
 		int w = imap_fetch_write(imap_out(s), req, &fm);
 		if (w == IMAP_FETCH_WRITE_NOMEM)
