@@ -313,3 +313,20 @@ def test_rev2_keywords_are_plain_keywords(node):
         assert b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft " + \
             " ".join(kws).encode() + b")" in untagged, untagged
         assert flags_of(c)[1] == set(kws)
+
+
+def test_notify_preview_utf8_quoted_in_rev2(node):
+    """NOTIFY's MessageNew FETCH (RFC 5465) writes PREVIEW as FETCH does:
+    quoted UTF-8 for a rev2 session."""
+    msg = ("Subject: p\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+           "Caf\u00e9 cr\u00e8me\r\n").encode()
+    want = "Caf\u00e9 cr\u00e8me".encode()
+    with session(node, rev2=True) as c, session(node) as other:
+        c.select("INBOX")
+        c.ok("NOTIFY SET (SELECTED (MessageNew (UID PREVIEW) MessageExpunge))")
+        _, t = other.cmd_literal("APPEND INBOX", msg)
+        assert t.startswith("OK"), t
+        got = []
+        while not any(b" FETCH " in r for r in got):
+            got.append(c.response())
+        assert b'* 1 FETCH (UID 1 PREVIEW "' + want + b'")' in got, got
