@@ -460,7 +460,7 @@ IMAP_HANDLER(cmd_expunge)
 		return IMAP_CMD_DONE;
 	}
 	if (s->view->readonly) {
-		imap_tagged(s, cmd, "NO [CANNOT] Mailbox is read-only");
+		imap_tagged(s, cmd, "NO [READ-ONLY] Mailbox is read-only");
 		return IMAP_CMD_DONE;
 	}
 	if (cmd->uid) {
