@@ -105,6 +105,28 @@ def test_others_changes_arrive_at_the_next_command(node):
         assert [u for u, _ in fresh_view(node)] == [1, 2, 4, 5]
 
 
+def test_copy_of_messages_another_session_expunged(node):
+    """COPY/MOVE of a message another session expunged (still in this
+    session's view): nothing to copy is NO [EXPUNGEISSUED] (RFC 5530, as a
+    FETCH of it says), never an OK that copied nothing; with others left in
+    the set, they are copied and COPYUID names only them (RFC 2180 4.4.1)."""
+    deliver_many(node, 3)
+    with selected(node) as a, selected(node) as b:
+        b.ok("STORE 2 +FLAGS.SILENT (\\Deleted)")
+        b.ok("UID EXPUNGE 2")
+        for cmd in ("COPY 2 Trash", "MOVE 2 Trash"):
+            _, t = a.cmd(cmd)
+            assert t.startswith("NO [EXPUNGEISSUED]"), (cmd, t)
+        a.ok("NOOP")   # takes the expunge
+        b.ok("STORE 2 +FLAGS.SILENT (\\Deleted)")
+        b.ok("UID EXPUNGE 3")
+        _, t = a.cmd("COPY 1:2 Trash")
+        assert t.startswith("OK [COPYUID "), t
+        assert t.split()[3] == "1", t      # source UIDs: only 1
+        untagged = b.ok("STATUS Trash (MESSAGES)")
+        assert b"MESSAGES 1" in b"".join(untagged), untagged
+
+
 def test_qresync_session_gets_vanished_from_others(node):
     deliver_many(node, 3)
     with selected(node, "QRESYNC") as a, selected(node) as b:

@@ -88,6 +88,11 @@ static void copy_write_done(struct imap_session *s, struct imap_cmd *cmd, void *
 		imap_tagged(s, cmd, "NO [TRYCREATE] Mailbox doesn't exist");
 	} else if (result < 0) {
 		imap_store_error(s, cmd, w->move ? "MOVE" : "COPY", err);
+	} else if (w->copied == 0) {
+		/* every message of the set was expunged by another session since
+		 * this one last heard: an OK would claim a copy that was not made
+		 * (with some left, those are copied: RFC 2180 §4.4.1) */
+		imap_tagged(s, cmd, "NO [EXPUNGEISSUED] The messages no longer exist");
 	} else {
 		reply_copied(s, cmd, w->move, w->uidvalidity, w->src, w->dst, w->copied);
 	}
