@@ -330,3 +330,24 @@ def test_notify_preview_utf8_quoted_in_rev2(node):
         while not any(b" FETCH " in r for r in got):
             got.append(c.response())
         assert b'* 1 FETCH (UID 1 PREVIEW "' + want + b'")' in got, got
+
+
+def test_status_deleted_storage(node):
+    """RFC 9208: DELETED-STORAGE is what an EXPUNGE would free, in the
+    STORAGE resource's unit (1024 octets, rounded up), also in LIST-STATUS
+    and in rev1."""
+    big = b"Subject: big\r\n\r\n" + b"x" * 3000 + b"\r\n"       # 3,018 octets
+    with session(node) as c:
+        c.ok("CREATE stor")
+        assert status_of(c.ok("STATUS stor (DELETED-STORAGE)")) == {"DELETED-STORAGE": 0}
+        for flags in ("(\\Deleted)", "(\\Deleted)", "()"):
+            _, t = c.cmd_literal(f"APPEND stor {flags}", big)
+            assert t.startswith("OK"), t
+        assert status_of(c.ok("STATUS stor (DELETED DELETED-STORAGE)")) == \
+            {"DELETED": 2, "DELETED-STORAGE": (2 * len(big) + 1023) // 1024}
+        untagged = c.ok('LIST "" stor RETURN (STATUS (DELETED-STORAGE))')
+        assert b"* STATUS stor (DELETED-STORAGE 6)" in untagged, untagged
+        c.select("stor")
+        c.ok("EXPUNGE")
+        assert status_of(c.ok("STATUS stor (DELETED-STORAGE MESSAGES)")) == \
+            {"DELETED-STORAGE": 0, "MESSAGES": 1}

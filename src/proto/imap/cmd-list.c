@@ -32,12 +32,12 @@
 enum status_item {
 	STATUS_MESSAGES, STATUS_RECENT, STATUS_UIDNEXT, STATUS_UIDVALIDITY, STATUS_UNSEEN,
 	STATUS_HIGHESTMODSEQ, STATUS_SIZE, STATUS_MAILBOXID, STATUS_APPENDLIMIT, STATUS_DELETED,
-	STATUS_ITEM_COUNT,
+	STATUS_DELETED_STORAGE, STATUS_ITEM_COUNT,
 };
 
 static const char *const status_names[STATUS_ITEM_COUNT] = {
 	"MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ", "SIZE",
-	"MAILBOXID", "APPENDLIMIT", "DELETED",
+	"MAILBOXID", "APPENDLIMIT", "DELETED", "DELETED-STORAGE",
 };
 
 /* Items in the order asked, each once. */
@@ -94,6 +94,7 @@ static uint64_t status_value(const struct store_folder *f, enum status_item item
 	case STATUS_HIGHESTMODSEQ: return f->highestmodseq > 0 ? f->highestmodseq : 1;
 	case STATUS_SIZE: return f->size;
 	case STATUS_DELETED: /* not in the folder row: status_write has it */
+	case STATUS_DELETED_STORAGE:
 	case STATUS_MAILBOXID: /* not a number: status_write writes it */
 	case STATUS_APPENDLIMIT: /* the session's: status_write writes it */
 	case STATUS_ITEM_COUNT: break;
@@ -109,22 +110,33 @@ static bool status_wants(const struct status_req *req, enum status_item item)
 	return false;
 }
 
-/* DELETED (RFC 9051 §6.3.11): the messages with \Deleted. The store keeps
- * no count of them, so the folder's flags are read, a piece at a time,
- * only when asked for. 0 ok, -1 error (*err_r). */
-static int status_count_deleted(struct imap_session *s, const char *folder, uint32_t *deleted_r,
-				enum tern_error *err_r)
+/* What \Deleted messages a folder holds: DELETED (RFC 9051 §6.3.11), their
+ * number, and DELETED-STORAGE (RFC 9208 §4.2.1), what EXPUNGE would free, in
+ * the STORAGE resource's unit of 1024 octets. */
+struct status_deleted {
+	uint32_t count;
+	uint64_t bytes;
+};
+
+/* The store keeps no count of them, so the folder's flags and sizes are
+ * read, a piece at a time, only when asked for. 0 ok, -1 error (*err_r). */
+static int status_count_deleted(struct imap_session *s, const char *folder,
+				struct status_deleted *deleted_r, enum tern_error *err_r)
 {
 	enum { PIECE = 4096 };
 	uint32_t next = 1;
-	*deleted_r = 0;
+	*deleted_r = (struct status_deleted){ 0 };
 	for (;;) {
 		struct store_msg *msgs = NULL;
 		size_t count = 0;
 		if (store_msg_list_from(s->store, folder, next, PIECE, &msgs, &count, err_r) < 0)
 			return *err_r == TERN_ERR_NOTFOUND ? 0 : -1;   /* deleted meanwhile */
-		for (size_t i = 0; i < count; i++)
-			*deleted_r += (msgs[i].flags & STORE_FLAG_DELETED) != 0;
+		for (size_t i = 0; i < count; i++) {
+			if ((msgs[i].flags & STORE_FLAG_DELETED) == 0)
+				continue;
+			deleted_r->count++;
+			deleted_r->bytes += msgs[i].size;
+		}
 		bool more = count == PIECE && msgs[count - 1].uid < UINT32_MAX;
 		if (more)
 			next = msgs[count - 1].uid + 1;
@@ -136,16 +148,16 @@ static int status_count_deleted(struct imap_session *s, const char *folder, uint
 
 /* The items the folder row does not hold, read only when asked for:
  * RECENT counts what no session has claimed yet, and claims nothing
- * (RFC 3501 §6.3.10; the store's folder rows leave it 0), and DELETED
- * into *deleted_r. 0 ok, -1 error (*err_r). */
+ * (RFC 3501 §6.3.10; the store's folder rows leave it 0), and DELETED and
+ * DELETED-STORAGE into *deleted_r. 0 ok, -1 error (*err_r). */
 static int status_fill_extra(struct imap_session *s, struct store_folder *f,
-			     const struct status_req *req, uint32_t *deleted_r,
+			     const struct status_req *req, struct status_deleted *deleted_r,
 			     enum tern_error *err_r)
 {
 	uint32_t first, next, count;
 
-	*deleted_r = 0;
-	if (status_wants(req, STATUS_DELETED) &&
+	*deleted_r = (struct status_deleted){ 0 };
+	if ((status_wants(req, STATUS_DELETED) || status_wants(req, STATUS_DELETED_STORAGE)) &&
 	    status_count_deleted(s, f->name, deleted_r, err_r) < 0)
 		return -1;
 	if (!status_wants(req, STATUS_RECENT))
@@ -157,8 +169,8 @@ static int status_fill_extra(struct imap_session *s, struct store_folder *f,
 	return 0;
 }
 
-static void status_write(struct imap_session *s, const struct store_folder *f, uint32_t deleted,
-			 const struct status_req *req)
+static void status_write(struct imap_session *s, const struct store_folder *f,
+			 const struct status_deleted *deleted, const struct status_req *req)
 {
 	imap_out_add(s, "* STATUS ", 9);
 	imap_out_check(s, imap_name_write(s, imap_out(s), f->name));
@@ -171,8 +183,9 @@ static void status_write(struct imap_session *s, const struct store_folder *f, u
 		/* RFC 7889 §4: every mailbox takes what APPEND takes (APPENDLIMIT=) */
 		uint64_t v = req->items[i] == STATUS_APPENDLIMIT
 				     ? s->conn->loop->server->config->max_message_size
-			     : req->items[i] == STATUS_DELETED ? deleted
-							       : status_value(f, req->items[i]);
+			     : req->items[i] == STATUS_DELETED ? deleted->count
+			     : req->items[i] == STATUS_DELETED_STORAGE ? (deleted->bytes + 1023) / 1024
+								       : status_value(f, req->items[i]);
 		imap_out_printf(s, "%s%s %llu", i == 0 ? " (" : " ", status_names[req->items[i]],
 				(unsigned long long)v);
 	}
@@ -183,7 +196,7 @@ IMAP_HANDLER(cmd_status)
 {
 	struct status_req req;
 	struct store_folder f;
-	uint32_t deleted = 0;
+	struct status_deleted deleted;
 	enum tern_error err = TERN_ERR_NONE;
 	const char *bad = NULL;
 
@@ -207,7 +220,7 @@ IMAP_HANDLER(cmd_status)
 		store_folder_clear(&f);
 		imap_store_error(s, cmd, "status", err);
 	} else {
-		status_write(s, &f, deleted, &req);
+		status_write(s, &f, &deleted, &req);
 		store_folder_clear(&f);
 		imap_tagged(s, cmd, "OK Status completed");
 	}
@@ -680,11 +693,11 @@ static void write_list_entry(struct imap_session *s, const struct list_req *req,
 	if ((req->ret & RETURN_STATUS) != 0 && e->folder != NULL) {
 		/* a copy that only gains the recent count (the names stay shared) */
 		struct store_folder f = *e->folder;
-		uint32_t deleted;
+		struct status_deleted deleted;
 		enum tern_error err = TERN_ERR_NONE;
 		/* RFC 5819 §2: a mailbox whose status cannot be had goes without */
 		if (status_fill_extra(s, &f, &req->status, &deleted, &err) == 0)
-			status_write(s, &f, deleted, &req->status);
+			status_write(s, &f, &deleted, &req->status);
 		else
 			log_warn("imap: user=%s, rip=%s: list-status of a mailbox failed: %s",
 				 s->user, s->conn->peer_addr, tern_error_str(err));
