@@ -740,3 +740,41 @@ int store_folder_peek_recent(struct store *st, const char *name, uint32_t *first
 	sqlite3_finalize(sel);
 	return ret;
 }
+
+int store_folder_deleted(struct store *st, const char *name, uint32_t *count_r,
+			 uint64_t *bytes_r, enum tern_error *err_r)
+{
+	char canon[TERN_FOLDER_NAME_MAX + 1];
+	sqlite3_stmt *sel = NULL;
+	int ret = -1, rc;
+
+	*count_r = 0;
+	*bytes_r = 0;
+	if (store_folder_name_canon(name, canon) < 0)
+		return 0;
+	/* One pass over the folder's rows inside SQLite: no index knows
+	 * \Deleted, but no message is built either. Rare (STATUS DELETED). */
+	rc = sqlite3_prepare_v2(st->db,
+				"SELECT f.id, (SELECT count(*) FROM messages m WHERE m.folder_id = f.id"
+				" AND (m.flags & ?2) != 0), (SELECT total(size) FROM messages m"
+				" WHERE m.folder_id = f.id AND (m.flags & ?2) != 0)"
+				" FROM folders f WHERE f.name = ?1",
+				-1, &sel, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_text(sel, 1, canon, -1, SQLITE_STATIC);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int(sel, 2, STORE_FLAG_DELETED);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(sel);
+	if (rc == SQLITE_DONE) {
+		ret = 0;
+	} else if (rc != SQLITE_ROW) {
+		store_fail(st, rc, err_r);
+	} else {
+		*count_r = (uint32_t)sqlite3_column_int64(sel, 1);
+		*bytes_r = (uint64_t)sqlite3_column_double(sel, 2);
+		ret = 1;
+	}
+	sqlite3_finalize(sel);
+	return ret;
+}

@@ -189,6 +189,10 @@ int store_folder_claim_recent(struct store *st, const char *name, uint32_t *firs
  * Reads only. 1 ok, 0 no such folder, -1 error. */
 int store_folder_peek_recent(struct store *st, const char *name, uint32_t *first_r,
 			     uint32_t *next_r, uint32_t *count_r, enum tern_error *err_r);
+/* The folder's messages with \Deleted: how many, and their raw bytes (what
+ * EXPUNGE would free). Reads only. 1 ok, 0 no such folder, -1 error. */
+int store_folder_deleted(struct store *st, const char *name, uint32_t *count_r,
+			 uint64_t *bytes_r, enum tern_error *err_r);
 /* Subscribed names (which may name folders that no longer exist), sorted;
  * free with store_names_free. Subscriptions are their own list (RFC 3501
  * §6.3.6): deleting a folder keeps its subscription; renaming carries it. */

@@ -118,32 +118,13 @@ struct status_deleted {
 	uint64_t bytes;
 };
 
-/* The store keeps no count of them, so the folder's flags and sizes are
- * read, a piece at a time, only when asked for. 0 ok, -1 error (*err_r). */
+/* Read only when asked for: the store keeps no count of them. 0 ok, -1
+ * error (*err_r); a folder deleted meanwhile has none. */
 static int status_count_deleted(struct imap_session *s, const char *folder,
 				struct status_deleted *deleted_r, enum tern_error *err_r)
 {
-	enum { PIECE = 4096 };
-	uint32_t next = 1;
-	*deleted_r = (struct status_deleted){ 0 };
-	for (;;) {
-		struct store_msg *msgs = NULL;
-		size_t count = 0;
-		if (store_msg_list_from(s->store, folder, next, PIECE, &msgs, &count, err_r) < 0)
-			return *err_r == TERN_ERR_NOTFOUND ? 0 : -1;   /* deleted meanwhile */
-		for (size_t i = 0; i < count; i++) {
-			if ((msgs[i].flags & STORE_FLAG_DELETED) == 0)
-				continue;
-			deleted_r->count++;
-			deleted_r->bytes += msgs[i].size;
-		}
-		bool more = count == PIECE && msgs[count - 1].uid < UINT32_MAX;
-		if (more)
-			next = msgs[count - 1].uid + 1;
-		store_msgs_free(&msgs, count);
-		if (!more)
-			return 0;
-	}
+	return store_folder_deleted(s->store, folder, &deleted_r->count, &deleted_r->bytes,
+				    err_r) < 0 ? -1 : 0;
 }
 
 /* The items the folder row does not hold, read only when asked for:
