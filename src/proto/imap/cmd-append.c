@@ -10,7 +10,15 @@
  *
  * A CATENATE URL is read where FETCH reads: on the loop thread, through the
  * session's store handle, before anything is submitted; the built message
- * then travels to the pipeline like a literal. Only relative URLs are taken
+ * then travels to the pipeline like a literal. The reads are sliced: a
+ * piece of at most CATENATE_READ_CHUNK bytes per store call, and the loop
+ * thread is given back every TERN_COMMAND_SLICE_MS, so a command of 64 URL
+ * parts naming big messages holds no other session up. A part reads only
+ * what its section needs where the section says so without the MIME
+ * structure (the whole message or its PARTIAL range, the top HEADER, the
+ * TEXT's range); a part number reads the whole message (one held at a
+ * time). The literal parts count against the size limit from the start and
+ * a range over it is refused unread. Only relative URLs are taken
  * (RFC 4469 §3): "/mailbox;UIDVALIDITY=n/;UID=n[/;SECTION=s][/;PARTIAL=o.l]"
  * in the user's own mailboxes, or ";UID=n..." in the selected one; an
  * absolute imap:// URL gets BADURL (the "NO to such a request" of §3's
@@ -209,13 +217,60 @@ static char *take_message(struct append_msg *m, size_t *size_r)
 
 /* ---- CATENATE (RFC 4469) ---- */
 
-/* The message the last URL part read, kept for the next part: a client
- * names a message's header, then its parts one after the other. */
+/* A URL part is read in pieces of this many bytes, one store call each,
+ * and the command gives the loop thread back every TERN_COMMAND_SLICE_MS:
+ * 64 parts naming different 20 MiB messages held every other session of
+ * the loop for over a second when each part read its message in one go. */
+#define CATENATE_READ_CHUNK   (1u << 20)
+/* A HEADER or TEXT part reads this much first: most headers end in it. */
+#define CATENATE_HEAD_FIRST   (64u << 10)
+
+/* What a URL part must read of its message. */
+enum url_need {
+	URL_NEED_RANGE,     /* no section: [from, from + want) of the message */
+	URL_NEED_HEADER,    /* HEADER, HEADER.FIELDS[.NOT]: up to the header's end */
+	URL_NEED_TEXT,      /* TEXT: the header's end, then a range after it */
+	URL_NEED_MESSAGE,   /* a part number: the whole message */
+};
+
+/* The URL part being resolved. */
+struct url_job {
+	struct imap_url url;
+	char *folder;                     /* the source mailbox */
+	struct imap_fetch_request *req;   /* the section as BODY.PEEK[...], or NULL */
+	enum url_need need;
+	uint64_t size;                    /* the message's size */
+	char *buf;                        /* what was read: bytes [from, from + len) */
+	size_t len, cap;
+	uint64_t from, want;              /* the range to read */
+	size_t scan;                      /* HEADER/TEXT: the line the search is at */
+	bool header_done;                 /* TEXT: the range after it is set */
+};
+
+/* The message the last part-number URL read, kept for the next part: a
+ * client names a message's header, then its parts one after the other. */
 struct url_cache {
 	char *folder;
 	uint32_t uid;
 	struct imap_fetch_raw *raw;
 };
+
+/* A CATENATE APPEND in progress: its URL parts are resolved a piece at a
+ * time, yielding the loop thread in between. */
+struct cat_state {
+	struct imap_session *s;
+	struct imap_cmd *cmd;
+	struct append_args a;
+	char *folder;                     /* the target */
+	uint64_t max, total;              /* size limit; bytes of all messages so far */
+	size_t msg, part;                 /* the next part */
+	size_t cap;                       /* of a.msgs[msg].built */
+	struct url_job *job;
+	struct url_cache cache;
+	bool async;                       /* the handler returned; s->cmd_state */
+};
+
+enum cat_result { CAT_REPLIED, CAT_SUBMITTED, CAT_YIELDED };
 
 static void url_cache_clear(struct url_cache *c)
 {
@@ -224,185 +279,436 @@ static void url_cache_clear(struct url_cache *c)
 	imap_fetch_raw_unref(&c->raw);
 }
 
-/* Loads the message url names into the cache. 1 = there; 0 = no such
- * mailbox, UIDVALIDITY or message (*why_r); -1 = store error (*err_r). */
-static int url_message(struct imap_session *s, struct url_cache *c, const struct imap_url *url,
-		       const char **why_r, enum tern_error *err_r)
+static void url_job_free(struct url_job **_j)
 {
-	const char *name = url->mailbox != NULL ? url->mailbox :
-			   s->view != NULL ? s->view->folder : NULL;
-	if (name == NULL) {
-		*why_r = "No mailbox is selected for a relative URL";
-		return 0;
+	struct url_job *j = *_j;
+	*_j = NULL;
+	if (j == NULL)
+		return;
+	imap_url_clear(&j->url);
+	imap_fetch_request_free(&j->req);
+	free(j->folder);
+	free(j->buf);
+	free(j);
+}
+
+static void cat_state_free(void *arg)
+{
+	struct cat_state *st = arg;
+	url_job_free(&st->job);
+	url_cache_clear(&st->cache);
+	append_args_clear(&st->a);
+	free(st->folder);
+	free(st);
+}
+
+/* Where the header ends (after its empty line), searched from j->scan over
+ * what was read: true when found (*end_r), or when the whole message is
+ * read (then it is all header, as fetch-write.c has it). */
+static bool header_found(struct url_job *j, size_t *end_r)
+{
+	while (j->scan < j->len) {
+		const char *lf = memchr(j->buf + j->scan, '\n', j->len - j->scan);
+		if (lf == NULL)
+			break;
+		size_t e = (size_t)(lf - j->buf) + 1;
+		if (e - j->scan == 1 || (e - j->scan == 2 && j->buf[j->scan] == '\r')) {
+			*end_r = e;
+			return true;
+		}
+		j->scan = e;
 	}
-	char *folder = strdup(name);
-	if (folder == NULL) {
+	*end_r = j->len;
+	return j->len == j->size;
+}
+
+/* [o, o + l) of len bytes as a URL's ;PARTIAL=o.l (l = 0: to the end). */
+static void partial_clip(const struct imap_url *url, uint64_t len, uint64_t *from_r,
+			 uint64_t *to_r)
+{
+	uint64_t from = 0, to = len;
+	if (url->partial) {
+		from = url->partial_offset < len ? url->partial_offset : len;
+		to = url->partial_length == 0 || len - from < url->partial_length
+		     ? len : from + url->partial_length;
+	}
+	*from_r = from;
+	*to_r = to;
+}
+
+/* Parses the URL and finds its message: NULL with *why_r (BADURL) or
+ * *err_r (store error, *why_r NULL) set, or the job, ready to read. */
+static struct url_job *url_job_start(struct cat_state *st, const char *text, size_t tlen,
+				     const char **why_r, enum tern_error *err_r)
+{
+	struct imap_session *s = st->s;
+	struct url_job *j = calloc(1, sizeof(*j));
+	*why_r = NULL;
+	if (j == NULL) {
 		*err_r = TERN_ERR_NOMEM;
-		return -1;
+		return NULL;
+	}
+	if (imap_url_parse(text, tlen, &j->url, why_r) < 0) {
+		free(j);
+		return NULL;
+	}
+	const char *name = j->url.mailbox != NULL ? j->url.mailbox :
+			   s->view != NULL ? s->view->folder : NULL;
+	if (j->url.absolute)
+		*why_r = "Only relative URLs to this account's mailboxes are supported";
+	else if (name == NULL)
+		*why_r = "No mailbox is selected for a relative URL";
+	else if ((j->folder = strdup(name)) == NULL)
+		*err_r = TERN_ERR_NOMEM;
+	if (j->folder == NULL) {
+		url_job_free(&j);
+		return NULL;
 	}
 	/* INBOX is case-insensitive (RFC 3501 §5.1), also as a parent */
-	if (strncasecmp(folder, "INBOX", 5) == 0 && (folder[5] == '\0' || folder[5] == '/'))
-		memcpy(folder, "INBOX", 5);
+	if (strncasecmp(j->folder, "INBOX", 5) == 0 && (j->folder[5] == '\0' || j->folder[5] == '/'))
+		memcpy(j->folder, "INBOX", 5);
 	struct store_folder f;
-	int r = store_folder_get(s->store, folder, &f, err_r);
+	int r = store_folder_get(s->store, j->folder, &f, err_r);
 	if (r == 0)
 		*why_r = "No such mailbox";
 	if (r > 0) {
-		if (url->uidvalidity != 0 && url->uidvalidity != f.uidvalidity) {
+		if (j->url.uidvalidity != 0 && j->url.uidvalidity != f.uidvalidity) {
 			*why_r = "UIDVALIDITY does not match";
 			r = 0;
 		}
 		store_folder_clear(&f);
 	}
-	if (r > 0 && (c->raw == NULL || c->uid != url->uid || strcmp(c->folder, folder) != 0)) {
-		char *data = NULL;
-		size_t size = 0;
-		url_cache_clear(c);
-		r = store_msg_raw(s->store, folder, url->uid, &data, &size, err_r);
+	struct store_msg meta;
+	if (r > 0) {
+		r = store_msg_get(s->store, j->folder, j->url.uid, &meta, err_r);
 		if (r == 0)
 			*why_r = "No such message";
 		if (r > 0) {
-			c->raw = imap_fetch_raw_new(data, size, 0, size);
-			if (c->raw == NULL) {
-				*err_r = TERN_ERR_NOMEM;
-				r = -1;
-			} else {
-				c->folder = folder;
-				folder = NULL;
-				c->uid = url->uid;
-			}
+			j->size = meta.size;
+			store_msg_clear(&meta);
 		}
 	}
-	free(folder);
-	return r;
-}
-
-/* The bytes FETCH BODY[section] sends for the URL's section (the same
- * code makes them), clipped to its PARTIAL. 1 = *data_r (heap), 0 = no such
- * section (*why_r), -1 = error (*err_r). */
-static int url_section(struct imap_fetch_raw *raw, const struct imap_url *url, char **data_r,
-		       size_t *len_r, const char **why_r, enum tern_error *err_r)
-{
-	const char *sec = url->section != NULL ? url->section : "";
-	size_t n = strlen("BODY.PEEK[]") + strlen(sec) + 1;
-	char *item = malloc(n);
-	if (item == NULL) {
-		*err_r = TERN_ERR_NOMEM;
-		return -1;
-	}
-	snprintf(item, n, "BODY.PEEK[%s]", sec);
-	struct imap_arg arg = { .type = IMAP_ARG_ATOM, .str = item, .len = n - 1 };
-	struct imap_fetch_request *req = NULL;
-	const char *bad = NULL;
-	int r = 0;
-	*why_r = "Invalid section";
-	if (imap_fetch_parse(&arg, 1, false, &req, &bad) == 0 && req->count == 1 &&
-	    req->atts[0].type == IMAP_FETCH_BODY_SECTION) {
-		*why_r = "No such section";
-		r = imap_fetch_section_data(&req->atts[0], raw, data_r, len_r);
-		if (r < 0) {
-			*err_r = r == IMAP_FETCH_WRITE_NOMEM ? TERN_ERR_NOMEM : TERN_ERR_IO;
+	if (r > 0 && j->url.section != NULL) {
+		/* the section as FETCH has it: the same parser checks it */
+		const char *sec = j->url.section;
+		size_t n = strlen("BODY.PEEK[]") + strlen(sec) + 1;
+		char *item = malloc(n);
+		const char *bad = NULL;
+		if (item == NULL) {
+			*err_r = TERN_ERR_NOMEM;
 			r = -1;
-		}
-	}
-	imap_fetch_request_free(&req);
-	free(item);
-	if (r > 0 && url->partial) {
-		size_t len = *len_r;
-		size_t from = url->partial_offset < len ? url->partial_offset : len;
-		size_t to = url->partial_length == 0 || len - from < url->partial_length
-			    ? len : from + url->partial_length;
-		memmove(*data_r, *data_r + from, to - from);
-		(*data_r)[to - from] = '\0';
-		*len_r = to - from;
-	}
-	return r;
-}
-
-/* One URL part's bytes. 1 = *data_r (heap); 0 = BADURL (*why_r); -1 =
- * error (*err_r). */
-static int url_data(struct imap_session *s, struct url_cache *c, const char *text, size_t len,
-		    char **data_r, size_t *len_r, const char **why_r, enum tern_error *err_r)
-{
-	struct imap_url url;
-	if (imap_url_parse(text, len, &url, why_r) < 0)
-		return 0;
-	int r = 0;
-	if (url.absolute)
-		*why_r = "Only relative URLs to this account's mailboxes are supported";
-	else
-		r = url_message(s, c, &url, why_r, err_r);
-	if (r > 0)
-		r = url_section(c->raw, &url, data_r, len_r, why_r, err_r);
-	imap_url_clear(&url);
-	return r;
-}
-
-/* Builds m->built from its parts, in order. *total: bytes of all messages
- * of the command so far, at most max. 0 = built; -1 = replied (NO [BADURL],
- * NO [TOOBIG], or a store error). */
-static int catenate_build(struct imap_session *s, const struct imap_cmd *cmd,
-			  struct append_msg *m, struct url_cache *cache, uint64_t max,
-			  uint64_t *total)
-{
-	size_t cap = 0;
-	for (size_t i = 0; i + 1 < m->part_count; i += 2) {
-		const struct imap_arg *kind = &m->parts[i], *val = &m->parts[i + 1];
-		const char *data;
-		char *owned = NULL;
-		size_t len;
-		if (imap_arg_is_atom_ci(kind, "URL")) {
-			const char *text, *why = "Invalid URL";
-			size_t tlen;
-			enum tern_error err = TERN_ERR_NONE;
-			imap_arg_astring(val, &text, &tlen);
-			int r = url_data(s, cache, text, tlen, &owned, &len, &why, &err);
-			if (r < 0) {
-				imap_store_error(s, cmd, "append catenate", err);
-				return -1;
-			}
-			if (r == 0) {
-				char *shown = imap_url_resp_text(text, tlen);
-				if (shown == NULL)
-					imap_store_error(s, cmd, "append catenate", TERN_ERR_NOMEM);
-				else
-					imap_tagged(s, cmd, "NO [BADURL %s] %s", shown, why);
-				free(shown);
-				return -1;
-			}
-			data = owned;
 		} else {
-			const struct imap_arg *lit = imap_arg_is_atom_ci(kind, "UTF8") ? &val->list[0]
-										: val;
-			data = lit->str;
-			len = lit->len;
+			snprintf(item, n, "BODY.PEEK[%s]", sec);
+			struct imap_arg arg = { .type = IMAP_ARG_ATOM, .str = item, .len = n - 1 };
+			if (imap_fetch_parse(&arg, 1, false, &j->req, &bad) < 0 || j->req->count != 1 ||
+			    j->req->atts[0].type != IMAP_FETCH_BODY_SECTION) {
+				*why_r = "Invalid section";
+				r = 0;
+			}
+			free(item);
 		}
-		if (*total > max || len > max - *total) {
-			free(owned);
-			imap_tagged(s, cmd, "NO [TOOBIG] Message would be larger than %llu bytes",
-				    (unsigned long long)max);
+	}
+	if (r <= 0) {
+		url_job_free(&j);
+		return NULL;
+	}
+	const struct imap_fetch_section *sec = j->req != NULL ? &j->req->atts[0].section : NULL;
+	if (sec == NULL || (sec->part_count == 0 && sec->spec == IMAP_SECTION_ALL)) {
+		/* the whole message, or the PARTIAL range of it */
+		uint64_t from, to;
+		partial_clip(&j->url, j->size, &from, &to);
+		j->need = URL_NEED_RANGE;
+		j->from = from;
+		j->want = to - from;
+	} else if (sec->part_count == 0 && sec->spec != IMAP_SECTION_TEXT) {
+		j->need = URL_NEED_HEADER;
+		j->want = j->size < CATENATE_HEAD_FIRST ? j->size : CATENATE_HEAD_FIRST;
+	} else if (sec->part_count == 0) {
+		j->need = URL_NEED_TEXT;
+		j->want = j->size < CATENATE_HEAD_FIRST ? j->size : CATENATE_HEAD_FIRST;
+	} else {
+		j->need = URL_NEED_MESSAGE;
+		j->want = j->size;
+	}
+	return j;
+}
+
+/* Reads the job's next piece (at most CATENATE_READ_CHUNK bytes). 1 = read,
+ * 0 = the message is gone or changed (BADURL, *why_r), -1 = *err_r. */
+static int url_job_read(struct cat_state *st, struct url_job *j, const char **why_r,
+			enum tern_error *err_r)
+{
+	size_t n = j->want - j->len < CATENATE_READ_CHUNK ? (size_t)(j->want - j->len)
+							  : CATENATE_READ_CHUNK;
+	if (j->len + n + 1 > j->cap) {
+		/* the whole range at once when it is known, else doubling */
+		size_t want = j->need == URL_NEED_RANGE || j->need == URL_NEED_MESSAGE ||
+			      j->header_done ? (size_t)j->want + 1 : j->len + n + 1;
+		if (want < 2 * j->cap && 2 * j->cap <= j->size + 1)
+			want = 2 * j->cap;
+		char *grown = realloc(j->buf, want);
+		if (grown == NULL) {
+			*err_r = TERN_ERR_NOMEM;
 			return -1;
 		}
-		if (m->built_len + len + 1 > cap) {
-			size_t want = cap > 0 ? cap : 4096;
-			while (want < m->built_len + len + 1)
-				want *= 2;
-			char *grown = realloc(m->built, want);
-			if (grown == NULL) {
-				free(owned);
-				imap_store_error(s, cmd, "append catenate", TERN_ERR_NOMEM);
-				return -1;
-			}
-			m->built = grown;
-			cap = want;
-		}
-		memcpy(m->built + m->built_len, data, len);
-		m->built_len += len;
-		m->built[m->built_len] = '\0';
-		*total += len;
-		free(owned);
+		j->buf = grown;
+		j->cap = want;
 	}
+	char *data = NULL;
+	size_t got = 0;
+	uint64_t total = 0;
+	int r = store_msg_raw_range(st->s->store, j->folder, j->url.uid, j->from + j->len, n, &data,
+				    &got, &total, err_r);
+	if (r > 0 && (total != j->size || got != n))
+		r = 0;   /* expunged and the UID's row changed meanwhile */
+	if (r == 0)
+		*why_r = "No such message";
+	if (r > 0) {
+		memcpy(j->buf + j->len, data, got);
+		j->len += got;
+		j->buf[j->len] = '\0';
+	}
+	free(data);
+	return r;
+}
+
+/* The section's bytes from what the job read (the header alone, or the
+ * whole message), through the code FETCH uses, clipped to ;PARTIAL.
+ * 1 = *data_r (heap), 0 = no such section (*why_r), -1 = *err_r. */
+static int url_job_section(struct url_job *j, struct imap_fetch_raw *raw, char **data_r,
+			   size_t *len_r, const char **why_r, enum tern_error *err_r)
+{
+	*why_r = "No such section";
+	int r = imap_fetch_section_data(&j->req->atts[0], raw, data_r, len_r);
+	if (r < 0) {
+		*err_r = r == IMAP_FETCH_WRITE_NOMEM ? TERN_ERR_NOMEM : TERN_ERR_IO;
+		return -1;
+	}
+	if (r > 0 && j->url.partial) {
+		uint64_t from, to;
+		partial_clip(&j->url, *len_r, &from, &to);
+		memmove(*data_r, *data_r + from, (size_t)(to - from));
+		(*data_r)[to - from] = '\0';
+		*len_r = (size_t)(to - from);
+	}
+	return r;
+}
+
+/* Adds len bytes to the message being built; TOOBIG over the limit. 0, or
+ * -1 replied. */
+static int cat_add(struct cat_state *st, const char *data, size_t len)
+{
+	struct append_msg *m = &st->a.msgs[st->msg];
+	if (st->total > st->max || len > st->max - st->total) {
+		imap_tagged(st->s, st->cmd, "NO [TOOBIG] Message would be larger than %llu bytes",
+			    (unsigned long long)st->max);
+		return -1;
+	}
+	if (m->built_len + len + 1 > st->cap) {
+		size_t want = st->cap > 0 ? st->cap : 4096;
+		while (want < m->built_len + len + 1)
+			want *= 2;
+		char *grown = realloc(m->built, want);
+		if (grown == NULL) {
+			imap_store_error(st->s, st->cmd, "append catenate", TERN_ERR_NOMEM);
+			return -1;
+		}
+		m->built = grown;
+		st->cap = want;
+	}
+	memcpy(m->built + m->built_len, data, len);
+	m->built_len += len;
+	m->built[m->built_len] = '\0';
+	st->total += len;
 	return 0;
+}
+
+/* One step of the current URL part: at most one read. 1 = the part is
+ * added, 0 = more to read, -1 = replied (BADURL, TOOBIG, store error). */
+static int url_step(struct cat_state *st, const char *text, size_t tlen)
+{
+	struct imap_session *s = st->s;
+	const char *why = NULL;
+	enum tern_error err = TERN_ERR_NONE;
+	struct url_job *j = st->job;
+	char *data = NULL;
+	size_t len = 0;
+	int r = 1;
+
+	if (j == NULL) {
+		j = st->job = url_job_start(st, text, tlen, &why, &err);
+		if (j == NULL) {
+			r = why != NULL ? 0 : -1;
+			goto add;
+		}
+		/* a range larger than the limit allows is refused unread */
+		if (j->need == URL_NEED_RANGE &&
+		    (st->total > st->max || j->want > st->max - st->total))
+			return cat_add(st, NULL, (size_t)j->want);
+		if (j->need != URL_NEED_RANGE && st->cache.raw != NULL &&
+		    st->cache.uid == j->url.uid && strcmp(st->cache.folder, j->folder) == 0) {
+			/* the message the part before read */
+			r = url_job_section(j, st->cache.raw, &data, &len, &why, &err);
+			goto add;
+		}
+		/* one whole message held at a time: the one read before goes */
+		if (j->need == URL_NEED_MESSAGE)
+			url_cache_clear(&st->cache);
+		if (j->want == 0)
+			goto done_reading;
+		return 0;
+	}
+	if (j->len < j->want) {
+		r = url_job_read(st, j, &why, &err);
+		if (r <= 0)
+			goto add;
+	}
+	if (j->need == URL_NEED_HEADER || (j->need == URL_NEED_TEXT && !j->header_done)) {
+		size_t h;
+		if (!header_found(j, &h)) {
+			if (j->len == j->want)   /* on: a piece at a time */
+				j->want = j->size - j->len < CATENATE_READ_CHUNK
+					  ? j->size : j->len + CATENATE_READ_CHUNK;
+			return 0;
+		}
+		if (j->need == URL_NEED_TEXT) {
+			/* the text after it, or its PARTIAL range: read that alone */
+			uint64_t from, to;
+			partial_clip(&j->url, j->size - h, &from, &to);
+			j->header_done = true;
+			j->from = h + from;
+			j->want = to - from;
+			j->len = 0;
+			if (st->total > st->max || j->want > st->max - st->total)
+				return cat_add(st, NULL, (size_t)j->want);
+			return 0;
+		}
+		j->len = h;
+		j->want = h;
+		j->size = h;   /* the header alone, as a message of its own */
+	}
+	if (j->len < j->want)
+		return 0;
+done_reading:
+	if (j->need == URL_NEED_RANGE || j->need == URL_NEED_TEXT) {
+		data = j->buf;
+		len = j->len;
+		j->buf = NULL;
+		r = 1;
+	} else {
+		char *bytes = j->buf != NULL ? j->buf : calloc(1, 1);
+		j->buf = NULL;
+		struct imap_fetch_raw *raw = bytes != NULL ? imap_fetch_raw_new(bytes, j->len, 0, j->len)
+							   : NULL;
+		if (raw == NULL) {
+			err = TERN_ERR_NOMEM;
+			r = -1;
+			goto add;
+		}
+		r = url_job_section(j, raw, &data, &len, &why, &err);
+		if (j->need == URL_NEED_MESSAGE) {
+			url_cache_clear(&st->cache);
+			st->cache = (struct url_cache){ .folder = j->folder, .uid = j->url.uid,
+							.raw = raw };
+			j->folder = NULL;
+		} else {
+			imap_fetch_raw_unref(&raw);
+		}
+	}
+add:
+	if (r < 0) {
+		imap_store_error(s, st->cmd, "append catenate", err);
+	} else if (r == 0) {
+		char *shown = imap_url_resp_text(text, tlen);
+		if (shown == NULL)
+			imap_store_error(s, st->cmd, "append catenate", TERN_ERR_NOMEM);
+		else
+			imap_tagged(s, st->cmd, "NO [BADURL %s] %s", shown, why);
+		free(shown);
+	} else {
+		r = cat_add(st, data != NULL ? data : "", len) < 0 ? -1 : 1;
+	}
+	free(data);
+	url_job_free(&st->job);
+	return r < 0 ? -1 : r == 0 ? -1 : 1;
+}
+
+/* The parts of every message, in order, until done or the time slice is
+ * over (then it goes on in a later loop turn). A literal part costs a
+ * copy; a URL part one read of its message per step. */
+static int cat_build(struct cat_state *st)
+{
+	uint64_t slice_end = tern_now_ms() + TERN_COMMAND_SLICE_MS;
+	for (; st->msg < st->a.count; st->msg++, st->part = 0, st->cap = 0) {
+		struct append_msg *m = &st->a.msgs[st->msg];
+		while (st->part + 1 < m->part_count) {
+			const struct imap_arg *kind = &m->parts[st->part], *val = &m->parts[st->part + 1];
+			if (tern_now_ms() >= slice_end)
+				return 0;
+			if (imap_arg_is_atom_ci(kind, "URL")) {
+				const char *text;
+				size_t tlen;
+				imap_arg_astring(val, &text, &tlen);
+				int r = url_step(st, text, tlen);
+				if (r < 0)
+					return -1;
+				if (r == 0)
+					continue;
+			} else {
+				const struct imap_arg *lit = imap_arg_is_atom_ci(kind, "UTF8")
+							     ? &val->list[0] : val;
+				/* counted in st->total already (cat_start) */
+				st->total -= lit->len;
+				if (cat_add(st, lit->str, lit->len) < 0)
+					return -1;
+			}
+			st->part += 2;
+		}
+	}
+	return 1;
+}
+
+static enum cat_result append_store(struct imap_session *s, struct imap_cmd *cmd,
+				    struct append_args *a, char *folder, uint64_t total);
+
+/* Builds on; when built, stores. */
+static enum cat_result cat_run(struct cat_state *st);
+
+static void cat_resume(struct conn *c)
+{
+	struct imap_session *s = c->state;
+	struct cat_state *st = s->cmd_state;
+	if (st == NULL || s->cmd_state_free != cat_state_free)
+		return;
+	enum cat_result r = cat_run(st);
+	if (r == CAT_YIELDED)
+		return;
+	if (s->cmd_state != st)
+		cat_state_free(st);         /* built: no longer s->cmd_state */
+	if (r == CAT_REPLIED)
+		imap_command_finished(s);   /* frees st if it still is */
+}
+
+static enum cat_result cat_run(struct cat_state *st)
+{
+	int r = cat_build(st);
+	if (r < 0)
+		return CAT_REPLIED;
+	if (r == 0) {
+		conn_yield(st->s->conn, cat_resume);
+		return CAT_YIELDED;
+	}
+	url_cache_clear(&st->cache);
+	if (st->async) {
+		st->s->cmd_state = NULL;
+		st->s->cmd_state_free = NULL;
+	}
+	/* the folder and the messages go on to the pipeline */
+	char *folder = st->folder;
+	struct append_args a = st->a;
+	st->folder = NULL;
+	st->a = (struct append_args){ 0 };
+	return append_store(st->s, st->cmd, &a, folder, st->total);
 }
 
 /* The server's zone offset now, so INTERNALDATE of "now" reads as local time. */
@@ -705,39 +1011,71 @@ IMAP_HANDLER(cmd_append)
 	bool catenate = false;
 	for (size_t i = 0; i < a.count; i++)
 		catenate = catenate || a.msgs[i].parts != NULL;
-	if (catenate) {
-		/* RFC 4469 §4.2: TOOBIG over the server's message size limit,
-		 * which also bounds all messages of one APPEND together, as
-		 * the parser bounds their literals */
-		uint64_t max = s->conn->loop->server->config->max_message_size;
-		struct url_cache cache = { 0 };
-		int r = 0;
-		for (size_t i = 0; r == 0 && i < a.count; i++)
-			if (a.msgs[i].parts != NULL)
-				r = catenate_build(s, cmd, &a.msgs[i], &cache, max, &total);
-		url_cache_clear(&cache);
-		if (r < 0)
-			goto fail;
-	}
-	for (size_t i = 0; i < a.count; i++) {
-		const struct imap_arg *msg = a.msgs[i].message;
-		if ((msg != NULL ? msg->len : a.msgs[i].built_len) == 0) {
-			imap_tagged(s, cmd, "NO Empty message");
-			goto fail;
+	if (!catenate)
+		return append_store(s, cmd, &a, folder, total) == CAT_SUBMITTED ? IMAP_CMD_ASYNC
+										: IMAP_CMD_DONE;
+	/* RFC 4469 §4.2: TOOBIG over the server's message size limit, which
+	 * also bounds all messages of one APPEND together, as the parser
+	 * bounds their literals. The literal parts count from the start, so
+	 * that no URL is read for a message that cannot be stored. */
+	uint64_t max = s->conn->loop->server->config->max_message_size;
+	for (size_t i = 0; i < a.count; i++)
+		for (size_t k = 0; k + 1 < a.msgs[i].part_count; k += 2) {
+			const struct imap_arg *kind = &a.msgs[i].parts[k], *val = &a.msgs[i].parts[k + 1];
+			if (!imap_arg_is_atom_ci(kind, "URL"))
+				total += imap_arg_is_atom_ci(kind, "UTF8") ? val->list[0].len : val->len;
 		}
-	}
-	uint64_t quota = 0;
-	if (append_precheck(s, cmd, folder, total, &quota) < 0)
+	if (total > max) {
+		imap_tagged(s, cmd, "NO [TOOBIG] Message would be larger than %llu bytes",
+			    (unsigned long long)max);
 		goto fail;
-	if (append_submit(s, cmd, folder, &a, quota) < 0) {
-		append_args_clear(&a);
-		imap_store_error(s, cmd, "append", TERN_ERR_NOMEM);
-		return IMAP_CMD_DONE;
 	}
-	append_args_clear(&a);
-	return IMAP_CMD_ASYNC;
+	struct cat_state *st = calloc(1, sizeof(*st));
+	if (st == NULL) {
+		imap_store_error(s, cmd, "append catenate", TERN_ERR_NOMEM);
+		goto fail;
+	}
+	*st = (struct cat_state){ .s = s, .cmd = cmd, .a = a, .folder = folder, .max = max,
+				  .total = total };
+	enum cat_result r = cat_run(st);
+	if (r == CAT_YIELDED) {
+		st->async = true;
+		s->cmd_state = st;
+		s->cmd_state_free = cat_state_free;
+		return IMAP_CMD_ASYNC;
+	}
+	cat_state_free(st);
+	return r == CAT_SUBMITTED ? IMAP_CMD_ASYNC : IMAP_CMD_DONE;
 fail:
 	append_args_clear(&a);
 	free(folder);
 	return IMAP_CMD_DONE;
+}
+
+/* The messages are complete: refuses what is known to fail, else hands
+ * them to the pipeline. Takes a's messages and folder. */
+static enum cat_result append_store(struct imap_session *s, struct imap_cmd *cmd,
+				    struct append_args *a, char *folder, uint64_t total)
+{
+	enum cat_result r = CAT_REPLIED;
+	uint64_t quota = 0;
+	for (size_t i = 0; i < a->count; i++) {
+		const struct imap_arg *msg = a->msgs[i].message;
+		if ((msg != NULL ? msg->len : a->msgs[i].built_len) == 0) {
+			imap_tagged(s, cmd, "NO Empty message");
+			goto out;
+		}
+	}
+	if (append_precheck(s, cmd, folder, total, &quota) < 0)
+		goto out;
+	r = CAT_SUBMITTED;
+	if (append_submit(s, cmd, folder, a, quota) < 0) {
+		r = CAT_REPLIED;
+		imap_store_error(s, cmd, "append", TERN_ERR_NOMEM);
+	}
+	folder = NULL;   /* append_submit took it */
+out:
+	append_args_clear(a);
+	free(folder);
+	return r;
 }
