@@ -2,7 +2,14 @@
  * Each context keeps its result as ascending UIDs (for membership) and, for
  * SORT, the matches with their sort keys in sort order (for positions).
  * A batch of changes costs one pass over each context's result plus the
- * evaluation of the changed messages alone. */
+ * evaluation of the changed messages alone.
+ *
+ * Both are bounded, since a sync runs on the loop thread in one go and the
+ * results live as long as the selection: the text one sync may read
+ * (CONTEXT_SYNC_BYTES besides IMAP_SEARCH_CONTEXT_READS) and what a
+ * session's contexts may keep (CONTEXT_KEEP_BYTES); a context that would go
+ * past either ends with "* NO [NOUPDATE tag]" (RFC 5267 §4.3.1 lets the
+ * server refuse or end one), and one past the second is refused at once. */
 #include "proto/imap/search-context.h"
 
 #include <inttypes.h>
@@ -16,6 +23,18 @@
 #include "proto/imap/seqset.h"
 #include "store/store.h"
 
+/* Bytes of message text one sync may read for all contexts together, on
+ * top of IMAP_SEARCH_CONTEXT_READS: 256 reads of 2 MiB messages held the
+ * loop thread for 6 s. The sync's first read is never refused (a message
+ * as big as SEARCH reads in one step), so one big new message alone does
+ * not end a BODY context. */
+#define CONTEXT_SYNC_BYTES  (8u << 20)
+/* Bytes the contexts of one session may keep: their results (4 bytes a
+ * UID) and, for SORT, every match's sort keys (about 180 bytes with
+ * SUBJECT and FROM): 16 SORT contexts over a million messages would keep
+ * about 3 GB. This keeps 8 million UIDs, or about 180,000 sorted matches. */
+#define CONTEXT_KEEP_BYTES  (32u << 20)
+
 struct context {
 	char *tag;
 	bool uid;                          /* UID SEARCH/SORT: updates carry UIDs */
@@ -27,12 +46,36 @@ struct context {
 	uint32_t *uids;                    /* the result, ascending */
 	struct imap_sort_msg *msgs;        /* SORT: the result in sort order */
 	size_t count;
+	size_t bytes;                      /* what the result costs (see entry_bytes) */
 };
 
 struct imap_search_contexts {
 	struct context *c[IMAP_SEARCH_CONTEXTS_MAX];
 	size_t n;
+	size_t bytes;                      /* of all contexts' results */
+	const char *refused;               /* why the last one was refused */
 };
+
+static void context_free(struct context **_k);
+
+/* What one SORT match costs a context: its entry, its UID, its keys
+ * (each a heap block: about 16 bytes of the allocator's besides). */
+static size_t entry_bytes(const struct imap_sort_msg *m)
+{
+	size_t b = sizeof(*m) + sizeof(uint32_t);
+	for (size_t j = 0; j <= IMAP_SORT_DISPLAYTO; j++)
+		if (m->keys[j] != NULL)
+			b += strlen(m->keys[j]) + 1 + 16;
+	return b;
+}
+
+/* Takes k out of c (its place goes to the last one) and frees it. */
+static void context_drop(struct imap_search_contexts *c, size_t i)
+{
+	c->bytes -= c->c[i]->bytes;
+	context_free(&c->c[i]);
+	c->c[i] = c->c[--c->n];
+}
 
 static void context_free(struct context **_k)
 {
@@ -77,8 +120,7 @@ bool imap_context_cancel(struct imap_session *s, const char *tag)
 	for (size_t i = 0; c != NULL && i < c->n; i++) {
 		if (strcmp(c->c[i]->tag, tag) != 0)
 			continue;
-		context_free(&c->c[i]);
-		c->c[i] = c->c[--c->n];
+		context_drop(c, i);
 		return true;
 	}
 	return false;
@@ -93,6 +135,7 @@ static struct context *context_new(struct imap_session *s, const struct imap_cmd
 	if (v->contexts == NULL && (v->contexts = calloc(1, sizeof(*v->contexts))) == NULL)
 		return NULL;
 	if (v->contexts->n >= IMAP_SEARCH_CONTEXTS_MAX) {
+		v->contexts->refused = "Too many contexts";
 		*full_r = true;
 		return NULL;
 	}
@@ -115,11 +158,33 @@ static int cmp_u32(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-void imap_context_refused(struct imap_session *s, const struct imap_cmd *cmd)
+/* "* NO [NOUPDATE tag] why" */
+static void noupdate(struct imap_session *s, const char *tag, const char *why)
 {
 	imap_out_add(s, "* NO [NOUPDATE ", 15);
-	imap_out_check(s, imap_write_quoted(imap_out(s), cmd->tag, strlen(cmd->tag)));
-	imap_out_add(s, "] Too many contexts\r\n", 21);
+	imap_out_check(s, imap_write_quoted(imap_out(s), tag, strlen(tag)));
+	imap_out_printf(s, "] %s\r\n", why);
+}
+
+void imap_context_refused(struct imap_session *s, const struct imap_cmd *cmd)
+{
+	const struct imap_search_contexts *c = s->view != NULL ? s->view->contexts : NULL;
+	noupdate(s, cmd->tag, c != NULL && c->refused != NULL ? c->refused : "Too many contexts");
+}
+
+/* Whether bytes more fit in what the session's contexts may keep. */
+static bool keep_allowed(const struct imap_search_contexts *c, size_t bytes)
+{
+	return bytes <= CONTEXT_KEEP_BYTES && c->bytes <= CONTEXT_KEEP_BYTES - bytes;
+}
+
+/* A context too big to keep: refused like one too many. 0 */
+static int refuse_big(struct imap_search_contexts *c, struct context **k, bool *full_r)
+{
+	c->refused = "Too many results to keep";
+	*full_r = true;
+	context_free(k);
+	return 0;
 }
 
 int imap_context_add_search(struct imap_session *s, const struct imap_cmd *cmd,
@@ -130,6 +195,8 @@ int imap_context_add_search(struct imap_session *s, const struct imap_cmd *cmd,
 	struct context *k = context_new(s, cmd, saved, saved_count, &full);
 	if (k == NULL)
 		return full ? 0 : -1;
+	if (!keep_allowed(s->view->contexts, count * sizeof(*uids)))
+		return refuse_big(s->view->contexts, &k, &full);
 	if ((k->uids = malloc(count * sizeof(*uids) + 1)) == NULL) {
 		context_free(&k);
 		return -1;
@@ -138,7 +205,9 @@ int imap_context_add_search(struct imap_session *s, const struct imap_cmd *cmd,
 		memcpy(k->uids, uids, count * sizeof(*uids));
 	k->search = *prog;
 	k->count = count;
+	k->bytes = count * sizeof(*uids);
 	*prog = NULL;
+	s->view->contexts->bytes += k->bytes;
 	s->view->contexts->c[s->view->contexts->n++] = k;
 	return 1;
 }
@@ -151,11 +220,16 @@ int imap_context_add_sort(struct imap_session *s, const struct imap_cmd *cmd,
 	struct context *k = context_new(s, cmd, saved, saved_count, &full);
 	if (k == NULL)
 		return full ? 0 : -1;
+	struct imap_sort_msg *m = *msgs;
+	size_t bytes = 0;
+	for (size_t i = 0; i < count; i++)
+		bytes += entry_bytes(&m[i]);
+	if (!keep_allowed(s->view->contexts, bytes))
+		return refuse_big(s->view->contexts, &k, &full);
 	if ((k->uids = malloc(count * sizeof(*k->uids) + 1)) == NULL) {
 		context_free(&k);
 		return -1;
 	}
-	struct imap_sort_msg *m = *msgs;
 	for (size_t i = 0; i < count; i++) {
 		k->uids[i] = m[i].uid;
 		/* UIDs keep the order sequence numbers have and do not shift:
@@ -168,8 +242,10 @@ int imap_context_add_sort(struct imap_session *s, const struct imap_cmd *cmd,
 	k->needs = imap_sort_cache_needs(k->sort);
 	k->msgs = m;
 	k->count = count;
+	k->bytes = bytes;
 	*prog = NULL;
 	*msgs = NULL;
+	s->view->contexts->bytes += bytes;
 	s->view->contexts->c[s->view->contexts->n++] = k;
 	return 1;
 }
@@ -289,7 +365,8 @@ static int context_remove(const struct imap_session *s, struct context *k, const
 		return -1;
 	if (nrm == 0)
 		return 0;
-	size_t w = 0, before = k->count;
+	size_t w = 0, before = k->count, bytes = k->bytes;
+	struct imap_search_contexts *c = s->view->contexts;
 	if (k->sort == NULL) {
 		for (size_t r = 0; r < k->count; r++) {
 			if (uid_in(rm, nrm, k->uids[r]))
@@ -297,6 +374,8 @@ static int context_remove(const struct imap_session *s, struct context *k, const
 			else
 				k->uids[w++] = k->uids[r];
 		}
+		k->bytes -= (k->count - w) * sizeof(*k->uids);
+		c->bytes -= bytes - k->bytes;
 		k->count = w;
 		return 0;
 	}
@@ -308,10 +387,12 @@ static int context_remove(const struct imap_session *s, struct context *k, const
 		}
 		/* those before it that went are gone already: it is at w + 1 */
 		pairs_add(out, (uint32_t)(w + 1), id_of(s, k, m->uid), true);
+		k->bytes -= entry_bytes(m);
 		for (size_t j = 0; j <= IMAP_SORT_DISPLAYTO; j++)
 			free(m->keys[j]);
 	}
 	k->count = w;
+	c->bytes -= bytes - k->bytes;
 	w = 0;
 	for (size_t r = 0; r < before; r++)
 		if (!uid_in(rm, nrm, k->uids[r]))
@@ -351,8 +432,23 @@ static int sort_msg_fill(struct imap_session *s, const struct context *k,
 	return r;
 }
 
+/* The first place at or after from where m goes in k's sort order. */
+static size_t sort_place(const struct context *k, size_t from, const struct imap_sort_msg *m)
+{
+	size_t lo = from, hi = k->count;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (imap_sort_compare(&k->msgs[mid], m, k->sort) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
 /* Adds the messages add[0..nadd) (ascending UIDs, none a member) to k,
- * recording each with the position it takes. 0 or -1 (k unchanged). */
+ * recording each with the position it takes. 0, -1 (k unchanged), or 1
+ * when the session's contexts could not keep them (k unchanged). */
 static int context_insert(struct imap_session *s, struct context *k,
 			  const struct store_msg *const *add, size_t nadd, struct pairs *out)
 {
@@ -365,42 +461,58 @@ static int context_insert(struct imap_session *s, struct context *k,
 	struct imap_sort_msg *merged = k->sort != NULL ?
 		malloc((k->count + nadd + 1) * sizeof(*merged)) : NULL;
 	int ret = uids == NULL || (k->sort != NULL && (fresh == NULL || merged == NULL)) ? -1 : 0;
+	size_t added = k->sort == NULL ? nadd * sizeof(*uids) : 0;
+	/* what they cost at least: refused before their keys are made */
+	if (ret == 0 && !keep_allowed(s->view->contexts,
+				      nadd * (k->sort != NULL ? sizeof(*fresh) + sizeof(*uids)
+							      : sizeof(*uids))))
+		ret = 1;
 	for (size_t i = 0; ret == 0 && i < nadd; i++) {
 		uids[i] = add[i]->uid;
 		if (k->sort != NULL && sort_msg_fill(s, k, add[i], &fresh[i]) < 0)
 			ret = -1;
+		else if (k->sort != NULL)
+			added += entry_bytes(&fresh[i]);
 	}
+	if (ret == 0 && !keep_allowed(s->view->contexts, added))
+		ret = 1;
 	if (ret == 0 && uids_merge(k, uids, nadd) < 0)
 		ret = -1;
-	if (ret < 0) {
+	if (ret != 0) {
 		if (fresh != NULL)
 			imap_sort_msgs_free(&fresh, nadd);
 		free(merged);
 		free(uids);
-		return -1;
+		return ret;
 	}
 	if (k->sort == NULL) {
 		for (size_t i = 0; i < nadd; i++)
 			pairs_add(out, 0, id_of(s, k, uids[i]), false);
 	} else {
 		/* the new ones in sort order, then one merge: each takes its
-		 * final place, and the earlier ones are in place before it */
+		 * final place, and the earlier ones are in place before it.
+		 * Places are found by binary search, so a few new ones in a
+		 * big result cost a few comparisons and block copies. */
 		imap_sort_order(fresh, nadd, k->sort);
-		size_t i = 0, j = 0, w = 0;
-		while (i < k->count || j < nadd) {
-			if (j == nadd ||
-			    (i < k->count && imap_sort_compare(&k->msgs[i], &fresh[j], k->sort) < 0)) {
-				merged[w++] = k->msgs[i++];
-				continue;
-			}
+		size_t i = 0, w = 0;
+		for (size_t j = 0; j < nadd; j++) {
+			size_t p = sort_place(k, i, &fresh[j]);
+			if (p > i)
+				memcpy(merged + w, k->msgs + i, (p - i) * sizeof(*merged));
+			w += p - i;
+			i = p;
 			pairs_add(out, (uint32_t)(w + 1), id_of(s, k, fresh[j].uid), false);
-			merged[w++] = fresh[j++];
+			merged[w++] = fresh[j];
 		}
+		if (k->count > i)
+			memcpy(merged + w, k->msgs + i, (k->count - i) * sizeof(*merged));
 		free(k->msgs);
 		free(fresh);
 		k->msgs = merged;
 	}
 	k->count += nadd;
+	k->bytes += added;
+	s->view->contexts->bytes += added;
 	free(uids);
 	return 0;
 }
@@ -433,9 +545,15 @@ void imap_contexts_expunging(struct imap_session *s, const size_t *idx, size_t n
 	free(rm);
 }
 
+/* What one sync may still read, for all its contexts. */
+struct sync_budget {
+	size_t reads_left;         /* IMAP_SEARCH_CONTEXT_READS */
+	uint64_t bytes_read;       /* of CONTEXT_SYNC_BYTES */
+};
+
 struct load_arg {
 	struct imap_session *s;
-	size_t *reads_left;        /* IMAP_SEARCH_CONTEXT_READS, for the sync */
+	struct sync_budget *budget;
 	bool over;                 /* a read was refused for want of it */
 };
 
@@ -443,27 +561,47 @@ struct load_arg {
  * left. */
 static bool read_allowed(struct load_arg *l)
 {
-	if (*l->reads_left == 0) {
+	if (l->budget->reads_left == 0) {
 		l->over = true;
 		return false;
 	}
-	(*l->reads_left)--;
+	l->budget->reads_left--;
 	return true;
 }
 
+/* Reads a message's text, or its head, within the sync's bytes: a
+ * message longer than what is left is not read past that (l->over). */
 static int context_load(void *arg, uint32_t uid, bool head_only, char **data_r, size_t *size_r,
 			uint64_t *total_r)
 {
 	struct load_arg *l = arg;
+	struct sync_budget *b = l->budget;
 	enum tern_error err;
 	if (!read_allowed(l))
 		return -1;
-	if (head_only)
-		return store_msg_raw_range(l->s->store, l->s->view->folder, uid, 0,
-					   TERN_SEARCH_HEAD_BYTES, data_r, size_r, total_r, &err);
-	int r = store_msg_raw(l->s->store, l->s->view->folder, uid, data_r, size_r, &err);
-	if (r > 0)
-		*total_r = *size_r;
+	uint64_t left = b->bytes_read == 0 ? UINT64_MAX
+		      : b->bytes_read < CONTEXT_SYNC_BYTES ? CONTEXT_SYNC_BYTES - b->bytes_read : 0;
+	uint64_t want = head_only ? TERN_SEARCH_HEAD_BYTES : left;
+	if (left < want || left == 0) {
+		l->over = true;
+		return -1;
+	}
+	char *data = NULL;
+	size_t size = 0;
+	uint64_t total = 0;
+	int r = store_msg_raw_range(l->s->store, l->s->view->folder, uid, 0, want, &data, &size,
+				    &total, &err);
+	if (r > 0 && !head_only && size < total) {
+		free(data);
+		l->over = true;
+		return -1;
+	}
+	if (r > 0) {
+		b->bytes_read += size;
+		*data_r = data;
+		*size_r = size;
+		*total_r = total;
+	}
 	return r;
 }
 
@@ -490,9 +628,10 @@ static int context_match(struct imap_session *s, const struct context *k,
 }
 
 /* Evaluates the changed messages (seq[i] != 0: in the view) against k and
- * reports what joined and what left. false: the reads it needs are over
- * the sync's budget, nothing was changed or sent, and k must end. */
-static bool context_changed(struct imap_session *s, struct context *k,
+ * reports what joined and what left. NULL, or why k must end (nothing was
+ * sent): the reads it needs are over the sync's budget, or the session's
+ * contexts cannot keep its grown result. */
+static const char *context_changed(struct imap_session *s, struct context *k,
 			    const struct store_msg *msgs, const uint32_t *seq, size_t n,
 			    uint32_t *rm, const struct store_msg **add, struct load_arg *l)
 {
@@ -502,7 +641,7 @@ static bool context_changed(struct imap_session *s, struct context *k,
 			continue;
 		int r = context_match(s, k, &msgs[i], seq[i], l);
 		if (l->over)
-			return false;
+			return "Too many changes to follow";
 		if (r < 0)
 			continue;   /* unreadable (expunged meanwhile): leave it be */
 		bool member = uid_in(k->uids, k->count, msgs[i].uid);
@@ -512,21 +651,25 @@ static bool context_changed(struct imap_session *s, struct context *k,
 			rm[nrm++] = msgs[i].uid;
 	}
 	if (nrm == 0 && nadd == 0)
-		return true;
+		return NULL;
 	/* SORT keys of the new ones: one cached-parse read each */
 	for (size_t i = 0; k->sort != NULL && k->needs != 0 && i < nadd; i++)
 		if (!read_allowed(l))
-			return false;
+			return "Too many changes to follow";
 	struct pairs removed = { 0 }, added = { 0 };
+	const char *end = NULL;
+	int inserted = -1;
 	if (context_remove(s, k, rm, nrm, &removed) == 0 &&
-	    context_insert(s, k, add, nadd, &added) == 0)
+	    (inserted = context_insert(s, k, add, nadd, &added)) == 0)
 		write_update(s, k, &removed, &added);
+	else if (inserted > 0)
+		end = "Too many results to keep";
 	else
 		/* out of memory: the client learns what was applied */
 		write_update(s, k, &removed, NULL);
 	pairs_clear(&removed);
 	pairs_clear(&added);
-	return true;
+	return end;
 }
 
 void imap_contexts_changed(struct imap_session *s, const struct store_msg *msgs, size_t n)
@@ -539,28 +682,27 @@ void imap_contexts_changed(struct imap_session *s, const struct store_msg *msgs,
 	uint32_t *rm = malloc(n * sizeof(*rm));
 	const struct store_msg **add = malloc(n * sizeof(*add));
 	if (seq != NULL && rm != NULL && add != NULL) {
-		size_t cursor = 0, reads_left = IMAP_SEARCH_CONTEXT_READS;
+		size_t cursor = 0;
+		struct sync_budget budget = { .reads_left = IMAP_SEARCH_CONTEXT_READS };
 		for (size_t i = 0; i < n; i++)
 			seq[i] = imap_view_seq_walk(v, msgs[i].uid, &cursor);
 		uint32_t max_uid = v->count > 0 ? v->msgs[v->count - 1].uid : 0;
 		for (size_t i = 0; i < c->n;) {
-			struct load_arg l = { .s = s, .reads_left = &reads_left };
+			struct load_arg l = { .s = s, .budget = &budget };
 			/* "*" is the highest number now, as in the same command
 			 * issued now (§4.3); out of memory: next time */
+			const char *end = NULL;
 			if (imap_search_prepare(c->c[i]->search, (uint32_t)v->count, max_uid) < 0 ||
-			    context_changed(s, c->c[i], msgs, seq, n, rm, add, &l)) {
+			    (end = context_changed(s, c->c[i], msgs, seq, n, rm, add, &l)) == NULL) {
 				i++;
 				continue;
 			}
-			/* following it would take more reads than one sync may
-			 * do on the loop thread: it ends, and the client is told
-			 * as when a context is refused (RFC 5267 §4.3.1) */
-			imap_out_add(s, "* NO [NOUPDATE ", 15);
-			imap_out_check(s, imap_write_quoted(imap_out(s), c->c[i]->tag,
-							    strlen(c->c[i]->tag)));
-			imap_out_add(s, "] Too many changes to follow\r\n", 30);
-			context_free(&c->c[i]);
-			c->c[i] = c->c[--c->n];
+			/* following it would take more than one sync may do on
+			 * the loop thread, or keep more than a session may: it
+			 * ends, and the client is told as when a context is
+			 * refused (RFC 5267 §4.3.1) */
+			noupdate(s, c->c[i]->tag, end);
+			context_drop(c, i);
 		}
 	}
 	free(seq);
