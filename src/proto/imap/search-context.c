@@ -195,7 +195,9 @@ int imap_context_add_search(struct imap_session *s, const struct imap_cmd *cmd,
 	struct context *k = context_new(s, cmd, saved, saved_count, &full);
 	if (k == NULL)
 		return full ? 0 : -1;
-	if (!keep_allowed(s->view->contexts, count * sizeof(*uids)))
+	/* its copy of "$" counts too */
+	size_t bytes = (count + saved_count) * sizeof(*uids);
+	if (!keep_allowed(s->view->contexts, bytes))
 		return refuse_big(s->view->contexts, &k, &full);
 	if ((k->uids = malloc(count * sizeof(*uids) + 1)) == NULL) {
 		context_free(&k);
@@ -205,7 +207,7 @@ int imap_context_add_search(struct imap_session *s, const struct imap_cmd *cmd,
 		memcpy(k->uids, uids, count * sizeof(*uids));
 	k->search = *prog;
 	k->count = count;
-	k->bytes = count * sizeof(*uids);
+	k->bytes = bytes;
 	*prog = NULL;
 	s->view->contexts->bytes += k->bytes;
 	s->view->contexts->c[s->view->contexts->n++] = k;
@@ -221,7 +223,7 @@ int imap_context_add_sort(struct imap_session *s, const struct imap_cmd *cmd,
 	if (k == NULL)
 		return full ? 0 : -1;
 	struct imap_sort_msg *m = *msgs;
-	size_t bytes = 0;
+	size_t bytes = saved_count * sizeof(*saved);
 	for (size_t i = 0; i < count; i++)
 		bytes += entry_bytes(&m[i]);
 	if (!keep_allowed(s->view->contexts, bytes))
