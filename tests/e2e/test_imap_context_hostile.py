@@ -10,6 +10,8 @@ what one sync may do and what the contexts may keep must be bounded.
   session on the same loop thread (worker_threads = 1) keeps one NOOP in
   flight meanwhile; none may wait anywhere near as long as the unbounded
   sync held the thread (seconds), the bound is generous.
+  The same holds when 64 such messages arrive in a mailbox with 16 BODY
+  contexts.
 - Memory: 16 SORT contexts over 32,768 messages keep 16 results with their
   sort keys; past the per-session budget, a new context is refused with
   NOUPDATE (the SORT itself is answered), and a context that an update
@@ -136,6 +138,36 @@ def test_text_contexts_bounded_per_sync(text_node):
         u = a.ok("NOOP")
         assert [x for x in u if x.startswith(b"* ESEARCH")] == \
             [b'* ESEARCH (TAG "%s") UID ADDTO (0 1)' % tag.encode()], u
+    finally:
+        a.close()
+        other.close()
+
+
+def test_text_contexts_bounded_for_arrivals(text_node):
+    """The same for new mail: 64 large messages arrive (a COPY from
+    another session) in a mailbox with 16 BODY contexts."""
+    a = Raw(text_node, timeout=DEADLINE).login()
+    other = Raw(text_node, timeout=DEADLINE).login()
+    try:
+        a.ok("CREATE Arrivals")
+        a.ok("SELECT Arrivals")
+        tags = []
+        for i in range(16):
+            tag = a.tag()
+            a.send(f"{tag} UID SEARCH RETURN (UPDATE) BODY zzz\r\n")
+            _, t = a.wait(tag)
+            assert t.startswith("OK"), t
+            tags.append(tag)
+        other.ok("SELECT INBOX")
+        other.ok("COPY 1:64 Arrivals")
+        untagged, reply, rtts = race(text_node, a, "NOOP")
+        assert reply.startswith("OK"), reply
+        print(f"16 BODY contexts, 64 x 2 MiB arrive: worst NOOP {max(rtts):.3f} s")
+        text = b"\n".join(untagged)
+        assert b"* 64 EXISTS" in text, untagged
+        assert b"* ESEARCH" not in text, untagged
+        assert [t for t in tags if f'* NO [NOUPDATE "{t}"]'.encode() in text], untagged
+        assert max(rtts) < STALL_BOUND, (max(rtts), rtts)
     finally:
         a.close()
         other.close()
