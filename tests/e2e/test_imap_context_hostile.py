@@ -248,3 +248,57 @@ def test_update_past_the_budget_ends_the_context(many_node):
     finally:
         a.close()
         other.close()
+
+
+def test_too_complex_a_program_is_not_followed(many_node):
+    """A context of thousands of keys (each changed message is evaluated
+    against all of them, 70 s for 16 such contexts when 32,768 messages
+    were flagged) is refused at once: "* NO [NOUPDATE tag]"; the search
+    itself is answered."""
+    a = Raw(many_node, timeout=DEADLINE).login()
+    try:
+        a.ok("SELECT INBOX")
+        for program in ("FLAGGED " * 7000, "OR BODY a BODY b " * 5):
+            tag = a.tag()
+            a.send(f"{tag} UID SEARCH RETURN (UPDATE COUNT) {program}\r\n")
+            u, t = a.wait(tag, DEADLINE)
+            assert t.startswith("OK"), t
+            assert [x for x in u if x.startswith(b"* ESEARCH")], u
+            assert f'* NO [NOUPDATE "{tag}"] Search too complex to follow'.encode() in u, u
+        # a program of a few keys is followed
+        _, t = a.cmd("UID SEARCH RETURN (UPDATE) FLAGGED UNSEEN NOT DELETED")
+        assert t.startswith("OK"), t
+    finally:
+        a.close()
+
+
+def test_sync_work_is_bounded(many_node):
+    """16 contexts of 60 metadata keys: flagging 32,768 messages would
+    cost 16 x 32,768 x 60 key evaluations in one sync; contexts past the
+    sync's work budget end with NOUPDATE instead."""
+    a = Raw(many_node, timeout=DEADLINE).login()
+    other = Raw(many_node, timeout=DEADLINE).login()
+    try:
+        a.ok("SELECT INBOX")
+        other.ok("SELECT INBOX")
+        other.ok("STORE 1:* -FLAGS.SILENT (\\Flagged)", timeout=DEADLINE)
+        a.ok("NOOP", timeout=DEADLINE)
+        tags = []
+        for i in range(16):
+            tag = a.tag()
+            a.send(f"{tag} UID SEARCH RETURN (UPDATE) {'FLAGGED ' * 59}\r\n")
+            u, t = a.wait(tag, DEADLINE)
+            assert t.startswith("OK") and b"NOUPDATE" not in b"".join(u), (t, u)
+            tags.append(tag)
+        other.ok("STORE 1:* +FLAGS.SILENT (\\Flagged)", timeout=DEADLINE)
+        u, reply, rtts = race(many_node, a, "NOOP")
+        assert reply.startswith("OK"), reply
+        print(f"16 x 60-key contexts, 32768 flagged: worst NOOP {max(rtts):.3f} s")
+        text = b"\n".join(u)
+        ended = [t for t in tags if f'* NO [NOUPDATE "{t}"]'.encode() in text]
+        assert len(ended) == 16, (ended, [x for x in u if not x.startswith(b"* ") or
+                                          b"FETCH" not in x][:20])
+        assert max(rtts) < STALL_BOUND, (max(rtts), rtts)
+    finally:
+        a.close()
+        other.close()
