@@ -50,9 +50,11 @@
 #define TERN_SORT_CRITERIA_MAX          16
 
 /* CATENATE (RFC 4469): one URL's text, and the URL parts of one APPEND.
- * Each URL part reads its whole message from the store on the loop thread
- * (as FETCH does), so their number bounds what one command can make the
- * server read; a real client names a few parts of one or two messages. */
+ * A URL part reads its message, or the part of it its section needs, from
+ * the store on the loop thread (as FETCH does), a piece at a time across
+ * loop turns (cmd-append.c), so their number bounds what one command can
+ * make the server read; a real client names a few parts of one or two
+ * messages. */
 #define TERN_IMAP_URL_MAX               2048
 #define TERN_CATENATE_URLS_MAX          64
 
