@@ -13,6 +13,7 @@
 #include "proto/imap/commands.h"
 #include "proto/imap/quote.h"
 #include "proto/imap/search-context.h"
+#include "proto/imap/seqset.h"
 #include "proto/imap/sort-order.h"
 #include "proto/imap/sort-parse.h"
 #include "proto/imap/sort-run.h"
@@ -88,20 +89,6 @@ static int sort_compute(void *arg, uint64_t deadline_ms, enum tern_error *err_r)
 		}
 	}
 	return imap_sort_order_step(st->ordering, deadline_ms);
-}
-
-/* ESORT ALL: the ids in sort order; only ascending runs become ranges. */
-static void write_sorted_set(struct imap_session *s, const uint32_t *ids, size_t n)
-{
-	for (size_t i = 0; i < n && !imap_out_failed(s);) {
-		size_t j = i;
-		while (j + 1 < n && ids[j + 1] == ids[j] + 1)
-			j++;
-		imap_out_printf(s, i > 0 ? ",%" PRIu32 : "%" PRIu32, ids[i]);
-		if (j > i)
-			imap_out_printf(s, ":%" PRIu32, ids[j]);
-		i = j + 1;
-	}
 }
 
 static int cmp_u32(const void *a, const void *b)
@@ -183,7 +170,8 @@ static int write_result(struct imap_session *s, const struct imap_cmd *cmd,
 			imap_out_printf(s, " COUNT %zu", n);
 		if ((o & IMAP_SEARCH_RETURN_ALL) != 0 && n > 0) {
 			imap_out_add(s, " ALL ", 5);
-			write_sorted_set(s, ids, n);
+			/* in sort order: only ascending runs become ranges */
+			imap_out_check(s, imap_seqset_write(imap_out(s), ids, n));
 		}
 		if ((o & IMAP_SEARCH_RETURN_PARTIAL) != 0) {
 			/* RFC 5267 §4.4: positions in sort order, listed in it */
@@ -194,7 +182,7 @@ static int write_result(struct imap_session *s, const struct imap_cmd *cmd,
 			if (k == 0)
 				imap_out_add(s, "NIL", 3);
 			else
-				write_sorted_set(s, ids + start, k);
+				imap_out_check(s, imap_seqset_write(imap_out(s), ids + start, k));
 			imap_out_add(s, ")", 1);
 		}
 		if (sp->uses_modseq && n > 0) {

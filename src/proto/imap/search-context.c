@@ -343,20 +343,6 @@ static void pairs_add(struct pairs *p, uint32_t pos, uint32_t id, bool removing)
 	p->end[p->n++] = p->nids;
 }
 
-/* A run in requested order; only ascending runs become ranges (§3.2). */
-static void write_run(struct imap_session *s, const uint32_t *ids, size_t n)
-{
-	for (size_t i = 0; i < n && !imap_out_failed(s);) {
-		size_t j = i;
-		while (j + 1 < n && ids[j + 1] == ids[j] + 1)
-			j++;
-		imap_out_printf(s, i > 0 ? ",%" PRIu32 : "%" PRIu32, ids[i]);
-		if (j > i)
-			imap_out_printf(s, ":%" PRIu32, ids[j]);
-		i = j + 1;
-	}
-}
-
 static void write_item(struct imap_session *s, const struct context *k, const char *item,
 		       const struct pairs *p)
 {
@@ -371,7 +357,8 @@ static void write_item(struct imap_session *s, const struct context *k, const ch
 	for (size_t i = 0; k->sort != NULL && i < p->n; i++) {
 		size_t start = i > 0 ? p->end[i - 1] : 0;
 		imap_out_printf(s, i > 0 ? " %" PRIu32 " " : "%" PRIu32 " ", p->pos[i]);
-		write_run(s, p->ids + start, p->end[i] - start);
+		/* in requested order: only ascending runs become ranges (§3.2) */
+		imap_out_check(s, imap_seqset_write(imap_out(s), p->ids + start, p->end[i] - start));
 	}
 	imap_out_add(s, ")", 1);
 }
