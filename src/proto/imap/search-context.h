@@ -31,7 +31,9 @@ struct store_msg;
  * loop thread unsliced, so a client that flags a whole big folder while a
  * BODY context is live must not hold every other session up for minutes:
  * a context that would need more ends with "* NO [NOUPDATE tag]", as one
- * refused. Metadata keys need no read and have no such bound. */
+ * refused. Metadata keys need no read; search-context.c bounds the rest
+ * of a sync's work (bytes of text, key evaluations) and what contexts
+ * keep, and refuses programs of too many keys. */
 #define IMAP_SEARCH_CONTEXT_READS 256
 
 /* True if tag names a live context (RFC 5267 §4.3: reusing it with UPDATE
