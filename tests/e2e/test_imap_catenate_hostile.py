@@ -226,3 +226,61 @@ def test_source_expunged_meanwhile(node):
     finally:
         a.close()
         b.close()
+
+
+SMALL = {
+    "multipart": (b"From: a@example.org\r\nTo: b@example.org\r\nSubject: s\r\nMIME-Version: 1.0\r\n"
+                  b"Content-Type: multipart/mixed; boundary=\"xx\"\r\n\r\n--xx\r\n"
+                  b"Content-Type: text/plain\r\n\r\none\r\n--xx\r\nContent-Type: text/plain\r\n\r\n"
+                  b"two two\r\n--xx--\r\n"),
+    "header only": b"From: a@example.org\r\nSubject: no body at all\r\n",
+    "no header": b"\r\njust a body\r\n",
+    "bare LF": b"From: a@example.org\nSubject: lf\n\nbody with LF ends\n",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(SMALL))
+def test_sections_of_small_messages_are_what_fetch_returns(node, kind):
+    """Every kind of section the sliced reader handles its own way (the
+    whole message, its range, the header alone, the text's range, a part),
+    with and without PARTIAL (also past the end), gives exactly the bytes
+    FETCH returns for it."""
+    n, _, _ = node
+    c = Raw(n, timeout=DEADLINE).login()
+    try:
+        _, r = c.cmd_literal("APPEND Drafts", SMALL[kind], plus=True)
+        m = re.match(r"OK \[APPENDUID (\d+) (\d+)\]", r)
+        assert m, r
+        v, uid = int(m.group(1)), int(m.group(2))
+        c.ok("SELECT Drafts")
+        for sec in ("", "HEADER", "HEADER.FIELDS (Subject)", "HEADER.FIELDS.NOT (Subject)",
+                    "TEXT", "1", "1.MIME", "2"):
+            for partial in ("", "0.10", "5.20", "1000.5", "3"):
+                # ";PARTIAL=3" is from offset 3 to the end
+                fetch_partial = (f"<{partial}>" if "." in partial else
+                                 f"<{partial}.1000000>" if partial else "")
+                fetched = [x for x in c.ok(f"UID FETCH {uid} BODY.PEEK[{sec}]{fetch_partial}")
+                           if b" FETCH " in x]
+                want = literal(fetched[0]) if re.search(rb"\{\d+\}\r\n", fetched[0]) else None
+                url = f"/Drafts;UIDVALIDITY={v}/;UID={uid}"
+                if sec:
+                    url += f"/;SECTION={sec.replace(' ', '%20')}"
+                if partial:
+                    url += f"/;PARTIAL={partial}"
+                _, r = c.cmd(f"APPEND Drafts CATENATE (TEXT {{1+}}\r\n< URL \"{url}\" "
+                             f"TEXT {{1+}}\r\n>)")
+                if not want:
+                    # nothing to send (an empty section, or past its end):
+                    # the message is just the two literals, or no such part
+                    assert r.startswith("OK") or r.startswith("NO [BADURL"), (kind, sec, partial, r)
+                    if not r.startswith("OK"):
+                        continue
+                    want = b""
+                got = re.match(r"OK \[APPENDUID \d+ (\d+)\]", r)
+                assert got, (kind, sec, partial, r)
+                stored = [x for x in c.ok(f"UID FETCH {got.group(1)} BODY.PEEK[]")
+                          if b" FETCH " in x]
+                expect = (b"<" + want + b">").replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+                assert literal(stored[0]) == expect, (kind, sec, partial)
+    finally:
+        c.close()
