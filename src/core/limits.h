@@ -44,6 +44,11 @@
  * NOT, OR) a few more. */
 #define TERN_IMAP_PARSER_DEPTH_MAX      32
 #define TERN_SEARCH_DEPTH_MAX           64
+/* BODY and TEXT keys in one search program (SEARCH, SORT, THREAD, a
+ * context): one message is scanned once per such key within one slice of the
+ * loop thread, so 1,000 of them over a 2 MiB message held it 82 ms (and
+ * seconds at max_message_size). Clients send one to a few. */
+#define TERN_SEARCH_BODY_KEYS_MAX       16
 
 /* SORT criteria in one command; more is a BAD. There are only nine sort keys,
  * so more than this only repeats them, and the program is a fixed array. */

@@ -212,3 +212,18 @@ def test_bad_search_syntax(corpus):
         _, t = c.cmd(f"SEARCH {bad}")
         assert t.startswith("BAD"), f"SEARCH {bad}: {t}"
     c.ok("NOOP")
+
+
+def test_body_keys_in_one_search_are_bounded(corpus):
+    """Each BODY/TEXT key scans every message it meets on the loop thread:
+    a program may have 16 of them (docs/protocols.md); one more is a clear
+    BAD and the session goes on."""
+    c = corpus
+    every = s(c, "ALL")
+    ok16 = " ".join(["NOT BODY zzz-not-there"] * 16)
+    assert s(c, ok16) == every
+    _, t = c.cmd(f"SEARCH {ok16} TEXT x")
+    assert t.startswith("BAD") and "Too many BODY/TEXT keys" in t, t
+    _, t = c.cmd(f"UID SORT (DATE) UTF-8 {ok16} OR SEEN NOT BODY x")
+    assert t.startswith("BAD") and "Too many BODY/TEXT keys" in t, t
+    assert s(c, "NOT BODY zzz-not-there") == every

@@ -372,6 +372,24 @@ static void test_errors(void **state)
 	expect_error(deep, IMAP_SEARCH_PARSE_BAD, "Search program nested too deeply");
 }
 
+static void test_body_keys_are_bounded(void **state)
+{
+	(void)state;
+	char args[1024];
+	size_t n = 0;
+	/* the bound counts BODY and TEXT keys anywhere in the program */
+	for (int i = 0; i < TERN_SEARCH_BODY_KEYS_MAX; i++)
+		n += (size_t)snprintf(args + n, sizeof(args) - n, i % 2 ? "(NOT BODY b%d) " :
+				      "OR TEXT t%d SEEN ", i);
+	snprintf(args + n, sizeof(args) - n, "ALL");
+	struct imap_cmd *cmd = NULL;
+	struct imap_search_program *prog = parse_ok(args, &cmd);
+	imap_search_program_free(&prog);
+	imap_cmd_free(&cmd);
+	snprintf(args + n, sizeof(args) - n, "(HEADER Subject x BODY one-too-many)");
+	expect_error(args, IMAP_SEARCH_PARSE_BAD, "Too many BODY/TEXT keys in one search");
+}
+
 static void test_dates(void **state)
 {
 	(void)state;
@@ -424,6 +442,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_simple_keys),
+		cmocka_unit_test(test_body_keys_are_bounded),
 		cmocka_unit_test(test_savedate_objectid_keys),
 		cmocka_unit_test(test_return_partial),
 		cmocka_unit_test(test_strings_and_headers),

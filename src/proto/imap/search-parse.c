@@ -24,6 +24,7 @@ static const char err_charset[] = "Unsupported charset";
 static const char err_keyword[] = "Invalid keyword";
 static const char err_modseq[] = "Invalid MODSEQ";
 static const char err_objectid[] = "Invalid object id";
+static const char err_body_keys[] = "Too many BODY/TEXT keys in one search";
 static const char err_partial[] = "Invalid PARTIAL (a range like 1:10 or -1:-10, without ALL)";
 
 enum argkind {
@@ -105,6 +106,7 @@ struct ctx {
 	size_t count, i;
 	const char *err;
 	struct imap_search_program *prog;
+	unsigned *body_keys;   /* BODY and TEXT keys in the whole program */
 };
 
 static void key_clear(struct imap_search_key *k)
@@ -255,7 +257,7 @@ static bool parse_children(struct ctx *c, struct imap_search_key *k, size_t n, u
 static bool parse_list(struct ctx *c, const struct imap_arg *list, size_t n,
 		       struct imap_search_key *k, unsigned depth)
 {
-	struct ctx sub = { list, n, 0, NULL, c->prog };
+	struct ctx sub = { list, n, 0, NULL, c->prog, c->body_keys };
 	size_t cap = 0;
 
 	if (n == 0)
@@ -361,6 +363,11 @@ static bool parse_key(struct ctx *c, struct imap_search_key *k, unsigned depth)
 	}
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
 		if (strcasecmp(a->str, keys[i].name) == 0) {
+			/* each scans the decoded text of every message it meets, in
+			 * one step of the loop thread: their number bounds the step */
+			if ((keys[i].type == IMAP_SK_BODY || keys[i].type == IMAP_SK_TEXT) &&
+			    ++*c->body_keys > TERN_SEARCH_BODY_KEYS_MAX)
+				return fail(c, err_body_keys);
 			k->type = keys[i].type;
 			return parse_arg(c, &keys[i], k, depth);
 		}
@@ -525,7 +532,8 @@ int imap_search_parse(const struct imap_arg *args, size_t count,
 		      struct imap_search_program **prog_r, const char **error_r)
 {
 	struct imap_search_program *prog = calloc(1, sizeof(*prog));
-	struct ctx c = { args, count, 0, NULL, prog };
+	unsigned body_keys = 0;
+	struct ctx c = { args, count, 0, NULL, prog, &body_keys };
 
 	if (prog == NULL) {
 		*error_r = err_nomem;
