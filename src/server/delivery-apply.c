@@ -240,6 +240,11 @@ static void run_task(struct apply_worker *w, struct delivery_item *it)
 			loop_post(t->loop, delivery_task_done, t);
 			return;
 		}
+		/* A handle opened for a session's or a move's task is closed
+		 * after it: kept, the handles of users who only read mail
+		 * (one SELECT's \Recent claim each) filled the cache, 100 KiB
+		 * apiece; deliveries keep theirs (group commit, checkpoints). */
+		bool was_open = store_cache_contains(w->stores, t->user);
 		struct store *st = store_cache_get(w->stores, t->user, it->gen,
 						   t->open == STORE_TASK_CREATE, &t->err);
 		enum tern_error ignored;
@@ -247,7 +252,7 @@ static void run_task(struct apply_worker *w, struct delivery_item *it)
 			store_set_busy_timeout(st, (unsigned)(t->deadline_ms - now));
 			t->result = t->run(st, t->arg, &t->err);
 			store_set_busy_timeout(st, TERN_STORE_BUSY_TIMEOUT_MS);
-			if (t->drop_handle || store_set_durable(st, false, &ignored) < 0 ||
+			if (t->drop_handle || !was_open || store_set_durable(st, false, &ignored) < 0 ||
 			    (t->result < 0 && !delivery_error_is_item_own(t->err) &&
 			     t->err != TERN_ERR_EXISTS && t->err != TERN_ERR_TEMP))
 				store_cache_drop(w->stores, t->user);

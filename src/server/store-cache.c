@@ -179,6 +179,11 @@ struct store *store_cache_get(struct store_cache *c, const char *user, uint64_t 
 	return st;
 }
 
+bool store_cache_contains(struct store_cache *c, const char *user)
+{
+	return entry_find(c, user) != NULL;
+}
+
 void store_cache_drop(struct store_cache *c, const char *user)
 {
 	struct cache_entry *e = entry_find(c, user);

@@ -29,6 +29,8 @@ int store_cache_checkpoint_older(struct store_cache *cache, uint64_t gen, unsign
 				 const char **failed_user_r, enum tern_error *err_r);
 /* The oldest segment some dirty store still needs, UINT64_MAX if none. */
 uint64_t store_cache_oldest_dirty_gen(const struct store_cache *cache);
+/* Whether user's store is open here. */
+bool store_cache_contains(struct store_cache *cache, const char *user);
 /* Drops a handle after an error so the next use reopens the file. */
 void store_cache_drop(struct store_cache *cache, const char *user);
 /* Checkpoints every dirty handle (fsyncing its WAL and database).

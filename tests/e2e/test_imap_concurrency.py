@@ -14,7 +14,7 @@ import pytest
 
 from imap_helpers import (SENDER, Raw, deliver, deliver_many, fetch_dict, imap_node,
                           untagged_matching)
-from ternlib import LmtpConn, dot_stuff, make_message, unique_subject
+from ternlib import LmtpConn, dot_stuff, make_message, unique_subject, wait_for
 
 
 @pytest.fixture
@@ -292,3 +292,47 @@ def test_long_search_does_not_hold_up_other_sessions(make_ternd):
         untagged, tagged = a.wait("S1")
         assert tagged.startswith("OK") and untagged == [b"* SEARCH"], (untagged, tagged)
         assert still_searching, "the NOOP had to wait for the whole SEARCH"
+
+
+def test_idle_sessions_keep_no_store_open(make_ternd):
+    """A session in IDLE closes its store (docs/architecture.md: memory per
+    idle session), and the \\Recent claim of its SELECT, a task on the
+    user's worker, does not leave the worker holding the store open either:
+    20 users who only read mail, each in IDLE, leave ternd with no store
+    file open (it kept one SQLite connection per user, about 100 KiB each)."""
+    import os
+    users = tuple(f"idler{i}" for i in range(20))
+    node = imap_node(make_ternd, users=users)
+    for u in users:
+        deliver(node, user=u)
+    node.terminate()           # the deliveries' handles go with the process
+    node.start(new_port=False)
+    pid = node.proc.pid
+
+    def open_stores():
+        n = 0
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                path = os.readlink(f"/proc/{pid}/fd/{fd}")
+                n += "/mail/" in path and path.endswith(".db")
+            except OSError:
+                pass            # closed meanwhile
+        return n
+
+    sessions = []
+    try:
+        for u in users:
+            c = Raw(node).login(u)
+            untagged = c.select()
+            assert untagged_matching(untagged, rb"\* 1 RECENT$"), untagged   # claimed
+            tag = c.tag()
+            c.send(f"{tag} IDLE\r\n")
+            assert c.response().startswith(b"+")
+            sessions.append(c)
+        wait_for(lambda: open_stores() == 0, 10, "no store left open by 20 idle sessions")
+        # and an idle session still hears of new mail
+        deliver(node, user=users[3])
+        assert sessions[3].response().startswith(b"* 2 EXISTS")
+    finally:
+        for c in sessions:
+            c.close()
