@@ -144,6 +144,21 @@ def message_list(items):
     return items
 
 
+def listening(port):
+    """Whether some socket on this host listens on TCP port (from /proc)."""
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                next(f)
+                for line in f:
+                    fields = line.split()
+                    if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                        return True
+        except OSError:
+            pass
+    return False
+
+
 # ---------------------------------------------------------------- ternd
 
 class Ternd:
@@ -210,11 +225,18 @@ class Ternd:
         class Exited(Exception):
             pass
 
+        # Every listener, not LMTP alone: they are opened one after another,
+        # and a test that connects to IMAP at once must not race the bind.
+        # Checked in /proc, so no connection shows up in ternd's log.
+        ports = [int(v.rsplit(":", 1)[1]) for k, v in self.settings.items()
+                 if k.endswith("_listen") and k != "lmtp_listen" and v and ":" in str(v)]
+
         def ready():
             if proc.poll() is not None:
                 raise Exited()
             with socket.create_connection(self.lmtp_addr, timeout=1):
-                return True
+                pass
+            return all(listening(p) for p in ports)
         try:
             wait_for(ready, START_TIMEOUT, f"ternd to accept LMTP connections on port {self.lmtp_port}")
         except Exited:
