@@ -14,6 +14,7 @@
 #include "core/limits.h"
 #include "core/lock.h"
 #include "proto/imap/commands.h"
+#include "proto/imap/esearch-write.h"
 #include "proto/imap/quote.h"
 #include "proto/imap/search-context.h"
 #include "proto/imap/search-eval.h"
@@ -206,33 +207,7 @@ static void write_esearch(struct imap_session *s, const struct imap_cmd *cmd,
 {
 	const uint32_t *ids = cmd->uid ? res->uids : res->seqs;
 	unsigned o = prog->return_opts;
-	imap_out_add(s, "* ESEARCH (TAG ", 15);
-	imap_out_check(s, imap_write_quoted(imap_out(s), cmd->tag, strlen(cmd->tag)));
-	imap_out_add(s, ")", 1);
-	if (cmd->uid)
-		imap_out_add(s, " UID", 4);
-	if ((o & IMAP_SEARCH_RETURN_MIN) != 0 && res->count > 0)
-		imap_out_printf(s, " MIN %" PRIu32, ids[0]);
-	if ((o & IMAP_SEARCH_RETURN_MAX) != 0 && res->count > 0)
-		imap_out_printf(s, " MAX %" PRIu32, ids[res->count - 1]);
-	if ((o & IMAP_SEARCH_RETURN_COUNT) != 0)
-		imap_out_printf(s, " COUNT %zu", res->count);
-	if ((o & IMAP_SEARCH_RETURN_ALL) != 0 && res->count > 0) {
-		imap_out_add(s, " ALL ", 5);
-		imap_out_check(s, imap_seqset_write(imap_out(s), ids, res->count));
-	}
-	if ((o & IMAP_SEARCH_RETURN_PARTIAL) != 0) {
-		/* RFC 9394 §3.1: PARTIAL (range set), NIL when none falls in it */
-		size_t start, n;
-		imap_search_partial_slice(&prog->partial, res->count, &start, &n);
-		imap_out_printf(s, " PARTIAL (" IMAP_SEARCH_PARTIAL_FMT " ",
-				IMAP_SEARCH_PARTIAL_ARGS(&prog->partial));
-		if (n == 0)
-			imap_out_add(s, "NIL", 3);
-		else
-			imap_out_check(s, imap_seqset_write(imap_out(s), ids + start, n));
-		imap_out_add(s, ")", 1);
-	}
+	imap_esearch_write_items(s, cmd, o, ids, res->count, &prog->partial);
 	if (prog->uses_modseq && res->count > 0)
 		imap_out_printf(s, " MODSEQ %" PRIu64, esearch_modseq(o, res));
 	imap_out_add(s, "\r\n", 2);

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "proto/imap/commands.h"
+#include "proto/imap/esearch-write.h"
 #include "proto/imap/quote.h"
 #include "proto/imap/search-context.h"
 #include "proto/imap/seqset.h"
@@ -157,34 +158,7 @@ static int write_result(struct imap_session *s, const struct imap_cmd *cmd,
 			imap_out_printf(s, " (MODSEQ %" PRIu64 ")", max_modseq);
 		imap_out_add(s, "\r\n", 2);
 	} else if ((o & IMAP_SEARCH_RETURN_DATA) != 0) {
-		imap_out_add(s, "* ESEARCH (TAG ", 15);
-		imap_out_check(s, imap_write_quoted(imap_out(s), cmd->tag, strlen(cmd->tag)));
-		imap_out_add(s, ")", 1);
-		if (cmd->uid)
-			imap_out_add(s, " UID", 4);
-		if ((o & IMAP_SEARCH_RETURN_MIN) != 0 && n > 0)
-			imap_out_printf(s, " MIN %" PRIu32, ids[0]);
-		if ((o & IMAP_SEARCH_RETURN_MAX) != 0 && n > 0)
-			imap_out_printf(s, " MAX %" PRIu32, ids[n - 1]);
-		if ((o & IMAP_SEARCH_RETURN_COUNT) != 0)
-			imap_out_printf(s, " COUNT %zu", n);
-		if ((o & IMAP_SEARCH_RETURN_ALL) != 0 && n > 0) {
-			imap_out_add(s, " ALL ", 5);
-			/* in sort order: only ascending runs become ranges */
-			imap_out_check(s, imap_seqset_write(imap_out(s), ids, n));
-		}
-		if ((o & IMAP_SEARCH_RETURN_PARTIAL) != 0) {
-			/* RFC 5267 §4.4: positions in sort order, listed in it */
-			size_t start, k;
-			imap_search_partial_slice(&sp->partial, n, &start, &k);
-			imap_out_printf(s, " PARTIAL (" IMAP_SEARCH_PARTIAL_FMT " ",
-				IMAP_SEARCH_PARTIAL_ARGS(&sp->partial));
-			if (k == 0)
-				imap_out_add(s, "NIL", 3);
-			else
-				imap_out_check(s, imap_seqset_write(imap_out(s), ids + start, k));
-			imap_out_add(s, ")", 1);
-		}
+		imap_esearch_write_items(s, cmd, o, ids, n, &sp->partial);
 		if (sp->uses_modseq && n > 0) {
 			/* RFC 4731 §3.2: MIN or MAX alone gives that message's
 			 * mod-sequence, both (without ALL or COUNT) the higher of
