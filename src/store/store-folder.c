@@ -703,78 +703,76 @@ out:
 	return ret;
 }
 
-int store_folder_peek_recent(struct store *st, const char *name, uint32_t *first_r,
-			     uint32_t *next_r, uint32_t *count_r, enum tern_error *err_r)
+/* Runs sql, a one-row query of the folder named ?1 (with ?2 = arg2 when
+ * the query has it), for the ad-hoc reads below: rare enough not to take a
+ * cached statement. 1 with *sel_r on the row (finalize it), 0 no such
+ * folder, -1 error (*err_r). */
+static int folder_row(struct store *st, const char *name, const char *sql, int64_t arg2,
+		      sqlite3_stmt **sel_r, enum tern_error *err_r)
 {
 	char canon[TERN_FOLDER_NAME_MAX + 1];
 	sqlite3_stmt *sel = NULL;
-	int ret = -1, rc;
 
+	*sel_r = NULL;
 	if (store_folder_name_canon(name, canon) < 0)
 		return 0;       /* no folder can have that name */
-	/* One statement, so the mark and the count come from one snapshot.
-	 * The count walks the primary key from the mark: as cheap as the
-	 * number of unclaimed messages. Rare enough (EXAMINE, STATUS RECENT)
-	 * for an uncached statement, like the claim. */
-	rc = sqlite3_prepare_v2(st->db,
-				"SELECT f.recent_uid, f.uidnext, (SELECT count(*) FROM messages m"
-				" WHERE m.folder_id = f.id AND m.uid >= f.recent_uid)"
-				" FROM folders f WHERE f.name = ?1",
-				-1, &sel, NULL);
+	int rc = sqlite3_prepare_v2(st->db, sql, -1, &sel, NULL);
 	if (rc == SQLITE_OK)
-		rc = sqlite3_bind_text(sel, 1, canon, -1, SQLITE_STATIC);
+		rc = sqlite3_bind_text(sel, 1, canon, -1, SQLITE_TRANSIENT);
+	if (rc == SQLITE_OK && sqlite3_bind_parameter_count(sel) >= 2)
+		rc = sqlite3_bind_int64(sel, 2, arg2);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_step(sel);
-	if (rc == SQLITE_DONE) {
-		ret = 0;
-	} else if (rc != SQLITE_ROW) {
-		store_fail(st, rc, err_r);
-	} else {
-		uint32_t first = (uint32_t)sqlite3_column_int64(sel, 0);
-		uint32_t next = (uint32_t)sqlite3_column_int64(sel, 1);
-		*first_r = first < next ? first : next;
-		*next_r = next;
-		*count_r = (uint32_t)sqlite3_column_int64(sel, 2);
-		ret = 1;
+	if (rc == SQLITE_ROW) {
+		*sel_r = sel;
+		return 1;
 	}
 	sqlite3_finalize(sel);
-	return ret;
+	if (rc == SQLITE_DONE)
+		return 0;
+	return store_fail(st, rc, err_r);
+}
+
+int store_folder_peek_recent(struct store *st, const char *name, uint32_t *first_r,
+			     uint32_t *next_r, uint32_t *count_r, enum tern_error *err_r)
+{
+	sqlite3_stmt *sel;
+	/* One statement, so the mark and the count come from one snapshot.
+	 * The count walks the primary key from the mark: as cheap as the
+	 * number of unclaimed messages. */
+	int r = folder_row(st, name,
+			   "SELECT f.recent_uid, f.uidnext, (SELECT count(*) FROM messages m"
+			   " WHERE m.folder_id = f.id AND m.uid >= f.recent_uid)"
+			   " FROM folders f WHERE f.name = ?1",
+			   0, &sel, err_r);
+	if (r <= 0)
+		return r;
+	uint32_t first = (uint32_t)sqlite3_column_int64(sel, 0);
+	uint32_t next = (uint32_t)sqlite3_column_int64(sel, 1);
+	*first_r = first < next ? first : next;
+	*next_r = next;
+	*count_r = (uint32_t)sqlite3_column_int64(sel, 2);
+	sqlite3_finalize(sel);
+	return 1;
 }
 
 int store_folder_deleted(struct store *st, const char *name, uint32_t *count_r,
 			 uint64_t *bytes_r, enum tern_error *err_r)
 {
-	char canon[TERN_FOLDER_NAME_MAX + 1];
-	sqlite3_stmt *sel = NULL;
-	int ret = -1, rc;
-
+	sqlite3_stmt *sel;
 	*count_r = 0;
 	*bytes_r = 0;
-	if (store_folder_name_canon(name, canon) < 0)
-		return 0;
 	/* One pass over the folder's rows inside SQLite: no index knows
-	 * \Deleted, but no message is built either. Rare (STATUS DELETED). */
-	rc = sqlite3_prepare_v2(st->db,
-				"SELECT f.id, (SELECT count(*) FROM messages m WHERE m.folder_id = f.id"
-				" AND (m.flags & ?2) != 0), (SELECT total(size) FROM messages m"
-				" WHERE m.folder_id = f.id AND (m.flags & ?2) != 0)"
-				" FROM folders f WHERE f.name = ?1",
-				-1, &sel, NULL);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_bind_text(sel, 1, canon, -1, SQLITE_STATIC);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_bind_int(sel, 2, STORE_FLAG_DELETED);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_step(sel);
-	if (rc == SQLITE_DONE) {
-		ret = 0;
-	} else if (rc != SQLITE_ROW) {
-		store_fail(st, rc, err_r);
-	} else {
-		*count_r = (uint32_t)sqlite3_column_int64(sel, 1);
-		*bytes_r = (uint64_t)sqlite3_column_double(sel, 2);
-		ret = 1;
-	}
+	 * \Deleted, but no message is built either. */
+	int r = folder_row(st, name,
+			   "SELECT count(m.uid), total(m.size) FROM folders f LEFT JOIN messages m"
+			   " ON m.folder_id = f.id AND (m.flags & ?2) != 0"
+			   " WHERE f.name = ?1 GROUP BY f.id",
+			   STORE_FLAG_DELETED, &sel, err_r);
+	if (r <= 0)
+		return r;
+	*count_r = (uint32_t)sqlite3_column_int64(sel, 0);
+	*bytes_r = (uint64_t)sqlite3_column_double(sel, 1);
 	sqlite3_finalize(sel);
-	return ret;
+	return 1;
 }
