@@ -706,8 +706,10 @@ static void store_free(struct store *st)
 	free(st);
 }
 
-int store_open(const char *data_dir, const char *user, bool create, struct store **st_r,
-	       enum tern_error *err_r)
+/* migrate = bring an older schema up to date (a write, perhaps a scan of
+ * the whole store); else an older schema is TERN_ERR_CONFLICT. */
+static int open_store(const char *data_dir, const char *user, bool create, bool migrate,
+		      struct store **st_r, enum tern_error *err_r)
 {
 	struct store *st;
 	struct stat sb;
@@ -744,13 +746,29 @@ int store_open(const char *data_dir, const char *user, bool create, struct store
 	/* Closing must not checkpoint on the closing thread (an IMAP loop
 	 * thread parking an idle session): the delivery workers checkpoint. */
 	(void)sqlite3_db_config(st->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
-	if (store_pragmas(st, err_r) < 0 || store_migrate(st, err_r) < 0) {
+	int64_t version = 0;
+	if (store_pragmas(st, err_r) < 0 ||
+	    (migrate ? store_migrate(st, err_r) < 0
+		     : schema_version(st, &version, err_r) < 0 ||
+		       (version != STORE_SCHEMA_VERSION && store_err(TERN_ERR_CONFLICT, err_r) < 0))) {
 		store_free(st);
 		return -1;
 	}
 	st->durable = true;     /* store_pragmas: synchronous = FULL */
 	*st_r = st;
 	return 0;
+}
+
+int store_open(const char *data_dir, const char *user, bool create, struct store **st_r,
+	       enum tern_error *err_r)
+{
+	return open_store(data_dir, user, create, true, st_r, err_r);
+}
+
+int store_open_current(const char *data_dir, const char *user, struct store **st_r,
+		       enum tern_error *err_r)
+{
+	return open_store(data_dir, user, false, false, st_r, err_r);
 }
 
 void store_close(struct store **_st)

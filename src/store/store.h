@@ -116,6 +116,13 @@ char *store_path(const char *data_dir, const char *user);
  * Junk and their special-use) if missing, else TERN_ERR_NOTFOUND. */
 int store_open(const char *data_dir, const char *user, bool create,
 	       struct store **st_r, enum tern_error *err_r);
+/* Opens an existing store for reading where no write may happen (a loop
+ * thread): a schema that needs an upgrade (a write, and for some versions a
+ * scan of the whole store) or a store whose creation never finished gives
+ * TERN_ERR_CONFLICT, and a store task (which opens with store_open) is to
+ * bring it up to date first. */
+int store_open_current(const char *data_dir, const char *user, struct store **st_r,
+		       enum tern_error *err_r);
 void store_close(struct store **st);
 /* Removes the user's database files (after ternctl user del, or a move). */
 int store_remove(const char *data_dir, const char *user, enum tern_error *err_r);

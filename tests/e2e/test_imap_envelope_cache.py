@@ -29,7 +29,7 @@ OLD_ENVELOPE = ('(NIL "cached before" (("zzz (comment)" NIL "zzz" "old.test"))'
 
 @pytest.fixture
 def node(make_ternd):
-    return imap_node(make_ternd)
+    return imap_node(make_ternd, pop3=True)
 
 
 @pytest.fixture
@@ -135,3 +135,29 @@ def test_move_of_a_store_with_stale_parses(make_cluster):
         assert c.ok("SORT (FROM) UTF-8 ALL") == [b"* SORT 1 2"]
     wait_for(lambda: OLD_ENVELOPE not in cached_envelopes(cl["node-b"]), 10,
              "the reparsed ENVELOPE written back on node-b")
+
+
+def test_pop3_login_to_an_old_store(node):
+    """The first POP3 login after an upgrade: the loop thread does not
+    upgrade the store itself (store_open_current), the user's worker does,
+    and the login then sees the mail."""
+    import poplib
+    from imap_helpers import pop3_addr
+    from ternlib import PASSWORD
+    with Raw(node).login() as c:
+        append(c, MSG)
+        append(c, OTHER)
+    make_old_store(node, new_port=False)
+    host, port = pop3_addr(node)
+    p = poplib.POP3(host, port, timeout=10)
+    try:
+        p.user("alice")
+        p.pass_(PASSWORD)
+        assert p.stat()[0] == 2
+    finally:
+        p.quit()
+    db = sqlite3.connect(node.mail_db("alice"))
+    try:
+        assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == 6
+    finally:
+        db.close()

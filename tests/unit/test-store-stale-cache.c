@@ -173,6 +173,31 @@ static void test_new_store_has_nothing_stale(void **state)
 	assert_current(fx->st, "INBOX", 1);
 }
 
+/* A reader on a loop thread opens with store_open_current: an old schema
+ * is not upgraded there (a write and a scan of the whole store) but
+ * refused, and is current once a writer's store_open has upgraded it. */
+static void test_open_current_leaves_the_upgrade_to_a_writer(void **state)
+{
+	struct fixture *fx = *state;
+	enum tern_error err = TERN_ERR_NONE;
+	struct store *reader = NULL;
+
+	put(fx->st, "INBOX", MSG, NULL);
+	store_close(&fx->st);
+	sql(fx->path, "DROP TABLE blobs_stale;"
+		      "UPDATE meta SET value = 5 WHERE key = 'schema_version';");
+	assert_int_equal(store_open_current(fx->dir, "alice", &reader, &err), -1);
+	assert_int_equal(err, TERN_ERR_CONFLICT);
+	assert_null(reader);
+	assert_int_equal(sql_int(fx->path, "SELECT value FROM meta WHERE key = 'schema_version'"),
+			 5);                                       /* untouched */
+	assert_int_equal(store_open_current(fx->dir, "nobody", &reader, &err), -1);
+	assert_int_equal(err, TERN_ERR_NOTFOUND);
+	assert_int_equal(store_open(fx->dir, "alice", false, &fx->st, &err), 0);
+	assert_int_equal(store_open_current(fx->dir, "alice", &reader, &err), 0);
+	store_close(&reader);
+}
+
 static void test_migration_marks_then_first_read_reparses(void **state)
 {
 	struct fixture *fx = *state;
@@ -312,6 +337,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_new_store_has_nothing_stale, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_open_current_leaves_the_upgrade_to_a_writer,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_migration_marks_then_first_read_reparses, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_read_transaction_writes_nothing, setup,

@@ -427,7 +427,7 @@ int imap_session_unpark_store(struct imap_session *s)
 	if (s->store != NULL)
 		return 0;
 	enum tern_error err = TERN_ERR_NONE;
-	if (store_open(imap_config(s)->data_dir, s->user, false, &s->store, &err) == 0)
+	if (store_open_current(imap_config(s)->data_dir, s->user, &s->store, &err) == 0)
 		return 0;
 	log_warn("imap: user=%s, rip=%s: cannot reopen the store after IDLE: %s", s->user,
 		 s->conn->peer_addr, tern_error_str(err));
@@ -554,8 +554,9 @@ static void login_open(struct imap_session *s, const char *user, uint64_t quota,
 {
 	struct store *st = NULL;
 	enum tern_error err = TERN_ERR_NONE;
-	/* Opening an existing store only reads; the loop thread may do that. */
-	if (store_open(imap_config(s)->data_dir, user, false, &st, &err) == 0) {
+	/* Opening a current store only reads; the loop thread may do that. A
+	 * missing one or one to upgrade goes to the user's worker first. */
+	if (store_open_current(imap_config(s)->data_dir, user, &st, &err) == 0) {
 		if (login_enter(s, user, quota, st) < 0) {
 			store_close(&st);
 			err = TERN_ERR_NOMEM;
@@ -563,7 +564,7 @@ static void login_open(struct imap_session *s, const char *user, uint64_t quota,
 		done(s, err);
 		return;
 	}
-	if (err != TERN_ERR_NOTFOUND || !may_create) {
+	if ((err != TERN_ERR_NOTFOUND && err != TERN_ERR_CONFLICT) || !may_create) {
 		done(s, err);
 		return;
 	}

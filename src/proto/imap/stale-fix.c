@@ -30,9 +30,9 @@ static void fix_done(struct store_task *t)
 	struct stale_fix *f = t->arg;
 	struct conn *c = f->conn;
 	struct delivery *d = c->loop->server->delivery;
-	if (t->result < 0 && t->err != TERN_ERR_TEMP) {
+	if (t->result < 0 && t->err != TERN_ERR_TEMP && t->err != TERN_ERR_NOTFOUND) {
 		/* TEMP: the worker was busy past the deadline; the next read
-		 * queues the fix again */
+		 * queues the fix again. NOTFOUND: a move took the store away. */
 		log_warn("imap: user=%s: writing back reparsed cached parses failed: %s", f->user,
 			 tern_error_str(t->err));
 	} else if (f->fixed == TERN_STORE_STALE_FIX_PER_TASK && d != NULL) {

@@ -27,7 +27,7 @@ static int maildrop_load(struct pop3_session *s, enum tern_error *err_r, const c
 {
 	struct store_folder f;
 	*op_r = "open maildrop";
-	if (store_open(pop3_config(s)->data_dir, s->user, false, &s->store, err_r) < 0)
+	if (store_open_current(pop3_config(s)->data_dir, s->user, &s->store, err_r) < 0)
 		return -1;
 	*op_r = "read INBOX";
 	int found = store_folder_get(s->store, "INBOX", &f, err_r);
@@ -170,7 +170,8 @@ static void login_complete(struct pop3_session *s, const char *user)
 		login_answer(s, TERN_ERR_NONE, op);
 		return;
 	}
-	if (err == TERN_ERR_NOTFOUND && s->store == NULL) {
+	/* missing, or to be upgraded: the user's worker does it first */
+	if ((err == TERN_ERR_NOTFOUND || err == TERN_ERR_CONFLICT) && s->store == NULL) {
 		if (maildrop_create(s))
 			return;
 		err = TERN_ERR_NOMEM;
