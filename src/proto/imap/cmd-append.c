@@ -243,6 +243,7 @@ struct url_job {
 	struct imap_fetch_request *req;   /* the section as BODY.PEEK[...], or NULL */
 	enum url_need need;
 	uint64_t size;                    /* the message's size */
+	uint32_t uidvalidity;             /* of the folder when the URL was resolved */
 	char *buf;                        /* what was read: bytes [from, from + len) */
 	size_t len, cap;
 	uint64_t from, want;              /* the range to read */
@@ -254,7 +255,7 @@ struct url_job {
  * client names a message's header, then its parts one after the other. */
 struct url_cache {
 	char *folder;
-	uint32_t uid;
+	uint32_t uid, uidvalidity;        /* a folder renamed or made anew meanwhile differs */
 	struct imap_fetch_raw *raw;
 };
 
@@ -379,6 +380,7 @@ static struct url_job *url_job_start(struct cat_state *st, const char *text, siz
 			*why_r = "UIDVALIDITY does not match";
 			r = 0;
 		}
+		j->uidvalidity = f.uidvalidity;
 		store_folder_clear(&f);
 	}
 	struct store_msg meta;
@@ -497,16 +499,27 @@ static int url_job_section(struct url_job *j, struct imap_fetch_raw *raw, char *
 	return r;
 }
 
+/* Whether len more bytes would pass the limit. */
+static bool cat_over(const struct cat_state *st, uint64_t len)
+{
+	return st->total > st->max || len > st->max - st->total;
+}
+
+/* -1: replied NO [TOOBIG]. */
+static int cat_toobig(struct cat_state *st)
+{
+	imap_tagged(st->s, st->cmd, "NO [TOOBIG] Message would be larger than %llu bytes",
+		    (unsigned long long)st->max);
+	return -1;
+}
+
 /* Adds len bytes to the message being built; TOOBIG over the limit. 0, or
  * -1 replied. */
 static int cat_add(struct cat_state *st, const char *data, size_t len)
 {
 	struct append_msg *m = &st->a.msgs[st->msg];
-	if (st->total > st->max || len > st->max - st->total) {
-		imap_tagged(st->s, st->cmd, "NO [TOOBIG] Message would be larger than %llu bytes",
-			    (unsigned long long)st->max);
-		return -1;
-	}
+	if (cat_over(st, len))
+		return cat_toobig(st);
 	if (m->built_len + len + 1 > st->cap) {
 		size_t want = st->cap > 0 ? st->cap : 4096;
 		while (want < m->built_len + len + 1)
@@ -545,11 +558,11 @@ static int url_step(struct cat_state *st, const char *text, size_t tlen)
 			goto add;
 		}
 		/* a range larger than the limit allows is refused unread */
-		if (j->need == URL_NEED_RANGE &&
-		    (st->total > st->max || j->want > st->max - st->total))
-			return cat_add(st, NULL, (size_t)j->want);
+		if (j->need == URL_NEED_RANGE && cat_over(st, j->want))
+			return cat_toobig(st);
 		if (j->need != URL_NEED_RANGE && st->cache.raw != NULL &&
-		    st->cache.uid == j->url.uid && strcmp(st->cache.folder, j->folder) == 0) {
+		    st->cache.uid == j->url.uid && st->cache.uidvalidity == j->uidvalidity &&
+		    strcmp(st->cache.folder, j->folder) == 0) {
 			/* the message the part before read */
 			r = url_job_section(j, st->cache.raw, &data, &len, &why, &err);
 			goto add;
@@ -582,8 +595,8 @@ static int url_step(struct cat_state *st, const char *text, size_t tlen)
 			j->from = h + from;
 			j->want = to - from;
 			j->len = 0;
-			if (st->total > st->max || j->want > st->max - st->total)
-				return cat_add(st, NULL, (size_t)j->want);
+			if (cat_over(st, j->want))
+				return cat_toobig(st);
 			return 0;
 		}
 		j->len = h;
@@ -612,7 +625,7 @@ done_reading:
 		if (j->need == URL_NEED_MESSAGE) {
 			url_cache_clear(&st->cache);
 			st->cache = (struct url_cache){ .folder = j->folder, .uid = j->url.uid,
-							.raw = raw };
+							.uidvalidity = j->uidvalidity, .raw = raw };
 			j->folder = NULL;
 		} else {
 			imap_fetch_raw_unref(&raw);

@@ -118,15 +118,6 @@ struct status_deleted {
 	uint64_t bytes;
 };
 
-/* Read only when asked for: the store keeps no count of them. 0 ok, -1
- * error (*err_r); a folder deleted meanwhile has none. */
-static int status_count_deleted(struct imap_session *s, const char *folder,
-				struct status_deleted *deleted_r, enum tern_error *err_r)
-{
-	return store_folder_deleted(s->store, folder, &deleted_r->count, &deleted_r->bytes,
-				    err_r) < 0 ? -1 : 0;
-}
-
 /* The items the folder row does not hold, read only when asked for:
  * RECENT counts what no session has claimed yet, and claims nothing
  * (RFC 3501 §6.3.10; the store's folder rows leave it 0), and DELETED and
@@ -139,7 +130,8 @@ static int status_fill_extra(struct imap_session *s, struct store_folder *f,
 
 	*deleted_r = (struct status_deleted){ 0 };
 	if ((status_wants(req, STATUS_DELETED) || status_wants(req, STATUS_DELETED_STORAGE)) &&
-	    status_count_deleted(s, f->name, deleted_r, err_r) < 0)
+	    store_folder_deleted(s->store, f->name, &deleted_r->count, &deleted_r->bytes,
+				 err_r) < 0)
 		return -1;
 	if (!status_wants(req, STATUS_RECENT))
 		return 0;
